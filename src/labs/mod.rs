@@ -1,0 +1,62 @@
+//! The labs: one folder per protocol (client scenario, embedded server, decoders, lesson keys),
+//! and the registry below. Adding a lab is one folder and one line in [`registry`].
+
+pub mod run;
+pub mod smtp;
+pub mod ws;
+
+use crate::net::Stream;
+use crate::wire::Decoder;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+
+/// What `protolab labs` lists about a lab.
+#[derive(Debug, Clone, Copy)]
+pub struct LabInfo {
+    /// The name on the command line (`ws`, `smtp`).
+    pub name: &'static str,
+    /// The tab title (`WebSocket`).
+    pub title: &'static str,
+    /// The protocol's well-known port.
+    pub port: u16,
+    /// The RFCs the lab follows.
+    pub rfcs: &'static str,
+    /// One line: what the lab shows.
+    pub about: &'static str,
+}
+
+/// A lab's task: ends with `Ok` when the exchange completed, or the reason it did not.
+pub type LabFuture = Pin<Box<dyn Future<Output = color_eyre::Result<()>> + Send>>;
+
+/// One protocol's lab, written against [`Stream`] so it runs on any wire.
+pub trait Lab: Send + Sync + 'static {
+    fn info(&self) -> &'static LabInfo;
+
+    /// The lab's narration asset (English), see [`crate::narration`].
+    fn narration(&self) -> &'static str;
+
+    /// Fresh decoders for one connection: (client→server, server→client). They may share
+    /// state (the WebSocket response decoder checks the key the request decoder saw).
+    fn decoders(&self) -> (Box<dyn Decoder>, Box<dyn Decoder>);
+
+    /// The embedded server's side of one connection from `peer`.
+    fn serve(&self, io: Stream, peer: SocketAddr) -> LabFuture;
+
+    /// The client scenario, talking to `target` (`HOST:PORT`).
+    fn client(&self, io: Stream, target: &str) -> LabFuture;
+}
+
+/// Every lab, in tab order.
+pub fn registry() -> Vec<Arc<dyn Lab>> {
+    vec![
+        Arc::new(ws::WebSocket),
+        Arc::new(smtp::Smtp::default()),
+    ]
+}
+
+/// The lab with this command-line name.
+pub fn find(name: &str) -> Option<Arc<dyn Lab>> {
+    registry().into_iter().find(|lab| lab.info().name == name)
+}

@@ -1,0 +1,109 @@
+//! Running a lab: one exchange between our client and our embedded server (or a real remote
+//! server), or the embedded server for outside clients. Both tap every connection.
+
+use super::Lab;
+use crate::net::{Dir, Gate, Listener, Recorder, TapStream, Wire};
+use crate::session::StepSink;
+use color_eyre::eyre::{Result, WrapErr, eyre};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::Semaphore;
+use tokio::task::{JoinHandle, JoinSet};
+
+/// How long the embedded server may take to finish after the client is done.
+const SERVER_GRACE: Duration = Duration::from_secs(5);
+/// Outside clients served at once by `serve`.
+pub const MAX_CONNECTIONS: usize = 32;
+
+/// How to run one exchange.
+#[derive(Clone)]
+pub struct RunOptions {
+    pub wire: Wire,
+    /// Talk to this real server instead of the embedded one.
+    pub connect: Option<String>,
+    /// Lockstep with a presenter, or [`Gate::free`].
+    pub gate: Arc<Gate>,
+}
+
+/// Aborts a task when dropped, so a cancelled run leaves no server behind.
+struct AbortOnDrop<T>(JoinHandle<T>);
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// Runs one exchange; its steps go to `sink`. `Ok` when the exchange completed.
+pub async fn exchange(lab: Arc<dyn Lab>, opts: RunOptions, sink: StepSink) -> Result<()> {
+    let rec = Recorder::new(sink, ["client", "server"], lab.decoders());
+    let (target, server) = match &opts.connect {
+        Some(addr) => (addr.clone(), None),
+        None => {
+            let listener = opts.wire.listen("127.0.0.1:0").await.wrap_err("cannot listen on loopback")?;
+            let addr = listener.local_addr()?.to_string();
+            let (lab, rec, gate) = (lab.clone(), rec.clone(), opts.gate.clone());
+            let task = tokio::spawn(async move {
+                let (s, peer) = listener.accept().await?;
+                let io = TapStream::new(s, rec, Dir::ServerToClient, false, gate);
+                lab.serve(Box::new(io), peer).await.wrap_err("server")
+            });
+            (addr, Some(AbortOnDrop(task)))
+        }
+    };
+    let s = opts.wire.connect(&target).await.wrap_err_with(|| format!("cannot connect to {target}"))?;
+    let io = TapStream::new(s, rec, Dir::ClientToServer, opts.connect.is_some(), opts.gate.clone());
+    lab.client(Box::new(io), &target).await?;
+    if let Some(mut server) = server {
+        match tokio::time::timeout(SERVER_GRACE, &mut server.0).await {
+            Ok(Ok(result)) => result?,
+            Ok(Err(join)) => return Err(eyre!("server task failed: {join}")),
+            Err(_) => return Err(eyre!("the server did not finish within {SERVER_GRACE:?} of the client")),
+        }
+    }
+    Ok(())
+}
+
+/// Serves outside clients on `listener` until `sessions` sessions have ended (or forever).
+/// Each connection is a session with its own number; a failing session is reported on stderr
+/// and the others go on.
+pub async fn serve(lab: Arc<dyn Lab>, listener: Listener, sessions: Option<u32>, sink: StepSink) -> Result<()> {
+    let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    let mut tasks = JoinSet::new();
+    let mut accepted = 0u32;
+    while sessions.is_none_or(|n| accepted < n) {
+        let permit = slots.clone().acquire_owned().await?;
+        let (s, peer) = match listener.accept().await {
+            Ok(conn) => conn,
+            Err(e) => {
+                eprintln!("accept failed: {e}");
+                continue;
+            }
+        };
+        accepted += 1;
+        let session = accepted;
+        let rec = Recorder::new(sink.for_session(session), ["client", "server"], lab.decoders());
+        let io = TapStream::new(s, rec, Dir::ServerToClient, true, Gate::free());
+        let lab = lab.clone();
+        tasks.spawn(async move {
+            let result = lab.serve(Box::new(io), peer).await;
+            drop(permit);
+            (session, peer, result)
+        });
+        while let Some(done) = tasks.try_join_next() {
+            report(done);
+        }
+    }
+    while let Some(done) = tasks.join_next().await {
+        report(done);
+    }
+    Ok(())
+}
+
+fn report(done: Result<(u32, std::net::SocketAddr, Result<()>), tokio::task::JoinError>) {
+    match done {
+        Ok((session, peer, Err(e))) => eprintln!("session {session} ({peer}) ended: {e:#}"),
+        Err(e) => eprintln!("a session task failed: {e}"),
+        Ok(_) => {}
+    }
+}

@@ -1,0 +1,295 @@
+//! TapStream: an AsyncRead + AsyncWrite wrapper that records every byte each way, asks the gate
+//! before each message it sends, and turns the bytes into steps with the lab's decoders.
+
+use super::gate::Gate;
+use crate::session::{Draft, KEEP_BYTES, Layer, StepSink};
+use crate::wire::{Decoded, Decoder, Message};
+use std::future::Future;
+use std::io;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll, ready};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+
+/// Bytes a direction may hold without a message boundary before they are called malformed.
+const MAX_UNFRAMED: usize = 1024 * 1024;
+
+/// Which way bytes go on a connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dir {
+    ClientToServer,
+    ServerToClient,
+}
+
+impl Dir {
+    fn index(self) -> usize {
+        self as usize
+    }
+}
+
+/// One direction of a connection: its decoder and the bytes of the message in progress.
+struct Way {
+    decoder: Box<dyn Decoder>,
+    from: String,
+    to: String,
+    /// Bytes of the message in progress (at most a little over `KEEP_BYTES` of a long one).
+    buf: Vec<u8>,
+    /// Bytes of a long message still to pass unkept.
+    skip: usize,
+    /// A FIN or reset was recorded: nothing more comes this way.
+    closed: bool,
+}
+
+/// Records both directions of one connection into steps.
+pub struct Recorder {
+    ways: Mutex<[Way; 2]>,
+    sink: StepSink,
+}
+
+impl Recorder {
+    /// `decoders` are (client→server, server→client).
+    pub fn new(sink: StepSink, names: [&str; 2], decoders: (Box<dyn Decoder>, Box<dyn Decoder>)) -> Arc<Self> {
+        let way = |decoder, from: &str, to: &str| Way {
+            decoder,
+            from: from.into(),
+            to: to.into(),
+            buf: Vec::new(),
+            skip: 0,
+            closed: false,
+        };
+        Arc::new(Recorder {
+            ways: Mutex::new([way(decoders.0, names[0], names[1]), way(decoders.1, names[1], names[0])]),
+            sink,
+        })
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, [Way; 2]> {
+        self.ways.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Bytes that crossed the socket in `dir`. Returns true when the direction is now at a
+    /// message boundary (nothing half-sent).
+    pub fn feed(&self, dir: Dir, mut data: &[u8]) -> bool {
+        let mut ways = self.lock();
+        let way = &mut ways[dir.index()];
+        while !data.is_empty() {
+            if way.skip > 0 {
+                let n = way.skip.min(data.len());
+                way.skip -= n;
+                data = &data[n..];
+                continue;
+            }
+            way.buf.extend_from_slice(data);
+            data = &[];
+            self.drain(way);
+        }
+        way.buf.is_empty() && way.skip == 0
+    }
+
+    /// Cuts every whole message off the front of the buffer.
+    fn drain(&self, way: &mut Way) {
+        while !way.buf.is_empty() {
+            match way.decoder.decode(&way.buf, KEEP_BYTES) {
+                Decoded::Incomplete => {
+                    if way.buf.len() > MAX_UNFRAMED {
+                        let len = way.buf.len();
+                        let msg = Message::new(Layer::Application, "?", "malformed", format!("{len} bytes without a message boundary"))
+                            .malformed(format!("no message boundary in {len} bytes"));
+                        self.emit(way, msg, len);
+                        way.buf.clear();
+                    }
+                    return;
+                }
+                Decoded::Message { msg, len } => {
+                    let len = len.max(1);
+                    self.emit(way, msg, len);
+                    if len <= way.buf.len() {
+                        way.buf.drain(..len);
+                    } else {
+                        way.skip = len - way.buf.len();
+                        way.buf.clear();
+                        return;
+                    }
+                }
+            }
+        }
+    }
+
+    fn emit(&self, way: &Way, msg: Message, len: usize) {
+        let kept = len.min(way.buf.len()).min(KEEP_BYTES);
+        self.sink.emit(Draft {
+            layer: msg.layer,
+            proto: msg.proto.into(),
+            from: way.from.clone(),
+            to: way.to.clone(),
+            summary: msg.summary,
+            len,
+            bytes: way.buf[..kept].to_vec(),
+            truncated: kept < len,
+            fields: msg.fields,
+            malformed: msg.malformed,
+            kind: msg.kind,
+            notes: msg.notes,
+        });
+    }
+
+    /// The sender in `dir` closed its side (a FIN went out), or the reader saw it arrive.
+    pub fn closed(&self, dir: Dir) {
+        self.end(dir, "FIN", "tcp.fin", None);
+    }
+
+    /// The connection broke in `dir` (reset, or an error reading).
+    pub fn broken(&self, dir: Dir, err: &io::Error) {
+        let what = if err.kind() == io::ErrorKind::ConnectionReset { "RST" } else { "error" };
+        self.end(dir, what, "tcp.rst", Some(err.to_string()));
+    }
+
+    fn end(&self, dir: Dir, what: &str, kind: &str, error: Option<String>) {
+        let mut ways = self.lock();
+        let way = &mut ways[dir.index()];
+        if way.closed {
+            return;
+        }
+        way.closed = true;
+        if !way.buf.is_empty() || way.skip > 0 {
+            let len = way.buf.len();
+            let msg = Message::new(Layer::Application, "?", "malformed", format!("{len} bytes of an unfinished message"))
+                .malformed("the connection closed in the middle of a message");
+            self.emit(way, msg, len);
+            way.buf.clear();
+            way.skip = 0;
+        }
+        let summary = match (&error, what) {
+            (Some(e), _) => format!("{what}: {e}"),
+            (None, _) => format!("FIN: {} closes its side of the connection", way.from),
+        };
+        let mut msg = Message::new(Layer::Transport, "TCP", kind, summary);
+        msg.malformed = error;
+        // A FIN is a real segment, but the socket API does not show its bytes: len 0.
+        self.sink.emit(Draft {
+            layer: msg.layer,
+            proto: msg.proto.into(),
+            from: way.from.clone(),
+            to: way.to.clone(),
+            summary: msg.summary,
+            len: 0,
+            bytes: Vec::new(),
+            truncated: false,
+            fields: Vec::new(),
+            malformed: msg.malformed,
+            kind: msg.kind,
+            notes: Vec::new(),
+        });
+    }
+}
+
+type Wait = Pin<Box<dyn Future<Output = ()> + Send>>;
+
+/// A stream that records what crosses it. It records what its own endpoint writes (and its
+/// FIN); with `record_reads`, also what the peer sends, for peers that are not ours.
+pub struct TapStream<S> {
+    inner: S,
+    rec: Arc<Recorder>,
+    /// The direction of this endpoint's writes.
+    out: Dir,
+    /// Record what is read too: the peer is a real outside program with no tap of its own.
+    record_reads: bool,
+    gate: Arc<Gate>,
+    /// This endpoint's name, for the gate's "who waits".
+    name: String,
+    /// The gate let the current message through; closes again at the next message boundary.
+    open: bool,
+    /// The pending wait at the gate.
+    wait: Option<Wait>,
+    /// Our FIN was recorded.
+    shut: bool,
+}
+
+impl<S> TapStream<S> {
+    pub fn new(inner: S, rec: Arc<Recorder>, out: Dir, record_reads: bool, gate: Arc<Gate>) -> Self {
+        let name = {
+            let ways = rec.lock();
+            ways[out.index()].from.clone()
+        };
+        TapStream { inner, rec, out, record_reads, gate, name, open: false, wait: None, shut: false }
+    }
+
+    fn inbound(&self) -> Dir {
+        match self.out {
+            Dir::ClientToServer => Dir::ServerToClient,
+            Dir::ServerToClient => Dir::ClientToServer,
+        }
+    }
+
+    /// Waits at the gate unless the current message already passed it.
+    fn poll_gate(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        if self.open {
+            return Poll::Ready(());
+        }
+        let wait = self.wait.get_or_insert_with(|| Box::pin(self.gate.clone().pass(self.name.clone())));
+        ready!(wait.as_mut().poll(cx));
+        self.wait = None;
+        self.open = true;
+        Poll::Ready(())
+    }
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for TapStream<S> {
+    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        let before = buf.filled().len();
+        let result = ready!(Pin::new(&mut this.inner).poll_read(cx, buf));
+        if this.record_reads {
+            match &result {
+                Ok(()) if buf.filled().len() == before => this.rec.closed(this.inbound()),
+                Ok(()) => {
+                    this.rec.feed(this.inbound(), &buf.filled()[before..]);
+                }
+                Err(e) => this.rec.broken(this.inbound(), e),
+            }
+        }
+        Poll::Ready(result)
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for TapStream<S> {
+    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        if buf.is_empty() {
+            return Pin::new(&mut this.inner).poll_write(cx, buf);
+        }
+        ready!(this.poll_gate(cx));
+        let n = ready!(Pin::new(&mut this.inner).poll_write(cx, buf))?;
+        if this.rec.feed(this.out, &buf[..n]) {
+            this.open = false;
+        }
+        Poll::Ready(Ok(n))
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        if !this.shut {
+            ready!(this.poll_gate(cx));
+        }
+        let result = ready!(Pin::new(&mut this.inner).poll_shutdown(cx));
+        if !this.shut {
+            this.shut = true;
+            this.open = false;
+            this.rec.closed(this.out);
+        }
+        Poll::Ready(result)
+    }
+}
+
+impl<S> Drop for TapStream<S> {
+    fn drop(&mut self) {
+        // Closing the socket sends a FIN if we had not shut down our side already.
+        if !self.shut {
+            self.rec.closed(self.out);
+        }
+    }
+}

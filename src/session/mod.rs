@@ -1,0 +1,136 @@
+//! The session: the ordered, bounded log of steps that the TUI, the CLI and the tests read.
+
+mod format;
+mod sink;
+mod step;
+
+pub use format::{Format, text_line, write_step};
+pub use sink::{Draft, StepSink};
+pub use step::{Field, KEEP_BYTES, Layer, Step, hex};
+
+use std::collections::VecDeque;
+
+/// Default bounds: enough for any lesson, small enough for a week-long `serve`.
+const MAX_STEPS: usize = 200_000;
+const MAX_BYTES: usize = 256 * 1024 * 1024;
+
+/// The steps of one lab run, oldest first; the oldest are dropped once a bound is reached.
+#[derive(Debug)]
+pub struct Session {
+    /// The kept steps, oldest first.
+    steps: VecDeque<Step>,
+    /// How many steps were dropped from the front to respect the bounds.
+    dropped: usize,
+    /// Bytes held by the kept steps (their `bytes`), to bound memory.
+    held_bytes: usize,
+    max_steps: usize,
+    max_bytes: usize,
+}
+
+impl Default for Session {
+    fn default() -> Self {
+        Session::with_bounds(MAX_STEPS, MAX_BYTES)
+    }
+}
+
+impl Session {
+    pub fn with_bounds(max_steps: usize, max_bytes: usize) -> Self {
+        Session { steps: VecDeque::new(), dropped: 0, held_bytes: 0, max_steps: max_steps.max(1), max_bytes }
+    }
+
+    pub fn push(&mut self, step: Step) {
+        self.held_bytes += step.bytes.len();
+        self.steps.push_back(step);
+        while self.steps.len() > self.max_steps || (self.held_bytes > self.max_bytes && self.steps.len() > 1) {
+            if let Some(old) = self.steps.pop_front() {
+                self.held_bytes -= old.bytes.len();
+                self.dropped += 1;
+            }
+        }
+    }
+
+    /// Steps kept now.
+    pub fn len(&self) -> usize {
+        self.steps.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.steps.is_empty()
+    }
+
+    /// Steps dropped from the front to stay within bounds.
+    pub fn dropped(&self) -> usize {
+        self.dropped
+    }
+
+    pub fn get(&self, index: usize) -> Option<&Step> {
+        self.steps.get(index)
+    }
+
+    pub fn iter(&self) -> impl DoubleEndedIterator<Item = &Step> + ExactSizeIterator {
+        self.steps.iter()
+    }
+
+    /// The steps in `range` (clamped), for drawing only what is visible.
+    pub fn range(&self, range: std::ops::Range<usize>) -> impl Iterator<Item = &Step> {
+        let end = range.end.min(self.steps.len());
+        let start = range.start.min(end);
+        self.steps.range(start..end)
+    }
+
+    pub fn clear(&mut self) {
+        self.steps.clear();
+        self.dropped = 0;
+        self.held_bytes = 0;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn step(seq: u64, n: usize) -> Step {
+        Step {
+            seq,
+            t_us: 0,
+            lab: "t".into(),
+            session: 1,
+            conn: None,
+            layer: Layer::Application,
+            proto: "SMTP".into(),
+            from: "client".into(),
+            to: "server".into(),
+            summary: String::new(),
+            len: n,
+            bytes: vec![0; n],
+            truncated: false,
+            fields: vec![],
+            carried_by: vec![],
+            malformed: None,
+            kind: String::new(),
+            notes: vec![],
+        }
+    }
+
+    #[test]
+    fn drops_oldest_past_step_bound() {
+        let mut s = Session::with_bounds(3, usize::MAX);
+        for i in 1..=5 {
+            s.push(step(i, 1));
+        }
+        assert_eq!(s.len(), 3);
+        assert_eq!(s.dropped(), 2);
+        assert_eq!(s.get(0).unwrap().seq, 3);
+    }
+
+    #[test]
+    fn drops_oldest_past_byte_bound_but_keeps_newest() {
+        let mut s = Session::with_bounds(100, 10);
+        s.push(step(1, 6));
+        s.push(step(2, 6));
+        assert_eq!(s.len(), 1);
+        assert_eq!(s.get(0).unwrap().seq, 2);
+        s.push(step(3, 50));
+        assert_eq!(s.len(), 1, "a single oversized step is still kept");
+    }
+}

@@ -1,0 +1,96 @@
+//! Wire formats shared by labs, sans-IO: byte slices in, messages out.
+//!
+//! A lab gives one [`Decoder`] per direction of a connection. The recorder in `net::tap` feeds it
+//! the bytes as they cross the socket; the decoder says where each message ends and what it means.
+
+pub mod http;
+
+use crate::session::{Field, Layer};
+
+/// A message decoded from the start of a byte buffer.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Message {
+    pub layer: Layer,
+    /// `HTTP`, `WebSocket`, `SMTP`, ...
+    pub proto: &'static str,
+    /// One line, as a person would say it.
+    pub summary: String,
+    pub fields: Vec<Field>,
+    /// The narration key, `lab.kind[.detail]`, e.g. `smtp.command.EHLO`.
+    pub kind: String,
+    /// Checks and derivations to show beside the fields.
+    pub notes: Vec<String>,
+    /// Set when the message was framed but is not valid: the reason.
+    pub malformed: Option<String>,
+}
+
+impl Message {
+    pub fn new(layer: Layer, proto: &'static str, kind: impl Into<String>, summary: impl Into<String>) -> Self {
+        Message {
+            layer,
+            proto,
+            summary: summary.into(),
+            fields: Vec::new(),
+            kind: kind.into(),
+            notes: Vec::new(),
+            malformed: None,
+        }
+    }
+
+    /// Adds a decoded field (builder style).
+    pub fn field(mut self, path: impl Into<String>, value: impl Into<serde_json::Value>, range: std::ops::Range<usize>) -> Self {
+        self.fields.push(Field::new(path, value, range));
+        self
+    }
+
+    /// Marks the message malformed with a reason.
+    pub fn malformed(mut self, reason: impl Into<String>) -> Self {
+        self.malformed = Some(reason.into());
+        self
+    }
+}
+
+/// What a decoder found at the start of its buffer.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Decoded {
+    /// The buffer holds only part of a message: read more bytes.
+    Incomplete,
+    /// A message `len` bytes long. When `len` exceeds the buffer, the buffer held the message's
+    /// head (at least `keep` bytes, see [`Decoder::decode`]) and the rest passes without being kept.
+    Message { msg: Message, len: usize },
+}
+
+/// Splits one direction of a byte stream into messages. Stateful: a decoder knows whether it is
+/// in the HTTP head or in WebSocket frames, in SMTP commands or in the DATA text.
+pub trait Decoder: Send {
+    /// Decodes the message at the start of `buf`. `keep` is how many bytes the recorder keeps of
+    /// a message: a decoder that knows a message's length from its head may answer with that
+    /// length once `buf` holds `keep` bytes, instead of waiting for the whole message.
+    fn decode(&mut self, buf: &[u8], keep: usize) -> Decoded;
+}
+
+/// Splits a buffer into CRLF-terminated lines; returns the line (without CRLF) and its length with it.
+pub fn crlf_line(buf: &[u8]) -> Option<(&[u8], usize)> {
+    let end = buf.windows(2).position(|w| w == b"\r\n")?;
+    Some((&buf[..end], end + 2))
+}
+
+/// Bytes as text for a summary: lossy UTF-8, control characters escaped, cut at `max` chars.
+pub fn printable(bytes: &[u8], max: usize) -> String {
+    let text = String::from_utf8_lossy(bytes);
+    let mut out = String::new();
+    for (i, c) in text.chars().enumerate() {
+        if i == max {
+            out.push('…');
+            break;
+        }
+        match c {
+            '\r' => out.push_str("\\r"),
+            '\n' => out.push_str("\\n"),
+            '\t' => out.push_str("\\t"),
+            c if c.is_control() => out.push_str(&format!("\\x{:02x}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out
+}
