@@ -1,1 +1,143 @@
-//! The command line.
+//! The command line (DESIGN.md): `protolab [tui|labs|run|serve]`. Exit status: 0 the exchange
+//! completed; 1 it failed (the reason, in one line, on stderr); 2 the command line was wrong.
+
+use crate::labs::{self, Lab, run};
+use crate::net::{Gate, Wire};
+use crate::session::{Format, Step, StepSink, write_step};
+use clap::{Parser, Subcommand};
+use color_eyre::eyre::{Result, WrapErr, eyre};
+use std::io::Write;
+use std::sync::Arc;
+use tokio::sync::mpsc;
+
+#[derive(Debug, Parser)]
+#[command(name = "protolab", version, about = "See network protocols work, one real message at a time.")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// The terminal lab, every lab a tab (the default).
+    Tui {
+        /// Open on this lab's tab.
+        #[arg(long)]
+        lab: Option<String>,
+        #[arg(long, value_enum, default_value_t)]
+        wire: Wire,
+        /// Narration language.
+        #[arg(long, default_value = "en")]
+        lang: String,
+    },
+    /// List the labs, their ports and RFCs.
+    Labs,
+    /// Perform one exchange headless and print its steps.
+    Run {
+        lab: String,
+        #[arg(long, value_enum, default_value_t)]
+        wire: Wire,
+        /// Talk to this real server instead of the embedded one.
+        #[arg(long, value_name = "HOST:PORT")]
+        connect: Option<String>,
+        #[arg(long, value_enum, default_value_t)]
+        format: Format,
+    },
+    /// Run the embedded server for outside clients and print each session's steps.
+    Serve {
+        lab: String,
+        #[arg(long, value_name = "ADDR:PORT", default_value = "127.0.0.1:0")]
+        listen: String,
+        #[arg(long, value_enum, default_value_t)]
+        format: Format,
+        /// Exit after this many sessions.
+        #[arg(long, value_name = "N")]
+        sessions: Option<u32>,
+    },
+}
+
+/// A failure that `main` reports as one line with exit status 1.
+pub fn find_lab(name: &str) -> Result<Arc<dyn Lab>, clap::Error> {
+    labs::find(name).ok_or_else(|| {
+        let names: Vec<_> = labs::registry().iter().map(|l| l.info().name).collect();
+        clap::Error::raw(
+            clap::error::ErrorKind::InvalidValue,
+            format!("unknown lab '{name}' (labs: {})\n", names.join(", ")),
+        )
+    })
+}
+
+/// Prints steps as they arrive until the sender side is gone.
+async fn print_steps(mut rx: mpsc::UnboundedReceiver<Step>, format: Format) -> std::io::Result<()> {
+    let stdout = std::io::stdout();
+    while let Some(step) = rx.recv().await {
+        let mut out = stdout.lock();
+        match write_step(&mut out, &step, format).and_then(|()| out.flush()) {
+            Ok(()) => {}
+            // The reader went away (`| head`): stop printing, quietly.
+            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => return Ok(()),
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+/// `protolab labs`
+pub fn list_labs(out: &mut impl Write) -> std::io::Result<()> {
+    writeln!(out, "{:<8} {:<10} {:>5}  {:<20} WHAT IT SHOWS", "LAB", "PROTOCOL", "PORT", "RFC")?;
+    for lab in labs::registry() {
+        let i = lab.info();
+        writeln!(out, "{:<8} {:<10} {:>5}  {:<20} {}", i.name, i.title, i.port, i.rfcs, i.about)?;
+    }
+    Ok(())
+}
+
+/// `protolab run LAB`
+pub async fn run_lab(lab: Arc<dyn Lab>, wire: Wire, connect: Option<String>, format: Format) -> Result<()> {
+    let (tx, rx) = mpsc::unbounded_channel();
+    let printer = tokio::spawn(print_steps(rx, format));
+    let opts = run::RunOptions { wire, connect, gate: Gate::free() };
+    let result = run::exchange(lab.clone(), opts, StepSink::new(lab.info().name, tx)).await;
+    // The sink is dropped with the exchange; the printer ends once every step is out.
+    printer.await?.wrap_err("writing steps")?;
+    result
+}
+
+/// `protolab serve LAB`
+pub async fn serve_lab(lab: Arc<dyn Lab>, listen: &str, format: Format, sessions: Option<u32>) -> Result<()> {
+    let listener = Wire::Host.listen(listen).await.wrap_err_with(|| format!("cannot listen on {listen}"))?;
+    let addr = listener.local_addr()?;
+    eprintln!("listening on {addr}");
+    let (tx, rx) = mpsc::unbounded_channel();
+    let printer = tokio::spawn(print_steps(rx, format));
+    let sink = StepSink::new(lab.info().name, tx);
+    tokio::select! {
+        result = run::serve(lab, listener, sessions, sink) => result?,
+        _ = tokio::signal::ctrl_c() => eprintln!("interrupted"),
+    }
+    printer.await?.wrap_err("writing steps")?;
+    Ok(())
+}
+
+/// Runs the parsed command line.
+pub async fn dispatch(cli: Cli) -> Result<()> {
+    match cli.command {
+        None => crate::tui::run(None).await,
+        Some(Command::Tui { lab, wire: _, lang }) => {
+            if lang != "en" {
+                eprintln!("narration in '{lang}' is not written yet; showing English");
+            }
+            if let Some(name) = &lab {
+                find_lab(name).map_err(|e| eyre!("{}", e.to_string().trim()))?;
+            }
+            crate::tui::run(lab).await
+        }
+        Some(Command::Labs) => Ok(list_labs(&mut std::io::stdout())?),
+        Some(Command::Run { lab, wire, connect, format }) => {
+            run_lab(find_lab(&lab).unwrap_or_else(|e| e.exit()), wire, connect, format).await
+        }
+        Some(Command::Serve { lab, listen, format, sessions }) => {
+            serve_lab(find_lab(&lab).unwrap_or_else(|e| e.exit()), &listen, format, sessions).await
+        }
+    }
+}

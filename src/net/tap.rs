@@ -69,8 +69,27 @@ impl Recorder {
 
     /// Bytes that crossed the socket in `dir`. Returns true when the direction is now at a
     /// message boundary (nothing half-sent).
-    pub fn feed(&self, dir: Dir, mut data: &[u8]) -> bool {
+    pub fn feed(&self, dir: Dir, data: &[u8]) -> bool {
+        self.feed_locked(&mut self.lock(), dir, data)
+    }
+
+    /// Writes through `inner` and records what went, holding the lock across the write: the
+    /// peer cannot record its answer before our message is recorded, so steps keep cause order.
+    fn write<S: AsyncWrite + Unpin>(&self, dir: Dir, inner: &mut S, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<(usize, bool)>> {
         let mut ways = self.lock();
+        let n = ready!(Pin::new(inner).poll_write(cx, buf))?;
+        Poll::Ready(Ok((n, self.feed_locked(&mut ways, dir, &buf[..n]))))
+    }
+
+    /// Shuts down our side through `inner` and records the FIN, under the lock for cause order.
+    fn shutdown<S: AsyncWrite + Unpin>(&self, dir: Dir, inner: &mut S, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let mut ways = self.lock();
+        let result = ready!(Pin::new(inner).poll_shutdown(cx));
+        self.end_locked(&mut ways, dir, "FIN", "tcp.fin", None);
+        Poll::Ready(result)
+    }
+
+    fn feed_locked(&self, ways: &mut [Way; 2], dir: Dir, mut data: &[u8]) -> bool {
         let way = &mut ways[dir.index()];
         while !data.is_empty() {
             if way.skip > 0 {
@@ -145,7 +164,10 @@ impl Recorder {
     }
 
     fn end(&self, dir: Dir, what: &str, kind: &str, error: Option<String>) {
-        let mut ways = self.lock();
+        self.end_locked(&mut self.lock(), dir, what, kind, error);
+    }
+
+    fn end_locked(&self, ways: &mut [Way; 2], dir: Dir, what: &str, kind: &str, error: Option<String>) {
         let way = &mut ways[dir.index()];
         if way.closed {
             return;
@@ -259,8 +281,8 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for TapStream<S> {
             return Pin::new(&mut this.inner).poll_write(cx, buf);
         }
         ready!(this.poll_gate(cx));
-        let n = ready!(Pin::new(&mut this.inner).poll_write(cx, buf))?;
-        if this.rec.feed(this.out, &buf[..n]) {
+        let (n, at_boundary) = ready!(this.rec.write(this.out, &mut this.inner, cx, buf))?;
+        if at_boundary {
             this.open = false;
         }
         Poll::Ready(Ok(n))
@@ -275,12 +297,12 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for TapStream<S> {
         if !this.shut {
             ready!(this.poll_gate(cx));
         }
-        let result = ready!(Pin::new(&mut this.inner).poll_shutdown(cx));
-        if !this.shut {
-            this.shut = true;
-            this.open = false;
-            this.rec.closed(this.out);
+        if this.shut {
+            return Pin::new(&mut this.inner).poll_shutdown(cx);
         }
+        let result = ready!(this.rec.shutdown(this.out, &mut this.inner, cx));
+        this.shut = true;
+        this.open = false;
         Poll::Ready(result)
     }
 }
