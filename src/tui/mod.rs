@@ -1,4 +1,140 @@
-//! The terminal lab.
-pub async fn run(_lab: Option<String>) -> color_eyre::Result<()> {
+//! The terminal lab: one `select!` merges key and mouse events, the labs' steps and, only while
+//! an arrow flies or play mode runs, an animation tick. An idle screen draws nothing.
+
+pub mod app;
+pub mod keys;
+pub mod ui;
+pub mod widgets;
+
+use app::{App, LabEvent};
+use color_eyre::Result;
+use crossterm::event::{DisableMouseCapture, EnableMouseCapture, Event, EventStream, KeyCode, KeyEventKind, MouseButton, MouseEventKind};
+use futures_util::StreamExt;
+use keys::Action;
+use ratatui::DefaultTerminal;
+use std::time::Instant;
+use tokio::sync::mpsc;
+
+use crate::net::Wire;
+
+/// Opens the TUI on `lab`'s tab (or the first), runs until quit, and restores the terminal on
+/// every way out, panics included.
+pub async fn run(lab: Option<String>) -> Result<()> {
+    let labs = crate::labs::registry();
+    let active = lab.and_then(|name| labs.iter().position(|l| l.info().name == name)).unwrap_or(0);
+    let mut app = App::new(labs, Wire::Host);
+    app.active = active;
+
+    let previous = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        restore();
+        previous(info);
+    }));
+    let mut terminal = ratatui::init();
+    crossterm::execute!(std::io::stdout(), EnableMouseCapture)?;
+    let result = event_loop(&mut terminal, &mut app).await;
+    app.shutdown();
+    restore();
+    result
+}
+
+fn restore() {
+    let _ = crossterm::execute!(std::io::stdout(), DisableMouseCapture);
+    ratatui::restore();
+}
+
+async fn event_loop(terminal: &mut DefaultTerminal, app: &mut App) -> Result<()> {
+    let (tx, mut rx) = mpsc::unbounded_channel::<LabEvent>();
+    app.start_all(&tx);
+    let mut input = EventStream::new();
+    let mut areas = ui::layout(terminal.size()?.into());
+    let mut dirty = true;
+    while !app.quit {
+        let now = Instant::now();
+        let busy = app.tick(now);
+        if dirty || busy {
+            for tab in &mut app.tabs {
+                tab.scroll_to_cursor(areas.ladder_rows());
+            }
+            terminal.draw(|frame| {
+                areas = ui::layout(frame.area());
+                ui::draw(frame, app, now);
+            })?;
+            dirty = false;
+        }
+        let tick = app.next_tick();
+        tokio::select! {
+            event = input.next() => match event {
+                Some(Ok(event)) => dirty = on_terminal_event(app, event, &areas, &tx),
+                Some(Err(e)) => return Err(e.into()),
+                None => break,
+            },
+            Some(event) = rx.recv() => {
+                app.on_lab_event(event, Instant::now());
+                // Take whatever else already arrived before drawing once.
+                while let Ok(event) = rx.try_recv() {
+                    app.on_lab_event(event, Instant::now());
+                }
+                dirty = true;
+            }
+            _ = tokio::time::sleep(tick.unwrap_or_default()), if tick.is_some() => {}
+        }
+    }
     Ok(())
+}
+
+/// Applies a key, mouse or resize event; true when the screen must be redrawn.
+fn on_terminal_event(app: &mut App, event: Event, areas: &ui::Areas, tx: &mpsc::UnboundedSender<LabEvent>) -> bool {
+    let rows = areas.ladder_rows();
+    match event {
+        Event::Key(key) if key.kind != KeyEventKind::Release => {
+            if let KeyCode::Char(c @ '1'..='9') = key.code {
+                let i = c as usize - '1' as usize;
+                if i < app.tabs.len() && !app.help {
+                    app.active = i;
+                }
+                app.help = false;
+                return true;
+            }
+            match keys::action_for(key) {
+                Some(action) => app.act(action, rows, tx, Instant::now()),
+                None if app.help => app.help = false,
+                None => return false,
+            }
+            true
+        }
+        Event::Mouse(mouse) => {
+            let now = Instant::now();
+            match mouse.kind {
+                MouseEventKind::Down(MouseButton::Left) => {
+                    if app.help {
+                        app.help = false;
+                    } else if mouse.row == areas.tabs.y {
+                        // Tabs are drawn as " N Title " separated by "│".
+                        let mut x = areas.tabs.x;
+                        for i in 0..app.tabs.len() {
+                            let w = app.tabs[i].lab.info().title.len() as u16 + 5;
+                            if mouse.column >= x && mouse.column < x + w {
+                                app.active = i;
+                            }
+                            x += w;
+                        }
+                    } else if let Some(row) = areas.ladder_row_at(mouse.column, mouse.row) {
+                        let tab = app.tab_mut();
+                        tab.select(tab.scroll + row);
+                    }
+                }
+                MouseEventKind::ScrollDown => app.act(if in_rect(areas.details, mouse.column, mouse.row) { Action::FieldDown } else { Action::PageDown }, 3, tx, now),
+                MouseEventKind::ScrollUp => app.act(if in_rect(areas.details, mouse.column, mouse.row) { Action::FieldUp } else { Action::PageUp }, 3, tx, now),
+                _ => return false,
+            }
+            true
+        }
+        Event::Resize(..) => true,
+        _ => false,
+    }
+}
+
+fn in_rect(r: ratatui::layout::Rect, x: u16, y: u16) -> bool {
+    x >= r.x && x < r.right() && y >= r.y && y < r.bottom()
 }

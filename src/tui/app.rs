@@ -1,0 +1,431 @@
+//! The TUI's state: one tab per lab, each with its own run, session and cursor. Events come in
+//! (keys, mouse, steps from the labs), the state changes, and `ui::draw` shows it.
+
+use super::keys::Action;
+use crate::labs::{Lab, run};
+use crate::narration::Narration;
+use crate::net::{Gate, GateEvent, Wire};
+use crate::session::{Session, Step, StepSink};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+/// Play and animation speeds, as multipliers.
+pub const SPEEDS: [f32; 6] = [0.25, 0.5, 1.0, 2.0, 4.0, 8.0];
+/// How long an arrow takes to cross the ladder at speed ×1.
+const FLIGHT: Duration = Duration::from_millis(700);
+/// The pause between two messages when playing at ×1.
+const PLAY_PAUSE: Duration = Duration::from_millis(1200);
+
+/// What a lab run tells the UI, tagged with the tab and the run it belongs to.
+#[derive(Debug)]
+pub struct LabEvent {
+    pub tab: usize,
+    /// Which run of the tab: events of an older run are ignored.
+    pub run: u32,
+    pub kind: LabEventKind,
+}
+
+#[derive(Debug)]
+pub enum LabEventKind {
+    Step(Box<Step>),
+    /// An endpoint waits at the gate with its next message.
+    Waiting(String),
+    /// The exchange ended: completed, or failed with a one-line reason.
+    Done(Result<(), String>),
+}
+
+/// Where a lab run stands.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RunState {
+    Running,
+    Completed,
+    Failed(String),
+}
+
+/// An arrow in flight: the step `index` is being revealed.
+#[derive(Debug, Clone, Copy)]
+pub struct Flight {
+    pub index: usize,
+    pub start: Instant,
+    pub duration: Duration,
+}
+
+impl Flight {
+    /// 0.0 at the sender, 1.0 at the receiver.
+    pub fn progress(&self, now: Instant) -> f32 {
+        (now.saturating_duration_since(self.start).as_secs_f32() / self.duration.as_secs_f32()).clamp(0.0, 1.0)
+    }
+}
+
+/// One lab's tab.
+pub struct LabTab {
+    pub lab: Arc<dyn Lab>,
+    pub narration: Narration,
+    /// Every step received from the current run.
+    pub session: Session,
+    /// Steps shown so far (the rest wait for their arrow).
+    pub revealed: usize,
+    /// The selected step, an index into `session`.
+    pub cursor: usize,
+    /// The selected field of the selected step.
+    pub field: usize,
+    /// The first ladder row shown.
+    pub scroll: usize,
+    pub flight: Option<Flight>,
+    pub state: RunState,
+    /// Who waits at the gate now.
+    pub waiting: Option<String>,
+    /// Counts runs, to drop events of an older run.
+    pub run: u32,
+    gate: Option<Arc<Gate>>,
+    task: Option<JoinHandle<()>>,
+}
+
+impl LabTab {
+    pub fn new(lab: Arc<dyn Lab>) -> Self {
+        let narration = Narration::parse(lab.narration());
+        LabTab {
+            lab,
+            narration,
+            session: Session::default(),
+            revealed: 0,
+            cursor: 0,
+            field: 0,
+            scroll: 0,
+            flight: None,
+            state: RunState::Running,
+            waiting: None,
+            run: 0,
+            gate: None,
+            task: None,
+        }
+    }
+
+    /// The selected step, if any is shown.
+    pub fn selected(&self) -> Option<&Step> {
+        if self.revealed == 0 { None } else { self.session.get(self.cursor.min(self.revealed - 1)) }
+    }
+
+    /// Starts a fresh run: the old one is cancelled, its sockets closed.
+    pub fn start(&mut self, tab: usize, wire: Wire, events: mpsc::UnboundedSender<LabEvent>) {
+        if let Some(task) = self.task.take() {
+            task.abort();
+        }
+        self.run += 1;
+        self.session.clear();
+        self.revealed = 0;
+        self.cursor = 0;
+        self.field = 0;
+        self.scroll = 0;
+        self.flight = None;
+        self.waiting = None;
+        self.state = RunState::Running;
+        let (gate_tx, gate_rx) = mpsc::unbounded_channel();
+        let gate = Gate::stepping(gate_tx);
+        self.gate = Some(gate.clone());
+        let opts = run::RunOptions { wire, connect: None, gate };
+        self.task = Some(tokio::spawn(forward(self.lab.clone(), opts, tab, self.run, gate_rx, events)));
+    }
+
+    pub fn stop(&mut self) {
+        if let Some(task) = self.task.take() {
+            task.abort();
+        }
+    }
+
+    /// A step, a wait or the end arrived from this tab's run.
+    pub fn on_event(&mut self, kind: LabEventKind, speed: f32, now: Instant) {
+        match kind {
+            LabEventKind::Step(step) => {
+                self.session.push(*step);
+                self.waiting = self.gate.as_ref().and_then(|g| g.waiting());
+                self.launch_next(speed, now);
+            }
+            LabEventKind::Waiting(from) => self.waiting = Some(from),
+            LabEventKind::Done(result) => {
+                self.waiting = None;
+                self.state = match result {
+                    Ok(()) => RunState::Completed,
+                    Err(reason) => RunState::Failed(reason),
+                };
+            }
+        }
+    }
+
+    /// Starts the next arrow if none is flying and a received step is not shown yet.
+    fn launch_next(&mut self, speed: f32, now: Instant) {
+        if self.flight.is_none() && self.revealed < self.session.len() {
+            let duration = FLIGHT.div_f32(speed);
+            self.flight = Some(Flight { index: self.revealed, start: now, duration });
+            // Follow the newest step if the presenter was looking at the newest.
+            if self.revealed == 0 || self.cursor + 1 >= self.revealed {
+                self.cursor = self.revealed;
+                self.field = 0;
+            }
+        }
+    }
+
+    /// Advances the arrow in flight; true while something still moves.
+    pub fn tick(&mut self, speed: f32, now: Instant) -> bool {
+        if let Some(f) = self.flight {
+            if f.progress(now) >= 1.0 {
+                self.flight = None;
+                self.revealed = self.revealed.max(f.index + 1);
+                self.launch_next(speed, now);
+            }
+        }
+        self.flight.is_some()
+    }
+
+    /// Lands the arrow in flight at once.
+    fn land(&mut self) {
+        if let Some(f) = self.flight.take() {
+            self.revealed = self.revealed.max(f.index + 1);
+        }
+    }
+
+    /// → : history first, then the arrow in flight, then the message at the gate.
+    /// Returns a short note for the status bar when nothing could happen.
+    pub fn step_forward(&mut self, speed: f32, now: Instant) -> Option<&'static str> {
+        let shown = self.shown();
+        if shown > 0 && self.cursor + 1 < shown {
+            self.cursor += 1;
+            self.field = 0;
+            return None;
+        }
+        if self.flight.is_some() {
+            self.land();
+            self.launch_next(speed, now);
+            return None;
+        }
+        if self.revealed < self.session.len() {
+            self.launch_next(speed, now);
+            return None;
+        }
+        if self.gate.as_ref().is_some_and(|g| g.open_one()) {
+            return None;
+        }
+        match self.state {
+            RunState::Running => Some("waiting for the peer…"),
+            _ => Some("the exchange is over: r runs it again"),
+        }
+    }
+
+    /// Steps visible in the ladder, counting the one in flight.
+    pub fn shown(&self) -> usize {
+        self.flight.map_or(self.revealed, |f| f.index + 1)
+    }
+
+    pub fn move_cursor(&mut self, action: Action, page: usize) {
+        let shown = self.shown();
+        if shown == 0 {
+            return;
+        }
+        let last = shown - 1;
+        let cursor = self.cursor.min(last);
+        self.cursor = match action {
+            Action::StepBack => cursor.saturating_sub(1),
+            Action::First => 0,
+            Action::Last => last,
+            Action::PageUp => cursor.saturating_sub(page.max(1)),
+            Action::PageDown => (cursor + page.max(1)).min(last),
+            _ => cursor,
+        };
+        self.field = 0;
+    }
+
+    pub fn select(&mut self, index: usize) {
+        if index < self.shown() {
+            self.cursor = index;
+            self.field = 0;
+        }
+    }
+
+    pub fn move_field(&mut self, down: bool) {
+        let n = self.selected().map_or(0, |s| s.fields.len());
+        if n == 0 {
+            return;
+        }
+        self.field = if down { (self.field + 1).min(n - 1) } else { self.field.saturating_sub(1) };
+    }
+
+    /// Keeps the cursor inside a ladder window of `rows` rows.
+    pub fn scroll_to_cursor(&mut self, rows: usize) {
+        let rows = rows.max(1);
+        if self.cursor < self.scroll {
+            self.scroll = self.cursor;
+        } else if self.cursor >= self.scroll + rows {
+            self.scroll = self.cursor + 1 - rows;
+        }
+    }
+
+    /// Lets the waiting message go (play mode).
+    pub fn open_gate(&mut self) -> bool {
+        self.flight.is_none() && self.revealed == self.session.len() && self.gate.as_ref().is_some_and(|g| g.open_one())
+    }
+}
+
+/// Runs one exchange and forwards its steps, gate waits and end to the UI.
+async fn forward(
+    lab: Arc<dyn Lab>,
+    opts: run::RunOptions,
+    tab: usize,
+    run_no: u32,
+    mut gate_rx: mpsc::UnboundedReceiver<GateEvent>,
+    events: mpsc::UnboundedSender<LabEvent>,
+) {
+    let send = |kind| {
+        let _ = events.send(LabEvent { tab, run: run_no, kind });
+    };
+    let (step_tx, mut step_rx) = mpsc::unbounded_channel();
+    let exchange = run::exchange(lab.clone(), opts, StepSink::new(lab.info().name, step_tx));
+    tokio::pin!(exchange);
+    let result = loop {
+        tokio::select! {
+            biased;
+            Some(step) = step_rx.recv() => send(LabEventKind::Step(Box::new(step))),
+            Some(GateEvent::Waiting { from }) = gate_rx.recv() => send(LabEventKind::Waiting(from)),
+            result = &mut exchange => break result,
+        }
+    };
+    // The last steps (the FINs) may still be in the channel.
+    while let Ok(step) = step_rx.try_recv() {
+        send(LabEventKind::Step(Box::new(step)));
+    }
+    let reason = result.map_err(|e| e.chain().map(|c| c.to_string()).collect::<Vec<_>>().join(": "));
+    send(LabEventKind::Done(reason));
+}
+
+/// The whole TUI's state.
+pub struct App {
+    pub tabs: Vec<LabTab>,
+    pub active: usize,
+    pub help: bool,
+    /// Index into [`SPEEDS`].
+    pub speed: usize,
+    pub playing: bool,
+    /// When play mode last let a message go.
+    pub last_play: Instant,
+    /// A short note for the status bar ("waiting for the peer…").
+    pub note: Option<&'static str>,
+    pub quit: bool,
+    pub wire: Wire,
+}
+
+impl App {
+    pub fn new(labs: Vec<Arc<dyn Lab>>, wire: Wire) -> Self {
+        App {
+            tabs: labs.into_iter().map(LabTab::new).collect(),
+            active: 0,
+            help: false,
+            speed: 2,
+            playing: false,
+            last_play: Instant::now(),
+            note: None,
+            quit: false,
+            wire,
+        }
+    }
+
+    pub fn speed(&self) -> f32 {
+        SPEEDS[self.speed]
+    }
+
+    pub fn tab(&self) -> &LabTab {
+        &self.tabs[self.active]
+    }
+
+    pub fn tab_mut(&mut self) -> &mut LabTab {
+        &mut self.tabs[self.active]
+    }
+
+    /// Starts every lab; each waits at its gate for the first press.
+    pub fn start_all(&mut self, events: &mpsc::UnboundedSender<LabEvent>) {
+        let wire = self.wire;
+        for (i, tab) in self.tabs.iter_mut().enumerate() {
+            tab.start(i, wire, events.clone());
+        }
+    }
+
+    pub fn on_lab_event(&mut self, event: LabEvent, now: Instant) {
+        let speed = self.speed();
+        if let Some(tab) = self.tabs.get_mut(event.tab) {
+            if tab.run == event.run {
+                tab.on_event(event.kind, speed, now);
+            }
+        }
+    }
+
+    /// Performs an action. `page` is the ladder's height in rows.
+    pub fn act(&mut self, action: Action, page: usize, events: &mpsc::UnboundedSender<LabEvent>, now: Instant) {
+        self.note = None;
+        if self.help && action != Action::Quit && action != Action::Help {
+            self.help = false;
+            return;
+        }
+        let speed = self.speed();
+        match action {
+            Action::Quit if self.help => self.help = false,
+            Action::Quit => self.quit = true,
+            Action::Help => self.help = !self.help,
+            Action::StepForward => self.note = self.tab_mut().step_forward(speed, now),
+            Action::StepBack | Action::First | Action::Last | Action::PageUp | Action::PageDown => {
+                self.tab_mut().move_cursor(action, page)
+            }
+            Action::FieldUp => self.tab_mut().move_field(false),
+            Action::FieldDown => self.tab_mut().move_field(true),
+            Action::TogglePlay => {
+                self.playing = !self.playing;
+                self.last_play = now - PLAY_PAUSE;
+            }
+            Action::Faster => self.speed = (self.speed + 1).min(SPEEDS.len() - 1),
+            Action::Slower => self.speed = self.speed.saturating_sub(1),
+            Action::Rerun => {
+                let (i, wire) = (self.active, self.wire);
+                self.tabs[i].start(i, wire, events.clone());
+            }
+            Action::NextTab => self.active = (self.active + 1) % self.tabs.len(),
+            Action::PrevTab => self.active = (self.active + self.tabs.len() - 1) % self.tabs.len(),
+        }
+        let rows = page;
+        self.tab_mut().scroll_to_cursor(rows);
+    }
+
+    /// Moves arrows and, in play mode, opens the gate; true when the screen changed (an arrow
+    /// moved or landed).
+    pub fn tick(&mut self, now: Instant) -> bool {
+        let speed = self.speed();
+        let mut busy = false;
+        for tab in &mut self.tabs {
+            busy |= tab.flight.is_some();
+            tab.tick(speed, now);
+        }
+        if self.playing {
+            let tab = &mut self.tabs[self.active];
+            if now.duration_since(self.last_play) >= PLAY_PAUSE.div_f32(speed) && tab.open_gate() {
+                self.last_play = now;
+            }
+        }
+        busy
+    }
+
+    /// How long until the next tick is useful; `None` when idle (no CPU used).
+    pub fn next_tick(&self) -> Option<Duration> {
+        let flying = self.tabs.iter().any(|t| t.flight.is_some());
+        if flying {
+            Some(Duration::from_millis(33))
+        } else if self.playing {
+            Some(Duration::from_millis(100))
+        } else {
+            None
+        }
+    }
+
+    pub fn shutdown(&mut self) {
+        for tab in &mut self.tabs {
+            tab.stop();
+        }
+    }
+}

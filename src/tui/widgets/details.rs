@@ -1,0 +1,76 @@
+//! The details pane: what the selected step is, its decoded fields (one selected), the checks
+//! worth seeing (the accept key matches), and its bytes with the selected field lit.
+
+use super::hexdump;
+use crate::session::Step;
+use ratatui::buffer::Buffer;
+use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::style::{Color, Modifier, Style};
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Block, Borders, Paragraph, Widget, Wrap};
+
+pub struct Details<'a> {
+    pub step: Option<&'a Step>,
+    /// Index of the selected field.
+    pub field: usize,
+}
+
+impl Widget for Details<'_> {
+    fn render(self, area: Rect, buf: &mut Buffer) {
+        let block = Block::new().borders(Borders::ALL).title(" details ");
+        let inner = block.inner(area);
+        block.render(area, buf);
+        let Some(step) = self.step else {
+            Paragraph::new("No step yet. Press → to send the first message.")
+                .style(Style::new().fg(Color::DarkGray))
+                .wrap(Wrap { trim: true })
+                .render(inner, buf);
+            return;
+        };
+        let mut lines = vec![Line::from(vec![
+            Span::styled(format!("#{} ", step.seq), Style::new().add_modifier(Modifier::BOLD)),
+            Span::raw(format!("{} → {}  ", step.from, step.to)),
+            Span::styled(step.proto.clone(), Style::new().fg(Color::Cyan)),
+            Span::raw(format!("  {} bytes{}", step.len, if step.truncated { " (first 64 KiB kept)" } else { "" })),
+        ])];
+        if let Some(reason) = &step.malformed {
+            lines.push(Line::styled(format!("malformed: {reason}"), Style::new().fg(Color::Red).add_modifier(Modifier::BOLD)));
+        }
+        let width = step.fields.iter().map(|f| f.path.len()).max().unwrap_or(0).min(inner.width as usize / 2);
+        let selected = self.field.min(step.fields.len().saturating_sub(1));
+        for (i, f) in step.fields.iter().enumerate() {
+            let style = if i == selected { Style::new().add_modifier(Modifier::REVERSED) } else { Style::new() };
+            let mut value = f.display_value();
+            if value.chars().count() > 80 {
+                value = value.chars().take(79).chain(std::iter::once('…')).collect();
+            }
+            lines.push(Line::from(vec![
+                Span::styled(format!("{:<width$} ", f.path), style.fg(Color::Yellow)),
+                Span::styled(value, style),
+            ]));
+        }
+        for note in &step.notes {
+            lines.push(Line::styled(note.clone(), Style::new().fg(Color::Green)));
+        }
+        let per = hexdump::per_row(inner.width);
+        let hex_rows = step.bytes.len().div_ceil(per) as u16;
+        let text_rows = lines.len() as u16;
+        let [top, bottom] = Layout::vertical([
+            Constraint::Length(text_rows.min(inner.height.saturating_sub(hex_rows.min(4)))),
+            Constraint::Min(0),
+        ])
+        .areas(inner);
+        Paragraph::new(lines).wrap(Wrap { trim: false }).render(top, buf);
+        if bottom.height == 0 || step.bytes.is_empty() {
+            return;
+        }
+        let range = step.fields.get(selected).map(|f| f.range[0]..f.range[1]);
+        // Scroll the dump so the selected field's first byte is in view.
+        let rows = bottom.height as usize - 1;
+        let want = range.as_ref().map_or(0, |r| hexdump::row_of(r.start, per));
+        let first = want.saturating_sub(rows.saturating_sub(1));
+        let mut hex = vec![Line::styled("─ bytes ─", Style::new().fg(Color::DarkGray))];
+        hex.extend(hexdump::lines(&step.bytes, range, per, first, rows));
+        Paragraph::new(hex).render(bottom, buf);
+    }
+}

@@ -1,0 +1,146 @@
+//! The ladder: a lifeline per endpoint, an arrow per step, the selected step highlighted and
+//! the newest arrow moving while its bytes are in flight. Only the visible rows are laid out.
+
+use crate::session::{Layer, Session, Step};
+use crate::tui::app::Flight;
+use ratatui::buffer::Buffer;
+use ratatui::layout::Rect;
+use ratatui::style::{Color, Modifier, Style};
+use ratatui::text::Span;
+use ratatui::widgets::Widget;
+use std::time::Instant;
+
+/// Width of the time column (`  0.001234 `).
+const TIME_W: u16 = 11;
+
+/// What the ladder draws: a window onto the session.
+pub struct Ladder<'a> {
+    pub session: &'a Session,
+    /// Endpoint names, left to right.
+    pub endpoints: &'a [&'a str],
+    /// Steps shown (revealed, plus the one in flight).
+    pub shown: usize,
+    pub cursor: usize,
+    /// The first row shown.
+    pub scroll: usize,
+    pub flight: Option<Flight>,
+    pub now: Instant,
+    /// Who waits at the gate: drawn as a hint row under the last step.
+    pub waiting: Option<&'a str>,
+    /// The closing line, once the run is over.
+    pub footer: Option<(String, Style)>,
+}
+
+impl Ladder<'_> {
+    /// X position of each lifeline inside `area`.
+    fn lifelines(&self, area: Rect) -> Vec<u16> {
+        let left = area.x + TIME_W + 2;
+        let right = area.right().saturating_sub(5).max(left + 1);
+        let n = self.endpoints.len().max(2) as u16;
+        (0..n).map(|i| left + (right - left) * i / (n - 1)).collect()
+    }
+
+    fn column(&self, name: &str) -> usize {
+        self.endpoints.iter().position(|e| *e == name).unwrap_or(0)
+    }
+}
+
+impl Widget for Ladder<'_> {
+    fn render(self, area: Rect, buf: &mut Buffer) {
+        if area.height < 2 || area.width < TIME_W + 10 {
+            return;
+        }
+        let lines = self.lifelines(area);
+        let dim = Style::new().fg(Color::DarkGray);
+        // Header: endpoint names centred on their lifelines.
+        for (i, name) in self.endpoints.iter().enumerate() {
+            let x = lines[i].saturating_sub(name.len() as u16 / 2).max(area.x).min(area.right().saturating_sub(name.len() as u16));
+            buf.set_string(x, area.y, name, Style::new().add_modifier(Modifier::BOLD));
+        }
+        let body = Rect { y: area.y + 1, height: area.height - 1, ..area };
+        for row in 0..body.height {
+            for &x in &lines {
+                buf.set_string(x, body.y + row, "│", dim);
+            }
+        }
+        let mut y = body.y;
+        let end = self.shown.min(self.scroll + body.height as usize);
+        for (offset, step) in self.session.range(self.scroll..end).enumerate() {
+            let index = self.scroll + offset;
+            let progress = match self.flight {
+                Some(f) if f.index == index => f.progress(self.now),
+                _ => 1.0,
+            };
+            self.arrow(step, index == self.cursor, progress, &lines, Rect { y, height: 1, ..body }, buf);
+            y += 1;
+        }
+        let below = |y: u16| y < body.bottom();
+        if let Some(who) = self.waiting.filter(|_| end == self.shown && self.flight.is_none()) {
+            if below(y) {
+                let x = lines[self.column(who)];
+                let hint = format!("▸ {who} has a message ready: press → to send it");
+                let w = hint.chars().count() as u16;
+                // Beside the sender's lifeline, on the side where there is room.
+                let hx = if x + 1 + w <= area.right() { x + 1 } else { x.saturating_sub(w + 1).max(area.x) };
+                buf.set_stringn(hx, y, hint, (area.right() - hx) as usize, Style::new().fg(Color::Yellow).add_modifier(Modifier::ITALIC));
+                y += 1;
+            }
+        }
+        if let Some((text, style)) = self.footer.filter(|_| end == self.shown && self.flight.is_none()) {
+            if below(y) {
+                buf.set_string(area.x + 1, y, text, style);
+            }
+        }
+    }
+}
+
+impl Ladder<'_> {
+    fn arrow(&self, step: &Step, selected: bool, progress: f32, lines: &[u16], row: Rect, buf: &mut Buffer) {
+        let from = lines[self.column(&step.from)];
+        let to = lines[self.column(&step.to)];
+        let rightward = to >= from;
+        let (a, b) = if rightward { (from, to) } else { (to, from) };
+        let mut style = match (step.malformed.is_some(), step.layer) {
+            (true, _) => Style::new().fg(Color::Red),
+            (false, Layer::Transport) => Style::new().fg(Color::DarkGray),
+            (false, _) if rightward => Style::new().fg(Color::Cyan),
+            (false, _) => Style::new().fg(Color::Green),
+        };
+        if selected {
+            style = style.add_modifier(Modifier::REVERSED | Modifier::BOLD);
+        }
+        let secs = step.t_us as f64 / 1e6;
+        buf.set_string(row.x, row.y, format!("{secs:>10.6}"), Style::new().fg(Color::DarkGray));
+        // The shaft runs between the lifelines; in flight, only up to the arrow's head.
+        let span = (b - a).saturating_sub(1);
+        let reach = ((span as f32) * progress).round() as u16;
+        let line = if step.layer == Layer::Transport { '╌' } else { '─' };
+        for i in 0..span {
+            let x = if rightward { a + 1 + i } else { b - 1 - i };
+            let drawn = i < reach;
+            let ch = if !drawn { ' ' } else { line };
+            buf.set_string(x, row.y, ch.to_string(), style);
+        }
+        if reach > 0 {
+            let head_x = if rightward { a + reach.min(span) } else { b - reach.min(span) };
+            buf.set_string(head_x, row.y, if rightward { "▶" } else { "◀" }, style);
+        }
+        // The label sits inside the shaft, near the sender, once the arrow has left.
+        let mut label = String::new();
+        if step.malformed.is_some() {
+            label.push_str("!! ");
+        }
+        label.push_str(&step.summary);
+        let room = span.saturating_sub(4) as usize;
+        if room > 3 && reach > 2 {
+            let text: String = if label.chars().count() > room {
+                label.chars().take(room - 1).chain(std::iter::once('…')).collect()
+            } else {
+                label
+            };
+            let w = text.chars().count() as u16;
+            let x = if rightward { a + 2 } else { b - 1 - w - 1 };
+            Span::styled(format!(" {text} "), style).render(Rect { x: x.saturating_sub(1), y: row.y, width: w + 2, height: 1 }, buf);
+        }
+    }
+}
