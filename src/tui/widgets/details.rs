@@ -36,6 +36,9 @@ impl Widget for Details<'_> {
         if let Some(reason) = &step.malformed {
             lines.push(Line::styled(format!("malformed: {reason}"), Style::new().fg(Color::Red).add_modifier(Modifier::BOLD)));
         }
+        for note in &step.notes {
+            lines.push(Line::styled(note.clone(), Style::new().fg(Color::Green)));
+        }
         let width = step.fields.iter().map(|f| f.path.len()).max().unwrap_or(0).min(inner.width as usize / 2);
         let selected = self.field.min(step.fields.len().saturating_sub(1));
         for (i, f) in step.fields.iter().enumerate() {
@@ -49,12 +52,11 @@ impl Widget for Details<'_> {
                 Span::styled(value, style),
             ]));
         }
-        for note in &step.notes {
-            lines.push(Line::styled(note.clone(), Style::new().fg(Color::Green)));
-        }
         let per = hexdump::per_row(inner.width);
         let hex_rows = step.bytes.len().div_ceil(per) as u16;
-        let text_rows = lines.len() as u16;
+        // Rows the text takes once wrapped to the pane's width.
+        let cols = inner.width.max(1) as usize;
+        let text_rows = lines.iter().map(|l| l.width().max(1).div_ceil(cols)).sum::<usize>() as u16;
         let [top, bottom] = Layout::vertical([
             Constraint::Length(text_rows.min(inner.height.saturating_sub(hex_rows.min(4)))),
             Constraint::Min(0),

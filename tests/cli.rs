@@ -1,0 +1,124 @@
+//! The command line as outside tools use it: the JSONL contract, exit codes, `serve`.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+fn protolab() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_protolab"))
+}
+
+const KEYS: &[&str] = &[
+    "seq", "t_us", "lab", "session", "conn", "layer", "proto", "from", "to", "summary", "len", "hex", "truncated", "fields",
+    "carried_by", "malformed",
+];
+
+#[test]
+fn labs_lists_every_lab() {
+    let out = protolab().arg("labs").output().unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.contains("ws") && text.contains("RFC 6455"));
+    assert!(text.contains("smtp") && text.contains("RFC 5321"));
+}
+
+#[test]
+fn run_ws_jsonl_follows_the_contract() {
+    let out = protolab().args(["run", "ws", "--format", "jsonl"]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let steps: Vec<serde_json::Value> =
+        String::from_utf8(out.stdout).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert!(steps.len() >= 10);
+    for (i, s) in steps.iter().enumerate() {
+        let obj = s.as_object().unwrap();
+        for k in obj.keys() {
+            assert!(KEYS.contains(&k.as_str()), "unexpected key {k}");
+        }
+        for k in ["seq", "t_us", "lab", "session", "layer", "proto", "from", "to", "summary", "len", "hex", "fields", "malformed"] {
+            assert!(obj.contains_key(k), "missing {k} in {s}");
+        }
+        assert_eq!(s["seq"], i as u64 + 1);
+        assert_eq!(s["lab"], "ws");
+        assert_eq!(s["session"], 1);
+        let hex = s["hex"].as_str().unwrap();
+        assert_eq!(hex.len(), 2 * s["len"].as_u64().unwrap() as usize);
+        assert!(hex.chars().all(|c| c.is_ascii_digit() || ('a'..='f').contains(&c)));
+        for f in s["fields"].as_array().unwrap() {
+            let r = f["range"].as_array().unwrap();
+            assert!(r[0].as_u64() <= r[1].as_u64() && r[1].as_u64().unwrap() as usize * 2 <= hex.len());
+        }
+    }
+    let field = |s: &serde_json::Value, path: &str| {
+        s["fields"].as_array().unwrap().iter().find(|f| f["path"] == path).map(|f| f["value"].clone())
+    };
+    assert_eq!(steps[0]["layer"], "application");
+    assert_eq!(steps[0]["proto"], "HTTP");
+    assert_eq!(field(&steps[0], "HTTP.method").unwrap(), "GET");
+    assert_eq!(field(&steps[1], "HTTP.status").unwrap(), 101);
+    assert_eq!(field(&steps[2], "WebSocket.opcode").unwrap(), "text");
+    assert_eq!(field(&steps[2], "WebSocket.masked").unwrap(), true);
+    assert_eq!(steps.last().unwrap()["layer"], "transport");
+}
+
+#[test]
+fn run_text_is_one_line_a_step() {
+    let out = protolab().args(["run", "ws"]).output().unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    let first = text.lines().next().unwrap();
+    assert!(first.starts_with("[") && first.contains("client → server") && first.contains("HTTP  GET /lab"), "{first}");
+}
+
+#[test]
+fn unknown_lab_and_bad_flags_exit_2() {
+    let out = protolab().args(["run", "nope"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unknown lab 'nope'"));
+    assert_eq!(protolab().args(["run", "ws", "--format", "xml"]).output().unwrap().status.code(), Some(2));
+}
+
+#[test]
+fn unreachable_server_exits_1_with_one_line() {
+    // Port 1 on loopback: nothing listens there.
+    let out = protolab().args(["run", "ws", "--connect", "127.0.0.1:1"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains("cannot connect to 127.0.0.1:1"), "{err}");
+}
+
+#[test]
+fn serve_announces_its_address_and_serves_a_session() {
+    let mut child = protolab()
+        .args(["serve", "ws", "--listen", "127.0.0.1:0", "--sessions", "1", "--format", "jsonl"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut err = BufReader::new(child.stderr.take().unwrap());
+    let mut line = String::new();
+    err.read_line(&mut line).unwrap();
+    let addr = line.trim().strip_prefix("listening on ").expect("first stderr line").to_string();
+    // Our own lab client, run against the served address.
+    let out = protolab().args(["run", "ws", "--connect", &addr, "--format", "jsonl"]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let status = wait(&mut child, Duration::from_secs(20));
+    assert!(status.success());
+    let served = std::io::read_to_string(child.stdout.take().unwrap()).unwrap();
+    assert!(served.lines().count() >= 10, "{served}");
+    assert!(served.contains("\"Switching Protocols\""));
+}
+
+fn wait(child: &mut std::process::Child, limit: Duration) -> std::process::ExitStatus {
+    let start = std::time::Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        if start.elapsed() > limit {
+            child.kill().unwrap();
+            panic!("child did not exit within {limit:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}

@@ -1,0 +1,131 @@
+//! The TUI drawn on a TestBackend at fixed sizes. The steps come from fixed bytes fed through
+//! the WebSocket lab's real decoders (times made fixed), so the pictures are stable.
+
+use protolab::labs::ws::frame::{self, Opcode};
+use protolab::labs;
+use protolab::net::{Dir, Recorder, Wire};
+use protolab::session::{Step, StepSink};
+use protolab::tui::app::{App, RunState};
+use protolab::tui::ui;
+use ratatui::Terminal;
+use ratatui::backend::TestBackend;
+use std::time::Instant;
+use tokio::sync::mpsc;
+
+const REQUEST: &str = "GET /chat HTTP/1.1\r\nHost: server.example.com\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n";
+const RESPONSE: &str = "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n";
+const MASK: [u8; 4] = [0x37, 0xfa, 0x21, 0x3d];
+
+fn ws_steps() -> Vec<Step> {
+    let lab = labs::find("ws").unwrap();
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let rec = Recorder::new(StepSink::new("ws", tx), ["client", "server"], lab.decoders());
+    rec.feed(Dir::ClientToServer, REQUEST.as_bytes());
+    rec.feed(Dir::ServerToClient, RESPONSE.as_bytes());
+    rec.feed(Dir::ClientToServer, &frame::emit(true, Opcode::Text, Some(MASK), b"Hello"));
+    rec.feed(Dir::ServerToClient, &frame::emit(true, Opcode::Text, None, b"Hello"));
+    rec.feed(Dir::ClientToServer, &frame::emit(true, Opcode::Binary, Some(MASK), &[0xab; 300]));
+    rec.feed(Dir::ClientToServer, &frame::emit(true, Opcode::Text, None, b"not masked"));
+    rec.feed(Dir::ClientToServer, &frame::emit(true, Opcode::Close, Some(MASK), &[0x03, 0xe8, b'b', b'y', b'e']));
+    rec.closed(Dir::ServerToClient);
+    drop(rec);
+    let mut steps = Vec::new();
+    while let Ok(mut s) = rx.try_recv() {
+        s.t_us = s.seq * 1250;
+        steps.push(s);
+    }
+    steps
+}
+
+fn app_with(steps: Vec<Step>, cursor: usize, field: usize) -> App {
+    let mut app = App::new(labs::registry(), Wire::Host);
+    let tab = &mut app.tabs[0];
+    let n = steps.len();
+    for s in steps {
+        tab.session.push(s);
+    }
+    tab.revealed = n;
+    tab.cursor = cursor;
+    tab.field = field;
+    tab.state = RunState::Running;
+    app
+}
+
+fn draw(app: &App, w: u16, h: u16) -> String {
+    let mut terminal = Terminal::new(TestBackend::new(w, h)).unwrap();
+    terminal.draw(|f| ui::draw(f, app, Instant::now())).unwrap();
+    format!("{}", terminal.backend())
+}
+
+#[test]
+fn ladder_and_details_80x24() {
+    let app = app_with(ws_steps(), 1, 5);
+    insta::assert_snapshot!(draw(&app, 80, 24));
+}
+
+#[test]
+fn ladder_and_details_160x48() {
+    let app = app_with(ws_steps(), 2, 5);
+    insta::assert_snapshot!(draw(&app, 160, 48));
+}
+
+#[test]
+fn malformed_step_shows_its_reason() {
+    let steps = ws_steps();
+    let bad = steps.iter().position(|s| s.malformed.is_some()).expect("the unmasked frame");
+    let app = app_with(steps, bad, 0);
+    let screen = draw(&app, 160, 48);
+    assert!(screen.contains("malformed: a client's frame must be masked"), "{screen}");
+    assert!(screen.contains("!! text \"not masked\""), "{screen}");
+}
+
+#[test]
+fn accept_check_is_shown_for_the_101() {
+    let app = app_with(ws_steps(), 1, 0);
+    let screen = draw(&app, 160, 48);
+    assert!(screen.contains("= s3pPLMBiTxaQ9kYGzzhZRbK+xOo="), "{screen}");
+    assert!(screen.contains("matches Sec-WebSocket-Accept"), "{screen}");
+}
+
+#[test]
+fn empty_tab_invites_the_first_press() {
+    let mut app = App::new(labs::registry(), Wire::Host);
+    app.tabs[0].waiting = Some("client".into());
+    insta::assert_snapshot!(draw(&app, 80, 24));
+}
+
+#[test]
+fn help_lists_every_key() {
+    let mut app = app_with(ws_steps(), 0, 0);
+    app.help = true;
+    let screen = draw(&app, 100, 30);
+    for b in protolab::tui::keys::BINDINGS.iter().filter(|b| !b.label.is_empty()) {
+        assert!(screen.contains(b.help), "help lacks {:?}", b.help);
+    }
+}
+
+#[test]
+fn too_small_terminal_says_so() {
+    let app = app_with(ws_steps(), 0, 0);
+    let screen = draw(&app, 40, 10);
+    assert!(screen.contains("terminal too small: 40x10"), "{screen}");
+}
+
+#[test]
+fn long_sessions_scroll_to_the_cursor() {
+    let mut steps = Vec::new();
+    for round in 0..50 {
+        for mut s in ws_steps() {
+            s.seq += round * 100;
+            steps.push(s);
+        }
+    }
+    let n = steps.len();
+    let mut app = app_with(steps, n - 1, 0);
+    app.tabs[0].scroll_to_cursor(ui::layout(ratatui::layout::Rect::new(0, 0, 80, 24)).ladder_rows());
+    let screen = draw(&app, 80, 24);
+    assert!(screen.contains(&format!("step {n}/{n}")), "{screen}");
+    assert!(screen.contains("FIN"), "the last step is in view: {screen}");
+}
