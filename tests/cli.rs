@@ -9,8 +9,22 @@ fn protolab() -> Command {
 }
 
 const KEYS: &[&str] = &[
-    "seq", "t_us", "lab", "session", "conn", "layer", "proto", "from", "to", "summary", "len", "hex", "truncated", "fields",
-    "carried_by", "malformed",
+    "seq",
+    "t_us",
+    "lab",
+    "session",
+    "conn",
+    "layer",
+    "proto",
+    "from",
+    "to",
+    "summary",
+    "len",
+    "hex",
+    "truncated",
+    "fields",
+    "carried_by",
+    "malformed",
 ];
 
 #[test]
@@ -34,7 +48,21 @@ fn run_ws_jsonl_follows_the_contract() {
         for k in obj.keys() {
             assert!(KEYS.contains(&k.as_str()), "unexpected key {k}");
         }
-        for k in ["seq", "t_us", "lab", "session", "layer", "proto", "from", "to", "summary", "len", "hex", "fields", "malformed"] {
+        for k in [
+            "seq",
+            "t_us",
+            "lab",
+            "session",
+            "layer",
+            "proto",
+            "from",
+            "to",
+            "summary",
+            "len",
+            "hex",
+            "fields",
+            "malformed",
+        ] {
             assert!(obj.contains_key(k), "missing {k} in {s}");
         }
         assert_eq!(s["seq"], i as u64 + 1);
@@ -121,4 +149,24 @@ fn wait(child: &mut std::process::Child, limit: Duration) -> std::process::ExitS
         }
         std::thread::sleep(Duration::from_millis(20));
     }
+}
+
+#[test]
+fn peer_vanishing_mid_handshake_exits_1_with_the_reason() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let peer = std::thread::spawn(move || {
+        // Accept, take a few bytes of the request, and vanish.
+        let (mut s, _) = listener.accept().unwrap();
+        let mut buf = [0u8; 16];
+        let _ = std::io::Read::read(&mut s, &mut buf);
+    });
+    let out = protolab().args(["run", "ws", "--connect", &addr]).output().unwrap();
+    peer.join().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains("the upgrade failed"), "{err}");
+    // The steps up to the break were still printed: the request went out.
+    assert!(String::from_utf8_lossy(&out.stdout).contains("GET /lab"));
 }

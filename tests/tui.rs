@@ -1,8 +1,8 @@
 //! The TUI drawn on a TestBackend at fixed sizes. The steps come from fixed bytes fed through
 //! the WebSocket lab's real decoders (times made fixed), so the pictures are stable.
 
-use protolab::labs::ws::frame::{self, Opcode};
 use protolab::labs;
+use protolab::labs::ws::frame::{self, Opcode};
 use protolab::net::{Dir, Recorder, Wire};
 use protolab::session::{Step, StepSink};
 use protolab::tui::app::{App, RunState};

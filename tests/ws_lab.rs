@@ -153,5 +153,8 @@ async fn vanishing_client_ends_the_session_without_hanging() {
     while let Some(step) = steps.recv().await {
         all.push(step);
     }
-    assert!(all.iter().any(|s| s.malformed.as_deref() == Some("the connection closed in the middle of a message")), "{all:#?}");
+    assert!(
+        all.iter().any(|s| s.malformed.as_deref() == Some("the connection closed in the middle of a message")),
+        "{all:#?}"
+    );
 }

@@ -50,10 +50,7 @@ pub trait Lab: Send + Sync + 'static {
 
 /// Every lab, in tab order.
 pub fn registry() -> Vec<Arc<dyn Lab>> {
-    vec![
-        Arc::new(ws::WebSocket),
-        Arc::new(smtp::Smtp::default()),
-    ]
+    vec![Arc::new(ws::WebSocket), Arc::new(smtp::Smtp::default())]
 }
 
 /// The lab with this command-line name.

@@ -54,9 +54,9 @@ impl Wire {
     }
 
     pub async fn connect(self, addr: &str) -> io::Result<Stream> {
-        let s = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(addr))
-            .await
-            .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, format!("no answer from {addr} in {CONNECT_TIMEOUT:?}")))??;
+        let s = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(addr)).await.map_err(|_| {
+            io::Error::new(io::ErrorKind::TimedOut, format!("no answer from {addr} in {CONNECT_TIMEOUT:?}"))
+        })??;
         s.set_nodelay(true)?;
         Ok(Box::new(s))
     }

@@ -13,6 +13,8 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 /// Bytes a direction may hold without a message boundary before they are called malformed.
 const MAX_UNFRAMED: usize = 1024 * 1024;
+/// Bytes added at a time past [`KEEP_BYTES`] while a decoder still looks for a boundary.
+const MIN_PIECE: usize = 4096;
 
 /// Which way bytes go on a connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -75,7 +77,13 @@ impl Recorder {
 
     /// Writes through `inner` and records what went, holding the lock across the write: the
     /// peer cannot record its answer before our message is recorded, so steps keep cause order.
-    fn write<S: AsyncWrite + Unpin>(&self, dir: Dir, inner: &mut S, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<(usize, bool)>> {
+    fn write<S: AsyncWrite + Unpin>(
+        &self,
+        dir: Dir,
+        inner: &mut S,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<(usize, bool)>> {
         let mut ways = self.lock();
         let n = ready!(Pin::new(inner).poll_write(cx, buf))?;
         Poll::Ready(Ok((n, self.feed_locked(&mut ways, dir, &buf[..n]))))
@@ -93,13 +101,18 @@ impl Recorder {
         let way = &mut ways[dir.index()];
         while !data.is_empty() {
             if way.skip > 0 {
+                // The tail of a long message: counted, never copied.
                 let n = way.skip.min(data.len());
                 way.skip -= n;
                 data = &data[n..];
                 continue;
             }
-            way.buf.extend_from_slice(data);
-            data = &[];
+            // Copy only what a decision needs: up to the bytes kept of a message, more only in
+            // small pieces while a decoder still looks for a boundary.
+            let room = KEEP_BYTES.saturating_sub(way.buf.len()).max(MIN_PIECE);
+            let n = room.min(data.len());
+            way.buf.extend_from_slice(&data[..n]);
+            data = &data[n..];
             self.drain(way);
         }
         way.buf.is_empty() && way.skip == 0
@@ -107,35 +120,42 @@ impl Recorder {
 
     /// Cuts every whole message off the front of the buffer.
     fn drain(&self, way: &mut Way) {
-        while !way.buf.is_empty() {
-            match way.decoder.decode(&way.buf, KEEP_BYTES) {
+        let mut at = 0;
+        while at < way.buf.len() {
+            match way.decoder.decode(&way.buf[at..], KEEP_BYTES) {
                 Decoded::Incomplete => {
-                    if way.buf.len() > MAX_UNFRAMED {
-                        let len = way.buf.len();
-                        let msg = Message::new(Layer::Application, "?", "malformed", format!("{len} bytes without a message boundary"))
-                            .malformed(format!("no message boundary in {len} bytes"));
-                        self.emit(way, msg, len);
-                        way.buf.clear();
+                    let pending = way.buf.len() - at;
+                    if pending > MAX_UNFRAMED {
+                        let msg = Message::new(
+                            Layer::Application,
+                            "?",
+                            "malformed",
+                            format!("{pending} bytes without a message boundary"),
+                        )
+                        .malformed(format!("no message boundary in {pending} bytes"));
+                        self.emit(way, &way.buf[at..], msg, pending);
+                        at = way.buf.len();
                     }
-                    return;
+                    break;
                 }
                 Decoded::Message { msg, len } => {
                     let len = len.max(1);
-                    self.emit(way, msg, len);
-                    if len <= way.buf.len() {
-                        way.buf.drain(..len);
+                    let available = way.buf.len() - at;
+                    self.emit(way, &way.buf[at..at + len.min(available)], msg, len);
+                    if len <= available {
+                        at += len;
                     } else {
-                        way.skip = len - way.buf.len();
-                        way.buf.clear();
-                        return;
+                        way.skip = len - available;
+                        at = way.buf.len();
                     }
                 }
             }
         }
+        way.buf.drain(..at);
     }
 
-    fn emit(&self, way: &Way, msg: Message, len: usize) {
-        let kept = len.min(way.buf.len()).min(KEEP_BYTES);
+    fn emit(&self, way: &Way, bytes: &[u8], msg: Message, len: usize) {
+        let kept = bytes.len().min(KEEP_BYTES);
         self.sink.emit(Draft {
             layer: msg.layer,
             proto: msg.proto.into(),
@@ -143,7 +163,7 @@ impl Recorder {
             to: way.to.clone(),
             summary: msg.summary,
             len,
-            bytes: way.buf[..kept].to_vec(),
+            bytes: bytes[..kept].to_vec(),
             truncated: kept < len,
             fields: msg.fields,
             malformed: msg.malformed,
@@ -175,9 +195,10 @@ impl Recorder {
         way.closed = true;
         if !way.buf.is_empty() || way.skip > 0 {
             let len = way.buf.len();
-            let msg = Message::new(Layer::Application, "?", "malformed", format!("{len} bytes of an unfinished message"))
-                .malformed("the connection closed in the middle of a message");
-            self.emit(way, msg, len);
+            let msg =
+                Message::new(Layer::Application, "?", "malformed", format!("{len} bytes of an unfinished message"))
+                    .malformed("the connection closed in the middle of a message");
+            self.emit(way, &way.buf, msg, len);
             way.buf.clear();
             way.skip = 0;
         }

@@ -169,12 +169,12 @@ impl LabTab {
 
     /// Advances the arrow in flight; true while something still moves.
     pub fn tick(&mut self, speed: f32, now: Instant) -> bool {
-        if let Some(f) = self.flight {
-            if f.progress(now) >= 1.0 {
-                self.flight = None;
-                self.revealed = self.revealed.max(f.index + 1);
-                self.launch_next(speed, now);
-            }
+        if let Some(f) = self.flight
+            && f.progress(now) >= 1.0
+        {
+            self.flight = None;
+            self.revealed = self.revealed.max(f.index + 1);
+            self.launch_next(speed, now);
         }
         self.flight.is_some()
     }
@@ -351,10 +351,10 @@ impl App {
 
     pub fn on_lab_event(&mut self, event: LabEvent, now: Instant) {
         let speed = self.speed();
-        if let Some(tab) = self.tabs.get_mut(event.tab) {
-            if tab.run == event.run {
-                tab.on_event(event.kind, speed, now);
-            }
+        if let Some(tab) = self.tabs.get_mut(event.tab)
+            && tab.run == event.run
+        {
+            tab.on_event(event.kind, speed, now);
         }
     }
 
@@ -406,6 +406,11 @@ impl App {
             let tab = &mut self.tabs[self.active];
             if now.duration_since(self.last_play) >= PLAY_PAUSE.div_f32(speed) && tab.open_gate() {
                 self.last_play = now;
+            }
+            // Nothing more will come: stop playing, so an idle screen uses no CPU.
+            if tab.state != RunState::Running && tab.flight.is_none() && tab.revealed == tab.session.len() {
+                self.playing = false;
+                busy = true;
             }
         }
         busy

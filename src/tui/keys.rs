@@ -38,22 +38,62 @@ pub struct Binding {
 }
 
 pub const BINDINGS: &[Binding] = &[
-    Binding { keys: &[KeyCode::Right, KeyCode::Char(' '), KeyCode::Char('l')], label: "→ space", action: Action::StepForward, help: "next step; at the newest, send the waiting message" },
-    Binding { keys: &[KeyCode::Left, KeyCode::Char('h')], label: "←", action: Action::StepBack, help: "previous step (history only)" },
-    Binding { keys: &[KeyCode::Up, KeyCode::Char('k')], label: "↑ ↓", action: Action::FieldUp, help: "select a field: its bytes light up in the hex dump" },
+    Binding {
+        keys: &[KeyCode::Right, KeyCode::Char(' '), KeyCode::Char('l')],
+        label: "→ space",
+        action: Action::StepForward,
+        help: "next step; at the newest, send the waiting message",
+    },
+    Binding {
+        keys: &[KeyCode::Left, KeyCode::Char('h')],
+        label: "←",
+        action: Action::StepBack,
+        help: "previous step (history only)",
+    },
+    Binding {
+        keys: &[KeyCode::Up, KeyCode::Char('k')],
+        label: "↑ ↓",
+        action: Action::FieldUp,
+        help: "select a field: its bytes light up in the hex dump",
+    },
     Binding { keys: &[KeyCode::Down, KeyCode::Char('j')], label: "", action: Action::FieldDown, help: "" },
-    Binding { keys: &[KeyCode::Home, KeyCode::Char('g')], label: "Home End", action: Action::First, help: "first / last step" },
+    Binding {
+        keys: &[KeyCode::Home, KeyCode::Char('g')],
+        label: "Home End",
+        action: Action::First,
+        help: "first / last step",
+    },
     Binding { keys: &[KeyCode::End, KeyCode::Char('G')], label: "", action: Action::Last, help: "" },
     Binding { keys: &[KeyCode::PageUp], label: "PgUp PgDn", action: Action::PageUp, help: "page through the ladder" },
     Binding { keys: &[KeyCode::PageDown], label: "", action: Action::PageDown, help: "" },
-    Binding { keys: &[KeyCode::Char('p')], label: "p", action: Action::TogglePlay, help: "play / pause: send each message by itself" },
-    Binding { keys: &[KeyCode::Char('+'), KeyCode::Char('=')], label: "+ -", action: Action::Faster, help: "play and animate faster / slower" },
+    Binding {
+        keys: &[KeyCode::Char('p')],
+        label: "p",
+        action: Action::TogglePlay,
+        help: "play / pause: send each message by itself",
+    },
+    Binding {
+        keys: &[KeyCode::Char('+'), KeyCode::Char('=')],
+        label: "+ -",
+        action: Action::Faster,
+        help: "play and animate faster / slower",
+    },
     Binding { keys: &[KeyCode::Char('-'), KeyCode::Char('_')], label: "", action: Action::Slower, help: "" },
-    Binding { keys: &[KeyCode::Char('r')], label: "r", action: Action::Rerun, help: "run the lab again from scratch (new keys, new ids)" },
+    Binding {
+        keys: &[KeyCode::Char('r')],
+        label: "r",
+        action: Action::Rerun,
+        help: "run the lab again from scratch (new keys, new ids)",
+    },
     Binding { keys: &[KeyCode::Tab], label: "Tab 1-9", action: Action::NextTab, help: "next lab / lab by number" },
     Binding { keys: &[KeyCode::BackTab], label: "", action: Action::PrevTab, help: "" },
     Binding { keys: &[KeyCode::Char('?'), KeyCode::F(1)], label: "?", action: Action::Help, help: "this help" },
-    Binding { keys: &[KeyCode::Char('q'), KeyCode::Esc], label: "q Ctrl-C", action: Action::Quit, help: "quit (Esc closes help first)" },
+    Binding {
+        keys: &[KeyCode::Char('q'), KeyCode::Esc],
+        label: "q Ctrl-C",
+        action: Action::Quit,
+        help: "quit (Esc closes help first)",
+    },
 ];
 
 /// The action for a key press, if any. Digits pick tabs and are handled by the caller.

@@ -8,7 +8,9 @@ pub mod widgets;
 
 use app::{App, LabEvent};
 use color_eyre::Result;
-use crossterm::event::{DisableMouseCapture, EnableMouseCapture, Event, EventStream, KeyCode, KeyEventKind, MouseButton, MouseEventKind};
+use crossterm::event::{
+    DisableMouseCapture, EnableMouseCapture, Event, EventStream, KeyCode, KeyEventKind, MouseButton, MouseEventKind,
+};
 use futures_util::StreamExt;
 use keys::Action;
 use ratatui::DefaultTerminal;
@@ -124,8 +126,18 @@ fn on_terminal_event(app: &mut App, event: Event, areas: &ui::Areas, tx: &mpsc::
                         tab.select(tab.scroll + row);
                     }
                 }
-                MouseEventKind::ScrollDown => app.act(if in_rect(areas.details, mouse.column, mouse.row) { Action::FieldDown } else { Action::PageDown }, 3, tx, now),
-                MouseEventKind::ScrollUp => app.act(if in_rect(areas.details, mouse.column, mouse.row) { Action::FieldUp } else { Action::PageUp }, 3, tx, now),
+                MouseEventKind::ScrollDown => app.act(
+                    if in_rect(areas.details, mouse.column, mouse.row) { Action::FieldDown } else { Action::PageDown },
+                    3,
+                    tx,
+                    now,
+                ),
+                MouseEventKind::ScrollUp => app.act(
+                    if in_rect(areas.details, mouse.column, mouse.row) { Action::FieldUp } else { Action::PageUp },
+                    3,
+                    tx,
+                    now,
+                ),
                 _ => return false,
             }
             true

@@ -42,14 +42,17 @@ impl Areas {
 
 /// Wide screens put details and narration beside the ladder; narrow ones below it.
 pub fn layout(area: Rect) -> Areas {
-    let [tabs, main, status] = Layout::vertical([Constraint::Length(1), Constraint::Min(0), Constraint::Length(1)]).areas(area);
+    let [tabs, main, status] =
+        Layout::vertical([Constraint::Length(1), Constraint::Min(0), Constraint::Length(1)]).areas(area);
     if area.width >= 120 {
         let [ladder, side] = Layout::horizontal([Constraint::Percentage(56), Constraint::Percentage(44)]).areas(main);
-        let [details, narration] = Layout::vertical([Constraint::Percentage(62), Constraint::Percentage(38)]).areas(side);
+        let [details, narration] =
+            Layout::vertical([Constraint::Percentage(62), Constraint::Percentage(38)]).areas(side);
         Areas { tabs, ladder, details, narration, status }
     } else {
         let [ladder, lower] = Layout::vertical([Constraint::Percentage(45), Constraint::Percentage(55)]).areas(main);
-        let [details, narration] = Layout::horizontal([Constraint::Percentage(55), Constraint::Percentage(45)]).areas(lower);
+        let [details, narration] =
+            Layout::horizontal([Constraint::Percentage(55), Constraint::Percentage(45)]).areas(lower);
         Areas { tabs, ladder, details, narration, status }
     }
 }
@@ -57,14 +60,16 @@ pub fn layout(area: Rect) -> Areas {
 pub fn draw(frame: &mut Frame, app: &App, now: Instant) {
     let area = frame.area();
     if area.width < MIN_W || area.height < MIN_H {
-        let text = format!("terminal too small: {}x{}\nprotolab needs at least {MIN_W}x{MIN_H}", area.width, area.height);
+        let text =
+            format!("terminal too small: {}x{}\nprotolab needs at least {MIN_W}x{MIN_H}", area.width, area.height);
         frame.render_widget(Paragraph::new(text).wrap(Wrap { trim: true }), area);
         return;
     }
     let areas = layout(area);
     let tab = app.tab();
 
-    let titles: Vec<Line> = app.tabs.iter().enumerate().map(|(i, t)| Line::from(format!("{} {}", i + 1, t.lab.info().title))).collect();
+    let titles: Vec<Line> =
+        app.tabs.iter().enumerate().map(|(i, t)| Line::from(format!("{} {}", i + 1, t.lab.info().title))).collect();
     frame.render_widget(
         Tabs::new(titles)
             .select(app.active)
@@ -79,13 +84,18 @@ pub fn draw(frame: &mut Frame, app: &App, now: Instant) {
     }
 
     let info = tab.lab.info();
-    let ladder_block = Block::new().borders(Borders::ALL).title(format!(" {} · {} · port {} ", info.title, info.rfcs, info.port));
+    let ladder_block =
+        Block::new().borders(Borders::ALL).title(format!(" {} · {} · port {} ", info.title, info.rfcs, info.port));
     let inner = ladder_block.inner(areas.ladder);
     frame.render_widget(ladder_block, areas.ladder);
     let footer = match &tab.state {
         RunState::Running => None,
-        RunState::Completed => Some(("✓ exchange completed — r runs it again".to_string(), Style::new().fg(Color::Green))),
-        RunState::Failed(reason) => Some((format!("✗ {reason}"), Style::new().fg(Color::Red).add_modifier(Modifier::BOLD))),
+        RunState::Completed => {
+            Some(("✓ exchange completed — r runs it again".to_string(), Style::new().fg(Color::Green)))
+        }
+        RunState::Failed(reason) => {
+            Some((format!("✗ {reason}"), Style::new().fg(Color::Red).add_modifier(Modifier::BOLD)))
+        }
     };
     frame.render_widget(
         Ladder {
@@ -107,10 +117,15 @@ pub fn draw(frame: &mut Frame, app: &App, now: Instant) {
 
     let text = match step {
         Some(s) => tab.narration.explain(s).unwrap_or_else(|| format!("({} has no narration yet)", s.kind)),
-        None => format!("{}: {}.\n\nEvery message you will see really crosses a socket on this machine. Press → to let the first one go.", info.title, info.about),
+        None => format!(
+            "{}: {}.\n\nEvery message you will see really crosses a socket on this machine. Press → to let the first one go.",
+            info.title, info.about
+        ),
     };
     frame.render_widget(
-        Paragraph::new(text).wrap(Wrap { trim: true }).block(Block::new().borders(Borders::ALL).title(" what happens ")),
+        Paragraph::new(text)
+            .wrap(Wrap { trim: true })
+            .block(Block::new().borders(Borders::ALL).title(" what happens ")),
         areas.narration,
     );
 
@@ -123,7 +138,8 @@ pub fn draw(frame: &mut Frame, app: &App, now: Instant) {
 fn status_line(app: &App) -> Paragraph<'static> {
     let tab = app.tab();
     let shown = tab.shown();
-    let position = if shown == 0 { "no steps".to_string() } else { format!("step {}/{}", tab.cursor.min(shown - 1) + 1, shown) };
+    let position =
+        if shown == 0 { "no steps".to_string() } else { format!("step {}/{}", tab.cursor.min(shown - 1) + 1, shown) };
     let state = match (&tab.state, &tab.waiting, app.note) {
         (_, _, Some(note)) => note.to_string(),
         (RunState::Running, Some(who), _) => format!("{who} waits at the gate"),
@@ -143,17 +159,28 @@ fn status_line(app: &App) -> Paragraph<'static> {
 fn draw_help(frame: &mut Frame, area: Rect) {
     let mut lines = vec![Line::styled("keys", Style::new().add_modifier(Modifier::BOLD)), Line::raw("")];
     for b in BINDINGS.iter().filter(|b| !b.label.is_empty()) {
-        lines.push(Line::from(vec![Span::styled(format!("{:<10}", b.label), Style::new().fg(Color::Yellow)), Span::raw(b.help)]));
+        lines.push(Line::from(vec![
+            Span::styled(format!("{:<10}", b.label), Style::new().fg(Color::Yellow)),
+            Span::raw(b.help),
+        ]));
     }
-    lines.push(Line::from(vec![Span::styled(format!("{:<10}", "mouse"), Style::new().fg(Color::Yellow)), Span::raw("click a step to select it; the wheel scrolls")]));
+    lines.push(Line::from(vec![
+        Span::styled(format!("{:<10}", "mouse"), Style::new().fg(Color::Yellow)),
+        Span::raw("click a step to select it; the wheel scrolls"),
+    ]));
     lines.push(Line::raw(""));
-    lines.push(Line::styled("Each message waits at the gate until you press →; then it really goes.", Style::new().fg(Color::DarkGray)));
+    lines.push(Line::styled(
+        "Each message waits at the gate until you press →; then it really goes.",
+        Style::new().fg(Color::DarkGray),
+    ));
     let w = 74.min(area.width.saturating_sub(2));
     let h = (lines.len() as u16 + 2).min(area.height.saturating_sub(2));
     let popup = Rect { x: area.x + (area.width - w) / 2, y: area.y + (area.height - h) / 2, width: w, height: h };
     frame.render_widget(Clear, popup);
     frame.render_widget(
-        Paragraph::new(lines).wrap(Wrap { trim: false }).block(Block::new().borders(Borders::ALL).title(" help — any key closes ")),
+        Paragraph::new(lines)
+            .wrap(Wrap { trim: false })
+            .block(Block::new().borders(Borders::ALL).title(" help — any key closes ")),
         popup,
     );
 }

@@ -39,10 +39,10 @@ impl<'a> Head<'a> {
                 return Err(Error::Invalid(format!("no end of head within {MAX_HEAD} bytes"), buf.len()));
             }
             // A line that cannot start an HTTP head is bad at once, not after 16 KiB.
-            if let Some(first) = buf.split(|&b| b == b'\n').next().filter(|_| buf.contains(&b'\n')) {
-                if !first.is_ascii() || first.split(|&b| b == b' ').count() < 3 {
-                    return Err(Error::Invalid("not an HTTP start line".into(), line_end(buf)));
-                }
+            if let Some(first) = buf.split(|&b| b == b'\n').next().filter(|_| buf.contains(&b'\n'))
+                && (!first.is_ascii() || first.split(|&b| b == b' ').count() < 3)
+            {
+                return Err(Error::Invalid("not an HTTP start line".into(), line_end(buf)));
             }
             return Err(Error::Incomplete);
         };

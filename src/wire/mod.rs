@@ -38,7 +38,12 @@ impl Message {
     }
 
     /// Adds a decoded field (builder style).
-    pub fn field(mut self, path: impl Into<String>, value: impl Into<serde_json::Value>, range: std::ops::Range<usize>) -> Self {
+    pub fn field(
+        mut self,
+        path: impl Into<String>,
+        value: impl Into<serde_json::Value>,
+        range: std::ops::Range<usize>,
+    ) -> Self {
         self.fields.push(Field::new(path, value, range));
         self
     }

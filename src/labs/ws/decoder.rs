@@ -7,6 +7,9 @@ use crate::wire::http::{self, Head as HttpHead};
 use crate::wire::{Decoded, Decoder, Message, printable};
 use std::sync::{Arc, Mutex};
 
+/// Payload bytes decoded into the `WebSocket.payload` field; longer payloads end in `…`.
+const FIELD_MAX: usize = 4096;
+
 /// Which way a decoder reads: frames from a client must be masked, from a server must not.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Side {
@@ -52,8 +55,13 @@ impl WsDecoder {
         let head = match HttpHead::parse(buf) {
             Err(http::Error::Incomplete) => return Decoded::Incomplete,
             Err(http::Error::Invalid(reason, len)) => {
-                let msg = Message::new(Layer::Application, "HTTP", "ws.malformed", format!("not HTTP: {}", printable(&buf[..len.min(buf.len())], 40)))
-                    .malformed(reason);
+                let msg = Message::new(
+                    Layer::Application,
+                    "HTTP",
+                    "ws.malformed",
+                    format!("not HTTP: {}", printable(&buf[..len.min(buf.len())], 40)),
+                )
+                .malformed(reason);
                 return Decoded::Message { msg, len };
             }
             Ok(head) => head,
@@ -74,10 +82,15 @@ impl WsDecoder {
 
     fn request(&mut self, head: &HttpHead) -> Message {
         let [(method, mr), (target, tr), (version, vr)] = head.start.clone();
-        let mut msg = Message::new(Layer::Application, "HTTP", "ws.handshake.request", format!("{method} {target} {version}  Upgrade: websocket"))
-            .field("HTTP.method", method, mr)
-            .field("HTTP.target", target, tr)
-            .field("HTTP.version", version, vr);
+        let mut msg = Message::new(
+            Layer::Application,
+            "HTTP",
+            "ws.handshake.request",
+            format!("{method} {target} {version}  Upgrade: websocket"),
+        )
+        .field("HTTP.method", method, mr)
+        .field("HTTP.target", target, tr)
+        .field("HTTP.version", version, vr);
         for (name, value, range) in &head.headers {
             msg = msg.field(format!("HTTP.header.{name}"), *value, range.clone());
         }
@@ -119,11 +132,15 @@ impl WsDecoder {
                         msg.notes.push("  matches Sec-WebSocket-Accept ✓".into());
                         msg.summary.push_str("  (accept ✓)");
                     } else {
-                        msg = msg.malformed(format!("Sec-WebSocket-Accept {accept} does not match the key (expected {expected})"));
+                        msg = msg.malformed(format!(
+                            "Sec-WebSocket-Accept {accept} does not match the key (expected {expected})"
+                        ));
                     }
                 }
                 (_, None) => msg = msg.malformed("101 without Sec-WebSocket-Accept"),
-                (None, Some(_)) => msg.notes.push("the request was not seen: the accept value cannot be checked".into()),
+                (None, Some(_)) => {
+                    msg.notes.push("the request was not seen: the accept value cannot be checked".into())
+                }
             }
         }
         msg
@@ -133,7 +150,8 @@ impl WsDecoder {
         let head = match Head::check(buf) {
             Err(frame::Error::Incomplete) => return Decoded::Incomplete,
             Err(frame::Error::Invalid(reason)) => {
-                let msg = Message::new(Layer::Application, "WebSocket", "ws.malformed", "not a frame").malformed(reason);
+                let msg =
+                    Message::new(Layer::Application, "WebSocket", "ws.malformed", "not a frame").malformed(reason);
                 return Decoded::Message { msg, len: buf.len() };
             }
             Ok(head) => head,
@@ -149,27 +167,33 @@ impl WsDecoder {
 
     fn frame_message(&self, head: &Head, bytes: &[u8], whole: bool) -> Message {
         let opcode = head.opcode;
-        let mut msg = Message::new(Layer::Application, "WebSocket", format!("ws.frame.{}", opcode.name()), opcode.name())
-            .field("WebSocket.fin", head.fin, 0..1)
-            .field("WebSocket.rsv", head.rsv, 0..1)
-            .field("WebSocket.opcode", opcode.name(), 0..1)
-            .field("WebSocket.masked", head.masked, 1..2)
-            .field("WebSocket.payload_len", head.payload_len, 1..head.head_len - head.masking_key.map_or(0, |_| 4));
+        let mut msg =
+            Message::new(Layer::Application, "WebSocket", format!("ws.frame.{}", opcode.name()), opcode.name())
+                .field("WebSocket.fin", head.fin, 0..1)
+                .field("WebSocket.rsv", head.rsv, 0..1)
+                .field("WebSocket.opcode", opcode.name(), 0..1)
+                .field("WebSocket.masked", head.masked, 1..2)
+                .field("WebSocket.payload_len", head.payload_len, 1..head.head_len - head.masking_key.map_or(0, |_| 4));
         if let Some(key) = head.masking_key {
             let at = head.head_len - 4;
             msg = msg.field("WebSocket.masking_key", crate::session::hex(&key), at..at + 4);
         }
         let range = head.payload_range(bytes.len());
-        let mut payload = bytes[range.clone()].to_vec();
+        // Decode at most FIELD_MAX bytes of payload for the field; the bytes themselves are kept.
+        let mut payload = bytes[range.start..range.end.min(range.start + FIELD_MAX)].to_vec();
+        let cut = payload.len() < head.payload_len as usize;
         if let Some(key) = head.masking_key {
             frame::apply_mask(&mut payload, key, 0);
         }
         let shown = match opcode {
             Opcode::Text => String::from_utf8_lossy(&payload).into_owned(),
             Opcode::Close => String::new(),
-            Opcode::Ping | Opcode::Pong if std::str::from_utf8(&payload).is_ok() => String::from_utf8_lossy(&payload).into_owned(),
+            Opcode::Ping | Opcode::Pong if std::str::from_utf8(&payload).is_ok() => {
+                String::from_utf8_lossy(&payload).into_owned()
+            }
             _ => crate::session::hex(&payload),
         };
+        let shown = if cut && opcode != Opcode::Close { format!("{shown}…") } else { shown };
         let length_form = match head.length_bits {
             7 => "7-bit length",
             16 => "16-bit length",
@@ -190,10 +214,16 @@ impl WsDecoder {
                 _ => {
                     let code = u16::from_be_bytes([payload[0], payload[1]]);
                     let reason = String::from_utf8_lossy(&payload[2..]).into_owned();
-                    msg.summary = format!("close {code} ({}) \"{}\"", frame::close_code_name(code), printable(reason.as_bytes(), 40));
-                    msg = msg
-                        .field("WebSocket.close_code", code, range.start..range.start + 2)
-                        .field("WebSocket.close_reason", reason, range.start + 2..range.end);
+                    msg.summary = format!(
+                        "close {code} ({}) \"{}\"",
+                        frame::close_code_name(code),
+                        printable(reason.as_bytes(), 40)
+                    );
+                    msg = msg.field("WebSocket.close_code", code, range.start..range.start + 2).field(
+                        "WebSocket.close_reason",
+                        reason,
+                        range.start + 2..range.end,
+                    );
                     if !frame::close_code_is_valid(code) {
                         msg = msg.malformed(format!("close code {code} may not be sent"));
                     }
@@ -215,7 +245,7 @@ impl WsDecoder {
         match (self.side, head.masked) {
             (Side::Client, false) => msg.malformed("a client's frame must be masked (RFC 6455 §5.1)"),
             (Side::Server, true) => msg.malformed("a server's frame must not be masked (RFC 6455 §5.1)"),
-            _ if opcode == Opcode::Text && whole && head.fin && std::str::from_utf8(&payload).is_err() => {
+            _ if opcode == Opcode::Text && !cut && head.fin && std::str::from_utf8(&payload).is_err() => {
                 msg.malformed("text frame payload is not UTF-8")
             }
             _ => msg,

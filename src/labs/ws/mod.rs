@@ -74,7 +74,8 @@ fn config() -> WebSocketConfig {
 async fn read_head(io: &mut BufReader<Stream>) -> Result<Vec<u8>> {
     let mut head = Vec::new();
     loop {
-        let n = tokio::time::timeout(IDLE, io.read_until(b'\n', &mut head)).await.map_err(|_| eyre!("client idle"))??;
+        let n =
+            tokio::time::timeout(IDLE, io.read_until(b'\n', &mut head)).await.map_err(|_| eyre!("client idle"))??;
         if n == 0 {
             bail!("the client closed the connection before its request ended");
         }

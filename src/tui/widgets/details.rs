@@ -34,7 +34,10 @@ impl Widget for Details<'_> {
             Span::raw(format!("  {} bytes{}", step.len, if step.truncated { " (first 64 KiB kept)" } else { "" })),
         ])];
         if let Some(reason) = &step.malformed {
-            lines.push(Line::styled(format!("malformed: {reason}"), Style::new().fg(Color::Red).add_modifier(Modifier::BOLD)));
+            lines.push(Line::styled(
+                format!("malformed: {reason}"),
+                Style::new().fg(Color::Red).add_modifier(Modifier::BOLD),
+            ));
         }
         for note in &step.notes {
             lines.push(Line::styled(note.clone(), Style::new().fg(Color::Green)));

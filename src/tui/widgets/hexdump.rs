@@ -10,7 +10,13 @@ pub fn per_row(width: u16) -> usize {
 }
 
 /// The dump's lines, `per` bytes a row, starting at row `first`, at most `rows` of them.
-pub fn lines(bytes: &[u8], highlight: Option<Range<usize>>, per: usize, first: usize, rows: usize) -> Vec<Line<'static>> {
+pub fn lines(
+    bytes: &[u8],
+    highlight: Option<Range<usize>>,
+    per: usize,
+    first: usize,
+    rows: usize,
+) -> Vec<Line<'static>> {
     let hi = Style::new().bg(Color::Yellow).fg(Color::Black).add_modifier(Modifier::BOLD);
     let dim = Style::new().fg(Color::DarkGray);
     let lit = |i: usize| highlight.as_ref().is_some_and(|r| r.contains(&i));

@@ -54,7 +54,10 @@ impl Widget for Ladder<'_> {
         let dim = Style::new().fg(Color::DarkGray);
         // Header: endpoint names centred on their lifelines.
         for (i, name) in self.endpoints.iter().enumerate() {
-            let x = lines[i].saturating_sub(name.len() as u16 / 2).max(area.x).min(area.right().saturating_sub(name.len() as u16));
+            let x = lines[i]
+                .saturating_sub(name.len() as u16 / 2)
+                .max(area.x)
+                .min(area.right().saturating_sub(name.len() as u16));
             buf.set_string(x, area.y, name, Style::new().add_modifier(Modifier::BOLD));
         }
         let body = Rect { y: area.y + 1, height: area.height - 1, ..area };
@@ -75,21 +78,27 @@ impl Widget for Ladder<'_> {
             y += 1;
         }
         let below = |y: u16| y < body.bottom();
-        if let Some(who) = self.waiting.filter(|_| end == self.shown && self.flight.is_none()) {
-            if below(y) {
-                let x = lines[self.column(who)];
-                let hint = format!("▸ {who} has a message ready: press → to send it");
-                let w = hint.chars().count() as u16;
-                // Beside the sender's lifeline, on the side where there is room.
-                let hx = if x + 1 + w <= area.right() { x + 1 } else { x.saturating_sub(w + 1).max(area.x) };
-                buf.set_stringn(hx, y, hint, (area.right() - hx) as usize, Style::new().fg(Color::Yellow).add_modifier(Modifier::ITALIC));
-                y += 1;
-            }
+        if let Some(who) = self.waiting.filter(|_| end == self.shown && self.flight.is_none())
+            && below(y)
+        {
+            let x = lines[self.column(who)];
+            let hint = format!("▸ {who} has a message ready: press → to send it");
+            let w = hint.chars().count() as u16;
+            // Beside the sender's lifeline, on the side where there is room.
+            let hx = if x + 1 + w <= area.right() { x + 1 } else { x.saturating_sub(w + 1).max(area.x) };
+            buf.set_stringn(
+                hx,
+                y,
+                hint,
+                (area.right() - hx) as usize,
+                Style::new().fg(Color::Yellow).add_modifier(Modifier::ITALIC),
+            );
+            y += 1;
         }
-        if let Some((text, style)) = self.footer.filter(|_| end == self.shown && self.flight.is_none()) {
-            if below(y) {
-                buf.set_string(area.x + 1, y, text, style);
-            }
+        if let Some((text, style)) = self.footer.filter(|_| end == self.shown && self.flight.is_none())
+            && below(y)
+        {
+            buf.set_string(area.x + 1, y, text, style);
         }
     }
 }
@@ -110,20 +119,19 @@ impl Ladder<'_> {
             style = style.add_modifier(Modifier::REVERSED | Modifier::BOLD);
         }
         let secs = step.t_us as f64 / 1e6;
-        buf.set_string(row.x, row.y, format!("{secs:>10.6}"), Style::new().fg(Color::DarkGray));
+        let time_style =
+            if selected { Style::new().add_modifier(Modifier::REVERSED) } else { Style::new().fg(Color::DarkGray) };
+        buf.set_string(row.x, row.y, format!("{secs:>10.6}"), time_style);
         // The shaft runs between the lifelines; in flight, only up to the arrow's head.
         let span = (b - a).saturating_sub(1);
         let reach = ((span as f32) * progress).round() as u16;
-        let line = if step.layer == Layer::Transport { '╌' } else { '─' };
-        for i in 0..span {
-            let x = if rightward { a + 1 + i } else { b - 1 - i };
-            let drawn = i < reach;
-            let ch = if !drawn { ' ' } else { line };
-            buf.set_string(x, row.y, ch.to_string(), style);
-        }
+        let line = if step.layer == Layer::Transport { "╌" } else { "─" };
         if reach > 0 {
-            let head_x = if rightward { a + reach.min(span) } else { b - reach.min(span) };
-            buf.set_string(head_x, row.y, if rightward { "▶" } else { "◀" }, style);
+            // Shaft and head as one string: drawn from the sender up to the head.
+            let reach = reach.min(span);
+            let shaft = line.repeat(reach as usize - 1);
+            let (x, text) = if rightward { (a + 1, format!("{shaft}▶")) } else { (b - reach, format!("◀{shaft}")) };
+            buf.set_string(x, row.y, text, style);
         }
         // The label sits inside the shaft, near the sender, once the arrow has left.
         let mut label = String::new();
@@ -140,7 +148,8 @@ impl Ladder<'_> {
             };
             let w = text.chars().count() as u16;
             let x = if rightward { a + 2 } else { b - 1 - w - 1 };
-            Span::styled(format!(" {text} "), style).render(Rect { x: x.saturating_sub(1), y: row.y, width: w + 2, height: 1 }, buf);
+            Span::styled(format!(" {text} "), style)
+                .render(Rect { x: x.saturating_sub(1), y: row.y, width: w + 2, height: 1 }, buf);
         }
     }
 }

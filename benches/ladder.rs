@@ -1,0 +1,67 @@
+//! Drawing the ladder must not cost more as the session grows: 100, 10 000 and 1 000 000 steps
+//! at 200x60, the cursor on the newest step (what a presenter sees).
+
+use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
+use protolab::session::{Layer, Session, Step};
+use protolab::tui::widgets::ladder::Ladder;
+use ratatui::buffer::Buffer;
+use ratatui::layout::Rect;
+use ratatui::widgets::Widget;
+use std::time::Instant;
+
+fn step(seq: u64) -> Step {
+    let (from, to) = if seq.is_multiple_of(2) { ("client", "server") } else { ("server", "client") };
+    Step {
+        seq,
+        t_us: seq * 1000,
+        lab: "smtp".into(),
+        session: 1,
+        conn: None,
+        layer: Layer::Application,
+        proto: "SMTP".into(),
+        from: from.into(),
+        to: to.into(),
+        summary: format!("250 OK message {seq}"),
+        len: 20,
+        bytes: b"250 OK message 00000".to_vec(),
+        truncated: false,
+        fields: vec![],
+        carried_by: vec![],
+        malformed: None,
+        kind: "smtp.reply.250".into(),
+        notes: vec![],
+    }
+}
+
+fn ladder(c: &mut Criterion) {
+    let mut group = c.benchmark_group("ladder_frame");
+    let area = Rect::new(0, 0, 200, 60);
+    for n in [100usize, 10_000, 1_000_000] {
+        let mut session = Session::with_bounds(n, usize::MAX);
+        for i in 1..=n as u64 {
+            session.push(step(i));
+        }
+        let rows = area.height as usize - 1;
+        group.bench_with_input(BenchmarkId::from_parameter(n), &session, |b, session| {
+            let mut buf = Buffer::empty(area);
+            b.iter(|| {
+                Ladder {
+                    session,
+                    endpoints: &["client", "server"],
+                    shown: n,
+                    cursor: n - 1,
+                    scroll: n.saturating_sub(rows),
+                    flight: None,
+                    now: Instant::now(),
+                    waiting: None,
+                    footer: None,
+                }
+                .render(area, &mut buf);
+            });
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, ladder);
+criterion_main!(benches);

@@ -1,0 +1,223 @@
+//! The lab's SMTP client: the classic dialogue, one command at a time (RFC 5321 §3.3, App. D):
+//! greeting, EHLO (HELO if refused), MAIL FROM, RCPT TO, DATA, the message text, QUIT.
+//!
+//! Against a real server it stops cleanly at the first refusal (say a 530 asking for AUTH): it
+//! sends QUIT and reports the refusal in one line. Every read has a time limit.
+
+use super::message::{dot_stuff, rfc5322_date};
+use super::wire::{Reply, ReplyCode, ReplyError};
+use crate::net::Stream;
+use color_eyre::eyre::{Report, Result, eyre};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+/// How long the client waits for any one reply (RFC 5321 §4.5.3.2 allows minutes; a lab does not wait that long).
+pub const REPLY_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// How long the client waits for the server to close after a refusal and QUIT.
+const GOODBYE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The name the client gives in EHLO.
+pub const CLIENT_DOMAIN: &str = "client.lab";
+/// The envelope sender.
+pub const SENDER: &str = "alice@client.lab";
+/// The envelope recipient: a mailbox of the lab server's domain.
+pub const RECIPIENT: &str = "bob@protolab.test";
+
+/// The message the client sends: RFC 5322 header fields and a short body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Letter {
+    /// The `From:` the reader sees (not the envelope sender, though here they agree).
+    pub from: String,
+    /// The `To:` the reader sees (the envelope recipient is in RCPT TO).
+    pub to: String,
+    /// The `Subject:`, which the data step's summary shows.
+    pub subject: String,
+    /// RFC 5322 date, e.g. `Tue, 14 Nov 2023 22:13:20 +0000`.
+    pub date: String,
+    /// `<random@client.lab>`: new for every run, so each message is told apart.
+    pub message_id: String,
+    /// Body lines, without line ends.
+    pub body: Vec<String>,
+}
+
+impl Letter {
+    /// Today's letter from Alice to Bob, with a fresh Message-ID.
+    pub fn new(now: SystemTime) -> Self {
+        let unix = now.duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+        Letter {
+            from: format!("Alice <{SENDER}>"),
+            to: format!("Bob <{RECIPIENT}>"),
+            subject: "Hello from protolab".into(),
+            date: rfc5322_date(unix),
+            message_id: format!("<{:016x}@{CLIENT_DOMAIN}>", rand::random::<u64>()),
+            body: vec![
+                "Hi Bob,".into(),
+                "".into(),
+                "this message crossed the wire one SMTP command at a time.".into(),
+                ".This line starts with a dot, so the client sent it with two (dot-stuffing).".into(),
+                "".into(),
+                "Alice".into(),
+            ],
+        }
+    }
+
+    /// The message text, CRLF lines, before dot-stuffing.
+    pub fn text(&self) -> Vec<u8> {
+        let mut out = format!(
+            "From: {}\r\nTo: {}\r\nSubject: {}\r\nDate: {}\r\nMessage-ID: {}\r\n\r\n",
+            self.from, self.to, self.subject, self.date, self.message_id
+        );
+        for line in &self.body {
+            out.push_str(line);
+            out.push_str("\r\n");
+        }
+        out.into_bytes()
+    }
+}
+
+/// The client's side of the socket: writes whole lines, reads whole replies.
+struct Connection {
+    io: Stream,
+    /// Bytes read and not yet taken as replies.
+    buf: Vec<u8>,
+}
+
+impl Connection {
+    /// Writes one message in one write, so the gate holds it as one.
+    async fn send(&mut self, bytes: &[u8], what: &str) -> Result<()> {
+        let sent = async {
+            self.io.write_all(bytes).await?;
+            self.io.flush().await
+        };
+        sent.await.map_err(|e| eyre!("cannot send {what}: {e}"))
+    }
+
+    /// The next reply; `what` names what it answers, for errors.
+    async fn reply(&mut self, what: &str) -> Result<Reply> {
+        loop {
+            match Reply::parse(&self.buf) {
+                Ok((reply, len)) => {
+                    self.buf.drain(..len);
+                    return Ok(reply);
+                }
+                Err(ReplyError::Invalid { reason, .. }) => {
+                    return Err(eyre!("the server's answer to {what} is not an SMTP reply: {reason}"));
+                }
+                Err(ReplyError::Incomplete) => {}
+            }
+            let mut chunk = [0u8; 4096];
+            let n = match tokio::time::timeout(REPLY_TIMEOUT, self.io.read(&mut chunk)).await {
+                Err(_) => return Err(eyre!("no reply to {what} within {} s", REPLY_TIMEOUT.as_secs())),
+                Ok(Err(e)) => return Err(eyre!("reading the reply to {what}: {e}")),
+                Ok(Ok(0)) => return Err(eyre!("the server closed the connection instead of answering {what}")),
+                Ok(Ok(n)) => n,
+            };
+            self.buf.extend_from_slice(&chunk[..n]);
+        }
+    }
+
+    /// Sends a command line and reads its reply.
+    async fn command(&mut self, line: &str) -> Result<Reply> {
+        let what = line.split(':').next().unwrap_or(line).to_string();
+        self.send(format!("{line}\r\n").as_bytes(), &what).await?;
+        self.reply(&what).await
+    }
+
+    /// Waits up to `limit` for the server to close (EOF), then closes our side.
+    async fn close(&mut self, limit: Duration) -> Result<()> {
+        let mut chunk = [0u8; 4096];
+        let deadline = tokio::time::Instant::now() + limit;
+        loop {
+            match tokio::time::timeout_at(deadline, self.io.read(&mut chunk)).await {
+                Err(_) => {
+                    let _ = self.io.shutdown().await;
+                    return Err(eyre!("the server did not close the connection within {} s of QUIT", limit.as_secs()));
+                }
+                Ok(Err(e)) => return Err(eyre!("waiting for the server to close: {e}")),
+                Ok(Ok(0)) => break,
+                Ok(Ok(_)) => {}
+            }
+        }
+        self.io.shutdown().await.map_err(|e| eyre!("closing our side: {e}"))
+    }
+
+    /// The server refused `what`: say goodbye politely (QUIT, its reply, the close), then report it.
+    async fn refused(&mut self, what: &str, reply: &Reply) -> Report {
+        let report = eyre!("server refused {what}: {} {}", reply.code, reply.text());
+        if reply.code != ReplyCode::SERVICE_NOT_AVAILABLE && self.command("QUIT").await.is_ok() {
+            let _ = self.close(GOODBYE_TIMEOUT).await;
+        } else {
+            let _ = self.io.shutdown().await;
+        }
+        report
+    }
+}
+
+/// Runs the client scenario on `io`. `Ok` once the message was accepted and the session closed.
+pub async fn run(io: Stream, _target: &str) -> Result<()> {
+    let mut conn = Connection { io, buf: Vec::new() };
+    let greeting = conn.reply("the connection (the greeting)").await?;
+    if greeting.code != ReplyCode::SERVICE_READY {
+        return Err(conn.refused("the connection", &greeting).await);
+    }
+    let mut hello = conn.command(&format!("EHLO {CLIENT_DOMAIN}")).await?;
+    let mut extensions: Vec<String> = Vec::new();
+    if hello.code.is_permanent_negative() {
+        // An old server without ESMTP: fall back to HELO (§3.2).
+        hello = conn.command(&format!("HELO {CLIENT_DOMAIN}")).await?;
+        if !hello.code.is_positive_completion() {
+            return Err(conn.refused("HELO", &hello).await);
+        }
+    } else if !hello.code.is_positive_completion() {
+        return Err(conn.refused("EHLO", &hello).await);
+    } else {
+        extensions = hello.lines[1..].to_vec();
+    }
+
+    let letter = Letter::new(SystemTime::now());
+    let text = letter.text();
+    // RFC 1870: where the server takes SIZE, say the size ahead so a too-big message is refused early.
+    let size = extensions.iter().any(|e| e.split_whitespace().next().is_some_and(|k| k.eq_ignore_ascii_case("SIZE")));
+    let mail = if size { format!("MAIL FROM:<{SENDER}> SIZE={}", text.len()) } else { format!("MAIL FROM:<{SENDER}>") };
+    let reply = conn.command(&mail).await?;
+    if !reply.code.is_positive_completion() {
+        return Err(conn.refused("MAIL FROM", &reply).await);
+    }
+    let reply = conn.command(&format!("RCPT TO:<{RECIPIENT}>")).await?;
+    if !reply.code.is_positive_completion() {
+        return Err(conn.refused("RCPT TO", &reply).await);
+    }
+    let reply = conn.command("DATA").await?;
+    if reply.code != ReplyCode::START_MAIL_INPUT {
+        return Err(conn.refused("DATA", &reply).await);
+    }
+    conn.send(&dot_stuff(&text), "the message text").await?;
+    let reply = conn.reply("the message text").await?;
+    if !reply.code.is_positive_completion() {
+        return Err(conn.refused("the message", &reply).await);
+    }
+    let reply = conn.command("QUIT").await?;
+    if reply.code != ReplyCode::SERVICE_CLOSING {
+        let _ = conn.io.shutdown().await;
+        return Err(eyre!("server answered QUIT with {} {}", reply.code, reply.text()));
+    }
+    conn.close(REPLY_TIMEOUT).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_letter_has_its_headers_and_a_fresh_id() {
+        let a = Letter::new(UNIX_EPOCH);
+        let b = Letter::new(UNIX_EPOCH);
+        assert_ne!(a.message_id, b.message_id);
+        let text = String::from_utf8(a.text()).unwrap();
+        assert!(text.starts_with("From: Alice <alice@client.lab>\r\nTo: Bob <bob@protolab.test>\r\n"));
+        assert!(text.contains("\r\nDate: Thu, 01 Jan 1970 00:00:00 +0000\r\n"));
+        assert!(text.contains("\r\n\r\nHi Bob,\r\n"));
+        assert!(dot_stuff(text.as_bytes()).windows(6).any(|w| w == b"\r\n..Th"));
+    }
+}

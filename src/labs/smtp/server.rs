@@ -1,0 +1,631 @@
+//! The lab's SMTP server (RFC 5321): a [`Session`] state machine that turns each line the client
+//! sends into a reply, with no I/O inside, and [`serve`], the small async loop that reads lines
+//! from the socket, hands them to the session and writes its replies.
+//!
+//! The session's states follow the mail transaction of §3.3:
+//!
+//! ```text
+//!  Greeted ─EHLO/HELO─▶ Ready ─MAIL─▶ MailFrom ─RCPT─▶ RcptTo ─DATA─▶ Data
+//!                        ▲ ▲                          │ ▲ RCPT     │
+//!                        │ └──────── RSET, EHLO ──────┘ └──┘         │
+//!                        └─────────── "." ends the text: 250 ────────┘
+//!  any command state ─QUIT─▶ Quit (221, then the server closes its side)
+//! ```
+//!
+//! Mail for the lab domain goes into the in-memory [`Mailbox`]; nothing is ever relayed.
+
+use super::mailbox::{Mail, Mailbox};
+use super::message::rfc5322_date;
+use super::wire::{Command, CommandError, LineEnd, MAX_COMMAND_LINE, MAX_TEXT_LINE, Reply, ReplyCode, next_line};
+use crate::net::Stream;
+use color_eyre::eyre::{Result, eyre};
+use std::collections::VecDeque;
+use std::fmt;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+/// State changes a session remembers: enough to read one transaction, bounded for a long session.
+pub const MAX_TRANSITIONS: usize = 64;
+
+/// The lab server's name and its limits.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The name the server gives itself in the greeting and replies.
+    pub hostname: String,
+    /// The only domain the server takes mail for: it delivers locally and never relays (§3.6).
+    pub local_domain: String,
+    /// Largest message text accepted, in octets; advertised as `SIZE` (RFC 1870).
+    pub max_message_size: usize,
+    /// Most recipients in one transaction (§4.5.3.1.8 asks servers to take at least 100).
+    pub max_recipients: usize,
+    /// How long the server waits for the client's next line (§4.5.3.2.7: at least 5 minutes).
+    pub idle_timeout: Duration,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            hostname: "protolab.test".into(),
+            local_domain: "protolab.test".into(),
+            max_message_size: 10 * 1024 * 1024,
+            max_recipients: 100,
+            idle_timeout: Duration::from_secs(300),
+        }
+    }
+}
+
+/// Where the dialogue is (§3.3 and §4.1.4 say which commands may come when).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum State {
+    /// The 220 greeting went out; the client has not said EHLO or HELO yet.
+    Greeted,
+    /// The client introduced itself; no mail transaction is open.
+    Ready,
+    /// MAIL FROM was accepted: the transaction has its sender and waits for recipients.
+    MailFrom,
+    /// At least one RCPT TO was accepted: more recipients may come, or DATA.
+    RcptTo,
+    /// 354 went out: every line is message text until the line with a single `.`.
+    Data,
+    /// QUIT was answered with 221: the server closes the connection.
+    Quit,
+}
+
+impl fmt::Display for State {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            State::Greeted => "GREETED",
+            State::Ready => "READY",
+            State::MailFrom => "MAIL-FROM",
+            State::RcptTo => "RCPT-TO",
+            State::Data => "DATA",
+            State::Quit => "QUIT",
+        })
+    }
+}
+
+/// The mail transaction in progress (§3.3): its envelope and text.
+#[derive(Debug, Default)]
+struct Transaction {
+    /// From MAIL FROM; empty for the null reverse-path.
+    reverse_path: String,
+    /// From each accepted RCPT TO.
+    forward_paths: Vec<String>,
+    /// The message text so far, dot-stuffing undone.
+    text: Vec<u8>,
+    /// The text outgrew the size limit: the rest is read and dropped, then 552.
+    too_big: bool,
+    /// A text line was over 1000 octets: the text is read to its end, then refused.
+    line_too_long: bool,
+}
+
+/// One client's SMTP session, sans-IO: lines in, replies out. Time comes in as an argument.
+#[derive(Debug)]
+pub struct Session {
+    /// The server's name and limits.
+    config: Arc<Config>,
+    /// Where accepted mail goes.
+    mailbox: Mailbox,
+    /// The client's address, for the `Received:` line.
+    peer: SocketAddr,
+    /// Where the dialogue is; changed only by [`Session::enter`].
+    state: State,
+    /// The name given in EHLO/HELO.
+    client_domain: String,
+    /// EHLO rather than HELO: the client may use the extensions (SIZE, 8BITMIME).
+    extended: bool,
+    transaction: Transaction,
+    /// The latest state changes, `(from, to)`, oldest first, for tests and a curious reader.
+    transitions: VecDeque<(State, State)>,
+}
+
+impl Session {
+    pub fn new(config: Arc<Config>, mailbox: Mailbox, peer: SocketAddr) -> Self {
+        Session {
+            config,
+            mailbox,
+            peer,
+            state: State::Greeted,
+            client_domain: String::new(),
+            extended: false,
+            transaction: Transaction::default(),
+            transitions: VecDeque::new(),
+        }
+    }
+
+    pub fn state(&self) -> State {
+        self.state
+    }
+
+    /// The latest state changes (at most [`MAX_TRANSITIONS`]), oldest first.
+    pub fn transitions(&self) -> impl Iterator<Item = (State, State)> + '_ {
+        self.transitions.iter().copied()
+    }
+
+    /// The one place the state changes.
+    fn enter(&mut self, next: State) {
+        if next != self.state {
+            if self.transitions.len() == MAX_TRANSITIONS {
+                self.transitions.pop_front();
+            }
+            self.transitions.push_back((self.state, next));
+            self.state = next;
+        }
+    }
+
+    /// The 220 the server sends first, before the client says anything (§4.3.1).
+    pub fn greeting(&self) -> Reply {
+        Reply::new(ReplyCode::SERVICE_READY, format!("{} ESMTP protolab lab server", self.config.hostname))
+    }
+
+    /// The longest line the session expects now: a command line, or a line of text.
+    pub fn line_limit(&self) -> usize {
+        if self.state == State::Data { MAX_TEXT_LINE } else { MAX_COMMAND_LINE }
+    }
+
+    /// One line from the client, its line end included. Returns the reply to send, if any
+    /// (lines of message text get none until the `.` line).
+    pub fn input(&mut self, line: &[u8], now: SystemTime) -> Option<Reply> {
+        match self.state {
+            State::Quit => None,
+            State::Data => self.text_line(line, now),
+            _ => Some(match Command::parse_line(line) {
+                Ok(cmd) => self.command(cmd),
+                Err(e) => e.reply(),
+            }),
+        }
+    }
+
+    /// A line too long to keep arrived (`octets` with its end); the reader dropped its bytes.
+    pub fn too_long(&mut self, octets: usize) -> Option<Reply> {
+        match self.state {
+            State::Quit => None,
+            State::Data => {
+                self.transaction.line_too_long = true;
+                None
+            }
+            _ => Some(CommandError::TooLong { octets }.reply()),
+        }
+    }
+
+    /// A command, in a command state: the heart of the server.
+    pub fn command(&mut self, cmd: Command<'_>) -> Reply {
+        use ReplyCode as C;
+        let host = self.config.hostname.clone();
+        match cmd {
+            Command::Ehlo { domain } | Command::Helo { domain } => {
+                // A new EHLO/HELO also clears any transaction (§4.1.4).
+                self.extended = matches!(cmd, Command::Ehlo { .. });
+                self.client_domain = domain.to_string();
+                self.transaction = Transaction::default();
+                self.enter(State::Ready);
+                let hello = format!("{host} greets {domain}");
+                if self.extended {
+                    let size = format!("SIZE {}", self.config.max_message_size);
+                    Reply::multi(C::OK, [hello, size, "8BITMIME".into(), "PIPELINING".into(), "HELP".into()])
+                } else {
+                    Reply::new(C::OK, hello)
+                }
+            }
+            Command::Mail { from, params } => match self.state {
+                State::Greeted => Reply::new(C::BAD_SEQUENCE, "bad sequence of commands: send EHLO or HELO first"),
+                State::MailFrom | State::RcptTo => {
+                    Reply::new(C::BAD_SEQUENCE, "bad sequence of commands: a transaction is open (RSET ends it)")
+                }
+                _ => {
+                    for p in &params {
+                        if let Some(refusal) = self.mail_param(p.keyword, p.value) {
+                            return refusal;
+                        }
+                    }
+                    self.transaction = Transaction { reverse_path: from.mailbox.to_string(), ..Transaction::default() };
+                    self.enter(State::MailFrom);
+                    Reply::new(C::OK, format!("sender <{}> OK", from.mailbox))
+                }
+            },
+            Command::Rcpt { to, params } => match self.state {
+                State::MailFrom | State::RcptTo => {
+                    if let Some(p) = params.first() {
+                        return Reply::new(
+                            C::PARAMETERS_NOT_RECOGNIZED,
+                            format!("RCPT parameter {} not recognized", p.keyword),
+                        );
+                    }
+                    let local = to.is_postmaster()
+                        || to.domain().is_some_and(|d| d.eq_ignore_ascii_case(&self.config.local_domain));
+                    if !local {
+                        return Reply::new(
+                            C::MAILBOX_UNAVAILABLE,
+                            format!(
+                                "<{}>: relay denied, this lab server takes mail for @{} only",
+                                to.mailbox, self.config.local_domain
+                            ),
+                        );
+                    }
+                    if self.transaction.forward_paths.len() >= self.config.max_recipients {
+                        return Reply::new(C::INSUFFICIENT_STORAGE, "too many recipients");
+                    }
+                    self.transaction.forward_paths.push(to.mailbox.to_string());
+                    self.enter(State::RcptTo);
+                    Reply::new(C::OK, format!("recipient <{}> OK", to.mailbox))
+                }
+                _ => Reply::new(C::BAD_SEQUENCE, "bad sequence of commands: send MAIL FROM first"),
+            },
+            Command::Data => match self.state {
+                State::RcptTo => {
+                    self.enter(State::Data);
+                    Reply::new(C::START_MAIL_INPUT, "end data with <CR><LF>.<CR><LF>")
+                }
+                // §3.3: DATA with no accepted recipient may get 503 or 554.
+                State::MailFrom => Reply::new(C::TRANSACTION_FAILED, "no valid recipients"),
+                _ => Reply::new(C::BAD_SEQUENCE, "bad sequence of commands: send MAIL FROM and RCPT TO first"),
+            },
+            Command::Rset => {
+                self.transaction = Transaction::default();
+                if self.state != State::Greeted {
+                    self.enter(State::Ready);
+                }
+                Reply::new(C::OK, "OK")
+            }
+            Command::Noop => Reply::new(C::OK, "OK"),
+            // §3.5.3: a server that will not say whether a mailbox exists answers 252.
+            Command::Vrfy { .. } => {
+                Reply::new(C::CANNOT_VRFY, "cannot VRFY user, but will accept message and attempt delivery")
+            }
+            Command::Help { topic } => Reply::multi(C::HELP_MESSAGE, help(topic)),
+            Command::Quit => {
+                self.enter(State::Quit);
+                Reply::new(C::SERVICE_CLOSING, format!("{host} closing connection"))
+            }
+            Command::NotImplemented { verb } => {
+                Reply::new(C::NOT_IMPLEMENTED, format!("{} not implemented in this lab", verb.to_ascii_uppercase()))
+            }
+            Command::Unknown { verb } => Reply::new(
+                C::SYNTAX_ERROR,
+                format!("unknown command {:?}", crate::wire::printable(verb.as_bytes(), 40)),
+            ),
+        }
+    }
+
+    /// Checks one MAIL FROM parameter; the refusal, if it is refused.
+    fn mail_param(&self, keyword: &str, value: Option<&str>) -> Option<Reply> {
+        use ReplyCode as C;
+        let max = self.config.max_message_size;
+        match (keyword.to_ascii_uppercase().as_str(), value) {
+            _ if !self.extended => Some(Reply::new(C::PARAMETERS_NOT_RECOGNIZED, "parameters need EHLO, not HELO")),
+            // RFC 1870: the client says the size ahead, so a too-big message is refused before it is sent.
+            ("SIZE", Some(v)) => match v.parse::<u64>() {
+                Ok(n) if n > max as u64 => {
+                    Some(Reply::new(C::EXCEEDED_STORAGE, format!("message size {n} exceeds the limit of {max}")))
+                }
+                Ok(_) => None,
+                Err(_) => Some(Reply::new(C::SYNTAX_ERROR_IN_ARGUMENTS, "SIZE needs a number of octets")),
+            },
+            // RFC 6152: 8BITMIME is advertised, so both bodies are fine.
+            ("BODY", Some(v)) if v.eq_ignore_ascii_case("7BIT") || v.eq_ignore_ascii_case("8BITMIME") => None,
+            _ => Some(Reply::new(C::PARAMETERS_NOT_RECOGNIZED, format!("MAIL parameter {keyword} not recognized"))),
+        }
+    }
+
+    /// A line of message text, in the Data state.
+    fn text_line(&mut self, line: &[u8], now: SystemTime) -> Option<Reply> {
+        let (body, end, _) = next_line(line).unwrap_or((line, LineEnd::Crlf, line.len()));
+        if line.len() > MAX_TEXT_LINE {
+            self.transaction.line_too_long = true;
+            return None;
+        }
+        let t = &mut self.transaction;
+        let kept = match end {
+            LineEnd::Crlf if body == b"." => return Some(self.end_of_text(now)),
+            // §4.5.2: the client doubled a leading dot; take one away.
+            LineEnd::Crlf => body.strip_prefix(b".").unwrap_or(body).len() + 2,
+            // A bare LF does not end a line in SMTP: keep the bytes as they came.
+            LineEnd::BareLf => line.len(),
+        };
+        if t.too_big || t.text.len() + kept > self.config.max_message_size {
+            t.too_big = true;
+            t.text = Vec::new();
+            return None;
+        }
+        match end {
+            LineEnd::Crlf => {
+                t.text.extend_from_slice(body.strip_prefix(b".").unwrap_or(body));
+                t.text.extend_from_slice(b"\r\n");
+            }
+            LineEnd::BareLf => t.text.extend_from_slice(line),
+        }
+        None
+    }
+
+    /// The `.` line: the text is complete. Deliver it, or say why not; either way the
+    /// transaction ends (§4.1.1.4).
+    fn end_of_text(&mut self, now: SystemTime) -> Reply {
+        let t = std::mem::take(&mut self.transaction);
+        self.enter(State::Ready);
+        if t.line_too_long {
+            return Reply::new(
+                ReplyCode::SYNTAX_ERROR,
+                format!("line too long (text lines are at most {MAX_TEXT_LINE} octets)"),
+            );
+        }
+        if t.too_big {
+            let max = self.config.max_message_size;
+            return Reply::new(ReplyCode::EXCEEDED_STORAGE, format!("message exceeds the limit of {max} octets"));
+        }
+        let id = self.mailbox.next_id();
+        let unix = now.duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+        // §4.4: the server adds a trace line on top of every message it accepts.
+        let for_rcpt = match t.forward_paths.as_slice() {
+            [one] => format!("\r\n\tfor <{one}>"),
+            _ => String::new(),
+        };
+        let received = format!(
+            "Received: from {} ([{}])\r\n\tby {} with {} id {id}{for_rcpt};\r\n\t{}\r\n",
+            self.client_domain,
+            self.peer.ip(),
+            self.config.hostname,
+            if self.extended { "ESMTP" } else { "SMTP" },
+            rfc5322_date(unix)
+        );
+        let mut content = received.into_bytes();
+        content.extend_from_slice(&t.text);
+        self.mailbox.deliver(Mail {
+            id: id.clone(),
+            reverse_path: t.reverse_path,
+            forward_paths: t.forward_paths,
+            client_domain: self.client_domain.clone(),
+            peer: self.peer,
+            received: now,
+            content,
+        });
+        Reply::new(ReplyCode::OK, format!("OK queued as {id}"))
+    }
+}
+
+/// HELP's lines (§4.1.1.8).
+fn help(topic: Option<&str>) -> Vec<String> {
+    let about = |t: &str| -> Option<&'static str> {
+        Some(match t.to_ascii_uppercase().as_str() {
+            "EHLO" => "EHLO <domain>: say who you are and list the extensions",
+            "HELO" => "HELO <domain>: say who you are (no extensions)",
+            "MAIL" => "MAIL FROM:<sender> [SIZE=n]: start a message",
+            "RCPT" => "RCPT TO:<recipient>: add a recipient (@protolab.test only)",
+            "DATA" => "DATA: send the text, end with a line holding a single '.'",
+            "RSET" => "RSET: forget the message in progress",
+            "NOOP" => "NOOP: do nothing, get a 250",
+            "VRFY" => "VRFY <name>: ask about a mailbox (answered with 252)",
+            "QUIT" => "QUIT: end the session",
+            _ => return None,
+        })
+    };
+    match topic.and_then(about) {
+        Some(line) => vec![line.into(), "end of HELP".into()],
+        None => vec![
+            "protolab lab server, RFC 5321".into(),
+            "commands: EHLO HELO MAIL RCPT DATA RSET NOOP VRFY HELP QUIT".into(),
+            "HELP <command> says more".into(),
+            "end of HELP".into(),
+        ],
+    }
+}
+
+/// What the reader found next on the socket.
+enum Input {
+    /// A line, its end included.
+    Line(Vec<u8>),
+    /// A line over the limit, its bytes dropped: how long it was.
+    TooLong(usize),
+}
+
+/// The socket side of a session: buffered line reading with limits and an idle timeout.
+struct Connection {
+    io: Stream,
+    /// Bytes read and not yet taken as lines.
+    buf: Vec<u8>,
+    /// Dropping an over-long line until its end: octets dropped so far.
+    dropping: Option<usize>,
+    idle_timeout: Duration,
+}
+
+/// Why reading stopped.
+enum ReadError {
+    /// The client closed its side.
+    Closed,
+    Idle,
+    Io(std::io::Error),
+}
+
+impl Connection {
+    /// The next line, or an over-long line's length; never holds more than `limit` bytes of one line.
+    async fn next(&mut self, limit: usize) -> std::result::Result<Input, ReadError> {
+        loop {
+            if let Some(dropped) = self.dropping {
+                if let Some(lf) = self.buf.iter().position(|&b| b == b'\n') {
+                    self.buf.drain(..=lf);
+                    self.dropping = None;
+                    return Ok(Input::TooLong(dropped + lf + 1));
+                }
+                self.dropping = Some(dropped + self.buf.len());
+                self.buf.clear();
+            } else if let Some((_, _, n)) = next_line(&self.buf) {
+                return Ok(Input::Line(self.buf.drain(..n).collect()));
+            } else if self.buf.len() > limit {
+                self.dropping = Some(self.buf.len());
+                self.buf.clear();
+                continue;
+            }
+            let mut chunk = [0u8; 8192];
+            let n = match tokio::time::timeout(self.idle_timeout, self.io.read(&mut chunk)).await {
+                Err(_) => return Err(ReadError::Idle),
+                Ok(Err(e)) => return Err(ReadError::Io(e)),
+                Ok(Ok(0)) => return Err(ReadError::Closed),
+                Ok(Ok(n)) => n,
+            };
+            self.buf.extend_from_slice(&chunk[..n]);
+        }
+    }
+
+    /// Sends one reply: one write, so the gate sees one message.
+    async fn send(&mut self, reply: &Reply) -> Result<()> {
+        let bytes = reply.emit();
+        self.io.write_all(&bytes).await.map_err(|e| eyre!("writing to the client: {e}"))?;
+        self.io.flush().await.map_err(|e| eyre!("writing to the client: {e}"))
+    }
+}
+
+/// Serves one client on `io` until QUIT (then `Ok`), or until it vanishes or idles (an error
+/// saying which).
+pub async fn serve(io: Stream, peer: SocketAddr, config: Arc<Config>, mailbox: Mailbox) -> Result<()> {
+    let mut session = Session::new(config.clone(), mailbox, peer);
+    let mut conn = Connection { io, buf: Vec::new(), dropping: None, idle_timeout: config.idle_timeout };
+    conn.send(&session.greeting()).await?;
+    while session.state() != State::Quit {
+        let input = match conn.next(session.line_limit()).await {
+            Ok(input) => input,
+            Err(ReadError::Closed) => {
+                return Err(eyre!("the client closed the connection without QUIT (in state {})", session.state()));
+            }
+            Err(ReadError::Io(e)) => return Err(eyre!("reading from the client (in state {}): {e}", session.state())),
+            Err(ReadError::Idle) => {
+                let secs = config.idle_timeout.as_secs_f64();
+                let bye = Reply::new(
+                    ReplyCode::SERVICE_NOT_AVAILABLE,
+                    format!("{} idle for {secs} s, closing connection", config.hostname),
+                );
+                let _ = conn.send(&bye).await;
+                let _ = conn.io.shutdown().await;
+                return Err(eyre!(
+                    "the client sent nothing for {secs} s (in state {}); closed with 421",
+                    session.state()
+                ));
+            }
+        };
+        let reply = match input {
+            Input::Line(line) => session.input(&line, SystemTime::now()),
+            Input::TooLong(octets) => session.too_long(octets),
+        };
+        if let Some(reply) = reply {
+            conn.send(&reply).await?;
+        }
+    }
+    conn.io.shutdown().await.map_err(|e| eyre!("closing the connection: {e}"))?;
+    // Wait briefly for the client's own close, so its FIN is seen; whatever it sends is dropped.
+    let mut chunk = [0u8; 4096];
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while let Ok(Ok(n)) = tokio::time::timeout_at(deadline, conn.io.read(&mut chunk)).await {
+        if n == 0 {
+            break;
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn session() -> Session {
+        let config = Config { max_message_size: 100, max_recipients: 2, ..Config::default() };
+        Session::new(Arc::new(config), Mailbox::default(), "127.0.0.1:4000".parse().unwrap())
+    }
+
+    /// Feeds lines; returns each reply's code (0 for none).
+    fn codes(s: &mut Session, lines: &[&str]) -> Vec<u16> {
+        lines
+            .iter()
+            .map(|l| s.input(format!("{l}\r\n").as_bytes(), UNIX_EPOCH).map(|r| r.code.0).unwrap_or(0))
+            .collect()
+    }
+
+    #[test]
+    fn a_whole_transaction_lands_in_the_mailbox() {
+        let mut s = session();
+        assert_eq!(s.greeting().emit(), b"220 protolab.test ESMTP protolab lab server\r\n");
+        let ehlo = s.input(b"EHLO client.lab\r\n", UNIX_EPOCH).unwrap();
+        assert_eq!(ehlo.lines, ["protolab.test greets client.lab", "SIZE 100", "8BITMIME", "PIPELINING", "HELP"]);
+        let got = codes(
+            &mut s,
+            &[
+                "MAIL FROM:<alice@client.lab> SIZE=20",
+                "RCPT TO:<bob@protolab.test>",
+                "DATA",
+                "Subject: Hi",
+                "",
+                "..dot",
+                ".",
+            ],
+        );
+        assert_eq!(got, [250, 250, 354, 0, 0, 0, 250]);
+        let mail = s.mailbox.latest().unwrap();
+        assert_eq!(mail.reverse_path, "alice@client.lab");
+        assert_eq!(mail.forward_paths, ["bob@protolab.test"]);
+        assert!(mail.content.ends_with(b"Subject: Hi\r\n\r\n.dot\r\n"), "{:?}", String::from_utf8_lossy(&mail.content));
+        assert!(
+            mail.content
+                .starts_with(b"Received: from client.lab ([127.0.0.1])\r\n\tby protolab.test with ESMTP id 00000001")
+        );
+        assert_eq!(mail.header("Subject").as_deref(), Some("Hi"));
+        assert_eq!(codes(&mut s, &["QUIT"]), [221]);
+        use State::*;
+        let states: Vec<_> = s.transitions().map(|t| t.1).collect();
+        assert_eq!(states, [Ready, MailFrom, RcptTo, Data, Ready, Quit]);
+    }
+
+    #[test]
+    fn commands_out_of_order_get_503() {
+        let mut s = session();
+        assert_eq!(codes(&mut s, &["MAIL FROM:<a@b.c>", "RCPT TO:<bob@protolab.test>", "DATA"]), [503, 503, 503]);
+        assert_eq!(
+            codes(&mut s, &["HELO x", "DATA", "MAIL FROM:<a@b.c>", "MAIL FROM:<a@b.c>", "DATA"]),
+            [250, 503, 250, 503, 554]
+        );
+        assert_eq!(codes(&mut s, &["RSET", "RCPT TO:<bob@protolab.test>"]), [250, 503]);
+        assert_eq!(s.state(), State::Ready);
+    }
+
+    #[test]
+    fn errors_where_they_belong() {
+        let mut s = session();
+        let got = codes(
+            &mut s,
+            &[
+                "GARBAGE",
+                "EHLO",
+                "STARTTLS",
+                "EHLO client.lab",
+                "MAIL FROM:<a@b.c> SIZE=1000",
+                "MAIL FROM:<a@b.c> SMTPUTF8",
+                "MAIL FROM:<a@b.c> SIZE=ten",
+                "MAIL FROM:<a@b.c>",
+                "RCPT TO:<x@elsewhere.example>",
+                "RCPT TO:<bob>",
+                "RCPT TO:<bob@protolab.test> NOTIFY=NEVER",
+                "RCPT TO:<Postmaster>",
+                "RCPT TO:<bob@PROTOLAB.test>",
+                "RCPT TO:<carol@protolab.test>",
+                "VRFY bob",
+                "NOOP",
+                "HELP",
+            ],
+        );
+        assert_eq!(got, [500, 501, 502, 250, 552, 555, 501, 250, 550, 501, 555, 250, 250, 452, 252, 250, 214]);
+        let long = format!("NOOP {}\r\n", "x".repeat(600));
+        assert_eq!(s.input(long.as_bytes(), UNIX_EPOCH).unwrap().code, ReplyCode::SYNTAX_ERROR);
+        assert_eq!(s.input(b"NOOP\n", UNIX_EPOCH).unwrap().code, ReplyCode::SYNTAX_ERROR);
+    }
+
+    #[test]
+    fn too_big_and_too_long_texts_are_refused_after_the_dot() {
+        let mut s = session();
+        codes(&mut s, &["EHLO c", "MAIL FROM:<a@b.c>", "RCPT TO:<bob@protolab.test>", "DATA"]);
+        let line = "y".repeat(60);
+        assert_eq!(codes(&mut s, &[&line, &line, "."]), [0, 0, 552]);
+        codes(&mut s, &["MAIL FROM:<a@b.c>", "RCPT TO:<bob@protolab.test>", "DATA"]);
+        assert_eq!(s.too_long(2000), None);
+        assert_eq!(codes(&mut s, &["."]), [500]);
+        assert!(s.mailbox.is_empty());
+        assert_eq!(s.state(), State::Ready);
+    }
+}
