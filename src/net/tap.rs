@@ -2,7 +2,7 @@
 //! before each message it sends, and turns the bytes into steps with the lab's decoders.
 
 use super::gate::Gate;
-use crate::session::{Draft, KEEP_BYTES, Layer, StepSink};
+use crate::session::{KEEP_BYTES, Layer, Step, StepSink};
 use crate::wire::{Decoded, Decoder, Message};
 use std::future::Future;
 use std::io;
@@ -93,7 +93,7 @@ impl Recorder {
     fn shutdown<S: AsyncWrite + Unpin>(&self, dir: Dir, inner: &mut S, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let mut ways = self.lock();
         let result = ready!(Pin::new(inner).poll_shutdown(cx));
-        self.end_locked(&mut ways, dir, "FIN", "tcp.fin", None);
+        self.end_locked(&mut ways, dir, None);
         Poll::Ready(result)
     }
 
@@ -154,9 +154,10 @@ impl Recorder {
         way.buf.drain(..at);
     }
 
+    /// Hands the sink a step for `msg`: `len` bytes on the wire, the first of them in `bytes`.
     fn emit(&self, way: &Way, bytes: &[u8], msg: Message, len: usize) {
         let kept = bytes.len().min(KEEP_BYTES);
-        self.sink.emit(Draft {
+        self.sink.emit(Step {
             layer: msg.layer,
             proto: msg.proto.into(),
             from: way.from.clone(),
@@ -169,60 +170,53 @@ impl Recorder {
             malformed: msg.malformed,
             kind: msg.kind,
             notes: msg.notes,
+            ..Step::default()
         });
     }
 
     /// The sender in `dir` closed its side (a FIN went out), or the reader saw it arrive.
     pub fn closed(&self, dir: Dir) {
-        self.end(dir, "FIN", "tcp.fin", None);
+        self.end_locked(&mut self.lock(), dir, None);
     }
 
     /// The connection broke in `dir` (reset, or an error reading).
     pub fn broken(&self, dir: Dir, err: &io::Error) {
-        let what = if err.kind() == io::ErrorKind::ConnectionReset { "RST" } else { "error" };
-        self.end(dir, what, "tcp.rst", Some(err.to_string()));
+        self.end_locked(&mut self.lock(), dir, Some(err));
     }
 
-    fn end(&self, dir: Dir, what: &str, kind: &str, error: Option<String>) {
-        self.end_locked(&mut self.lock(), dir, what, kind, error);
-    }
-
-    fn end_locked(&self, ways: &mut [Way; 2], dir: Dir, what: &str, kind: &str, error: Option<String>) {
+    fn end_locked(&self, ways: &mut [Way; 2], dir: Dir, error: Option<&io::Error>) {
         let way = &mut ways[dir.index()];
         if way.closed {
             return;
         }
         way.closed = true;
         if !way.buf.is_empty() || way.skip > 0 {
+            let reason = match way.skip {
+                0 => "the connection closed in the middle of a message".to_string(),
+                n => format!("the connection closed {n} bytes before the end of the message"),
+            };
             let len = way.buf.len();
             let msg =
                 Message::new(Layer::Application, "?", "malformed", format!("{len} bytes of an unfinished message"))
-                    .malformed("the connection closed in the middle of a message");
+                    .malformed(reason);
             self.emit(way, &way.buf, msg, len);
             way.buf.clear();
             way.skip = 0;
         }
-        let summary = match (&error, what) {
-            (Some(e), _) => format!("{what}: {e}"),
-            (None, _) => format!("FIN: {} closes its side of the connection", way.from),
+        // A FIN or RST is a real segment, but the socket API does not show its bytes: len 0.
+        let msg = match error {
+            None => Message::new(
+                Layer::Transport,
+                "TCP",
+                "tcp.fin",
+                format!("FIN: {} closes its side of the connection", way.from),
+            ),
+            Some(e) => {
+                let what = if e.kind() == io::ErrorKind::ConnectionReset { "RST" } else { "error" };
+                Message::new(Layer::Transport, "TCP", "tcp.rst", format!("{what}: {e}")).malformed(e.to_string())
+            }
         };
-        let mut msg = Message::new(Layer::Transport, "TCP", kind, summary);
-        msg.malformed = error;
-        // A FIN is a real segment, but the socket API does not show its bytes: len 0.
-        self.sink.emit(Draft {
-            layer: msg.layer,
-            proto: msg.proto.into(),
-            from: way.from.clone(),
-            to: way.to.clone(),
-            summary: msg.summary,
-            len: 0,
-            bytes: Vec::new(),
-            truncated: false,
-            fields: Vec::new(),
-            malformed: msg.malformed,
-            kind: msg.kind,
-            notes: Vec::new(),
-        });
+        self.emit(way, &[], msg, 0);
     }
 }
 

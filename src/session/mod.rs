@@ -5,7 +5,7 @@ mod sink;
 mod step;
 
 pub use format::{Format, text_line, write_step};
-pub use sink::{Draft, StepSink};
+pub use sink::StepSink;
 pub use step::{Field, KEEP_BYTES, Layer, Step, hex};
 
 use std::collections::VecDeque;
@@ -90,26 +90,7 @@ mod tests {
     use super::*;
 
     fn step(seq: u64, n: usize) -> Step {
-        Step {
-            seq,
-            t_us: 0,
-            lab: "t".into(),
-            session: 1,
-            conn: None,
-            layer: Layer::Application,
-            proto: "SMTP".into(),
-            from: "client".into(),
-            to: "server".into(),
-            summary: String::new(),
-            len: n,
-            bytes: vec![0; n],
-            truncated: false,
-            fields: vec![],
-            carried_by: vec![],
-            malformed: None,
-            kind: String::new(),
-            notes: vec![],
-        }
+        Step { seq, len: n, bytes: vec![0; n], ..Step::default() }
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! Where recorders hand finished steps: numbers them in order and timestamps them.
 
-use super::{Layer, Step};
+use super::Step;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 use tokio::sync::mpsc;
@@ -25,23 +25,6 @@ struct Shared {
     tx: mpsc::UnboundedSender<Step>,
 }
 
-/// A step before the sink numbers it.
-#[derive(Debug, Clone)]
-pub struct Draft {
-    pub layer: Layer,
-    pub proto: String,
-    pub from: String,
-    pub to: String,
-    pub summary: String,
-    pub len: usize,
-    pub bytes: Vec<u8>,
-    pub truncated: bool,
-    pub fields: Vec<super::Field>,
-    pub malformed: Option<String>,
-    pub kind: String,
-    pub notes: Vec<String>,
-}
-
 impl StepSink {
     pub fn new(lab: &str, tx: mpsc::UnboundedSender<Step>) -> Self {
         StepSink {
@@ -56,28 +39,15 @@ impl StepSink {
         StepSink { session, ..self.clone() }
     }
 
-    pub fn emit(&self, d: Draft) {
+    /// Numbers, timestamps and sends a step; its `seq`, `t_us`, `lab`, `session` and `conn`
+    /// are the sink's to set.
+    pub fn emit(&self, mut step: Step) {
         let mut next = self.shared.next.lock().unwrap_or_else(|e| e.into_inner());
-        let step = Step {
-            seq: *next,
-            t_us: self.shared.start.elapsed().as_micros() as u64,
-            lab: self.shared.lab.clone(),
-            session: self.session,
-            conn: self.conn.clone(),
-            layer: d.layer,
-            proto: d.proto,
-            from: d.from,
-            to: d.to,
-            summary: d.summary,
-            len: d.len,
-            bytes: d.bytes,
-            truncated: d.truncated,
-            fields: d.fields,
-            carried_by: Vec::new(),
-            malformed: d.malformed,
-            kind: d.kind,
-            notes: d.notes,
-        };
+        step.seq = *next;
+        step.t_us = self.shared.start.elapsed().as_micros() as u64;
+        step.lab.clone_from(&self.shared.lab);
+        step.session = self.session;
+        step.conn.clone_from(&self.conn);
         if self.shared.tx.send(step).is_ok() {
             *next += 1;
         }

@@ -84,6 +84,32 @@ pub struct Step {
     pub notes: Vec<String>,
 }
 
+impl Default for Step {
+    /// An empty application step; the sink fills in `seq`, `t_us`, `lab` and `session`.
+    fn default() -> Self {
+        Step {
+            seq: 0,
+            t_us: 0,
+            lab: String::new(),
+            session: 1,
+            conn: None,
+            layer: Layer::Application,
+            proto: String::new(),
+            from: String::new(),
+            to: String::new(),
+            summary: String::new(),
+            len: 0,
+            bytes: Vec::new(),
+            truncated: false,
+            fields: Vec::new(),
+            carried_by: Vec::new(),
+            malformed: None,
+            kind: String::new(),
+            notes: Vec::new(),
+        }
+    }
+}
+
 impl Step {
     /// The first field with this path.
     pub fn field(&self, path: &str) -> Option<&Field> {
