@@ -40,8 +40,11 @@ fn curl_sends_mail_through_serve() {
     let addr = line.trim().strip_prefix("listening on ").unwrap().to_string();
     let dir = tempfile::tempdir().unwrap();
     let mail = dir.path().join("mail.txt");
-    std::fs::write(&mail, "From: carol@example.org\r\nTo: bob@protolab.test\r\nSubject: via curl\r\n\r\nHi.\r\n.dot\r\n")
-        .unwrap();
+    std::fs::write(
+        &mail,
+        "From: carol@example.org\r\nTo: bob@protolab.test\r\nSubject: via curl\r\n\r\nHi.\r\n.dot\r\n",
+    )
+    .unwrap();
     let out = Command::new("curl")
         .args(["-sS", "--max-time", "20", &format!("smtp://{addr}"), "--mail-from", "carol@example.org"])
         .args(["--mail-rcpt", "bob@protolab.test", "--upload-file"])

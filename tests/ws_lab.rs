@@ -158,3 +158,27 @@ async fn vanishing_client_ends_the_session_without_hanging() {
         "{all:#?}"
     );
 }
+
+#[tokio::test]
+async fn serve_goes_on_after_a_bad_session() {
+    let lab: std::sync::Arc<dyn Lab> = labs::find("ws").unwrap();
+    let listener = Wire::Host.listen("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let server = tokio::spawn(run::serve(lab.clone(), listener, Some(2), StepSink::new("ws", tx)));
+    // Session 1 sends garbage; session 2 is our whole lab client.
+    let mut bad = TcpStream::connect(&addr).await.unwrap();
+    bad.write_all(b"\x00\x01\x02 garbage\r\n\r\n").await.unwrap();
+    assert!(read_to_end(&mut bad).await.starts_with(b"HTTP/1.1 400"));
+    let (ctx, _crx) = mpsc::unbounded_channel();
+    let opts = RunOptions { wire: Wire::Host, connect: Some(addr), gate: Gate::free() };
+    tokio::time::timeout(LIMIT, run::exchange(lab, opts, StepSink::new("ws", ctx))).await.unwrap().unwrap();
+    tokio::time::timeout(LIMIT, server).await.unwrap().unwrap().unwrap();
+    let mut sessions = std::collections::BTreeMap::<u32, Vec<Step>>::new();
+    while let Some(s) = rx.recv().await {
+        sessions.entry(s.session).or_default().push(s);
+    }
+    assert!(sessions[&1][0].malformed.is_some());
+    assert_eq!(sessions[&2].len(), 12, "the good session is whole");
+    assert!(sessions[&2].iter().all(|s| s.malformed.is_none()));
+}

@@ -2,7 +2,7 @@
 //! server), or the embedded server for outside clients. Both tap every connection.
 
 use super::Lab;
-use crate::net::{Dir, Gate, Listener, Recorder, TapStream, Wire};
+use crate::net::{Dir, Gate, Listener, Recorder, TapStream, Wire, with_gate};
 use crate::session::StepSink;
 use color_eyre::eyre::{Result, WrapErr, eyre};
 use std::sync::Arc;
@@ -45,17 +45,17 @@ pub async fn exchange(lab: Arc<dyn Lab>, opts: RunOptions, sink: StepSink) -> Re
             let (lab, rec, gate) = (lab.clone(), rec.clone(), opts.gate.clone());
             let task = tokio::spawn(async move {
                 let (s, peer) = listener.accept().await?;
-                let io = TapStream::new(s, rec, Dir::ServerToClient, false, gate);
-                lab.serve(Box::new(io), peer).await.wrap_err("server")
+                let io = TapStream::new(s, rec, Dir::ServerToClient, false, gate.clone());
+                with_gate(gate, lab.serve(Box::new(io), peer)).await.wrap_err("server")
             });
             (addr, Some(AbortOnDrop(task)))
         }
     };
     let s = opts.wire.connect(&target).await.wrap_err_with(|| format!("cannot connect to {target}"))?;
     let io = TapStream::new(s, rec, Dir::ClientToServer, opts.connect.is_some(), opts.gate.clone());
-    lab.client(Box::new(io), &target).await?;
+    with_gate(opts.gate.clone(), lab.client(Box::new(io), &target)).await?;
     if let Some(mut server) = server {
-        match tokio::time::timeout(SERVER_GRACE, &mut server.0).await {
+        match with_gate(opts.gate.clone(), crate::net::timeout(SERVER_GRACE, &mut server.0)).await {
             Ok(Ok(result)) => result?,
             Ok(Err(join)) => return Err(eyre!("server task failed: {join}")),
             Err(_) => return Err(eyre!("the server did not finish within {SERVER_GRACE:?} of the client")),

@@ -3,8 +3,52 @@
 //! Every tapped endpoint we own asks the gate before the first byte of each message goes out.
 //! In free mode (headless `run`, remote peers) the gate is always open.
 
+use std::future::Future;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 use tokio::sync::{Notify, mpsc};
+use tokio::time::Instant;
+
+tokio::task_local! {
+    /// The gate of the run the current lab task belongs to (see [`timeout`]).
+    static GATE: Arc<Gate>;
+}
+
+/// Runs a lab task with its run's gate, so its timeouts know when the exchange is paused.
+pub async fn with_gate<F: Future>(gate: Arc<Gate>, fut: F) -> F::Output {
+    GATE.scope(gate, fut).await
+}
+
+/// A timeout ran out: the peer was silent for the whole limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Elapsed;
+
+impl std::fmt::Display for Elapsed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("timed out")
+    }
+}
+
+impl std::error::Error for Elapsed {}
+
+/// Like `tokio::time::timeout`, but the clock stops while a message of this run waits at
+/// the gate: a presenter who talks about one step for ten minutes does not make the peer idle.
+pub async fn timeout<F: Future>(limit: Duration, fut: F) -> Result<F::Output, Elapsed> {
+    let gate = GATE.try_with(Arc::clone).ok();
+    tokio::pin!(fut);
+    let mut deadline = Instant::now() + limit;
+    loop {
+        tokio::select! {
+            out = &mut fut => return Ok(out),
+            () = tokio::time::sleep_until(deadline) => {
+                match gate.as_ref().and_then(|g| g.held_until()) {
+                    Some(held) if held + limit > deadline => deadline = held + limit,
+                    _ => return Err(Elapsed),
+                }
+            }
+        }
+    }
+}
 
 /// What the gate tells the UI.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -15,6 +59,8 @@ pub enum GateEvent {
 
 #[derive(Debug, Default)]
 struct State {
+    /// The last moment a message was held at the gate (while one is held: now).
+    last_hold: Option<Instant>,
     /// Always open: nobody waits.
     free: bool,
     /// Presses granted and not yet used by a sender.
@@ -64,6 +110,7 @@ impl Gate {
                 }
                 if s.credits > 0 {
                     s.credits -= 1;
+                    s.last_hold = Some(Instant::now());
                     if let Some(i) = s.waiting.iter().position(|w| *w == who) {
                         s.waiting.remove(i);
                     }
@@ -91,6 +138,13 @@ impl Gate {
         drop(s);
         self.pressed.notify_waiters();
         true
+    }
+
+    /// Until when the exchange was paused at the gate: now while a message waits, else the
+    /// moment the last held message went. `None` if nothing was ever held.
+    pub fn held_until(&self) -> Option<Instant> {
+        let s = self.lock();
+        if s.waiting.len() > s.credits as usize { Some(Instant::now()) } else { s.last_hold }
     }
 
     /// The endpoint whose message waits now, if any.
@@ -124,6 +178,24 @@ mod tests {
         assert!(gate.open_one());
         tokio::time::timeout(Duration::from_secs(5), task).await.unwrap().unwrap();
         assert_eq!(gate.waiting(), None);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn timeouts_stop_while_a_message_is_held() {
+        let (tx, _rx) = mpsc::unbounded_channel();
+        let gate = Gate::stepping(tx);
+        let held = tokio::spawn(gate.clone().pass("server".into()));
+        tokio::task::yield_now().await;
+        // The reply is held for 100 s; a 30 s timeout waiting for it must not fire.
+        let waiting = tokio::spawn(with_gate(gate.clone(), async {
+            timeout(Duration::from_secs(30), tokio::time::sleep(Duration::from_secs(120))).await
+        }));
+        tokio::time::sleep(Duration::from_secs(100)).await;
+        assert!(gate.open_one());
+        held.await.unwrap();
+        assert_eq!(waiting.await.unwrap(), Ok(()), "120 s of which 100 s held: the peer was silent 20 s only");
+        // Without a gate it is an ordinary timeout.
+        assert_eq!(timeout(Duration::from_secs(1), tokio::time::sleep(Duration::from_secs(2))).await, Err(Elapsed));
     }
 
     #[tokio::test]

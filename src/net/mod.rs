@@ -4,7 +4,7 @@
 pub mod gate;
 pub mod tap;
 
-pub use gate::{Gate, GateEvent};
+pub use gate::{Elapsed, Gate, GateEvent, timeout, with_gate};
 pub use tap::{Dir, Recorder, TapStream};
 
 use std::io;

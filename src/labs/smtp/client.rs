@@ -107,7 +107,7 @@ impl Connection {
                 Err(ReplyError::Incomplete) => {}
             }
             let mut chunk = [0u8; 4096];
-            let n = match tokio::time::timeout(REPLY_TIMEOUT, self.io.read(&mut chunk)).await {
+            let n = match crate::net::timeout(REPLY_TIMEOUT, self.io.read(&mut chunk)).await {
                 Err(_) => return Err(eyre!("no reply to {what} within {} s", REPLY_TIMEOUT.as_secs())),
                 Ok(Err(e)) => return Err(eyre!("reading the reply to {what}: {e}")),
                 Ok(Ok(0)) => return Err(eyre!("the server closed the connection instead of answering {what}")),
@@ -127,17 +127,22 @@ impl Connection {
     /// Waits up to `limit` for the server to close (EOF), then closes our side.
     async fn close(&mut self, limit: Duration) -> Result<()> {
         let mut chunk = [0u8; 4096];
-        let deadline = tokio::time::Instant::now() + limit;
-        loop {
-            match tokio::time::timeout_at(deadline, self.io.read(&mut chunk)).await {
-                Err(_) => {
-                    let _ = self.io.shutdown().await;
-                    return Err(eyre!("the server did not close the connection within {} s of QUIT", limit.as_secs()));
+        let eof = async {
+            loop {
+                match self.io.read(&mut chunk).await {
+                    Ok(0) => return Ok(()),
+                    Ok(_) => {}
+                    Err(e) => return Err(e),
                 }
-                Ok(Err(e)) => return Err(eyre!("waiting for the server to close: {e}")),
-                Ok(Ok(0)) => break,
-                Ok(Ok(_)) => {}
             }
+        };
+        match crate::net::timeout(limit, eof).await {
+            Err(_) => {
+                let _ = self.io.shutdown().await;
+                return Err(eyre!("the server did not close the connection within {} s of QUIT", limit.as_secs()));
+            }
+            Ok(Err(e)) => return Err(eyre!("waiting for the server to close: {e}")),
+            Ok(Ok(())) => {}
         }
         self.io.shutdown().await.map_err(|e| eyre!("closing our side: {e}"))
     }

@@ -457,7 +457,7 @@ impl Connection {
                 continue;
             }
             let mut chunk = [0u8; 8192];
-            let n = match tokio::time::timeout(self.idle_timeout, self.io.read(&mut chunk)).await {
+            let n = match crate::net::timeout(self.idle_timeout, self.io.read(&mut chunk)).await {
                 Err(_) => return Err(ReadError::Idle),
                 Ok(Err(e)) => return Err(ReadError::Io(e)),
                 Ok(Ok(0)) => return Err(ReadError::Closed),
@@ -513,12 +513,8 @@ pub async fn serve(io: Stream, peer: SocketAddr, config: Arc<Config>, mailbox: M
     conn.io.shutdown().await.map_err(|e| eyre!("closing the connection: {e}"))?;
     // Wait briefly for the client's own close, so its FIN is seen; whatever it sends is dropped.
     let mut chunk = [0u8; 4096];
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
-    while let Ok(Ok(n)) = tokio::time::timeout_at(deadline, conn.io.read(&mut chunk)).await {
-        if n == 0 {
-            break;
-        }
-    }
+    let eof = async { while conn.io.read(&mut chunk).await.is_ok_and(|n| n > 0) {} };
+    let _ = crate::net::timeout(Duration::from_secs(5), eof).await;
     Ok(())
 }
 

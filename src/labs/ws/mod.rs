@@ -75,7 +75,7 @@ async fn read_head(io: &mut BufReader<Stream>) -> Result<Vec<u8>> {
     let mut head = Vec::new();
     loop {
         let n =
-            tokio::time::timeout(IDLE, io.read_until(b'\n', &mut head)).await.map_err(|_| eyre!("client idle"))??;
+            crate::net::timeout(IDLE, io.read_until(b'\n', &mut head)).await.map_err(|_| eyre!("client idle"))??;
         if n == 0 {
             bail!("the client closed the connection before its request ended");
         }
@@ -140,7 +140,7 @@ async fn serve(io: Stream) -> Result<()> {
     io.flush().await?;
     let mut ws = WebSocketStream::from_raw_socket(io, Role::Server, Some(config())).await;
     loop {
-        let next = tokio::time::timeout(IDLE, ws.next()).await.map_err(|_| eyre!("client idle"))?;
+        let next = crate::net::timeout(IDLE, ws.next()).await.map_err(|_| eyre!("client idle"))?;
         match next {
             Some(Ok(msg @ (Message::Text(_) | Message::Binary(_)))) => ws.send(msg).await?,
             // tungstenite answers pings itself; flush so the pong goes now.
@@ -172,7 +172,7 @@ async fn protocol_error(mut ws: WebSocketStream<BufReader<Stream>>, code: u16, r
 
 /// Waits for the next message from the server, skipping nothing: the lab expects `what`.
 async fn expect(ws: &mut WebSocketStream<Stream>, what: &str) -> Result<Message> {
-    match tokio::time::timeout(IDLE, ws.next()).await {
+    match crate::net::timeout(IDLE, ws.next()).await {
         Err(_) => bail!("no {what} from the server"),
         Ok(None) => bail!("the server closed the connection while the client waited for {what}"),
         Ok(Some(Err(e))) => bail!("while waiting for {what}: {e}"),
@@ -207,7 +207,7 @@ async fn client(io: Stream, target: String) -> Result<()> {
     ws.close(Some(CloseFrame { code: CloseCode::Normal, reason: "lesson over".into() })).await?;
     // The server answers with its own close frame, then closes TCP.
     loop {
-        match tokio::time::timeout(IDLE, ws.next()).await {
+        match crate::net::timeout(IDLE, ws.next()).await {
             Err(_) => bail!("the server did not answer the close"),
             Ok(Some(Ok(_))) => continue,
             Ok(None | Some(Err(WsError::ConnectionClosed | WsError::AlreadyClosed))) => break,
@@ -216,7 +216,7 @@ async fn client(io: Stream, target: String) -> Result<()> {
     }
     let io = ws.get_mut();
     let mut rest = [0u8; 64];
-    match tokio::time::timeout(IDLE, io.read(&mut rest)).await {
+    match crate::net::timeout(IDLE, io.read(&mut rest)).await {
         Ok(Ok(0)) => {}
         Ok(Ok(n)) => bail!("{n} unexpected bytes after the close"),
         Ok(Err(e)) => bail!("waiting for the server's FIN: {e}"),
