@@ -32,6 +32,8 @@ static INFO: LabInfo = LabInfo {
 
 /// How long either side waits for the other before giving up.
 const IDLE: Duration = Duration::from_secs(300);
+/// How long the server waits for the client's FIN after its own.
+const CLOSE_GRACE: Duration = Duration::from_secs(5);
 /// Largest message the embedded server accepts.
 const MAX_MESSAGE: usize = 16 * 1024 * 1024;
 
@@ -154,8 +156,13 @@ async fn serve(io: Stream) -> Result<()> {
             Some(Err(e)) => return Err(e.into()),
         }
     }
-    // The server closes the TCP connection first (RFC 6455 §7.1.1).
-    ws.get_mut().shutdown().await.wrap_err("closing the connection")?;
+    // The server closes the TCP connection first (RFC 6455 §7.1.1), then waits a moment for
+    // the client's FIN, so that it is seen too.
+    let io = ws.get_mut();
+    io.shutdown().await.wrap_err("closing the connection")?;
+    let mut rest = [0u8; 256];
+    let eof = async { while io.read(&mut rest).await.is_ok_and(|n| n > 0) {} };
+    let _ = crate::net::timeout(CLOSE_GRACE, eof).await;
     Ok(())
 }
 
