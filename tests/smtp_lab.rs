@@ -43,17 +43,17 @@ async fn one_message_from_greeting_to_fin() {
         [
             "smtp.reply.220",
             "smtp.command.EHLO",
-            "smtp.reply.250",
+            "smtp.reply.250.EHLO",
             "smtp.command.MAIL",
-            "smtp.reply.250",
+            "smtp.reply.250.MAIL",
             "smtp.command.RCPT",
-            "smtp.reply.250",
+            "smtp.reply.250.RCPT",
             "smtp.command.DATA",
-            "smtp.reply.354",
+            "smtp.reply.354.DATA",
             "smtp.data",
-            "smtp.reply.250",
+            "smtp.reply.250.text",
             "smtp.command.QUIT",
-            "smtp.reply.221",
+            "smtp.reply.221.QUIT",
             "tcp.fin",
             "tcp.fin",
         ]
@@ -203,11 +203,11 @@ async fn a_refusing_real_server_ends_the_run_with_its_reason() {
         [
             "smtp.reply.220",
             "smtp.command.EHLO",
-            "smtp.reply.250",
+            "smtp.reply.250.EHLO",
             "smtp.command.MAIL",
-            "smtp.reply.530",
+            "smtp.reply.530.MAIL",
             "smtp.command.QUIT",
-            "smtp.reply.221"
+            "smtp.reply.221.QUIT"
         ]
     );
     assert!(k.contains(&"tcp.fin"));

@@ -303,7 +303,14 @@ impl Decoder for ReplyDecoder {
         if lines.len() > 1 {
             summary.push_str(&format!(" (+{} lines)", lines.len() - 1));
         }
-        let mut msg = Message::new(Layer::Application, PROTO, format!("smtp.reply.{code}"), summary)
+        // The kind names what the reply answers too (`smtp.reply.250.MAIL`), so the narration can
+        // say what this 250 means here; it falls back to `smtp.reply.250`.
+        let kind = match &answers {
+            Some(Awaiting::Command(verb)) if verb != "?" => format!("smtp.reply.{code}.{verb}"),
+            Some(Awaiting::Text) => format!("smtp.reply.{code}.text"),
+            _ => format!("smtp.reply.{code}"),
+        };
+        let mut msg = Message::new(Layer::Application, PROTO, kind, summary)
             .field("SMTP.reply_code", code.0, 0..3)
             .field("SMTP.reply_text", lines[0].text.clone(), lines[0].text_range.clone());
         let ehlo = answers == Some(Awaiting::Command("EHLO".into()));
