@@ -182,3 +182,16 @@ async fn serve_goes_on_after_a_bad_session() {
     assert_eq!(sessions[&2].len(), 12, "the good session is whole");
     assert!(sessions[&2].iter().all(|s| s.malformed.is_none()));
 }
+
+#[tokio::test]
+async fn every_step_has_narration_with_real_values() {
+    let lab = labs::find("ws").unwrap();
+    let narration = protolab::narration::Narration::parse(lab.narration());
+    let steps = run_ws().await;
+    for s in &steps {
+        let text = narration.explain(s).unwrap_or_else(|| panic!("no narration for {}", s.kind));
+        assert!(!text.contains("{"), "unfilled placeholder in {}: {text}", s.kind);
+    }
+    let key = steps[0].value("HTTP.header.Sec-WebSocket-Key").unwrap();
+    assert!(narration.explain(&steps[0]).unwrap().contains(&key), "the narration quotes this run's key");
+}
