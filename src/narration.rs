@@ -13,6 +13,9 @@
 use crate::session::Step;
 use std::collections::HashMap;
 
+/// Narration every lab shares: the transport under the protocol.
+const SHARED: &str = include_str!("../assets/narration/en/tcp.txt");
+
 /// The narration entries of one lab, parsed from its asset file.
 #[derive(Debug, Default, Clone)]
 pub struct Narration {
@@ -53,6 +56,14 @@ impl Narration {
         Narration { entries }
     }
 
+    /// A lab's narration on top of the text every lab shares (TCP's FIN and RST); the lab's
+    /// own entries win.
+    pub fn for_lab(lab_text: &str) -> Self {
+        let mut n = Narration::parse(SHARED);
+        n.entries.extend(Narration::parse(lab_text).entries);
+        n
+    }
+
     /// The raw text for a kind, by longest dotted prefix.
     pub fn lookup(&self, kind: &str) -> Option<&str> {
         let mut k = kind;
@@ -70,10 +81,30 @@ impl Narration {
         Some(fill(template, step))
     }
 
+    /// Placeholders in this step's narration that the step has no value for (for tests).
+    pub fn missing(&self, step: &Step) -> Vec<String> {
+        let Some(template) = self.lookup(&step.kind) else { return vec!["(no narration)".into()] };
+        placeholders(template).filter(|name| value(name, step).is_none()).map(str::to_string).collect()
+    }
+
     /// Every key, for tests that check coverage.
     pub fn keys(&self) -> impl Iterator<Item = &str> {
         self.entries.keys().map(String::as_str)
     }
+}
+
+fn value(name: &str, step: &Step) -> Option<String> {
+    match name {
+        "from" => Some(step.from.clone()),
+        "to" => Some(step.to.clone()),
+        "len" => Some(step.len.to_string()),
+        path => step.value(path),
+    }
+}
+
+/// The `{name}`s of a template, in order.
+fn placeholders(template: &str) -> impl Iterator<Item = &str> {
+    template.split('{').skip(1).filter_map(|part| part.split_once('}').map(|(name, _)| name))
 }
 
 fn fill(template: &str, step: &Step) -> String {
@@ -86,13 +117,7 @@ fn fill(template: &str, step: &Step) -> String {
             return out;
         };
         let name = &rest[open + 1..open + close];
-        let value = match name {
-            "from" => Some(step.from.clone()),
-            "to" => Some(step.to.clone()),
-            "len" => Some(step.len.to_string()),
-            path => step.value(path),
-        };
-        out.push_str(&value.unwrap_or_else(|| "?".into()));
+        out.push_str(&value(name, step).unwrap_or_else(|| "?".into()));
         rest = &rest[open + close + 1..];
     }
     out.push_str(rest);

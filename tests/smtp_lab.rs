@@ -240,3 +240,15 @@ fn narration_covers_the_dialogue() {
     }
     assert!(n.lookup("smtp.reply.599").is_some_and(|t| t.contains("three-digit")));
 }
+
+#[tokio::test]
+async fn every_step_of_the_dialogue_has_filled_in_narration() {
+    let smtp = Arc::new(Smtp::default());
+    let n = protolab::narration::Narration::for_lab(smtp.narration());
+    let (result, steps) = run(&smtp, None).await;
+    result.expect("the exchange completed");
+    for s in &steps {
+        assert!(n.explain(s).is_some(), "no narration for {}", s.kind);
+        assert_eq!(n.missing(s), Vec::<String>::new(), "placeholders without a value in {}", s.kind);
+    }
+}

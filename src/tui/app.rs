@@ -85,7 +85,7 @@ pub struct LabTab {
 
 impl LabTab {
     pub fn new(lab: Arc<dyn Lab>) -> Self {
-        let narration = Narration::parse(lab.narration());
+        let narration = Narration::for_lab(lab.narration());
         LabTab {
             lab,
             narration,

@@ -233,6 +233,8 @@ impl WsDecoder {
             msg = msg.field("WebSocket.payload", shown, range);
         }
         if head.masked {
+            // Masked frames have their own narration, which explains the masking key.
+            msg.kind.push_str(".masked");
             msg.summary.push_str("  (masked)");
             msg.notes.push("payload = masked bytes XOR masking key, byte i with key[i % 4]".into());
         }
