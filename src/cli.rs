@@ -5,7 +5,7 @@ use crate::labs::{self, Lab, run};
 use crate::net::{Gate, Wire};
 use crate::session::{Format, Step, StepSink, write_step};
 use clap::{Parser, Subcommand};
-use color_eyre::eyre::{Result, WrapErr, eyre};
+use color_eyre::eyre::{Result, WrapErr};
 use std::io::Write;
 use std::sync::Arc;
 use tokio::sync::mpsc;
@@ -27,13 +27,14 @@ pub enum Command {
         #[arg(long, value_enum, default_value_t)]
         wire: Wire,
         /// Narration language.
-        #[arg(long, default_value = "en")]
-        lang: String,
+        #[arg(long, value_enum, default_value_t)]
+        lang: Lang,
     },
     /// List the labs, their ports and RFCs.
     Labs,
     /// Perform one exchange headless and print its steps.
     Run {
+        /// The lab (`protolab labs` lists them): ws, smtp.
         lab: String,
         #[arg(long, value_enum, default_value_t)]
         wire: Wire,
@@ -45,6 +46,7 @@ pub enum Command {
     },
     /// Run the embedded server for outside clients and print each session's steps.
     Serve {
+        /// The lab whose server to run (`protolab labs` lists them).
         lab: String,
         #[arg(long, value_name = "ADDR:PORT", default_value = "127.0.0.1:0")]
         listen: String,
@@ -56,7 +58,15 @@ pub enum Command {
     },
 }
 
-/// A failure that `main` reports as one line with exit status 1.
+/// The narration's language.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum Lang {
+    #[default]
+    En,
+    Ko,
+}
+
+/// The lab with this name, or the usage error that exits with status 2.
 pub fn find_lab(name: &str) -> Result<Arc<dyn Lab>, clap::Error> {
     labs::find(name).ok_or_else(|| {
         let names: Vec<_> = labs::registry().iter().map(|l| l.info().name).collect();
@@ -124,11 +134,11 @@ pub async fn dispatch(cli: Cli) -> Result<()> {
     match cli.command {
         None => crate::tui::run(None).await,
         Some(Command::Tui { lab, wire: _, lang }) => {
-            if lang != "en" {
-                eprintln!("narration in '{lang}' is not written yet; showing English");
+            if lang == Lang::Ko {
+                eprintln!("Korean narration is not written yet; showing English");
             }
             if let Some(name) = &lab {
-                find_lab(name).map_err(|e| eyre!("{}", e.to_string().trim()))?;
+                find_lab(name).unwrap_or_else(|e| e.exit());
             }
             crate::tui::run(lab).await
         }
