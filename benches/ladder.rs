@@ -2,7 +2,7 @@
 //! at 200x60, the cursor on the newest step (what a presenter sees).
 
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
-use protolab::session::{Layer, Session, Step};
+use protolab::session::{Session, Step};
 use protolab::tui::widgets::ladder::Ladder;
 use ratatui::buffer::Buffer;
 use ratatui::layout::Rect;
@@ -15,21 +15,14 @@ fn step(seq: u64) -> Step {
         seq,
         t_us: seq * 1000,
         lab: "smtp".into(),
-        session: 1,
-        conn: None,
-        layer: Layer::Application,
         proto: "SMTP".into(),
         from: from.into(),
         to: to.into(),
         summary: format!("250 OK message {seq}"),
         len: 20,
         bytes: b"250 OK message 00000".to_vec(),
-        truncated: false,
-        fields: vec![],
-        carried_by: vec![],
-        malformed: None,
         kind: "smtp.reply.250".into(),
-        notes: vec![],
+        ..Step::default()
     }
 }
 

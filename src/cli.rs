@@ -2,11 +2,14 @@
 //! completed; 1 it failed (the reason, in one line, on stderr); 2 the command line was wrong.
 
 use crate::labs::{self, Lab, run};
+use crate::net::sim::Faults;
 use crate::net::{Gate, Wire};
+use crate::session::Pcap;
 use crate::session::{Format, Step, StepSink, write_step};
 use clap::{Parser, Subcommand};
-use color_eyre::eyre::{Result, WrapErr};
+use color_eyre::eyre::{Result, WrapErr, eyre};
 use std::io::Write;
+use std::path::Path;
 use std::sync::Arc;
 use tokio::sync::mpsc;
 
@@ -24,8 +27,8 @@ pub enum Command {
         /// Open on this lab's tab.
         #[arg(long)]
         lab: Option<String>,
-        #[arg(long, value_enum, default_value_t)]
-        wire: Wire,
+        #[arg(long, value_enum)]
+        wire: Option<Wire>,
         /// Narration language.
         #[arg(long, value_enum, default_value_t)]
         lang: Lang,
@@ -34,15 +37,21 @@ pub enum Command {
     Labs,
     /// Perform one exchange headless and print its steps.
     Run {
-        /// The lab (`protolab labs` lists them): ws, smtp.
+        /// The lab (`protolab labs` lists them).
         lab: String,
-        #[arg(long, value_enum, default_value_t)]
-        wire: Wire,
-        /// Talk to this real server instead of the embedded one.
+        /// The wire (default: the lab's own: `sim` for tcp, `host` for the others).
+        #[arg(long, value_enum)]
+        wire: Option<Wire>,
+        /// Talk to this real server instead of the embedded one (host wire).
         #[arg(long, value_name = "HOST:PORT")]
         connect: Option<String>,
         #[arg(long, value_enum, default_value_t)]
         format: Format,
+        #[command(flatten)]
+        faults: FaultArgs,
+        /// Write the sim wire's frames to this pcap file (Wireshark, tshark, tcpdump -r).
+        #[arg(long, value_name = "FILE")]
+        pcap: Option<std::path::PathBuf>,
     },
     /// Run the embedded server for outside clients and print each session's steps.
     Serve {
@@ -56,6 +65,42 @@ pub enum Command {
         #[arg(long, value_name = "N")]
         sessions: Option<u32>,
     },
+}
+
+/// Faults on the sim wire's cable; frames are counted from 1 as they enter it.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct FaultArgs {
+    /// Drop the Nth frame (repeatable).
+    #[arg(long, value_name = "N")]
+    drop: Vec<u64>,
+    /// Hold the Nth frame back MS milliseconds (repeatable).
+    #[arg(long, value_name = "N:MS", value_parser = parse_delay)]
+    delay: Vec<(u64, u64)>,
+    /// Deliver the Nth frame twice (repeatable).
+    #[arg(long, value_name = "N")]
+    duplicate: Vec<u64>,
+    /// Flip a byte of the Nth frame (repeatable).
+    #[arg(long, value_name = "N")]
+    corrupt: Vec<u64>,
+}
+
+impl FaultArgs {
+    pub fn faults(&self) -> Faults {
+        Faults {
+            drop: self.drop.clone(),
+            delay: self.delay.clone(),
+            duplicate: self.duplicate.clone(),
+            corrupt: self.corrupt.clone(),
+        }
+    }
+}
+
+fn parse_delay(s: &str) -> Result<(u64, u64), String> {
+    let (n, ms) = s.split_once(':').ok_or("expected N:MS, e.g. 3:500")?;
+    Ok((
+        n.parse().map_err(|_| format!("bad frame number {n:?}"))?,
+        ms.parse().map_err(|_| format!("bad delay {ms:?}"))?,
+    ))
 }
 
 /// The narration's language.
@@ -103,14 +148,42 @@ pub fn list_labs(out: &mut impl Write) -> std::io::Result<()> {
 }
 
 /// `protolab run LAB`
-pub async fn run_lab(lab: Arc<dyn Lab>, wire: Wire, connect: Option<String>, format: Format) -> Result<()> {
-    let (tx, rx) = mpsc::unbounded_channel();
-    let printer = tokio::spawn(print_steps(rx, format));
-    let opts = run::RunOptions { wire, connect, gate: Gate::free() };
-    let result = run::exchange(lab.clone(), opts, StepSink::new(lab.info().name, tx)).await;
-    // The sink is dropped with the exchange; the printer ends once every step is out.
+pub async fn run_lab(lab: Arc<dyn Lab>, opts: run::RunOptions, format: Format, pcap: Option<&Path>) -> Result<()> {
+    if pcap.is_some() && opts.wire != Wire::Sim {
+        return Err(eyre!("--pcap writes the sim wire's frames: add --wire sim"));
+    }
+    if !opts.faults.is_empty() && opts.wire != Wire::Sim {
+        return Err(eyre!("faults happen on the sim wire's cable: add --wire sim"));
+    }
+    let mut pcap = match pcap {
+        Some(path) => Some(Pcap::create(path).wrap_err_with(|| format!("cannot write {}", path.display()))?),
+        None => None,
+    };
+    let (tx, mut rx) = mpsc::unbounded_channel::<Step>();
+    let (out_tx, out_rx) = mpsc::unbounded_channel();
+    let printer = tokio::spawn(print_steps(out_rx, format));
+    let exchange = run::exchange(lab.clone(), opts, StepSink::new(lab.info().name, tx));
+    tokio::pin!(exchange);
+    let mut result = None;
+    // Steps go to the printer and, if asked, their frames to the pcap file, as they happen.
+    loop {
+        tokio::select! {
+            step = rx.recv() => match step {
+                Some(step) => {
+                    if let Some(p) = pcap.as_mut().filter(|_| step.frame) {
+                        p.write(&step).wrap_err("writing the pcap file")?;
+                    }
+                    let _ = out_tx.send(step);
+                }
+                None if result.is_some() => break,
+                None => {}
+            },
+            r = &mut exchange, if result.is_none() => result = Some(r),
+        }
+    }
+    drop(out_tx);
     printer.await?.wrap_err("writing steps")?;
-    result
+    result.unwrap_or(Ok(()))
 }
 
 /// `protolab serve LAB`
@@ -132,19 +205,22 @@ pub async fn serve_lab(lab: Arc<dyn Lab>, listen: &str, format: Format, sessions
 /// Runs the parsed command line.
 pub async fn dispatch(cli: Cli) -> Result<()> {
     match cli.command {
-        None => crate::tui::run(None).await,
-        Some(Command::Tui { lab, wire: _, lang }) => {
+        None => crate::tui::run(None, None).await,
+        Some(Command::Tui { lab, wire, lang }) => {
             if lang == Lang::Ko {
                 eprintln!("Korean narration is not written yet; showing English");
             }
             if let Some(name) = &lab {
                 find_lab(name).unwrap_or_else(|e| e.exit());
             }
-            crate::tui::run(lab).await
+            crate::tui::run(lab, wire).await
         }
         Some(Command::Labs) => Ok(list_labs(&mut std::io::stdout())?),
-        Some(Command::Run { lab, wire, connect, format }) => {
-            run_lab(find_lab(&lab).unwrap_or_else(|e| e.exit()), wire, connect, format).await
+        Some(Command::Run { lab, wire, connect, format, faults, pcap }) => {
+            let lab = find_lab(&lab).unwrap_or_else(|e| e.exit());
+            let wire = wire.unwrap_or(lab.info().wire);
+            let opts = run::RunOptions { wire, connect, gate: Gate::free(), faults: faults.faults() };
+            run_lab(lab, opts, format, pcap.as_deref()).await
         }
         Some(Command::Serve { lab, listen, format, sessions }) => {
             serve_lab(find_lab(&lab).unwrap_or_else(|e| e.exit()), &listen, format, sessions).await

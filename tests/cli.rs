@@ -158,3 +158,39 @@ fn peer_vanishing_mid_handshake_exits_1_with_the_reason() {
     // The steps up to the break were still printed: the request went out.
     assert!(String::from_utf8_lossy(&out.stdout).contains("GET /lab"));
 }
+
+#[test]
+fn run_tcp_on_the_sim_wire_writes_a_pcap_frame_for_frame() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("tcp.pcap");
+    let out = protolab().args(["run", "tcp", "--format", "jsonl", "--pcap"]).arg(&path).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let steps: Vec<serde_json::Value> =
+        String::from_utf8(out.stdout).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let field = |s: &serde_json::Value, path: &str| {
+        s["fields"].as_array().unwrap().iter().find(|f| f["path"] == path).map(|f| f["value"].clone())
+    };
+    let syn = steps.iter().find(|s| field(s, "TCP.flags") == Some("SYN".into())).expect("a SYN");
+    assert_eq!(syn["layer"], "transport");
+    assert_eq!(field(syn, "IPv4.src").unwrap(), "192.0.2.1");
+    assert!(field(syn, "TCP.seq").unwrap().is_u64());
+
+    let file = std::fs::File::open(&path).unwrap();
+    let mut reader = pcap_file::pcap::PcapReader::new(file).unwrap();
+    assert_eq!(reader.header().datalink, pcap_file::DataLink::ETHERNET);
+    let mut frames = Vec::new();
+    while let Some(packet) = reader.next_packet() {
+        frames.push(packet.unwrap().data.into_owned());
+    }
+    assert_eq!(frames.len(), steps.len(), "one pcap record per frame step");
+    for (frame, step) in frames.iter().zip(&steps) {
+        assert_eq!(protolab::session::hex(frame), step["hex"].as_str().unwrap());
+    }
+}
+
+#[test]
+fn faults_and_pcap_need_the_sim_wire() {
+    let out = protolab().args(["run", "ws", "--drop", "3"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--wire sim"));
+}

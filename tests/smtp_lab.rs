@@ -14,7 +14,7 @@ use tokio::net::TcpListener;
 async fn run(smtp: &Arc<Smtp>, connect: Option<String>) -> (color_eyre::Result<()>, Vec<Step>) {
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
     let lab: Arc<dyn Lab> = smtp.clone();
-    let opts = RunOptions { wire: Wire::Host, connect, gate: Gate::free() };
+    let opts = RunOptions { connect, ..RunOptions::free(Wire::Host) };
     let result = tokio::time::timeout(Duration::from_secs(30), exchange(lab, opts, StepSink::new("smtp", tx)))
         .await
         .expect("the exchange finished in time");
@@ -117,7 +117,7 @@ async fn in_lockstep_each_press_sends_exactly_one_message() {
     let (events_tx, mut events) = tokio::sync::mpsc::unbounded_channel();
     let gate = Gate::stepping(events_tx);
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-    let opts = RunOptions { wire: Wire::Host, connect: None, gate: gate.clone() };
+    let opts = RunOptions { gate: gate.clone(), ..RunOptions::free(Wire::Host) };
     let run = tokio::spawn(exchange(smtp, opts, StepSink::new("smtp", tx)));
     let mut steps = Vec::new();
     let mut presses = 0;

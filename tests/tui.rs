@@ -3,7 +3,7 @@
 
 use protolab::labs;
 use protolab::labs::ws::frame::{self, Opcode};
-use protolab::net::{Dir, Recorder, Wire};
+use protolab::net::{Dir, Recorder};
 use protolab::session::{Step, StepSink};
 use protolab::tui::app::{App, RunState};
 use protolab::tui::ui;
@@ -39,9 +39,16 @@ fn ws_steps() -> Vec<Step> {
     steps
 }
 
+/// The app on its WebSocket tab.
+fn ws_app() -> App {
+    let mut app = App::new(labs::registry(), None);
+    app.active = app.tabs.iter().position(|t| t.lab.info().name == "ws").unwrap();
+    app
+}
+
 fn app_with(steps: Vec<Step>, cursor: usize, field: usize) -> App {
-    let mut app = App::new(labs::registry(), Wire::Host);
-    let tab = &mut app.tabs[0];
+    let mut app = ws_app();
+    let tab = app.tab_mut();
     let n = steps.len();
     for s in steps {
         tab.session.push(s);
@@ -91,8 +98,8 @@ fn accept_check_is_shown_for_the_101() {
 
 #[test]
 fn empty_tab_invites_the_first_press() {
-    let mut app = App::new(labs::registry(), Wire::Host);
-    app.tabs[0].waiting = Some("client".into());
+    let mut app = ws_app();
+    app.tab_mut().waiting = Some("client".into());
     insta::assert_snapshot!(draw(&app, 80, 24));
 }
 
@@ -124,7 +131,7 @@ fn long_sessions_scroll_to_the_cursor() {
     }
     let n = steps.len();
     let mut app = app_with(steps, n - 1, 0);
-    app.tabs[0].scroll_to_cursor(ui::layout(ratatui::layout::Rect::new(0, 0, 80, 24)).ladder_rows());
+    app.tab_mut().scroll_to_cursor(ui::layout(ratatui::layout::Rect::new(0, 0, 80, 24)).ladder_rows());
     let screen = draw(&app, 80, 24);
     assert!(screen.contains(&format!("step {n}/{n}")), "{screen}");
     assert!(screen.contains("FIN"), "the last step is in view: {screen}");

@@ -3,7 +3,7 @@
 use protolab::labs::run::{self, RunOptions};
 use protolab::labs::ws::frame::{self, Opcode};
 use protolab::labs::{self, Lab};
-use protolab::net::{Gate, Wire};
+use protolab::net::Wire;
 use protolab::session::{Step, StepSink};
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -15,7 +15,7 @@ const LIMIT: Duration = Duration::from_secs(20);
 async fn run_ws() -> Vec<Step> {
     let lab = labs::find("ws").unwrap();
     let (tx, mut rx) = mpsc::unbounded_channel();
-    let opts = RunOptions { wire: Wire::Host, connect: None, gate: Gate::free() };
+    let opts = RunOptions::free(Wire::Host);
     tokio::time::timeout(LIMIT, run::exchange(lab, opts, StepSink::new("ws", tx))).await.unwrap().unwrap();
     let mut steps = Vec::new();
     while let Some(s) = rx.recv().await {
@@ -171,7 +171,7 @@ async fn serve_goes_on_after_a_bad_session() {
     bad.write_all(b"\x00\x01\x02 garbage\r\n\r\n").await.unwrap();
     assert!(read_to_end(&mut bad).await.starts_with(b"HTTP/1.1 400"));
     let (ctx, _crx) = mpsc::unbounded_channel();
-    let opts = RunOptions { wire: Wire::Host, connect: Some(addr), gate: Gate::free() };
+    let opts = RunOptions { connect: Some(addr), ..RunOptions::free(Wire::Host) };
     tokio::time::timeout(LIMIT, run::exchange(lab, opts, StepSink::new("ws", ctx))).await.unwrap().unwrap();
     tokio::time::timeout(LIMIT, server).await.unwrap().unwrap().unwrap();
     let mut sessions = std::collections::BTreeMap::<u32, Vec<Step>>::new();

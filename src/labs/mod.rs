@@ -3,9 +3,10 @@
 
 pub mod run;
 pub mod smtp;
+pub mod tcp;
 pub mod ws;
 
-use crate::net::Stream;
+use crate::net::{Net, Stream, Wire};
 use crate::wire::Decoder;
 use std::future::Future;
 use std::net::SocketAddr;
@@ -25,6 +26,16 @@ pub struct LabInfo {
     pub rfcs: &'static str,
     /// One line: what the lab shows.
     pub about: &'static str,
+    /// The wire the lab runs on unless told otherwise.
+    pub wire: Wire,
+}
+
+/// What a lab's client gets besides its stream.
+pub struct ClientCtx {
+    /// The server it talks to (`HOST:PORT`).
+    pub target: String,
+    /// The network, for labs that open more connections (the TCP lab's closed port).
+    pub net: Net,
 }
 
 /// A lab's task: ends with `Ok` when the exchange completed, or the reason it did not.
@@ -44,13 +55,13 @@ pub trait Lab: Send + Sync + 'static {
     /// The embedded server's side of one connection from `peer`.
     fn serve(&self, io: Stream, peer: SocketAddr) -> LabFuture;
 
-    /// The client scenario, talking to `target` (`HOST:PORT`).
-    fn client(&self, io: Stream, target: &str) -> LabFuture;
+    /// The client scenario, talking to `ctx.target` over `io`.
+    fn client(&self, io: Stream, ctx: ClientCtx) -> LabFuture;
 }
 
 /// Every lab, in tab order.
 pub fn registry() -> Vec<Arc<dyn Lab>> {
-    vec![Arc::new(ws::WebSocket), Arc::new(smtp::Smtp::default())]
+    vec![Arc::new(tcp::Tcp), Arc::new(ws::WebSocket), Arc::new(smtp::Smtp::default())]
 }
 
 /// The lab with this command-line name.

@@ -1,10 +1,11 @@
 //! Running a lab: one exchange between our client and our embedded server (or a real remote
 //! server), or the embedded server for outside clients. Both tap every connection.
 
-use super::Lab;
-use crate::net::{Dir, Gate, Listener, Recorder, TapStream, Wire, with_gate};
+use super::{ClientCtx, Lab};
+use crate::net::sim::Faults;
+use crate::net::{Dir, Gate, Listener, Net, Recorder, TapStream, Wire, with_gate};
 use crate::session::StepSink;
-use color_eyre::eyre::{Result, WrapErr, eyre};
+use color_eyre::eyre::{Result, WrapErr, bail, eyre};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::Semaphore;
@@ -19,10 +20,19 @@ pub const MAX_CONNECTIONS: usize = 32;
 #[derive(Clone)]
 pub struct RunOptions {
     pub wire: Wire,
-    /// Talk to this real server instead of the embedded one.
+    /// Talk to this real server instead of the embedded one (host wire only).
     pub connect: Option<String>,
-    /// Lockstep with a presenter, or [`Gate::free`].
+    /// Lockstep with a presenter, or [`Gate::free`]. On the sim wire it holds each frame.
     pub gate: Arc<Gate>,
+    /// What the sim wire's cable does to which frame.
+    pub faults: Faults,
+}
+
+impl RunOptions {
+    /// Headless: no gate, no faults.
+    pub fn free(wire: Wire) -> Self {
+        RunOptions { wire, connect: None, gate: Gate::free(), faults: Faults::default() }
+    }
 }
 
 /// Aborts a task when dropped, so a cancelled run leaves no server behind.
@@ -36,30 +46,42 @@ impl<T> Drop for AbortOnDrop<T> {
 
 /// Runs one exchange; its steps go to `sink`. `Ok` when the exchange completed.
 pub async fn exchange(lab: Arc<dyn Lab>, opts: RunOptions, sink: StepSink) -> Result<()> {
-    let rec = Recorder::new(sink, ["client", "server"], lab.decoders());
+    if opts.connect.is_some() && opts.wire != Wire::Host {
+        bail!("--connect talks to a real server: it needs --wire host");
+    }
+    let net = opts.wire.open(&sink, &opts.gate, opts.faults.clone());
+    // On the lab network the gate holds frames, and FIN/RST are frames of their own.
+    let segments = net.shows_segments();
+    let app_gate = if segments { Gate::free() } else { opts.gate.clone() };
+    let rec = Recorder::new(sink, ["client", "server"], lab.decoders()).with_close_steps(!segments);
     let (target, server) = match &opts.connect {
         Some(addr) => (addr.clone(), None),
         None => {
-            let listener = opts.wire.listen("127.0.0.1:0").await.wrap_err("cannot listen on loopback")?;
+            let listener = net.listen(&net.server_addr(lab.info().port)).await.wrap_err("cannot listen")?;
             let addr = listener.local_addr()?.to_string();
-            let (lab, rec, gate) = (lab.clone(), rec.clone(), opts.gate.clone());
-            let task = tokio::spawn(async move {
+            let (lab, rec, gate) = (lab.clone(), rec.clone(), app_gate.clone());
+            let task = tokio::spawn(with_gate(opts.gate.clone(), async move {
                 let (s, peer) = listener.accept().await?;
-                let io = TapStream::new(s, rec, Dir::ServerToClient, false, gate.clone());
-                with_gate(gate, lab.serve(Box::new(io), peer)).await.wrap_err("server")
-            });
+                let io = TapStream::new(s, rec, Dir::ServerToClient, false, gate);
+                lab.serve(Box::new(io), peer).await.wrap_err("server")
+            }));
             (addr, Some(AbortOnDrop(task)))
         }
     };
-    let s = opts.wire.connect(&target).await.wrap_err_with(|| format!("cannot connect to {target}"))?;
-    let io = TapStream::new(s, rec, Dir::ClientToServer, opts.connect.is_some(), opts.gate.clone());
-    with_gate(opts.gate.clone(), lab.client(Box::new(io), &target)).await?;
+    let s = net.connect(&target).await.wrap_err_with(|| format!("cannot connect to {target}"))?;
+    let io = TapStream::new(s, rec, Dir::ClientToServer, opts.connect.is_some(), app_gate);
+    let ctx = ClientCtx { target, net: net.clone() };
+    with_gate(opts.gate.clone(), lab.client(Box::new(io), ctx)).await?;
     if let Some(mut server) = server {
         match with_gate(opts.gate.clone(), crate::net::timeout(SERVER_GRACE, &mut server.0)).await {
             Ok(Ok(result)) => result?,
             Ok(Err(join)) => return Err(eyre!("server task failed: {join}")),
             Err(_) => return Err(eyre!("the server did not finish within {SERVER_GRACE:?} of the client")),
         }
+    }
+    if let Net::Sim(sim) = &net {
+        // The last segments (the final ACK) go out after both programs are done.
+        with_gate(opts.gate.clone(), sim.settle()).await;
     }
     Ok(())
 }

@@ -147,6 +147,11 @@ impl Gate {
         if s.waiting.len() > s.credits as usize { Some(Instant::now()) } else { s.last_hold }
     }
 
+    /// Never holds anything.
+    pub fn is_free(&self) -> bool {
+        self.lock().free
+    }
+
     /// The endpoint whose message waits now, if any.
     pub fn waiting(&self) -> Option<String> {
         let s = self.lock();

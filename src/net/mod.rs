@@ -1,10 +1,12 @@
 //! The wires that move a lab's bytes. `host`: real kernel sockets (loopback by default, or a
-//! real remote peer), each stream wrapped in a [`TapStream`] that records it and obeys the [`Gate`].
+//! real remote peer); `sim`: the lab network of [`sim`], a userspace TCP/IP stack whose every
+//! frame is a step. Streams are wrapped in a [`TapStream`] that records their messages.
 
 pub mod gate;
+pub mod sim;
 pub mod tap;
 
-pub use gate::{Elapsed, Gate, GateEvent, timeout, with_gate};
+pub use gate::{Elapsed, Gate, GateEvent, with_gate};
 pub use tap::{Dir, Recorder, TapStream};
 
 use std::io;
@@ -12,6 +14,8 @@ use std::net::SocketAddr;
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
+
+pub use gate::timeout;
 
 /// How long a connect may take before the lab reports the peer unreachable.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -23,41 +27,108 @@ impl<T: AsyncRead + AsyncWrite + Unpin + Send + 'static> Io for T {}
 /// The stream labs are handed: tapped, gated, wire-independent.
 pub type Stream = Box<dyn Io>;
 
-/// Which wire a lab runs on. The userspace `sim` wire comes with the lab network.
+/// Which wire a lab runs on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
 pub enum Wire {
     /// Real kernel sockets.
     #[default]
     Host,
+    /// The lab network: a userspace TCP/IP stack where every frame is seen and held.
+    Sim,
+}
+
+/// A network a lab talks over: kernel sockets, or one lab network.
+#[derive(Clone)]
+pub enum Net {
+    Host,
+    Sim(sim::SimNet),
 }
 
 /// A listening socket on some wire.
-pub struct Listener {
-    inner: TcpListener,
+pub enum Listener {
+    Host(TcpListener),
+    Sim(sim::SimListener),
 }
 
 impl Listener {
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
-        self.inner.local_addr()
+        match self {
+            Listener::Host(l) => l.local_addr(),
+            Listener::Sim(l) => Ok(l.local_addr()),
+        }
     }
 
     pub async fn accept(&self) -> io::Result<(Stream, SocketAddr)> {
-        let (s, peer) = self.inner.accept().await?;
-        s.set_nodelay(true)?;
-        Ok((Box::new(s), peer))
+        match self {
+            Listener::Host(l) => {
+                let (s, peer) = l.accept().await?;
+                s.set_nodelay(true)?;
+                Ok((Box::new(s), peer))
+            }
+            Listener::Sim(l) => {
+                let (s, peer) = l.accept().await?;
+                Ok((Box::new(s), peer))
+            }
+        }
     }
 }
 
 impl Wire {
-    pub async fn listen(self, addr: &str) -> io::Result<Listener> {
-        Ok(Listener { inner: TcpListener::bind(addr).await? })
+    /// A network on this wire. The sim wire's frames become steps in `sink` and wait at `gate`.
+    pub fn open(self, sink: &crate::session::StepSink, gate: &std::sync::Arc<Gate>, faults: sim::Faults) -> Net {
+        match self {
+            Wire::Host => Net::Host,
+            Wire::Sim => Net::Sim(sim::SimNet::new(sink.clone(), gate.clone(), faults)),
+        }
     }
 
-    pub async fn connect(self, addr: &str) -> io::Result<Stream> {
-        let s = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(addr)).await.map_err(|_| {
-            io::Error::new(io::ErrorKind::TimedOut, format!("no answer from {addr} in {CONNECT_TIMEOUT:?}"))
-        })??;
-        s.set_nodelay(true)?;
-        Ok(Box::new(s))
+    /// The wire itself, for `serve` and `listen` on kernel sockets.
+    pub async fn listen(self, addr: &str) -> io::Result<Listener> {
+        Net::Host.listen(addr).await
     }
+}
+
+impl Net {
+    /// Where an embedded server listens on this network for a lab whose port is `port`:
+    /// any free loopback port on the host, the lab's own port on the lab network.
+    pub fn server_addr(&self, port: u16) -> String {
+        match self {
+            Net::Host => "127.0.0.1:0".into(),
+            Net::Sim(_) => format!("{}:{port}", sim::SERVER_IP),
+        }
+    }
+
+    pub async fn listen(&self, addr: &str) -> io::Result<Listener> {
+        match self {
+            Net::Host => Ok(Listener::Host(TcpListener::bind(addr).await?)),
+            Net::Sim(net) => Ok(Listener::Sim(net.listen(parse(addr)?.port())?)),
+        }
+    }
+
+    pub async fn connect(&self, addr: &str) -> io::Result<Stream> {
+        let timed_out =
+            || io::Error::new(io::ErrorKind::TimedOut, format!("no answer from {addr} in {CONNECT_TIMEOUT:?}"));
+        match self {
+            Net::Host => {
+                let s = timeout(CONNECT_TIMEOUT, TcpStream::connect(addr)).await.map_err(|_| timed_out())??;
+                s.set_nodelay(true)?;
+                Ok(Box::new(s))
+            }
+            Net::Sim(net) => {
+                let s = timeout(CONNECT_TIMEOUT, net.connect(parse(addr)?)).await.map_err(|_| timed_out())??;
+                Ok(Box::new(s))
+            }
+        }
+    }
+
+    /// Shows what the socket API alone cannot: true on the sim wire, where the real FIN and
+    /// RST segments are steps of their own.
+    pub fn shows_segments(&self) -> bool {
+        matches!(self, Net::Sim(_))
+    }
+}
+
+fn parse(addr: &str) -> io::Result<SocketAddr> {
+    addr.parse()
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, format!("{addr} is not an IPv4 address and port")))
 }

@@ -46,6 +46,8 @@ struct Way {
 pub struct Recorder {
     ways: Mutex<[Way; 2]>,
     sink: StepSink,
+    /// Make a step of each side's FIN: on kernel sockets, where the segments are not seen.
+    close_steps: std::sync::atomic::AtomicBool,
 }
 
 impl Recorder {
@@ -62,7 +64,14 @@ impl Recorder {
         Arc::new(Recorder {
             ways: Mutex::new([way(decoders.0, names[0], names[1]), way(decoders.1, names[1], names[0])]),
             sink,
+            close_steps: std::sync::atomic::AtomicBool::new(true),
         })
+    }
+
+    /// Whether FIN and RST become steps of their own (not where the wire shows the segments).
+    pub fn with_close_steps(self: Arc<Self>, on: bool) -> Arc<Self> {
+        self.close_steps.store(on, std::sync::atomic::Ordering::Relaxed);
+        self
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, [Way; 2]> {
@@ -138,6 +147,7 @@ impl Recorder {
                     }
                     break;
                 }
+                Decoded::Skip { len } => at += len.clamp(1, way.buf.len() - at),
                 Decoded::Message { msg, len } => {
                     let len = len.max(1);
                     let available = way.buf.len() - at;
@@ -202,6 +212,9 @@ impl Recorder {
             self.emit(way, &way.buf, msg, len);
             way.buf.clear();
             way.skip = 0;
+        }
+        if !self.close_steps.load(std::sync::atomic::Ordering::Relaxed) {
+            return;
         }
         // A FIN or RST is a real segment, but the socket API does not show its bytes: len 0.
         let msg = match error {

@@ -1,10 +1,12 @@
 //! The session: the ordered, bounded log of steps that the TUI, the CLI and the tests read.
 
 mod format;
+mod pcap;
 mod sink;
 mod step;
 
 pub use format::{Format, text_line, write_step};
+pub use pcap::Pcap;
 pub use sink::StepSink;
 pub use step::{Field, KEEP_BYTES, Layer, Step, hex};
 

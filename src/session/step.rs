@@ -82,6 +82,9 @@ pub struct Step {
     /// Checks and derivations worth showing beside the fields (the accept key matches, ...).
     #[serde(skip)]
     pub notes: Vec<String>,
+    /// The bytes are one whole Ethernet frame (sim wire): what a pcap file holds.
+    #[serde(skip)]
+    pub frame: bool,
 }
 
 impl Default for Step {
@@ -106,6 +109,7 @@ impl Default for Step {
             malformed: None,
             kind: String::new(),
             notes: Vec::new(),
+            frame: false,
         }
     }
 }

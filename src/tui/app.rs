@@ -103,6 +103,16 @@ impl LabTab {
         }
     }
 
+    /// Selects `index` and, in it, the first field of the step's own protocol (a TCP segment's
+    /// `TCP.src_port`, not its Ethernet header).
+    fn point_at(&mut self, index: usize) {
+        self.cursor = index;
+        self.field = self.session.get(index).map_or(0, |s| {
+            let own = format!("{}.", s.proto);
+            s.fields.iter().position(|f| f.path.starts_with(&own)).unwrap_or(0)
+        });
+    }
+
     /// The selected step, if any is shown.
     pub fn selected(&self) -> Option<&Step> {
         if self.revealed == 0 { None } else { self.session.get(self.cursor.min(self.revealed - 1)) }
@@ -125,7 +135,7 @@ impl LabTab {
         let (gate_tx, gate_rx) = mpsc::unbounded_channel();
         let gate = Gate::stepping(gate_tx);
         self.gate = Some(gate.clone());
-        let opts = run::RunOptions { wire, connect: None, gate };
+        let opts = run::RunOptions { wire, connect: None, gate, faults: Default::default() };
         self.task = Some(tokio::spawn(forward(self.lab.clone(), opts, tab, self.run, gate_rx, events)));
     }
 
@@ -161,8 +171,7 @@ impl LabTab {
             self.flight = Some(Flight { index: self.revealed, start: now, duration });
             // Follow the newest step if the presenter was looking at the newest.
             if self.revealed == 0 || self.cursor + 1 >= self.revealed {
-                self.cursor = self.revealed;
-                self.field = 0;
+                self.point_at(self.revealed);
             }
         }
     }
@@ -191,8 +200,7 @@ impl LabTab {
     pub fn step_forward(&mut self, speed: f32, now: Instant) -> Option<&'static str> {
         let shown = self.shown();
         if shown > 0 && self.cursor + 1 < shown {
-            self.cursor += 1;
-            self.field = 0;
+            self.point_at(self.cursor + 1);
             return None;
         }
         if self.flight.is_some() {
@@ -225,7 +233,7 @@ impl LabTab {
         }
         let last = shown - 1;
         let cursor = self.cursor.min(last);
-        self.cursor = match action {
+        let to = match action {
             Action::StepBack => cursor.saturating_sub(1),
             Action::First => 0,
             Action::Last => last,
@@ -233,13 +241,12 @@ impl LabTab {
             Action::PageDown => (cursor + page.max(1)).min(last),
             _ => cursor,
         };
-        self.field = 0;
+        self.point_at(to);
     }
 
     pub fn select(&mut self, index: usize) {
         if index < self.shown() {
-            self.cursor = index;
-            self.field = 0;
+            self.point_at(index);
         }
     }
 
@@ -311,11 +318,12 @@ pub struct App {
     /// A short note for the status bar ("waiting for the peer…").
     pub note: Option<&'static str>,
     pub quit: bool,
-    pub wire: Wire,
+    /// Runs every lab on this wire instead of its own.
+    pub wire: Option<Wire>,
 }
 
 impl App {
-    pub fn new(labs: Vec<Arc<dyn Lab>>, wire: Wire) -> Self {
+    pub fn new(labs: Vec<Arc<dyn Lab>>, wire: Option<Wire>) -> Self {
         App {
             tabs: labs.into_iter().map(LabTab::new).collect(),
             active: 0,
@@ -343,8 +351,8 @@ impl App {
 
     /// Starts every lab; each waits at its gate for the first press.
     pub fn start_all(&mut self, events: &mpsc::UnboundedSender<LabEvent>) {
-        let wire = self.wire;
         for (i, tab) in self.tabs.iter_mut().enumerate() {
+            let wire = self.wire.unwrap_or(tab.lab.info().wire);
             tab.start(i, wire, events.clone());
         }
     }
@@ -383,7 +391,8 @@ impl App {
             Action::Faster => self.speed = (self.speed + 1).min(SPEEDS.len() - 1),
             Action::Slower => self.speed = self.speed.saturating_sub(1),
             Action::Rerun => {
-                let (i, wire) = (self.active, self.wire);
+                let i = self.active;
+                let wire = self.wire.unwrap_or(self.tabs[i].lab.info().wire);
                 self.tabs[i].start(i, wire, events.clone());
             }
             Action::NextTab => self.active = (self.active + 1) % self.tabs.len(),

@@ -21,10 +21,11 @@ use crate::net::Wire;
 
 /// Opens the TUI on `lab`'s tab (or the first), runs until quit, and restores the terminal on
 /// every way out, panics included.
-pub async fn run(lab: Option<String>) -> Result<()> {
+/// `wire` overrides each lab's own wire.
+pub async fn run(lab: Option<String>, wire: Option<Wire>) -> Result<()> {
     let labs = crate::labs::registry();
     let active = lab.and_then(|name| labs.iter().position(|l| l.info().name == name)).unwrap_or(0);
-    let mut app = App::new(labs, Wire::Host);
+    let mut app = App::new(labs, wire);
     app.active = active;
 
     let previous = std::panic::take_hook();

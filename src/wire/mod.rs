@@ -3,6 +3,7 @@
 //! A lab gives one [`Decoder`] per direction of a connection. The recorder in `net::tap` feeds it
 //! the bytes as they cross the socket; the decoder says where each message ends and what it means.
 
+pub mod frame;
 pub mod http;
 
 use crate::session::{Field, Layer};
@@ -63,6 +64,8 @@ pub enum Decoded {
     /// A message `len` bytes long. When `len` exceeds the buffer, the buffer held the message's
     /// head (at least `keep` bytes, see [`Decoder::decode`]) and the rest passes without being kept.
     Message { msg: Message, len: usize },
+    /// `len` bytes that make no step of their own (a lab whose steps are the frames).
+    Skip { len: usize },
 }
 
 /// Splits one direction of a byte stream into messages. Stateful: a decoder knows whether it is

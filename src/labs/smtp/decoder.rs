@@ -343,6 +343,7 @@ mod tests {
         while !buf.is_empty() {
             match dec.decode(buf, keep) {
                 Decoded::Incomplete => break,
+                Decoded::Skip { len } => drop(buf.drain(..len)),
                 Decoded::Message { msg, len } => {
                     out.push((msg, buf[..len].to_vec()));
                     buf.drain(..len);

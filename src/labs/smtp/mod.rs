@@ -17,7 +17,7 @@ pub mod wire;
 pub use mailbox::{Mail, Mailbox};
 pub use server::Config;
 
-use super::{Lab, LabFuture, LabInfo};
+use super::{ClientCtx, Lab, LabFuture, LabInfo};
 use crate::net::Stream;
 use crate::wire::Decoder;
 use std::net::SocketAddr;
@@ -28,6 +28,7 @@ static INFO: LabInfo = LabInfo {
     title: "SMTP",
     port: 25,
     rfcs: "RFC 5321, RFC 5322",
+    wire: crate::net::Wire::Host,
     about: "the SMTP dialogue: greeting, EHLO, MAIL, RCPT, DATA, QUIT",
 };
 
@@ -79,8 +80,7 @@ impl Lab for Smtp {
         Box::pin(server::serve(io, peer, self.config.clone(), self.mailbox.clone()))
     }
 
-    fn client(&self, io: Stream, target: &str) -> LabFuture {
-        let target = target.to_string();
-        Box::pin(async move { client::run(io, &target).await })
+    fn client(&self, io: Stream, ctx: ClientCtx) -> LabFuture {
+        Box::pin(async move { client::run(io, &ctx.target).await })
     }
 }

@@ -8,7 +8,7 @@
 pub mod decoder;
 pub mod frame;
 
-use super::{Lab, LabFuture, LabInfo};
+use super::{ClientCtx, Lab, LabFuture, LabInfo};
 use crate::net::Stream;
 use crate::wire::Decoder;
 use crate::wire::http::{self, Head as HttpHead};
@@ -27,6 +27,7 @@ static INFO: LabInfo = LabInfo {
     title: "WebSocket",
     port: 80,
     rfcs: "RFC 6455",
+    wire: crate::net::Wire::Host,
     about: "the HTTP upgrade, Sec-WebSocket-Accept, text/binary echo, ping/pong, the closing handshake",
 };
 
@@ -63,8 +64,8 @@ impl Lab for WebSocket {
         Box::pin(serve(io))
     }
 
-    fn client(&self, io: Stream, target: &str) -> LabFuture {
-        Box::pin(client(io, target.to_string()))
+    fn client(&self, io: Stream, ctx: ClientCtx) -> LabFuture {
+        Box::pin(client(io, ctx.target))
     }
 }
 

@@ -39,32 +39,46 @@ impl Widget for Details<'_> {
                 Style::new().fg(Color::Red).add_modifier(Modifier::BOLD),
             ));
         }
+        // One budget for the pane: the hex dump keeps a few rows; the header comes first, then
+        // the checks (notes), then a window of fields that always holds the selected one.
+        let cols = inner.width.max(1) as usize;
+        let rows_of = |l: &Line| l.width().max(1).div_ceil(cols);
+        let per = hexdump::per_row(inner.width);
+        let hex_rows = step.bytes.len().div_ceil(per);
+        let hex_reserve = if hex_rows == 0 { 0 } else { (hex_rows + 1).min(5) };
+        let budget = (inner.height as usize).saturating_sub(hex_reserve).max(1);
+        let head_rows: usize = lines.iter().map(rows_of).sum();
+        let min_fields = step.fields.len().min(3);
+        let mut note_budget = budget.saturating_sub(head_rows + min_fields);
         for note in &step.notes {
-            lines.push(Line::styled(note.clone(), Style::new().fg(Color::Green)));
+            let line = Line::styled(note.clone(), Style::new().fg(Color::Green));
+            let rows = rows_of(&line);
+            if rows > note_budget {
+                break;
+            }
+            note_budget -= rows;
+            lines.push(line);
         }
+        let used: usize = lines.iter().map(rows_of).sum();
+        let room = budget.saturating_sub(used).max(1);
         let width = step.fields.iter().map(|f| f.path.len()).max().unwrap_or(0).min(inner.width as usize / 2);
         let selected = self.field.min(step.fields.len().saturating_sub(1));
-        for (i, f) in step.fields.iter().enumerate() {
+        let first = selected.saturating_sub(room.saturating_sub(1) / 2).min(step.fields.len().saturating_sub(room));
+        for (i, f) in step.fields.iter().enumerate().skip(first).take(room) {
             let style = if i == selected { Style::new().add_modifier(Modifier::REVERSED) } else { Style::new() };
+            // One row a field: the value is cut to fit.
+            let room_for_value = cols.saturating_sub(width + 1).max(8);
             let mut value = f.display_value();
-            if value.chars().count() > 80 {
-                value = value.chars().take(79).chain(std::iter::once('…')).collect();
+            if value.chars().count() > room_for_value {
+                value = value.chars().take(room_for_value - 1).chain(std::iter::once('…')).collect();
             }
             lines.push(Line::from(vec![
                 Span::styled(format!("{:<width$} ", f.path), style.fg(Color::Yellow)),
                 Span::styled(value, style),
             ]));
         }
-        let per = hexdump::per_row(inner.width);
-        let hex_rows = step.bytes.len().div_ceil(per) as u16;
-        // Rows the text takes once wrapped to the pane's width.
-        let cols = inner.width.max(1) as usize;
-        let text_rows = lines.iter().map(|l| l.width().max(1).div_ceil(cols)).sum::<usize>() as u16;
-        let [top, bottom] = Layout::vertical([
-            Constraint::Length(text_rows.min(inner.height.saturating_sub(hex_rows.min(4)))),
-            Constraint::Min(0),
-        ])
-        .areas(inner);
+        let text_rows = lines.iter().map(rows_of).sum::<usize>().min(budget) as u16;
+        let [top, bottom] = Layout::vertical([Constraint::Length(text_rows), Constraint::Min(0)]).areas(inner);
         Paragraph::new(lines).wrap(Wrap { trim: false }).render(top, buf);
         if bottom.height == 0 || step.bytes.is_empty() {
             return;

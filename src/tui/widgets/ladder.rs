@@ -109,11 +109,13 @@ impl Ladder<'_> {
         let to = lines[self.column(&step.to)];
         let rightward = to >= from;
         let (a, b) = if rightward { (from, to) } else { (to, from) };
-        let mut style = match (step.malformed.is_some(), step.layer) {
+        // Dim: an event the socket API reports without its bytes (a FIN seen on the host wire).
+        let unseen = step.bytes.is_empty() && step.layer == Layer::Transport;
+        let mut style = match (step.malformed.is_some(), unseen) {
             (true, _) => Style::new().fg(Color::Red),
-            (false, Layer::Transport) => Style::new().fg(Color::DarkGray),
-            (false, _) if rightward => Style::new().fg(Color::Cyan),
-            (false, _) => Style::new().fg(Color::Green),
+            (false, true) => Style::new().fg(Color::DarkGray),
+            (false, false) if rightward => Style::new().fg(Color::Cyan),
+            (false, false) => Style::new().fg(Color::Green),
         };
         if selected {
             style = style.add_modifier(Modifier::REVERSED | Modifier::BOLD);
@@ -125,7 +127,7 @@ impl Ladder<'_> {
         // The shaft runs between the lifelines; in flight, only up to the arrow's head.
         let span = (b - a).saturating_sub(1);
         let reach = ((span as f32) * progress).round() as u16;
-        let line = if step.layer == Layer::Transport { "╌" } else { "─" };
+        let line = if unseen { "╌" } else { "─" };
         if reach > 0 {
             // Shaft and head as one string: drawn from the sender up to the head.
             let reach = reach.min(span);

@@ -1,0 +1,111 @@
+//! TCP lab (RFC 9293): the three-way handshake with a random ISN, a short exchange of data and
+//! its ACKs, the close (FIN and ACK each way, through TIME-WAIT), then a SYN to a closed port
+//! that is answered by RST. On the lab network every segment is a step, with both hosts' TCP
+//! states read from the real stack after it.
+
+use super::{ClientCtx, Lab, LabFuture, LabInfo};
+use crate::net::{Stream, Wire};
+use crate::wire::{Decoded, Decoder};
+use color_eyre::eyre::{Result, WrapErr, bail};
+use std::net::SocketAddr;
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+static INFO: LabInfo = LabInfo {
+    name: "tcp",
+    title: "TCP",
+    port: 7,
+    rfcs: "RFC 9293",
+    about: "the 3-way handshake, data and ACKs, FIN each way through TIME-WAIT, RST from a closed port",
+    wire: Wire::Sim,
+};
+
+/// What the client sends; the server (an echo service, port 7) sends it back.
+const DATA: &[u8] = b"hello, TCP";
+/// How long either side waits for the other.
+const PATIENCE: Duration = Duration::from_secs(30);
+
+pub struct Tcp;
+
+/// The lab's steps are the segments themselves: the bytes inside make no steps of their own.
+struct Segments;
+
+impl Decoder for Segments {
+    fn decode(&mut self, buf: &[u8], _keep: usize) -> Decoded {
+        Decoded::Skip { len: buf.len() }
+    }
+}
+
+impl Lab for Tcp {
+    fn info(&self) -> &'static LabInfo {
+        &INFO
+    }
+
+    fn narration(&self) -> &'static str {
+        include_str!("../../../assets/narration/en/tcp-lab.txt")
+    }
+
+    fn decoders(&self) -> (Box<dyn Decoder>, Box<dyn Decoder>) {
+        (Box::new(Segments), Box::new(Segments))
+    }
+
+    fn serve(&self, io: Stream, _peer: SocketAddr) -> LabFuture {
+        Box::pin(echo(io))
+    }
+
+    fn client(&self, io: Stream, ctx: ClientCtx) -> LabFuture {
+        Box::pin(client(io, ctx))
+    }
+}
+
+async fn read(io: &mut Stream, buf: &mut [u8], what: &str) -> Result<usize> {
+    match crate::net::timeout(PATIENCE, io.read(buf)).await {
+        Err(_) => bail!("no {what} within {PATIENCE:?}"),
+        Ok(r) => r.wrap_err_with(|| format!("waiting for {what}")),
+    }
+}
+
+/// The echo server: sends back what it gets until the client closes, then closes too.
+async fn echo(mut io: Stream) -> Result<()> {
+    let mut buf = [0u8; 4096];
+    loop {
+        let n = read(&mut io, &mut buf, "data or FIN from the client").await?;
+        if n == 0 {
+            break;
+        }
+        io.write_all(&buf[..n]).await?;
+    }
+    io.shutdown().await?;
+    Ok(())
+}
+
+/// Connect, send, read the echo, close; then try a port where nothing listens.
+async fn client(mut io: Stream, ctx: ClientCtx) -> Result<()> {
+    io.write_all(DATA).await?;
+    let mut echoed = Vec::new();
+    let mut buf = [0u8; 4096];
+    while echoed.len() < DATA.len() {
+        let n = read(&mut io, &mut buf, "the echo").await?;
+        if n == 0 {
+            bail!("the server closed before echoing");
+        }
+        echoed.extend_from_slice(&buf[..n]);
+    }
+    if echoed != DATA {
+        bail!("the echo differs: sent {:?}, got {:?}", String::from_utf8_lossy(DATA), String::from_utf8_lossy(&echoed));
+    }
+    io.shutdown().await?;
+    if read(&mut io, &mut buf, "the server's FIN").await? != 0 {
+        bail!("data after the close");
+    }
+    drop(io);
+
+    // A port where nothing listens: the server host answers the SYN with RST.
+    let mut closed: SocketAddr = ctx.target.parse().wrap_err("the target is not an address")?;
+    closed.set_port(closed.port() + 1);
+    match ctx.net.connect(&closed.to_string()).await {
+        Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => Ok(()),
+        Err(e) => bail!("connecting to the closed port {closed}: {e}"),
+        Ok(_) => bail!("port {closed} was open; expected RST"),
+    }
+}

@@ -1,0 +1,147 @@
+//! The cable between the two virtual hosts: frames queue here in order, and the lab's faults
+//! happen here (drop, delay, duplicate, corrupt the Nth frame), before a frame reaches the
+//! other host.
+
+use smoltcp::time::{Duration, Instant};
+use std::collections::VecDeque;
+
+/// What the cable does to which frame; frames are counted from 1 as they enter the cable.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Faults {
+    /// Frames lost on the cable.
+    pub drop: Vec<u64>,
+    /// Frames held back this long (others may overtake them).
+    pub delay: Vec<(u64, u64)>,
+    /// Frames delivered twice.
+    pub duplicate: Vec<u64>,
+    /// Frames with one byte flipped (the receiver's checksum check throws them away).
+    pub corrupt: Vec<u64>,
+}
+
+impl Faults {
+    pub fn is_empty(&self) -> bool {
+        self.drop.is_empty() && self.delay.is_empty() && self.duplicate.is_empty() && self.corrupt.is_empty()
+    }
+}
+
+/// What happened to a frame on the cable, for its step.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fate {
+    Delivered,
+    Dropped,
+    /// The second copy of a duplicated frame.
+    Duplicate,
+    Corrupted,
+    Delayed(u64),
+}
+
+/// One frame on the cable.
+#[derive(Debug, Clone)]
+pub struct Frame {
+    /// Its number on the cable, from 1.
+    pub number: u64,
+    /// Index of the sending host.
+    pub from: usize,
+    pub bytes: Vec<u8>,
+    pub fate: Fate,
+    /// When it may leave the cable (later than its arrival only when delayed).
+    due: Instant,
+}
+
+/// The frames in flight between the hosts.
+#[derive(Debug, Default)]
+pub struct Cable {
+    faults: Faults,
+    /// Frames that entered the cable so far.
+    count: u64,
+    queue: VecDeque<Frame>,
+}
+
+impl Cable {
+    pub fn new(faults: Faults) -> Self {
+        Cable { faults, count: 0, queue: VecDeque::new() }
+    }
+
+    /// A host put a frame on the cable.
+    pub fn enqueue(&mut self, from: usize, mut bytes: Vec<u8>, now: Instant) {
+        self.count += 1;
+        let number = self.count;
+        let mut fate = Fate::Delivered;
+        let mut due = now;
+        if self.faults.drop.contains(&number) {
+            fate = Fate::Dropped;
+        } else if self.faults.corrupt.contains(&number) && !bytes.is_empty() {
+            // Flip a byte in the last quarter: past the headers' addresses, inside checksummed data.
+            let at = bytes.len() - 1 - (bytes.len() / 4).min(bytes.len() - 1) / 2;
+            bytes[at] ^= 0xff;
+            fate = Fate::Corrupted;
+        } else if let Some(&(_, ms)) = self.faults.delay.iter().find(|(n, _)| *n == number) {
+            due = now + Duration::from_millis(ms);
+            fate = Fate::Delayed(ms);
+        }
+        let duplicate = self.faults.duplicate.contains(&number) && fate == Fate::Delivered;
+        let frame = Frame { number, from, bytes, fate, due };
+        if duplicate {
+            let copy = Frame { fate: Fate::Duplicate, ..frame.clone() };
+            self.queue.push_back(frame);
+            self.queue.push_back(copy);
+        } else {
+            self.queue.push_back(frame);
+        }
+    }
+
+    /// The next frame that may leave the cable now, in order, skipping delayed ones not yet due.
+    pub fn next(&mut self, now: Instant) -> Option<Frame> {
+        let i = self.queue.iter().position(|f| f.due <= now)?;
+        self.queue.remove(i)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.queue.is_empty()
+    }
+
+    /// When the earliest held-back frame is due, if any.
+    pub fn next_due(&self) -> Option<Instant> {
+        self.queue.iter().map(|f| f.due).min()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn t(ms: i64) -> Instant {
+        Instant::from_millis(ms)
+    }
+
+    #[test]
+    fn faults_apply_to_the_numbered_frame() {
+        let faults = Faults { drop: vec![2], duplicate: vec![3], corrupt: vec![4], delay: vec![(1, 50)] };
+        let mut cable = Cable::new(faults);
+        for i in 0..5u8 {
+            cable.enqueue(0, vec![i; 8], t(0));
+        }
+        let fates: Vec<_> = std::iter::from_fn(|| cable.next(t(0))).map(|f| (f.number, f.fate)).collect();
+        assert_eq!(
+            fates,
+            [
+                (2, Fate::Dropped),
+                (3, Fate::Delivered),
+                (3, Fate::Duplicate),
+                (4, Fate::Corrupted),
+                (5, Fate::Delivered)
+            ]
+        );
+        assert_eq!(cable.next_due(), Some(t(50)));
+        assert!(cable.next(t(49)).is_none());
+        assert_eq!(cable.next(t(50)).map(|f| f.fate), Some(Fate::Delayed(50)));
+    }
+
+    #[test]
+    fn corruption_changes_exactly_one_byte() {
+        let mut cable = Cable::new(Faults { corrupt: vec![1], ..Faults::default() });
+        cable.enqueue(0, vec![0u8; 60], t(0));
+        let f = cable.next(t(0)).unwrap();
+        assert_eq!(f.bytes.iter().filter(|&&b| b != 0).count(), 1);
+    }
+}

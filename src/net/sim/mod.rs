@@ -1,0 +1,386 @@
+//! The sim wire: a userspace TCP/IP network (smoltcp) of two virtual hosts joined by a cable
+//! that the lab owns. Every Ethernet frame crosses the [`cable`], where it becomes a step, waits
+//! at the gate in lockstep, and may be dropped, delayed, duplicated or corrupted. Nothing here
+//! touches the machine's own network, and nothing needs privileges.
+//!
+//! The hosts' clock stops while a frame waits at the gate, so a presenter who pauses does not
+//! make the stack retransmit; a dropped frame is retransmitted after the stack's real timeout.
+
+pub mod cable;
+mod stream;
+
+pub use cable::{Fate, Faults};
+pub use stream::{SimListener, SimStream};
+
+use crate::net::Gate;
+use crate::session::{Step, StepSink};
+use smoltcp::iface::{Config, Interface, SocketHandle, SocketSet};
+use smoltcp::phy::{self, Device, DeviceCapabilities, Medium};
+use smoltcp::socket::tcp;
+use smoltcp::wire::{EthernetAddress, HardwareAddress, IpCidr, Ipv4Address};
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+use tokio::sync::Notify;
+use tokio::task::JoinHandle;
+
+/// The lab network's addresses: TEST-NET-1 (RFC 5737), which never leaves this process.
+pub const CLIENT_IP: Ipv4Address = Ipv4Address::new(192, 0, 2, 1);
+pub const SERVER_IP: Ipv4Address = Ipv4Address::new(192, 0, 2, 2);
+const MACS: [[u8; 6]; 2] = [[0x02, 0, 0, 0, 0, 0x01], [0x02, 0, 0, 0, 0, 0x02]];
+/// Host names, as steps and the ladder call them.
+pub const NAMES: [&str; 2] = ["client", "server"];
+pub const CLIENT: usize = 0;
+pub const SERVER: usize = 1;
+/// Each socket's buffers.
+const SOCKET_BUFFER: usize = 64 * 1024;
+
+/// A host's network card: frames the stack sent, frames waiting for the stack.
+#[derive(Debug, Default)]
+struct Port {
+    rx: VecDeque<Vec<u8>>,
+    tx: VecDeque<Vec<u8>>,
+}
+
+struct RxToken(Vec<u8>);
+struct TxToken<'a>(&'a mut VecDeque<Vec<u8>>);
+
+impl phy::RxToken for RxToken {
+    fn consume<R, F: FnOnce(&[u8]) -> R>(self, f: F) -> R {
+        f(&self.0)
+    }
+}
+
+impl phy::TxToken for TxToken<'_> {
+    fn consume<R, F: FnOnce(&mut [u8]) -> R>(self, len: usize, f: F) -> R {
+        let mut frame = vec![0; len];
+        let r = f(&mut frame);
+        self.0.push_back(frame);
+        r
+    }
+}
+
+impl Device for Port {
+    type RxToken<'a> = RxToken;
+    type TxToken<'a> = TxToken<'a>;
+
+    fn receive(&mut self, _: smoltcp::time::Instant) -> Option<(RxToken, TxToken<'_>)> {
+        let frame = self.rx.pop_front()?;
+        Some((RxToken(frame), TxToken(&mut self.tx)))
+    }
+
+    fn transmit(&mut self, _: smoltcp::time::Instant) -> Option<TxToken<'_>> {
+        Some(TxToken(&mut self.tx))
+    }
+
+    fn capabilities(&self) -> DeviceCapabilities {
+        let mut caps = DeviceCapabilities::default();
+        caps.medium = Medium::Ethernet;
+        caps.max_transmission_unit = 1514;
+        caps
+    }
+}
+
+/// One virtual host: its stack, its card, its sockets.
+struct Host {
+    iface: Interface,
+    port: Port,
+    sockets: SocketSet<'static>,
+}
+
+impl Host {
+    fn new(index: usize, ip: Ipv4Address, now: smoltcp::time::Instant) -> Self {
+        let mut port = Port::default();
+        let mut config = Config::new(HardwareAddress::Ethernet(EthernetAddress(MACS[index])));
+        // A new seed each run: new initial sequence numbers, new ephemeral ports.
+        config.random_seed = rand::random();
+        let mut iface = Interface::new(config, &mut port, now);
+        iface.update_ip_addrs(|addrs| {
+            let _ = addrs.push(IpCidr::new(ip.into(), 24));
+        });
+        Host { iface, port, sockets: SocketSet::new(vec![]) }
+    }
+
+    fn tcp(&mut self, handle: SocketHandle) -> &mut tcp::Socket<'static> {
+        self.sockets.get_mut::<tcp::Socket>(handle)
+    }
+
+    /// Each TCP socket's state, `LISTEN` only if there is nothing else to say.
+    fn states(&self) -> String {
+        let mut states: Vec<String> = self
+            .sockets
+            .iter()
+            .filter_map(|(_, s)| match s {
+                smoltcp::socket::Socket::Tcp(t) => Some(t.state().to_string()),
+                #[allow(unreachable_patterns)]
+                _ => None,
+            })
+            .collect();
+        if states.len() > 1 {
+            states.retain(|s| s != "LISTEN" && s != "CLOSED");
+        }
+        if states.is_empty() { "CLOSED".into() } else { states.join(" + ") }
+    }
+}
+
+/// The hosts' clock: real time, less the time frames spent waiting at the gate.
+#[derive(Debug)]
+struct Clock {
+    start: std::time::Instant,
+    paused: Duration,
+    since: Option<std::time::Instant>,
+}
+
+impl Clock {
+    fn now(&self) -> smoltcp::time::Instant {
+        let held = self.paused + self.since.map_or(Duration::ZERO, |s| s.elapsed());
+        smoltcp::time::Instant::from_micros((self.start.elapsed().saturating_sub(held)).as_micros() as i64)
+    }
+
+    fn pause(&mut self) {
+        self.since.get_or_insert_with(std::time::Instant::now);
+    }
+
+    fn resume(&mut self) {
+        if let Some(s) = self.since.take() {
+            self.paused += s.elapsed();
+        }
+    }
+}
+
+/// Everything the driver and the streams share, behind one lock.
+struct Inner {
+    hosts: [Host; 2],
+    cable: cable::Cable,
+    clock: Clock,
+    /// A frame that passed the cable's faults and waits at the gate.
+    held: Option<cable::Frame>,
+    /// Sockets whose stream is gone: removed once closed.
+    orphans: Vec<(usize, SocketHandle)>,
+}
+
+impl Inner {
+    fn is_quiet(&self) -> bool {
+        use tcp::State::{Closed, Listen, TimeWait};
+        self.held.is_none()
+            && self.cable.is_empty()
+            && self.hosts.iter().all(|h| {
+                h.port.rx.is_empty()
+                    && h.port.tx.is_empty()
+                    && h.sockets.iter().all(|(_, s)| match s {
+                        smoltcp::socket::Socket::Tcp(t) => matches!(t.state(), Closed | Listen | TimeWait),
+                        #[allow(unreachable_patterns)]
+                        _ => true,
+                    })
+            })
+    }
+}
+
+struct Shared {
+    inner: Mutex<Inner>,
+    /// Wakes the driver: a socket has something to send, or a frame was released.
+    kick: Notify,
+    gate: Arc<Gate>,
+    sink: StepSink,
+}
+
+/// What the driver waits for next.
+enum Next {
+    /// A frame from this host waits at the gate.
+    Gate(String),
+    /// Nothing to do until the stacks' next timer, or a kick.
+    Sleep(Duration),
+}
+
+/// A handle on one lab network; the network runs while a handle (or a stream) lives.
+#[derive(Clone)]
+pub struct SimNet {
+    shared: Arc<Shared>,
+    _driver: Arc<AbortOnDrop>,
+}
+
+struct AbortOnDrop(JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+impl SimNet {
+    /// A new network: the client host at 192.0.2.1, the server host at 192.0.2.2.
+    pub fn new(sink: StepSink, gate: Arc<Gate>, faults: Faults) -> Self {
+        let clock = Clock { start: std::time::Instant::now(), paused: Duration::ZERO, since: None };
+        let now = clock.now();
+        let inner = Inner {
+            hosts: [Host::new(CLIENT, CLIENT_IP, now), Host::new(SERVER, SERVER_IP, now)],
+            cable: cable::Cable::new(faults),
+            clock,
+            held: None,
+            orphans: Vec::new(),
+        };
+        let shared = Arc::new(Shared { inner: Mutex::new(inner), kick: Notify::new(), gate, sink });
+        let driver = tokio::spawn(drive(shared.clone()));
+        SimNet { shared, _driver: Arc::new(AbortOnDrop(driver)) }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        self.shared.lock()
+    }
+
+    /// Tells the driver that a socket changed (data to send, window opened, close).
+    fn kick(&self) {
+        self.shared.kick.notify_one();
+    }
+
+    fn new_socket(&self, host: usize) -> SocketHandle {
+        let mut socket = tcp::Socket::new(
+            tcp::SocketBuffer::new(vec![0; SOCKET_BUFFER]),
+            tcp::SocketBuffer::new(vec![0; SOCKET_BUFFER]),
+        );
+        // Segments as the application wrote them: clearer steps.
+        socket.set_nagle_enabled(false);
+        self.lock().hosts[host].sockets.add(socket)
+    }
+
+    /// Waits until the network is quiet: nothing on the cable or at the gate, and every TCP
+    /// socket closed, listening or in TIME-WAIT. Bounded, with the gate-aware clock.
+    pub async fn settle(&self) {
+        let quiet = async {
+            while !self.lock().is_quiet() {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        };
+        let _ = crate::net::timeout(Duration::from_secs(3), quiet).await;
+    }
+
+    /// The stream's socket is no longer used: close it and forget it once closed.
+    fn release(&self, host: usize, handle: SocketHandle) {
+        let mut inner = self.lock();
+        inner.hosts[host].tcp(handle).close();
+        inner.orphans.push((host, handle));
+        drop(inner);
+        self.kick();
+    }
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Polls both stacks and moves frames across the cable until something must wait.
+    fn step(&self) -> Next {
+        let mut inner = self.lock();
+        let inner = &mut *inner;
+        loop {
+            let now = inner.clock.now();
+            for host in &mut inner.hosts {
+                host.iface.poll(now, &mut host.port, &mut host.sockets);
+            }
+            for (i, host) in inner.hosts.iter_mut().enumerate() {
+                while let Some(frame) = host.port.tx.pop_front() {
+                    inner.cable.enqueue(i, frame, now);
+                }
+            }
+            inner.orphans.retain(|&(h, handle)| {
+                let closed = inner.hosts[h].tcp(handle).state() == tcp::State::Closed;
+                if closed {
+                    inner.hosts[h].sockets.remove(handle);
+                }
+                !closed
+            });
+            let Some(frame) = inner.cable.next(now) else {
+                let timers = inner.hosts.iter_mut().filter_map(|h| h.iface.poll_delay(now, &h.sockets));
+                let due = inner.cable.next_due().map(|d| d - now);
+                let wait = timers
+                    .chain(due)
+                    .min()
+                    .map_or(Duration::from_secs(3600), |d| Duration::from_micros(d.total_micros()));
+                return Next::Sleep(wait);
+            };
+            if frame.fate == Fate::Dropped || self.gate.is_free() {
+                self.cross(inner, frame);
+                continue;
+            }
+            let from = NAMES[frame.from].to_string();
+            inner.held = Some(frame);
+            inner.clock.pause();
+            return Next::Gate(from);
+        }
+    }
+
+    /// A frame leaves the cable: the other host gets it (unless it was dropped), and it
+    /// becomes a step, with both hosts' TCP states once the receiver has taken it in.
+    fn cross(&self, inner: &mut Inner, frame: cable::Frame) {
+        let to = 1 - frame.from;
+        if frame.fate != Fate::Dropped {
+            inner.hosts[to].port.rx.push_back(frame.bytes.clone());
+            let now = inner.clock.now();
+            let host = &mut inner.hosts[to];
+            host.iface.poll(now, &mut host.port, &mut host.sockets);
+        }
+        let msg = crate::wire::frame::decode(&frame.bytes);
+        let mut step = Step {
+            layer: msg.layer,
+            proto: msg.proto.into(),
+            from: NAMES[frame.from].into(),
+            to: NAMES[to].into(),
+            summary: msg.summary,
+            len: frame.bytes.len(),
+            truncated: false,
+            fields: msg.fields,
+            malformed: msg.malformed,
+            kind: msg.kind,
+            notes: msg.notes,
+            ..Step::default()
+        };
+        let said = match frame.fate {
+            Fate::Delivered => None,
+            Fate::Dropped => Some(format!("frame {} dropped on the cable: the receiver never sees it", frame.number)),
+            Fate::Duplicate => Some(format!("frame {} delivered a second time by the cable", frame.number)),
+            Fate::Corrupted => Some(format!("frame {} had one byte flipped on the cable", frame.number)),
+            Fate::Delayed(ms) => Some(format!("frame {} held back {ms} ms on the cable", frame.number)),
+        };
+        if let Some(said) = said {
+            let tag = match frame.fate {
+                Fate::Dropped => "✗ dropped",
+                Fate::Duplicate => "duplicate",
+                Fate::Corrupted => "corrupted",
+                _ => "delayed",
+            };
+            step.summary = format!("[{tag}] {}", step.summary);
+            step.notes.insert(0, said);
+        }
+        step.notes.push(format!(
+            "TCP state now: client {}, server {}",
+            inner.hosts[0].states(),
+            inner.hosts[1].states()
+        ));
+        step.bytes = frame.bytes;
+        step.frame = true;
+        self.sink.emit(step);
+    }
+}
+
+/// The network's engine: polls the stacks, carries frames, waits at the gate and on timers.
+async fn drive(shared: Arc<Shared>) {
+    loop {
+        match shared.step() {
+            Next::Gate(from) => {
+                shared.gate.clone().pass(from).await;
+                let mut inner = shared.lock();
+                inner.clock.resume();
+                if let Some(frame) = inner.held.take() {
+                    shared.cross(&mut inner, frame);
+                }
+            }
+            Next::Sleep(wait) => {
+                tokio::select! {
+                    () = tokio::time::sleep(wait) => {}
+                    () = shared.kick.notified() => {}
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,192 @@
+//! Byte streams over the sim wire: a smoltcp TCP socket as AsyncRead + AsyncWrite, so the
+//! same lab code runs on kernel sockets and on the lab network.
+
+use super::{CLIENT, SERVER, SERVER_IP, SimNet};
+use smoltcp::iface::SocketHandle;
+use smoltcp::socket::tcp::State;
+use smoltcp::wire::{IpAddress, IpEndpoint};
+use std::io;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Mutex;
+use std::task::{Context, Poll};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+
+/// One end of a TCP connection on the lab network.
+pub struct SimStream {
+    net: SimNet,
+    /// Which host the socket lives on.
+    host: usize,
+    handle: SocketHandle,
+}
+
+impl SimStream {
+    /// The peer's address, as the socket sees it.
+    pub fn peer(&self) -> Option<SocketAddr> {
+        let mut inner = self.net.lock();
+        let ep = inner.hosts[self.host].tcp(self.handle).remote_endpoint()?;
+        Some(to_std(ep))
+    }
+}
+
+fn to_std(ep: IpEndpoint) -> SocketAddr {
+    let IpAddress::Ipv4(ip) = ep.addr;
+    SocketAddr::from((ip.octets(), ep.port))
+}
+
+impl AsyncRead for SimStream {
+    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        let mut inner = self.net.lock();
+        let socket = inner.hosts[self.host].tcp(self.handle);
+        if socket.can_recv() {
+            let n = socket.recv_slice(buf.initialize_unfilled()).map_err(|e| io::Error::other(e.to_string()))?;
+            buf.advance(n);
+            drop(inner);
+            // The window opened: the stack may want to say so.
+            self.net.kick();
+            return Poll::Ready(Ok(()));
+        }
+        if !socket.may_recv() {
+            // The peer's FIN arrived (or the connection is gone): end of stream.
+            return Poll::Ready(Ok(()));
+        }
+        socket.register_recv_waker(cx.waker());
+        Poll::Pending
+    }
+}
+
+impl AsyncWrite for SimStream {
+    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, data: &[u8]) -> Poll<io::Result<usize>> {
+        let mut inner = self.net.lock();
+        let socket = inner.hosts[self.host].tcp(self.handle);
+        if !socket.may_send() {
+            return Poll::Ready(Err(io::Error::new(io::ErrorKind::BrokenPipe, "the connection is closed for sending")));
+        }
+        if socket.can_send() {
+            let n = socket.send_slice(data).map_err(|e| io::Error::other(e.to_string()))?;
+            drop(inner);
+            self.net.kick();
+            return Poll::Ready(Ok(n));
+        }
+        socket.register_send_waker(cx.waker());
+        Poll::Pending
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        // Bytes in the socket's buffer are the stack's to send; nothing is held here.
+        Poll::Ready(Ok(()))
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.net.lock().hosts[self.host].tcp(self.handle).close();
+        self.net.kick();
+        Poll::Ready(Ok(()))
+    }
+}
+
+impl Drop for SimStream {
+    fn drop(&mut self) {
+        self.net.release(self.host, self.handle);
+    }
+}
+
+/// A listening port on the server host. One socket listens at a time (a backlog of one);
+/// when it is taken by `accept`, a fresh one listens.
+pub struct SimListener {
+    net: SimNet,
+    port: u16,
+    listening: Mutex<SocketHandle>,
+}
+
+impl SimListener {
+    pub fn local_addr(&self) -> SocketAddr {
+        SocketAddr::from((SERVER_IP.octets(), self.port))
+    }
+
+    pub async fn accept(&self) -> io::Result<(SimStream, SocketAddr)> {
+        std::future::poll_fn(|cx| {
+            let mut listening = self.listening.lock().unwrap_or_else(|e| e.into_inner());
+            let mut inner = self.net.lock();
+            let socket = inner.hosts[SERVER].tcp(*listening);
+            match socket.state() {
+                State::Listen | State::SynReceived => {
+                    socket.register_recv_waker(cx.waker());
+                    socket.register_send_waker(cx.waker());
+                    Poll::Pending
+                }
+                _ => {
+                    let peer = socket.remote_endpoint().map(to_std);
+                    drop(inner);
+                    let taken = std::mem::replace(&mut *listening, listen(&self.net, self.port)?);
+                    let stream = SimStream { net: self.net.clone(), host: SERVER, handle: taken };
+                    let peer = peer.unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 0)));
+                    Poll::Ready(Ok((stream, peer)))
+                }
+            }
+        })
+        .await
+    }
+}
+
+impl Drop for SimListener {
+    fn drop(&mut self) {
+        let handle = *self.listening.lock().unwrap_or_else(|e| e.into_inner());
+        self.net.release(SERVER, handle);
+    }
+}
+
+fn listen(net: &SimNet, port: u16) -> io::Result<SocketHandle> {
+    let handle = net.new_socket(SERVER);
+    net.lock().hosts[SERVER]
+        .tcp(handle)
+        .listen(port)
+        .map_err(|e| io::Error::new(io::ErrorKind::AddrInUse, e.to_string()))?;
+    Ok(handle)
+}
+
+impl SimNet {
+    /// Listens on `port` of the server host.
+    pub fn listen(&self, port: u16) -> io::Result<SimListener> {
+        let handle = listen(self, port)?;
+        Ok(SimListener { net: self.clone(), port, listening: Mutex::new(handle) })
+    }
+
+    /// Connects from the client host to `addr` on the lab network. A RST answer is
+    /// "connection refused", as with kernel sockets.
+    pub async fn connect(&self, addr: SocketAddr) -> io::Result<SimStream> {
+        let SocketAddr::V4(v4) = addr else {
+            return Err(io::Error::new(io::ErrorKind::InvalidInput, "the lab network is IPv4"));
+        };
+        let remote = IpEndpoint::new(IpAddress::Ipv4(v4.ip().octets().into()), v4.port());
+        let local_port = 49152 + rand::random::<u16>() % 16384;
+        let handle = self.new_socket(CLIENT);
+        {
+            let mut inner = self.lock();
+            let host = &mut inner.hosts[CLIENT];
+            let socket = host.sockets.get_mut::<smoltcp::socket::tcp::Socket>(handle);
+            socket
+                .connect(host.iface.context(), remote, local_port)
+                .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e.to_string()))?;
+        }
+        self.kick();
+        let stream = SimStream { net: self.clone(), host: CLIENT, handle };
+        std::future::poll_fn(|cx| {
+            let mut inner = self.lock();
+            let socket = inner.hosts[CLIENT].tcp(handle);
+            match socket.state() {
+                State::SynSent => {
+                    socket.register_recv_waker(cx.waker());
+                    socket.register_send_waker(cx.waker());
+                    Poll::Pending
+                }
+                State::Closed => Poll::Ready(Err(io::Error::new(
+                    io::ErrorKind::ConnectionRefused,
+                    format!("connection refused: {addr} answered RST"),
+                ))),
+                _ => Poll::Ready(Ok(())),
+            }
+        })
+        .await?;
+        Ok(stream)
+    }
+}

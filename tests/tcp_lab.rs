@@ -1,0 +1,144 @@
+//! The TCP lab on the sim wire: the real smoltcp stack's segments, decoded from the frames
+//! that crossed the lab's cable.
+
+use protolab::labs::{self, run};
+use protolab::net::Wire;
+use protolab::net::sim::Faults;
+use protolab::session::{Step, StepSink};
+use std::time::Duration;
+use tokio::sync::mpsc;
+
+const LIMIT: Duration = Duration::from_secs(60);
+
+async fn run_tcp(faults: Faults) -> (color_eyre::Result<()>, Vec<Step>) {
+    let lab = labs::find("tcp").unwrap();
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let opts = run::RunOptions { faults, ..run::RunOptions::free(Wire::Sim) };
+    let result =
+        tokio::time::timeout(LIMIT, run::exchange(lab, opts, StepSink::new("tcp", tx))).await.expect("never hangs");
+    let mut steps = Vec::new();
+    while let Ok(s) = rx.try_recv() {
+        steps.push(s);
+    }
+    (result, steps)
+}
+
+fn num(s: &Step, path: &str) -> u64 {
+    s.value(path).unwrap_or_else(|| panic!("no {path} in {}", s.summary)).parse().unwrap()
+}
+
+fn flags(s: &Step) -> String {
+    s.value("TCP.flags").unwrap_or_default()
+}
+
+fn tcp(steps: &[Step]) -> Vec<&Step> {
+    steps.iter().filter(|s| s.proto == "TCP").collect()
+}
+
+#[tokio::test]
+async fn handshake_data_close_and_rst() {
+    let (result, steps) = run_tcp(Faults::default()).await;
+    result.unwrap();
+    assert!(steps.iter().all(|s| s.frame && s.malformed.is_none()), "{steps:#?}");
+    assert_eq!(steps[0].kind, "arp.request");
+    assert_eq!(steps[1].kind, "arp.reply");
+    let segs = tcp(&steps);
+
+    // The three-way handshake: ack = peer's seq + 1.
+    let (syn, syn_ack, ack) = (segs[0], segs[1], segs[2]);
+    assert_eq!((syn.from.as_str(), flags(syn).as_str()), ("client", "SYN"));
+    assert_eq!((syn_ack.from.as_str(), flags(syn_ack).as_str()), ("server", "SYN,ACK"));
+    assert_eq!(num(syn_ack, "TCP.ack"), (num(syn, "TCP.seq") + 1) % (1 << 32));
+    assert_eq!(flags(ack), "ACK");
+    assert_eq!(num(ack, "TCP.seq"), num(syn, "TCP.seq") + 1);
+    assert_eq!(num(ack, "TCP.ack"), (num(syn_ack, "TCP.seq") + 1) % (1 << 32));
+    assert!(syn.field("TCP.option.mss").is_some(), "the SYN announces its MSS");
+    assert!(ack.notes.iter().any(|n| n.contains("client ESTABLISHED")), "{:?}", ack.notes);
+
+    // Data sent equals data echoed.
+    let data: Vec<_> = segs.iter().filter(|s| num(s, "TCP.payload_len") > 0).collect();
+    assert_eq!(data.len(), 2, "the data and its echo");
+    assert_eq!(data[0].value("TCP.payload").as_deref(), Some("hello, TCP"));
+    assert_eq!(data[1].value("TCP.payload"), data[0].value("TCP.payload"));
+    assert_eq!((data[0].from.as_str(), data[1].from.as_str()), ("client", "server"));
+
+    // The close: a FIN each way, each acknowledged; the client ends in TIME-WAIT.
+    let fins: Vec<_> = segs.iter().filter(|s| flags(s).contains("FIN")).collect();
+    assert_eq!(fins.iter().map(|s| s.from.as_str()).collect::<Vec<_>>(), ["client", "server"]);
+    for fin in &fins {
+        let acked = segs.iter().any(|s| s.from != fin.from && num(s, "TCP.ack") == num(fin, "TCP.seq") + 1);
+        assert!(acked, "the FIN from {} is acknowledged", fin.from);
+    }
+    assert!(steps.iter().any(|s| s.notes.iter().any(|n| n.contains("TIME-WAIT"))));
+
+    // Then a SYN to a closed port, answered by RST.
+    let rst = segs.iter().rposition(|s| flags(s).contains("RST")).expect("an RST");
+    let probe = segs[rst - 1];
+    assert_eq!(flags(probe), "SYN");
+    assert_eq!(num(probe, "TCP.dst_port"), 8);
+    assert_eq!(segs[rst].from, "server");
+    assert_eq!(num(segs[rst], "TCP.ack"), num(probe, "TCP.seq") + 1);
+}
+
+#[tokio::test]
+async fn initial_sequence_numbers_differ_between_runs() {
+    let (_, a) = run_tcp(Faults::default()).await;
+    let (_, b) = run_tcp(Faults::default()).await;
+    assert_ne!(num(tcp(&a)[0], "TCP.seq"), num(tcp(&b)[0], "TCP.seq"));
+}
+
+#[tokio::test]
+async fn a_dropped_syn_ack_is_retransmitted_with_the_same_seq() {
+    let (_, clean) = run_tcp(Faults::default()).await;
+    let n = clean.iter().position(|s| flags(s) == "SYN,ACK").unwrap() as u64 + 1;
+    let (result, steps) = run_tcp(Faults { drop: vec![n], ..Faults::default() }).await;
+    result.expect("the connection still completes");
+    let syn_acks: Vec<_> = steps.iter().filter(|s| flags(s) == "SYN,ACK").collect();
+    assert!(syn_acks.len() >= 2, "{steps:#?}");
+    assert!(syn_acks[0].summary.starts_with("[✗ dropped]"));
+    assert_eq!(num(syn_acks[0], "TCP.seq"), num(syn_acks[1], "TCP.seq"), "a retransmission, not a new SYN-ACK");
+    assert!(syn_acks[1].t_us - syn_acks[0].t_us >= 500_000, "after the retransmission timer");
+}
+
+#[tokio::test]
+async fn a_corrupted_frame_is_discarded_and_sent_again() {
+    let (_, clean) = run_tcp(Faults::default()).await;
+    let n = clean.iter().position(|s| s.proto == "TCP" && num(s, "TCP.payload_len") > 0).unwrap() as u64 + 1;
+    let (result, steps) = run_tcp(Faults { corrupt: vec![n], ..Faults::default() }).await;
+    result.expect("the data still arrives");
+    let bad = steps.iter().find(|s| s.summary.starts_with("[corrupted]")).unwrap();
+    assert!(bad.malformed.as_deref().unwrap_or_default().contains("checksum"), "{bad:?}");
+}
+
+#[tokio::test]
+async fn random_faults_complete_or_fail_clearly_never_hang() {
+    use rand::{RngExt, SeedableRng};
+    let mut rng = rand::rngs::StdRng::seed_from_u64(0x7c9);
+    let mut cases = Vec::new();
+    for _ in 0..12 {
+        let mut f = Faults::default();
+        for _ in 0..rng.random_range(1..4) {
+            let n = rng.random_range(1..16);
+            match rng.random_range(0..3) {
+                0 => f.drop.push(n),
+                1 => f.duplicate.push(n),
+                _ => f.delay.push((n, rng.random_range(10..400))),
+            }
+        }
+        cases.push(f);
+    }
+    let runs = cases.iter().cloned().map(|f| tokio::spawn(run_tcp(f)));
+    for (faults, run) in cases.iter().zip(runs) {
+        let (result, steps) = run.await.unwrap();
+        match result {
+            Ok(()) => {
+                let data: Vec<_> = tcp(&steps)
+                    .into_iter()
+                    .filter(|s| s.from == "client" && s.value("TCP.payload").as_deref() == Some("hello, TCP"))
+                    .collect();
+                assert!(!data.is_empty(), "{faults:?}: the data crossed");
+            }
+            Err(e) => assert!(!e.to_string().is_empty(), "{faults:?}: a reason"),
+        }
+    }
+}
