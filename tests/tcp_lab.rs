@@ -142,3 +142,45 @@ async fn random_faults_complete_or_fail_clearly_never_hang() {
         }
     }
 }
+
+/// Presses → for every frame, but `d` (drop) for the `n`th frame that waits at the gate.
+async fn run_stepping_with_drop(n: usize) -> (color_eyre::Result<()>, Vec<Step>) {
+    use protolab::net::{Gate, GateEvent, Release};
+    let lab = labs::find("tcp").unwrap();
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let (gtx, mut grx) = mpsc::unbounded_channel();
+    let gate = Gate::stepping(gtx);
+    let presser = {
+        let gate = gate.clone();
+        tokio::spawn(async move {
+            let mut waits = 0;
+            while let Some(GateEvent::Waiting { .. }) = grx.recv().await {
+                waits += 1;
+                let release = if waits == n { Release::Drop } else { Release::Send };
+                assert!(gate.release_one(release));
+            }
+        })
+    };
+    let opts = run::RunOptions { gate, ..run::RunOptions::free(Wire::Sim) };
+    let result =
+        tokio::time::timeout(LIMIT, run::exchange(lab, opts, StepSink::new("tcp", tx))).await.expect("never hangs");
+    presser.abort();
+    let mut steps = Vec::new();
+    while let Ok(s) = rx.try_recv() {
+        steps.push(s);
+    }
+    (result, steps)
+}
+
+#[tokio::test]
+async fn dropping_the_waiting_syn_ack_at_the_gate_brings_a_retransmission() {
+    // Frames at the gate: ARP request, ARP reply, SYN, SYN-ACK (the 4th).
+    let (result, steps) = run_stepping_with_drop(4).await;
+    result.expect("the connection still completes");
+    let syn_acks: Vec<_> = steps.iter().filter(|s| flags(s) == "SYN,ACK").collect();
+    assert!(syn_acks[0].summary.starts_with("[✗ dropped]"), "{:?}", syn_acks[0].summary);
+    assert!(syn_acks.len() >= 2);
+    assert_eq!(num(syn_acks[0], "TCP.seq"), num(syn_acks[1], "TCP.seq"));
+    let syns = steps.iter().filter(|s| flags(s) == "SYN" && num(s, "TCP.dst_port") == 7).count();
+    assert_eq!(syns, 2, "the client's SYN timer fired: it sent its SYN again");
+}

@@ -57,8 +57,26 @@ pub enum GateEvent {
     Waiting { from: String },
 }
 
+/// What happens to the message that a press lets go. Faults apply on the sim wire's cable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Release {
+    /// It goes, as sent.
+    #[default]
+    Send,
+    /// The cable loses it.
+    Drop,
+    /// The cable delivers it twice.
+    Duplicate,
+    /// The cable flips one of its bytes.
+    Corrupt,
+}
+
 #[derive(Debug, Default)]
 struct State {
+    /// What the presses granted so far do to their messages, oldest first.
+    releases: std::collections::VecDeque<Release>,
+    /// What the press that let the latest message go asked for.
+    released: Release,
     /// The last moment a message was held at the gate (while one is held: now).
     last_hold: Option<Instant>,
     /// Always open: nobody waits.
@@ -110,6 +128,8 @@ impl Gate {
                 }
                 if s.credits > 0 {
                     s.credits -= 1;
+                    let release = s.releases.pop_front().unwrap_or_default();
+                    s.released = release;
                     s.last_hold = Some(Instant::now());
                     if let Some(i) = s.waiting.iter().position(|w| *w == who) {
                         s.waiting.remove(i);
@@ -130,11 +150,17 @@ impl Gate {
 
     /// Lets one waiting message go. Returns false when nobody was waiting (nothing happens).
     pub fn open_one(&self) -> bool {
+        self.release_one(Release::Send)
+    }
+
+    /// Lets one waiting message go, with a fault for the cable to apply.
+    pub fn release_one(&self, release: Release) -> bool {
         let mut s = self.lock();
         if s.waiting.is_empty() || s.credits as usize >= s.waiting.len() {
             return false;
         }
         s.credits += 1;
+        s.releases.push_back(release);
         drop(s);
         self.pressed.notify_waiters();
         true
@@ -145,6 +171,12 @@ impl Gate {
     pub fn held_until(&self) -> Option<Instant> {
         let s = self.lock();
         if s.waiting.len() > s.credits as usize { Some(Instant::now()) } else { s.last_hold }
+    }
+
+    /// What the press that let the latest message through asked for (the sim driver reads it
+    /// right after `pass`).
+    pub fn released(&self) -> Release {
+        self.lock().released
     }
 
     /// Never holds anything.

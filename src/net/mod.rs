@@ -6,7 +6,7 @@ pub mod gate;
 pub mod sim;
 pub mod tap;
 
-pub use gate::{Elapsed, Gate, GateEvent, with_gate};
+pub use gate::{Elapsed, Gate, GateEvent, Release, with_gate};
 pub use tap::{Dir, Recorder, TapStream};
 
 use std::io;

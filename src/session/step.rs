@@ -85,6 +85,9 @@ pub struct Step {
     /// The bytes are one whole Ethernet frame (sim wire): what a pcap file holds.
     #[serde(skip)]
     pub frame: bool,
+    /// The cable lost it: it never reached `to`.
+    #[serde(skip)]
+    pub lost: bool,
 }
 
 impl Default for Step {
@@ -110,6 +113,7 @@ impl Default for Step {
             kind: String::new(),
             notes: Vec::new(),
             frame: false,
+            lost: false,
         }
     }
 }

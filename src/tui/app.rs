@@ -4,7 +4,7 @@
 use super::keys::Action;
 use crate::labs::{Lab, run};
 use crate::narration::Narration;
-use crate::net::{Gate, GateEvent, Wire};
+use crate::net::{Gate, GateEvent, Release, Wire};
 use crate::session::{Session, Step, StepSink};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -79,6 +79,8 @@ pub struct LabTab {
     pub waiting: Option<String>,
     /// Counts runs, to drop events of an older run.
     pub run: u32,
+    /// The wire of the current run.
+    pub wire: Wire,
     gate: Option<Arc<Gate>>,
     task: Option<JoinHandle<()>>,
 }
@@ -98,6 +100,7 @@ impl LabTab {
             state: RunState::Running,
             waiting: None,
             run: 0,
+            wire: Wire::Host,
             gate: None,
             task: None,
         }
@@ -124,6 +127,7 @@ impl LabTab {
             task.abort();
         }
         self.run += 1;
+        self.wire = wire;
         self.session.clear();
         self.revealed = 0;
         self.cursor = 0;
@@ -218,6 +222,20 @@ impl LabTab {
         match self.state {
             RunState::Running => Some("waiting for the peer…"),
             _ => Some("the exchange is over: r runs it again"),
+        }
+    }
+
+    /// Lets the waiting frame go with a fault on the cable (the lab network only).
+    pub fn release(&mut self, release: Release) -> Option<&'static str> {
+        if self.wire != Wire::Sim {
+            return Some("faults happen on the lab network: this lab runs on kernel sockets");
+        }
+        if self.flight.is_some() || self.revealed < self.session.len() || self.cursor + 1 < self.shown() {
+            return Some("go to the newest step first (End)");
+        }
+        match &self.gate {
+            Some(g) if g.release_one(release) => None,
+            _ => Some("no frame is waiting at the gate"),
         }
     }
 
@@ -382,6 +400,9 @@ impl App {
             Action::StepBack | Action::First | Action::Last | Action::PageUp | Action::PageDown => {
                 self.tab_mut().move_cursor(action, page)
             }
+            Action::DropFrame => self.note = self.tab_mut().release(Release::Drop),
+            Action::DuplicateFrame => self.note = self.tab_mut().release(Release::Duplicate),
+            Action::CorruptFrame => self.note = self.tab_mut().release(Release::Corrupt),
             Action::FieldUp => self.tab_mut().move_field(false),
             Action::FieldDown => self.tab_mut().move_field(true),
             Action::TogglePlay => {

@@ -20,6 +20,12 @@ pub enum Action {
     Slower,
     /// Run the lab again from scratch: new key, new message id.
     Rerun,
+    /// Let the waiting frame go, but have the cable lose it (sim wire).
+    DropFrame,
+    /// Let the waiting frame go twice.
+    DuplicateFrame,
+    /// Let the waiting frame go with a byte flipped.
+    CorruptFrame,
     NextTab,
     PrevTab,
     FieldUp,
@@ -85,6 +91,14 @@ pub const BINDINGS: &[Binding] = &[
         action: Action::Rerun,
         help: "run the lab again from scratch (new keys, new ids)",
     },
+    Binding {
+        keys: &[KeyCode::Char('d')],
+        label: "d u c",
+        action: Action::DropFrame,
+        help: "lab network: drop / duplicate / corrupt the waiting frame",
+    },
+    Binding { keys: &[KeyCode::Char('u')], label: "", action: Action::DuplicateFrame, help: "" },
+    Binding { keys: &[KeyCode::Char('c')], label: "", action: Action::CorruptFrame, help: "" },
     Binding { keys: &[KeyCode::Tab], label: "Tab 1-9", action: Action::NextTab, help: "next lab / lab by number" },
     Binding { keys: &[KeyCode::BackTab], label: "", action: Action::PrevTab, help: "" },
     Binding { keys: &[KeyCode::Char('?'), KeyCode::F(1)], label: "?", action: Action::Help, help: "this help" },
@@ -118,4 +132,60 @@ pub fn status_hint() -> String {
         "q quit".to_string(),
     ]
     .join("  ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every action, listed by an exhaustive match: a new action cannot be forgotten here.
+    fn every_action() -> Vec<Action> {
+        use Action::*;
+        let all = [
+            StepForward,
+            StepBack,
+            First,
+            Last,
+            PageUp,
+            PageDown,
+            TogglePlay,
+            Faster,
+            Slower,
+            Rerun,
+            DropFrame,
+            DuplicateFrame,
+            CorruptFrame,
+            NextTab,
+            PrevTab,
+            FieldUp,
+            FieldDown,
+            Help,
+            Quit,
+        ];
+        for a in all {
+            match a {
+                StepForward | StepBack | First | Last | PageUp | PageDown | TogglePlay | Faster | Slower | Rerun
+                | DropFrame | DuplicateFrame | CorruptFrame | NextTab | PrevTab | FieldUp | FieldDown | Help | Quit => {
+                }
+            }
+        }
+        all.to_vec()
+    }
+
+    #[test]
+    fn every_action_has_a_key() {
+        for action in every_action() {
+            assert!(BINDINGS.iter().any(|b| b.action == action), "{action:?} has no key");
+        }
+    }
+
+    #[test]
+    fn no_key_does_two_things() {
+        let mut seen = std::collections::HashSet::new();
+        for b in BINDINGS {
+            for k in b.keys {
+                assert!(seen.insert(format!("{k:?}")), "{k:?} is bound twice");
+            }
+        }
+    }
 }

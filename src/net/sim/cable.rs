@@ -71,9 +71,7 @@ impl Cable {
         if self.faults.drop.contains(&number) {
             fate = Fate::Dropped;
         } else if self.faults.corrupt.contains(&number) && !bytes.is_empty() {
-            // Flip a byte in the last quarter: past the headers' addresses, inside checksummed data.
-            let at = bytes.len() - 1 - (bytes.len() / 4).min(bytes.len() - 1) / 2;
-            bytes[at] ^= 0xff;
+            flip(&mut bytes);
             fate = Fate::Corrupted;
         } else if let Some(&(_, ms)) = self.faults.delay.iter().find(|(n, _)| *n == number) {
             due = now + Duration::from_millis(ms);
@@ -87,6 +85,23 @@ impl Cable {
             self.queue.push_back(copy);
         } else {
             self.queue.push_back(frame);
+        }
+    }
+
+    /// Applies a fault chosen at the gate to a frame about to leave the cable.
+    pub fn strike(&mut self, frame: &mut Frame, release: crate::net::Release) {
+        use crate::net::Release;
+        match release {
+            Release::Send => {}
+            Release::Drop => frame.fate = Fate::Dropped,
+            Release::Corrupt => {
+                flip(&mut frame.bytes);
+                frame.fate = Fate::Corrupted;
+            }
+            Release::Duplicate => {
+                let copy = Frame { fate: Fate::Duplicate, ..frame.clone() };
+                self.queue.push_front(copy);
+            }
         }
     }
 
@@ -104,6 +119,15 @@ impl Cable {
     pub fn next_due(&self) -> Option<Instant> {
         self.queue.iter().map(|f| f.due).min()
     }
+}
+
+/// Flips one byte near the end: past the headers' addresses, inside checksummed data.
+fn flip(bytes: &mut [u8]) {
+    if bytes.is_empty() {
+        return;
+    }
+    let at = bytes.len() - 1 - (bytes.len() / 4).min(bytes.len() - 1) / 2;
+    bytes[at] ^= 0xff;
 }
 
 #[cfg(test)]

@@ -359,6 +359,7 @@ impl Shared {
         ));
         step.bytes = frame.bytes;
         step.frame = true;
+        step.lost = frame.fate == Fate::Dropped;
         self.sink.emit(step);
     }
 }
@@ -369,9 +370,11 @@ async fn drive(shared: Arc<Shared>) {
         match shared.step() {
             Next::Gate(from) => {
                 shared.gate.clone().pass(from).await;
+                let release = shared.gate.released();
                 let mut inner = shared.lock();
                 inner.clock.resume();
-                if let Some(frame) = inner.held.take() {
+                if let Some(mut frame) = inner.held.take() {
+                    inner.cable.strike(&mut frame, release);
                     shared.cross(&mut inner, frame);
                 }
             }

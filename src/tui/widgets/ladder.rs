@@ -126,13 +126,17 @@ impl Ladder<'_> {
         buf.set_string(row.x, row.y, format!("{secs:>10.6}"), time_style);
         // The shaft runs between the lifelines; in flight, only up to the arrow's head.
         let span = (b - a).saturating_sub(1);
-        let reach = ((span as f32) * progress).round() as u16;
+        // A lost frame gets only halfway, and ends in a cross.
+        let full = if step.lost { span / 2 } else { span };
+        let reach = ((full as f32) * progress).round() as u16;
         let line = if unseen { "╌" } else { "─" };
         if reach > 0 {
             // Shaft and head as one string: drawn from the sender up to the head.
             let reach = reach.min(span);
             let shaft = line.repeat(reach as usize - 1);
-            let (x, text) = if rightward { (a + 1, format!("{shaft}▶")) } else { (b - reach, format!("◀{shaft}")) };
+            let (right, left) = if step.lost { ("✗", "✗") } else { ("▶", "◀") };
+            let (x, text) =
+                if rightward { (a + 1, format!("{shaft}{right}")) } else { (b - reach, format!("{left}{shaft}")) };
             buf.set_string(x, row.y, text, style);
         }
         // The label sits inside the shaft, near the sender, once the arrow has left.
@@ -141,7 +145,7 @@ impl Ladder<'_> {
             label.push_str("!! ");
         }
         label.push_str(&step.summary);
-        let room = span.saturating_sub(4) as usize;
+        let room = full.saturating_sub(4) as usize;
         if room > 3 && reach > 2 {
             let text: String = if label.chars().count() > room {
                 label.chars().take(room - 1).chain(std::iter::once('…')).collect()

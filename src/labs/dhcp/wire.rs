@@ -1,0 +1,480 @@
+//! DHCP on the wire (RFC 2131 §2, RFC 2132): one message, decoded into one step with every field's
+//! byte range, sans-IO.
+//!
+//! A DHCP message is a BOOTP message (RFC 951) with a magic cookie and options after it:
+//!
+//! ```text
+//!  0      op htype hlen hops        1 + 1 + 1 + 1
+//!  4      xid                       4   the client's random transaction id
+//!  8      secs flags                2 + 2
+//! 12      ciaddr yiaddr             4 + 4   client's address, "your" (offered) address
+//! 20      siaddr giaddr             4 + 4   next server, relay agent
+//! 28      chaddr                    16  client hardware address (6 bytes of MAC, then zeros)
+//! 44      sname file                64 + 128  legacy BOOTP names, usually all zeros
+//! 236     magic cookie              4   99.130.83.99: "options follow"
+//! 240     options                   code, length, value ... End (255)
+//! ```
+//!
+//! dhcproto checks the message as a whole and types the option values; the options are also walked
+//! here byte by byte, because dhcproto keeps no offsets and skips over what it cannot read (see
+//! [`describe`]). [`encode`] and [`parse`] are what the lab's client and server use to put a
+//! [`v4::Message`] on the wire and take it off again.
+
+use crate::session::{Layer, hex};
+use crate::wire::Message;
+use dhcproto::v4::{self, DhcpOption, MessageType, OptionCode};
+use dhcproto::{Decodable, Decoder, Encodable, Encoder};
+use std::fmt;
+use std::net::Ipv4Addr;
+use std::ops::Range;
+
+/// Where each field of the fixed header sits, counted from the message's first byte (RFC 2131 §2).
+pub mod field {
+    use std::ops::Range;
+    pub const OP: Range<usize> = 0..1;
+    pub const HTYPE: Range<usize> = 1..2;
+    pub const HLEN: Range<usize> = 2..3;
+    pub const HOPS: Range<usize> = 3..4;
+    pub const XID: Range<usize> = 4..8;
+    pub const SECS: Range<usize> = 8..10;
+    pub const FLAGS: Range<usize> = 10..12;
+    pub const CIADDR: Range<usize> = 12..16;
+    pub const YIADDR: Range<usize> = 16..20;
+    pub const SIADDR: Range<usize> = 20..24;
+    pub const GIADDR: Range<usize> = 24..28;
+    pub const CHADDR: Range<usize> = 28..44;
+    pub const SNAME: Range<usize> = 44..108;
+    pub const FILE: Range<usize> = 108..236;
+    pub const MAGIC_COOKIE: Range<usize> = 236..240;
+    /// The options start here and run to the End option.
+    pub const OPTIONS: usize = 240;
+}
+
+/// The magic cookie (RFC 2131 §3): the vendor area holds DHCP options.
+pub const MAGIC_COOKIE: [u8; 4] = [99, 130, 83, 99];
+
+/// The smallest message relays and old BOOTP servers accept (RFC 1542 §2.1): [`encode`] pads to it.
+pub const MIN_LEN: usize = 300;
+
+/// The broadcast flag: the leftmost bit of `flags` (RFC 2131 §2, figure 2).
+const BROADCAST_FLAG: u16 = 0x8000;
+
+/// A transaction id (`xid`): chosen at random by the client, copied into every reply, so a client
+/// knows which answers are to its own question (RFC 2131 §2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Xid(pub u32);
+
+impl Xid {
+    /// A fresh random xid, for a new exchange.
+    pub fn random() -> Self {
+        Xid(rand::random::<u32>())
+    }
+}
+
+impl fmt::Display for Xid {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "0x{:08x}", self.0)
+    }
+}
+
+/// The message type as DESIGN.md names it: `DISCOVER`, `OFFER`, ... (option 53, RFC 2132 §9.6).
+pub fn type_name(t: MessageType) -> String {
+    match t {
+        MessageType::Discover => "DISCOVER".into(),
+        MessageType::Offer => "OFFER".into(),
+        MessageType::Request => "REQUEST".into(),
+        MessageType::Decline => "DECLINE".into(),
+        MessageType::Ack => "ACK".into(),
+        MessageType::Nak => "NAK".into(),
+        MessageType::Release => "RELEASE".into(),
+        MessageType::Inform => "INFORM".into(),
+        MessageType::ForceRenew => "FORCERENEW".into(),
+        other => format!("TYPE-{}", u8::from(other)),
+    }
+}
+
+/// The name a field path uses for an option code; `None` for codes shown as `DHCP.option.N`.
+pub fn option_name(code: u8) -> Option<&'static str> {
+    Some(match code {
+        1 => "subnet_mask",
+        3 => "router",
+        6 => "dns_servers",
+        12 => "host_name",
+        15 => "domain_name",
+        28 => "broadcast_address",
+        50 => "requested_ip",
+        51 => "lease_time",
+        53 => "message_type",
+        54 => "server_id",
+        55 => "parameter_request_list",
+        56 => "message",
+        57 => "max_message_size",
+        58 => "renewal_time",
+        59 => "rebinding_time",
+        60 => "vendor_class_id",
+        61 => "client_id",
+        _ => return None,
+    })
+}
+
+/// Puts a message on the wire: dhcproto's encoding, padded with zeros to [`MIN_LEN`].
+pub fn encode(msg: &v4::Message) -> Vec<u8> {
+    let mut buf = Vec::with_capacity(MIN_LEN);
+    // Encoding into a Vec fails only for values dhcproto's own setters already refuse.
+    if msg.encode(&mut Encoder::new(&mut buf)).is_err() {
+        buf.clear();
+    }
+    if buf.len() < MIN_LEN {
+        buf.resize(MIN_LEN, 0);
+    }
+    buf
+}
+
+/// Takes a message off the wire, for the client and server: a DHCP message (not BOOTP, not
+/// garbage) or the reason it is not one. [`describe`] gives the full account of the same bytes.
+pub fn parse(payload: &[u8]) -> Result<v4::Message, String> {
+    if payload.len() < field::OPTIONS {
+        return Err(format!("cut short: {} of the {} bytes before the options", payload.len(), field::OPTIONS));
+    }
+    if payload[field::MAGIC_COOKIE] != MAGIC_COOKIE {
+        return Err("no DHCP magic cookie".into());
+    }
+    let msg = v4::Message::decode(&mut Decoder::new(payload)).map_err(|e| e.to_string())?;
+    if msg.opts().msg_type().is_none() {
+        return Err("no message type (option 53)".into());
+    }
+    Ok(msg)
+}
+
+/// One option as it sits in the bytes: where its code, length and value are.
+struct RawOption {
+    code: u8,
+    /// The whole option: code, length and value.
+    range: Range<usize>,
+    /// The value alone.
+    data: Range<usize>,
+}
+
+/// Walks the options after the magic cookie (RFC 2132 §2): Pad (0) is one byte, End (255) ends the
+/// list, every other option is code, length, value. Returns the options, where End sits, and what
+/// went wrong.
+fn walk_options(payload: &[u8]) -> (Vec<RawOption>, Option<usize>, Option<String>) {
+    let mut options = Vec::new();
+    let mut at = field::OPTIONS;
+    loop {
+        let Some(&code) = payload.get(at) else {
+            return (options, None, Some("the options end without the End option (255)".into()));
+        };
+        match code {
+            0 => at += 1,
+            255 => return (options, Some(at), None),
+            _ => {
+                let Some(&len) = payload.get(at + 1) else {
+                    let problem = format!("option {} cut short after its code", option_label(code));
+                    return (options, None, Some(problem));
+                };
+                let end = at + 2 + len as usize;
+                if end > payload.len() {
+                    let problem = format!(
+                        "option {} cut short: {} of its {} bytes",
+                        option_label(code),
+                        payload.len() - (at + 2),
+                        len
+                    );
+                    return (options, None, Some(problem));
+                }
+                options.push(RawOption { code, range: at..end, data: at + 2..end });
+                at = end;
+            }
+        }
+    }
+}
+
+/// `51 (lease_time)`, or `224` for an option without a name here.
+fn option_label(code: u8) -> String {
+    match option_name(code) {
+        Some(name) => format!("{code} ({name})"),
+        None => code.to_string(),
+    }
+}
+
+/// Decodes one DHCP message (a UDP payload) into a step. `offset` is where the payload starts in
+/// the frame: every range is shifted by it, so ranges point into the frame.
+///
+/// Never fails: a message that does not decode keeps the fields that could be read and names every
+/// problem in `malformed` (joined by `; `). Options get their ranges from a walk of their bytes;
+/// each option field's range covers its code, length and value.
+pub fn describe(dhcp_payload: &[u8], offset: usize) -> Message {
+    let p = dhcp_payload;
+    let mut r = Reading { offset, fields: Vec::new(), notes: Vec::new(), problems: Vec::new() };
+    header_fields(p, &mut r);
+    if p.len() < field::OPTIONS {
+        r.problems.push(format!(
+            "cut short: {} of the {} bytes of the header and magic cookie",
+            p.len(),
+            field::OPTIONS
+        ));
+        return r.finish("dhcp.malformed", "DHCP message cut short".into());
+    }
+    match p[field::OP.start] {
+        1 | 2 => {}
+        op => r.problems.push(format!("op {op} is neither BOOTREQUEST (1) nor BOOTREPLY (2)")),
+    }
+    if p[field::MAGIC_COOKIE] != MAGIC_COOKIE {
+        r.problems.push(format!(
+            "magic cookie 0x{} is not 0x63825363: not a DHCP message",
+            hex(&p[field::MAGIC_COOKIE])
+        ));
+        return r.finish("dhcp.malformed", "not a DHCP message".into());
+    }
+    let decoded = match v4::Message::decode(&mut Decoder::new(p)) {
+        Ok(msg) => Some(msg),
+        Err(e) => {
+            r.problems.push(format!("dhcproto: {e}"));
+            None
+        }
+    };
+    let (raw, end, walk_problem) = walk_options(p);
+    for (i, opt) in raw.iter().enumerate() {
+        let repeated = raw.iter().filter(|o| o.code == opt.code).count() > 1;
+        if repeated && raw[..i].iter().all(|o| o.code != opt.code) {
+            r.notes.push(format!(
+                "option {} appears more than once: its values join into one (RFC 3396)",
+                option_label(opt.code)
+            ));
+        }
+        // Each option on its own, so its value belongs to exactly the bytes of its range.
+        let typed = DhcpOption::decode(&mut Decoder::new(&p[opt.range.clone()])).ok();
+        if typed.is_none() && !repeated {
+            r.problems.push(format!("option {} does not decode (length {})", option_label(opt.code), opt.data.len()));
+        }
+        let value = typed.as_ref().and_then(option_value).unwrap_or_else(|| hex(&p[opt.data.clone()]).into());
+        let path = match option_name(opt.code) {
+            Some(name) => format!("DHCP.{name}"),
+            None => format!("DHCP.option.{}", opt.code),
+        };
+        r.field(path, value, opt.range.clone());
+    }
+    if let Some(end) = end {
+        r.field("DHCP.end", 255, end..end + 1);
+        let padding = p.len() - end - 1;
+        if padding > 0 {
+            r.notes.push(format!("{padding} bytes of padding after the End option"));
+        }
+    }
+    if let Some(problem) = walk_problem {
+        r.problems.push(problem);
+    }
+    let Some(msg) = decoded else {
+        return r.finish("dhcp.malformed", "DHCP message that does not decode".into());
+    };
+    if msg.opts().get(OptionCode::OptionOverload).is_some() {
+        r.notes.push("option 52: more options hide in the sname and file fields (not shown)".into());
+    }
+    let Some(t) = msg.opts().msg_type() else {
+        r.problems.push("no message type (option 53): a plain BOOTP message, not DHCP".into());
+        return r.finish("dhcp.malformed", format!("BOOTP xid={}", Xid(msg.xid())));
+    };
+    lease_notes(&msg, &mut r);
+    let kind = format!("dhcp.{}", type_name(t).to_lowercase());
+    r.finish(&kind, summary(&msg, t))
+}
+
+/// The fixed header's fields, those of them the buffer holds whole.
+fn header_fields(p: &[u8], r: &mut Reading) {
+    let whole = |range: &Range<usize>| p.get(range.clone());
+    if let Some(b) = whole(&field::OP) {
+        let op = match b[0] {
+            1 => "BOOTREQUEST".to_string(),
+            2 => "BOOTREPLY".to_string(),
+            n => n.to_string(),
+        };
+        r.field("DHCP.op", op, field::OP);
+    }
+    if let Some(b) = whole(&field::HTYPE) {
+        r.field("DHCP.htype", b[0], field::HTYPE);
+    }
+    if let Some(b) = whole(&field::HLEN) {
+        r.field("DHCP.hlen", b[0], field::HLEN);
+    }
+    if let Some(b) = whole(&field::HOPS) {
+        r.field("DHCP.hops", b[0], field::HOPS);
+    }
+    if let Some(b) = whole(&field::XID) {
+        r.field("DHCP.xid", Xid(be32(b)).to_string(), field::XID);
+    }
+    if let Some(b) = whole(&field::SECS) {
+        r.field("DHCP.secs", u16::from_be_bytes([b[0], b[1]]), field::SECS);
+    }
+    if let Some(b) = whole(&field::FLAGS) {
+        let flags = u16::from_be_bytes([b[0], b[1]]);
+        let text = if flags & BROADCAST_FLAG != 0 { "broadcast" } else { "" };
+        r.field("DHCP.flags", text, field::FLAGS);
+        if flags & BROADCAST_FLAG != 0 {
+            r.notes.push("flags: broadcast, the client asks for replies to 255.255.255.255".into());
+        }
+        if flags & !BROADCAST_FLAG != 0 {
+            r.notes.push(format!("flags 0x{flags:04x}: bits other than broadcast must be zero"));
+        }
+    }
+    for (path, range) in [
+        ("DHCP.ciaddr", field::CIADDR),
+        ("DHCP.yiaddr", field::YIADDR),
+        ("DHCP.siaddr", field::SIADDR),
+        ("DHCP.giaddr", field::GIADDR),
+    ] {
+        if let Some(b) = whole(&range) {
+            r.field(path, Ipv4Addr::from(be32(b)).to_string(), range);
+        }
+    }
+    if let Some(b) = whole(&field::CHADDR) {
+        // hlen says how much of the 16 bytes is the address; a bad hlen shows all of them.
+        let hlen = match p[field::HLEN.start] as usize {
+            0 | 17.. => field::CHADDR.len(),
+            n => n,
+        };
+        let range = field::CHADDR.start..field::CHADDR.start + hlen;
+        r.field("DHCP.chaddr", mac(&b[..hlen]), range);
+    }
+    for (path, range) in [("DHCP.sname", field::SNAME), ("DHCP.file", field::FILE)] {
+        if let Some(b) = whole(&range) {
+            let text = b.split(|&c| c == 0).next().unwrap_or_default();
+            r.field(path, crate::wire::printable(text, 128), range);
+        }
+    }
+    if let Some(b) = whole(&field::MAGIC_COOKIE) {
+        r.field("DHCP.magic_cookie", format!("0x{}", hex(b)), field::MAGIC_COOKIE);
+    }
+}
+
+/// An option's value as a field shows it; `None` for options shown as hex.
+fn option_value(opt: &DhcpOption) -> Option<serde_json::Value> {
+    Some(match opt {
+        DhcpOption::MessageType(t) => type_name(*t).into(),
+        DhcpOption::SubnetMask(a)
+        | DhcpOption::RequestedIpAddress(a)
+        | DhcpOption::ServerIdentifier(a)
+        | DhcpOption::BroadcastAddr(a) => a.to_string().into(),
+        DhcpOption::Router(list) | DhcpOption::DomainNameServer(list) => {
+            list.iter().map(|a| a.to_string()).collect::<Vec<_>>().join(", ").into()
+        }
+        DhcpOption::AddressLeaseTime(s) | DhcpOption::Renewal(s) | DhcpOption::Rebinding(s) => (*s).into(),
+        DhcpOption::MaxMessageSize(n) => (*n).into(),
+        DhcpOption::ParameterRequestList(codes) => codes
+            .iter()
+            .map(|&c| {
+                let code = u8::from(c);
+                option_name(code).map(str::to_string).unwrap_or_else(|| code.to_string())
+            })
+            .collect::<Vec<_>>()
+            .join(", ")
+            .into(),
+        DhcpOption::Hostname(s) | DhcpOption::DomainName(s) | DhcpOption::Message(s) => {
+            crate::wire::printable(s.as_bytes(), 128).into()
+        }
+        DhcpOption::ClientIdentifier(id) => mac(id).into(),
+        DhcpOption::ClassIdentifier(id) => crate::wire::printable(id, 128).into(),
+        _ => return None,
+    })
+}
+
+/// What the lease times mean: T1 and T2 as shares of the lease (RFC 2131 §4.4.5).
+fn lease_notes(msg: &v4::Message, r: &mut Reading) {
+    let Some(lease) = lease_time(msg) else { return };
+    if lease == u32::MAX {
+        r.notes.push("lease_time 0xffffffff: an infinite lease".into());
+        return;
+    }
+    let share = |t: u32| if lease == 0 { 0.0 } else { f64::from(t) * 100.0 / f64::from(lease) };
+    if let Some(DhcpOption::Renewal(t1)) = msg.opts().get(OptionCode::Renewal) {
+        r.notes.push(format!("T1 {t1} s = {:.1} % of the lease: the client renews with this server", share(*t1)));
+    }
+    if let Some(DhcpOption::Rebinding(t2)) = msg.opts().get(OptionCode::Rebinding) {
+        r.notes.push(format!("T2 {t2} s = {:.1} % of the lease: the client asks any server", share(*t2)));
+    }
+}
+
+/// The lease time in seconds (option 51), if the message has one.
+fn lease_time(msg: &v4::Message) -> Option<u32> {
+    match msg.opts().get(OptionCode::AddressLeaseTime) {
+        Some(DhcpOption::AddressLeaseTime(s)) => Some(*s),
+        _ => None,
+    }
+}
+
+/// An address option's value, if the message has it.
+fn addr_option(msg: &v4::Message, code: OptionCode) -> Option<Ipv4Addr> {
+    match msg.opts().get(code) {
+        Some(DhcpOption::RequestedIpAddress(a) | DhcpOption::ServerIdentifier(a)) => Some(*a),
+        _ => None,
+    }
+}
+
+/// One line, as a person would say it.
+fn summary(msg: &v4::Message, t: MessageType) -> String {
+    let xid = Xid(msg.xid());
+    let requested = addr_option(msg, OptionCode::RequestedIpAddress);
+    let server = addr_option(msg, OptionCode::ServerIdentifier);
+    let lease = lease_time(msg).map(|s| format!(" lease {s} s")).unwrap_or_default();
+    let name = type_name(t);
+    match t {
+        MessageType::Discover => {
+            let wants = requested.map(|a| format!(" asking for {a}")).unwrap_or_default();
+            format!("{name} xid={xid} from {}{wants}", mac(msg.chaddr()))
+        }
+        MessageType::Offer => format!("{name} {}{lease} xid={xid}", msg.yiaddr()),
+        MessageType::Request => match (requested, server) {
+            (Some(a), Some(s)) => format!("{name} {a} from server {s} xid={xid}"),
+            (Some(a), None) => format!("{name} {a} again after a reboot xid={xid}"),
+            _ => format!("{name} {} renew xid={xid}", msg.ciaddr()),
+        },
+        MessageType::Ack if msg.yiaddr().is_unspecified() => {
+            format!("{name} settings for {}, no lease xid={xid}", msg.ciaddr())
+        }
+        MessageType::Ack => format!("{name} {}{lease} xid={xid}", msg.yiaddr()),
+        MessageType::Nak => match msg.opts().get(OptionCode::Message) {
+            Some(DhcpOption::Message(text)) => format!("{name} xid={xid}: {}", crate::wire::printable(text.as_bytes(), 60)),
+            _ => format!("{name} xid={xid}"),
+        },
+        MessageType::Release => format!("{name} {} xid={xid}", msg.ciaddr()),
+        MessageType::Decline => {
+            format!("{name} {} xid={xid}", requested.map(|a| a.to_string()).unwrap_or_else(|| "?".into()))
+        }
+        MessageType::Inform => format!("{name} from {} xid={xid}", msg.ciaddr()),
+        _ => format!("{name} xid={xid}"),
+    }
+}
+
+/// The fields, notes and problems read so far; ranges are shifted by `offset` as they are added.
+struct Reading {
+    offset: usize,
+    fields: Vec<crate::session::Field>,
+    notes: Vec<String>,
+    problems: Vec<String>,
+}
+
+impl Reading {
+    fn field(&mut self, path: impl Into<String>, value: impl Into<serde_json::Value>, range: Range<usize>) {
+        let range = range.start + self.offset..range.end + self.offset;
+        self.fields.push(crate::session::Field::new(path, value, range));
+    }
+
+    fn finish(self, kind: &str, summary: String) -> Message {
+        let mut msg = Message::new(Layer::Application, "DHCP", kind, summary);
+        msg.fields = self.fields;
+        msg.notes = self.notes;
+        if !self.problems.is_empty() {
+            msg = msg.malformed(self.problems.join("; "));
+        }
+        msg
+    }
+}
+
+fn be32(b: &[u8]) -> u32 {
+    u32::from_be_bytes([b[0], b[1], b[2], b[3]])
+}
+
+/// `02:00:00:00:00:01`.
+pub fn mac(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(":")
+}
