@@ -48,6 +48,7 @@ fn ladder(c: &mut Criterion) {
                     now: Instant::now(),
                     waiting: None,
                     footer: None,
+                    states: Vec::new(),
                 }
                 .render(area, &mut buf);
             });

@@ -53,7 +53,11 @@ async fn handshake_data_close_and_rst() {
     assert_eq!(num(ack, "TCP.seq"), num(syn, "TCP.seq") + 1);
     assert_eq!(num(ack, "TCP.ack"), (num(syn_ack, "TCP.seq") + 1) % (1 << 32));
     assert!(syn.field("TCP.option.mss").is_some(), "the SYN announces its MSS");
-    assert!(ack.notes.iter().any(|n| n.contains("client ESTABLISHED")), "{:?}", ack.notes);
+    let state = |s: &Step, who: &str| s.states.iter().find(|(n, _)| n == who).map(|(_, st)| st.clone()).unwrap();
+    assert_eq!(state(syn, "client"), "SYN-SENT");
+    assert_eq!(state(syn_ack, "client"), "ESTABLISHED");
+    assert_eq!(state(syn_ack, "server"), "SYN-RECEIVED");
+    assert_eq!(state(ack, "server"), "ESTABLISHED");
 
     // Data sent equals data echoed.
     let data: Vec<_> = segs.iter().filter(|s| num(s, "TCP.payload_len") > 0).collect();
@@ -69,7 +73,7 @@ async fn handshake_data_close_and_rst() {
         let acked = segs.iter().any(|s| s.from != fin.from && num(s, "TCP.ack") == num(fin, "TCP.seq") + 1);
         assert!(acked, "the FIN from {} is acknowledged", fin.from);
     }
-    assert!(steps.iter().any(|s| s.notes.iter().any(|n| n.contains("TIME-WAIT"))));
+    assert!(steps.iter().any(|s| state(s, "client").contains("TIME-WAIT")), "the client waits in TIME-WAIT");
 
     // Then a SYN to a closed port, answered by RST.
     let rst = segs.iter().rposition(|s| flags(s).contains("RST")).expect("an RST");

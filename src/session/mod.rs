@@ -74,7 +74,7 @@ impl Session {
     }
 
     /// The steps in `range` (clamped), for drawing only what is visible.
-    pub fn range(&self, range: std::ops::Range<usize>) -> impl Iterator<Item = &Step> {
+    pub fn range(&self, range: std::ops::Range<usize>) -> impl DoubleEndedIterator<Item = &Step> {
         let end = range.end.min(self.steps.len());
         let start = range.start.min(end);
         self.steps.range(start..end)

@@ -88,6 +88,10 @@ pub struct Step {
     /// The cable lost it: it never reached `to`.
     #[serde(skip)]
     pub lost: bool,
+    /// Each endpoint's protocol state right after this step (`client` → `SYN-SENT`), where the
+    /// wire can read it from the real stack.
+    #[serde(skip)]
+    pub states: Vec<(String, String)>,
 }
 
 impl Default for Step {
@@ -114,6 +118,7 @@ impl Default for Step {
             notes: Vec::new(),
             frame: false,
             lost: false,
+            states: Vec::new(),
         }
     }
 }

@@ -3,7 +3,10 @@
 
 use super::app::{App, RunState};
 use super::keys::{BINDINGS, status_hint};
-use super::widgets::{details::Details, ladder::Ladder};
+use super::widgets::{
+    details::Details,
+    ladder::{HEADER, Ladder},
+};
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::{Color, Modifier, Style};
@@ -29,12 +32,12 @@ pub struct Areas {
 impl Areas {
     /// Rows of steps the ladder shows (inside its borders, under its header).
     pub fn ladder_rows(&self) -> usize {
-        self.ladder.height.saturating_sub(3) as usize
+        self.ladder.height.saturating_sub(2 + HEADER) as usize
     }
 
     /// The step row under a click at row `y`, relative to the first shown row.
     pub fn ladder_row_at(&self, x: u16, y: u16) -> Option<usize> {
-        let top = self.ladder.y + 2;
+        let top = self.ladder.y + 1 + HEADER;
         let inside = x > self.ladder.x && x < self.ladder.right() - 1 && y >= top && y < self.ladder.bottom() - 1;
         inside.then(|| (y - top) as usize)
     }
@@ -108,6 +111,7 @@ pub fn draw(frame: &mut Frame, app: &App, now: Instant) {
             now,
             waiting: tab.waiting.as_deref(),
             footer,
+            states: states_at(tab),
         },
         inner,
     );
@@ -183,4 +187,20 @@ fn draw_help(frame: &mut Frame, area: Rect) {
             .block(Block::new().borders(Borders::ALL).title(" help — any key closes ")),
         popup,
     );
+}
+
+/// The endpoints' states after the selected step, each marked when that step changed it.
+fn states_at(tab: &super::app::LabTab) -> Vec<(String, String, bool)> {
+    let Some(step) = tab.selected().filter(|s| !s.states.is_empty()) else { return Vec::new() };
+    // The states before it: from the nearest earlier step that has them (looking back a little,
+    // so a frame costs the same in a long session).
+    let from = tab.cursor.saturating_sub(64);
+    let before = tab.session.range(from..tab.cursor).rev().find(|s| !s.states.is_empty()).map(|s| &s.states);
+    step.states
+        .iter()
+        .map(|(name, state)| {
+            let was = before.and_then(|b| b.iter().find(|(n, _)| n == name)).map(|(_, s)| s);
+            (name.clone(), state.clone(), was.is_some_and(|w| w != state) || (was.is_none() && state != "CLOSED"))
+        })
+        .collect()
 }

@@ -105,6 +105,10 @@ impl Host {
         self.sockets.get_mut::<tcp::Socket>(handle)
     }
 
+    fn has_tcp(&self) -> bool {
+        self.sockets.iter().any(|(_, s)| matches!(s, smoltcp::socket::Socket::Tcp(_)))
+    }
+
     /// Each TCP socket's state, `LISTEN` only if there is nothing else to say.
     fn states(&self) -> String {
         let mut states: Vec<String> = self
@@ -352,11 +356,9 @@ impl Shared {
             step.summary = format!("[{tag}] {}", step.summary);
             step.notes.insert(0, said);
         }
-        step.notes.push(format!(
-            "TCP state now: client {}, server {}",
-            inner.hosts[0].states(),
-            inner.hosts[1].states()
-        ));
+        if inner.hosts.iter().any(Host::has_tcp) {
+            step.states = inner.hosts.iter().zip(NAMES).map(|(h, name)| (name.to_string(), h.states())).collect();
+        }
         step.bytes = frame.bytes;
         step.frame = true;
         step.lost = frame.fate == Fate::Dropped;

@@ -12,6 +12,8 @@ use std::time::Instant;
 
 /// Width of the time column (`  0.001234 `).
 const TIME_W: u16 = 11;
+/// Rows above the arrows: the endpoints' names, and their states.
+pub const HEADER: u16 = 2;
 
 /// What the ladder draws: a window onto the session.
 pub struct Ladder<'a> {
@@ -29,6 +31,8 @@ pub struct Ladder<'a> {
     pub waiting: Option<&'a str>,
     /// The closing line, once the run is over.
     pub footer: Option<(String, Style)>,
+    /// Each endpoint's state after the selected step, and whether that step changed it.
+    pub states: Vec<(String, String, bool)>,
 }
 
 impl Ladder<'_> {
@@ -47,7 +51,7 @@ impl Ladder<'_> {
 
 impl Widget for Ladder<'_> {
     fn render(self, area: Rect, buf: &mut Buffer) {
-        if area.height < 2 || area.width < TIME_W + 10 {
+        if area.height < HEADER + 1 || area.width < TIME_W + 10 {
             return;
         }
         let lines = self.lifelines(area);
@@ -60,7 +64,24 @@ impl Widget for Ladder<'_> {
                 .min(area.right().saturating_sub(name.len() as u16));
             buf.set_string(x, area.y, name, Style::new().add_modifier(Modifier::BOLD));
         }
-        let body = Rect { y: area.y + 1, height: area.height - 1, ..area };
+        // Under each name, its state after the selected step (bold when that step changed it).
+        for (name, state, changed) in &self.states {
+            let i = self.column(name);
+            let w = state.chars().count() as u16;
+            let x = lines[i].saturating_sub(w / 2).max(area.x).min(area.right().saturating_sub(w));
+            let style = if *changed {
+                Style::new().fg(Color::Yellow).add_modifier(Modifier::BOLD)
+            } else {
+                Style::new().fg(Color::DarkGray)
+            };
+            buf.set_string(x, area.y + 1, state, style);
+        }
+        let body = Rect { y: area.y + HEADER, height: area.height - HEADER, ..area };
+        if self.states.is_empty() {
+            for &x in &lines {
+                buf.set_string(x, area.y + 1, "│", dim);
+            }
+        }
         for row in 0..body.height {
             for &x in &lines {
                 buf.set_string(x, body.y + row, "│", dim);
