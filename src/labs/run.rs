@@ -3,7 +3,7 @@
 
 use super::{ClientCtx, Lab};
 use crate::net::sim::Faults;
-use crate::net::{Dir, Gate, Listener, Net, Recorder, TapStream, Wire, with_gate};
+use crate::net::{Conn, Dir, Gate, Listener, Net, Recorder, Stream, TapStream, Wire, with_gate};
 use crate::session::StepSink;
 use color_eyre::eyre::{Result, WrapErr, bail, eyre};
 use std::sync::Arc;
@@ -61,17 +61,22 @@ pub async fn exchange(lab: Arc<dyn Lab>, opts: RunOptions, sink: StepSink) -> Re
             let addr = listener.local_addr()?.to_string();
             let (lab, rec, gate) = (lab.clone(), rec.clone(), app_gate.clone());
             let task = tokio::spawn(with_gate(opts.gate.clone(), async move {
-                let (s, peer) = listener.accept().await?;
-                let io = TapStream::new(s, rec, Dir::ServerToClient, false, gate);
-                lab.serve(Box::new(io), peer).await.wrap_err("server")
+                let (conn, peer) = listener.accept_conn().await?;
+                let io = tap(conn, rec, Dir::ServerToClient, gate, segments);
+                lab.serve(io, peer).await.wrap_err("server")
             }));
             (addr, Some(AbortOnDrop(task)))
         }
     };
-    let s = net.connect(&target).await.wrap_err_with(|| format!("cannot connect to {target}"))?;
-    let io = TapStream::new(s, rec, Dir::ClientToServer, opts.connect.is_some(), app_gate);
+    let conn = net.connect_conn(&target).await.wrap_err_with(|| format!("cannot connect to {target}"))?;
+    let io = if opts.connect.is_some() {
+        // A real remote server has no tap of its own: ours records both ways.
+        Box::new(TapStream::new(conn.io, rec, Dir::ClientToServer, true, app_gate))
+    } else {
+        tap(conn, rec, Dir::ClientToServer, app_gate, segments)
+    };
     let ctx = ClientCtx { target, net: net.clone() };
-    with_gate(opts.gate.clone(), lab.client(Box::new(io), ctx)).await?;
+    with_gate(opts.gate.clone(), lab.client(io, ctx)).await?;
     if let Some(mut server) = server {
         match with_gate(opts.gate.clone(), crate::net::timeout(SERVER_GRACE, &mut server.0)).await {
             Ok(Ok(result)) => result?,
@@ -84,6 +89,13 @@ pub async fn exchange(lab: Arc<dyn Lab>, opts: RunOptions, sink: StepSink) -> Re
         with_gate(opts.gate.clone(), sim.settle()).await;
     }
     Ok(())
+}
+
+/// Taps one end of a connection between our own two programs: on kernel sockets each end
+/// records what it writes; on the lab network each records what it reads, with its carriers.
+fn tap(conn: Conn, rec: Arc<Recorder>, out: Dir, gate: Arc<Gate>, segments: bool) -> Stream {
+    let tapped = TapStream::new(conn.io, rec, out, false, gate);
+    if segments { Box::new(tapped.reading(conn.carriers)) } else { Box::new(tapped) }
 }
 
 /// Serves outside clients on `listener` until `sessions` sessions have ended (or forever).

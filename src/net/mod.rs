@@ -27,6 +27,18 @@ impl<T: AsyncRead + AsyncWrite + Unpin + Send + 'static> Io for T {}
 /// The stream labs are handed: tapped, gated, wire-independent.
 pub type Stream = Box<dyn Io>;
 
+/// Which steps carried the bytes a stream has returned, on wires that see the segments.
+pub trait Carriers: Send {
+    /// The `seq`s of the frame steps that delivered the next `n` bytes read.
+    fn take(&mut self, n: usize) -> Vec<u64>;
+}
+
+/// A new connection, and where its bytes came from when the wire knows.
+pub struct Conn {
+    pub io: Stream,
+    pub carriers: Option<Box<dyn Carriers>>,
+}
+
 /// Which wire a lab runs on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
 pub enum Wire {
@@ -59,15 +71,22 @@ impl Listener {
     }
 
     pub async fn accept(&self) -> io::Result<(Stream, SocketAddr)> {
+        let (conn, peer) = self.accept_conn().await?;
+        Ok((conn.io, peer))
+    }
+
+    /// Accepts a connection, with its carriers on the sim wire.
+    pub async fn accept_conn(&self) -> io::Result<(Conn, SocketAddr)> {
         match self {
             Listener::Host(l) => {
                 let (s, peer) = l.accept().await?;
                 s.set_nodelay(true)?;
-                Ok((Box::new(s), peer))
+                Ok((Conn { io: Box::new(s), carriers: None }, peer))
             }
             Listener::Sim(l) => {
                 let (s, peer) = l.accept().await?;
-                Ok((Box::new(s), peer))
+                let carriers: Box<dyn Carriers> = Box::new(s.carriers());
+                Ok((Conn { io: Box::new(s), carriers: Some(carriers) }, peer))
             }
         }
     }
@@ -106,17 +125,23 @@ impl Net {
     }
 
     pub async fn connect(&self, addr: &str) -> io::Result<Stream> {
+        Ok(self.connect_conn(addr).await?.io)
+    }
+
+    /// Connects, with the connection's carriers on the sim wire.
+    pub async fn connect_conn(&self, addr: &str) -> io::Result<Conn> {
         let timed_out =
             || io::Error::new(io::ErrorKind::TimedOut, format!("no answer from {addr} in {CONNECT_TIMEOUT:?}"));
         match self {
             Net::Host => {
                 let s = timeout(CONNECT_TIMEOUT, TcpStream::connect(addr)).await.map_err(|_| timed_out())??;
                 s.set_nodelay(true)?;
-                Ok(Box::new(s))
+                Ok(Conn { io: Box::new(s), carriers: None })
             }
             Net::Sim(net) => {
                 let s = timeout(CONNECT_TIMEOUT, net.connect(parse(addr)?)).await.map_err(|_| timed_out())??;
-                Ok(Box::new(s))
+                let carriers: Box<dyn Carriers> = Box::new(s.carriers());
+                Ok(Conn { io: Box::new(s), carriers: Some(carriers) })
             }
         }
     }

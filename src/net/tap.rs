@@ -1,6 +1,7 @@
 //! TapStream: an AsyncRead + AsyncWrite wrapper that records every byte each way, asks the gate
 //! before each message it sends, and turns the bytes into steps with the lab's decoders.
 
+use super::Carriers;
 use super::gate::Gate;
 use crate::session::{KEEP_BYTES, Layer, Step, StepSink};
 use crate::wire::{Decoded, Decoder, Message};
@@ -40,6 +41,10 @@ struct Way {
     skip: usize,
     /// A FIN or reset was recorded: nothing more comes this way.
     closed: bool,
+    /// The steps that carried the message in progress (sim wire).
+    carriers: Vec<u64>,
+    /// The steps that carried the latest bytes: they may hold the start of the next message.
+    last: Vec<u64>,
 }
 
 /// Records both directions of one connection into steps.
@@ -60,6 +65,8 @@ impl Recorder {
             buf: Vec::new(),
             skip: 0,
             closed: false,
+            carriers: Vec::new(),
+            last: Vec::new(),
         };
         Arc::new(Recorder {
             ways: Mutex::new([way(decoders.0, names[0], names[1]), way(decoders.1, names[1], names[0])]),
@@ -81,7 +88,7 @@ impl Recorder {
     /// Bytes that crossed the socket in `dir`. Returns true when the direction is now at a
     /// message boundary (nothing half-sent).
     pub fn feed(&self, dir: Dir, data: &[u8]) -> bool {
-        self.feed_locked(&mut self.lock(), dir, data)
+        self.feed_locked(&mut self.lock(), dir, data, &[])
     }
 
     /// Writes through `inner` and records what went, holding the lock across the write: the
@@ -95,7 +102,7 @@ impl Recorder {
     ) -> Poll<io::Result<(usize, bool)>> {
         let mut ways = self.lock();
         let n = ready!(Pin::new(inner).poll_write(cx, buf))?;
-        Poll::Ready(Ok((n, self.feed_locked(&mut ways, dir, &buf[..n]))))
+        Poll::Ready(Ok((n, self.feed_locked(&mut ways, dir, &buf[..n], &[]))))
     }
 
     /// Shuts down our side through `inner` and records the FIN, under the lock for cause order.
@@ -106,8 +113,15 @@ impl Recorder {
         Poll::Ready(result)
     }
 
-    fn feed_locked(&self, ways: &mut [Way; 2], dir: Dir, mut data: &[u8]) -> bool {
+    /// Records bytes; `carried` are the steps that delivered them, where the wire knows.
+    fn feed_locked(&self, ways: &mut [Way; 2], dir: Dir, mut data: &[u8], carried: &[u64]) -> bool {
         let way = &mut ways[dir.index()];
+        way.last = carried.to_vec();
+        for c in carried {
+            if !way.carriers.contains(c) {
+                way.carriers.push(*c);
+            }
+        }
         while !data.is_empty() {
             if way.skip > 0 {
                 // The tail of a long message: counted, never copied.
@@ -152,6 +166,8 @@ impl Recorder {
                     let len = len.max(1);
                     let available = way.buf.len() - at;
                     self.emit(way, &way.buf[at..at + len.min(available)], msg, len);
+                    // What follows in the buffer came with the latest bytes.
+                    way.carriers = way.last.clone();
                     if len <= available {
                         at += len;
                     } else {
@@ -162,6 +178,9 @@ impl Recorder {
             }
         }
         way.buf.drain(..at);
+        if way.buf.is_empty() && way.skip == 0 {
+            way.carriers.clear();
+        }
     }
 
     /// Hands the sink a step for `msg`: `len` bytes on the wire, the first of them in `bytes`.
@@ -180,6 +199,7 @@ impl Recorder {
             malformed: msg.malformed,
             kind: msg.kind,
             notes: msg.notes,
+            carried_by: way.carriers.clone(),
             ..Step::default()
         });
     }
@@ -244,6 +264,11 @@ pub struct TapStream<S> {
     out: Dir,
     /// Record what is read too: the peer is a real outside program with no tap of its own.
     record_reads: bool,
+    /// Record what is written (not on the lab network, where the reader records the
+    /// reassembled stream).
+    record_writes: bool,
+    /// Which steps carried what is read, where the wire knows.
+    carriers: Option<Box<dyn Carriers>>,
     gate: Arc<Gate>,
     /// This endpoint's name, for the gate's "who waits".
     name: String,
@@ -261,7 +286,28 @@ impl<S> TapStream<S> {
             let ways = rec.lock();
             ways[out.index()].from.clone()
         };
-        TapStream { inner, rec, out, record_reads, gate, name, open: false, wait: None, shut: false }
+        TapStream {
+            inner,
+            rec,
+            out,
+            record_reads,
+            record_writes: true,
+            carriers: None,
+            gate,
+            name,
+            open: false,
+            wait: None,
+            shut: false,
+        }
+    }
+
+    /// Records the reassembled stream as it is read, with the steps that carried it, instead
+    /// of what is written: for the lab network, where segments are steps of their own.
+    pub fn reading(mut self, carriers: Option<Box<dyn Carriers>>) -> Self {
+        self.record_reads = true;
+        self.record_writes = false;
+        self.carriers = carriers;
+        self
     }
 
     fn inbound(&self) -> Dir {
@@ -293,7 +339,10 @@ impl<S: AsyncRead + Unpin> AsyncRead for TapStream<S> {
             match &result {
                 Ok(()) if buf.filled().len() == before => this.rec.closed(this.inbound()),
                 Ok(()) => {
-                    this.rec.feed(this.inbound(), &buf.filled()[before..]);
+                    let bytes = &buf.filled()[before..];
+                    let carried = this.carriers.as_mut().map(|c| c.take(bytes.len())).unwrap_or_default();
+                    let inbound = this.inbound();
+                    this.rec.feed_locked(&mut this.rec.lock(), inbound, bytes, &carried);
                 }
                 Err(e) => this.rec.broken(this.inbound(), e),
             }
@@ -309,6 +358,9 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for TapStream<S> {
             return Pin::new(&mut this.inner).poll_write(cx, buf);
         }
         ready!(this.poll_gate(cx));
+        if !this.record_writes {
+            return Pin::new(&mut this.inner).poll_write(cx, buf);
+        }
         let (n, at_boundary) = ready!(this.rec.write(this.out, &mut this.inner, cx, buf))?;
         if at_boundary {
             this.open = false;

@@ -40,16 +40,18 @@ impl StepSink {
     }
 
     /// Numbers, timestamps and sends a step; its `seq`, `t_us`, `lab`, `session` and `conn`
-    /// are the sink's to set.
-    pub fn emit(&self, mut step: Step) {
+    /// are the sink's to set. Returns the `seq` it got.
+    pub fn emit(&self, mut step: Step) -> u64 {
         let mut next = self.shared.next.lock().unwrap_or_else(|e| e.into_inner());
         step.seq = *next;
         step.t_us = self.shared.start.elapsed().as_micros() as u64;
         step.lab.clone_from(&self.shared.lab);
         step.session = self.session;
         step.conn.clone_from(&self.conn);
+        let seq = step.seq;
         if self.shared.tx.send(step).is_ok() {
             *next += 1;
         }
+        seq
     }
 }

@@ -10,7 +10,7 @@ pub mod cable;
 mod stream;
 
 pub use cable::{Fate, Faults};
-pub use stream::{SimListener, SimStream};
+pub use stream::{SimCarriers, SimListener, SimStream};
 
 use crate::net::Gate;
 use crate::session::{Step, StepSink};
@@ -18,7 +18,9 @@ use smoltcp::iface::{Config, Interface, SocketHandle, SocketSet};
 use smoltcp::phy::{self, Device, DeviceCapabilities, Medium};
 use smoltcp::socket::tcp;
 use smoltcp::wire::{EthernetAddress, HardwareAddress, IpCidr, Ipv4Address};
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
+use std::net::SocketAddrV4;
+use std::ops::Range;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 use tokio::sync::Notify;
@@ -152,6 +154,9 @@ impl Clock {
     }
 }
 
+/// Stream offset ranges of one socket's incoming bytes, and the frame step that brought each.
+type Deliveries = Vec<(Range<u64>, u64)>;
+
 /// Everything the driver and the streams share, behind one lock.
 struct Inner {
     hosts: [Host; 2],
@@ -161,9 +166,44 @@ struct Inner {
     held: Option<cable::Frame>,
     /// Sockets whose stream is gone: removed once closed.
     orphans: Vec<(usize, SocketHandle)>,
+    /// Which frame step delivered which bytes of each socket's incoming stream (offsets from
+    /// the stream's first byte), for `carried_by`.
+    deliveries: HashMap<(usize, SocketHandle), Deliveries>,
+    /// Initial sequence numbers seen in SYNs, by (source, destination).
+    isns: HashMap<(SocketAddrV4, SocketAddrV4), u32>,
 }
 
 impl Inner {
+    /// Notes which bytes of which socket's stream a TCP segment delivered to host `to`.
+    fn log_delivery(&mut self, to: usize, frame: &[u8], step: u64) {
+        let Ok(packet) = etherparse::SlicedPacket::from_ethernet(frame) else { return };
+        let (Some(etherparse::NetSlice::Ipv4(ip)), Some(etherparse::TransportSlice::Tcp(tcp))) =
+            (&packet.net, &packet.transport)
+        else {
+            return;
+        };
+        let src = SocketAddrV4::new(ip.header().source_addr(), tcp.source_port());
+        let dst = SocketAddrV4::new(ip.header().destination_addr(), tcp.destination_port());
+        if tcp.syn() {
+            self.isns.insert((src, dst), tcp.sequence_number());
+        }
+        let len = tcp.payload().len() as u64;
+        let Some(&isn) = self.isns.get(&(src, dst)).filter(|_| len > 0) else { return };
+        let start = tcp.sequence_number().wrapping_sub(isn).wrapping_sub(1) as u64;
+        let host = &self.hosts[to];
+        let socket = host.sockets.iter().find_map(|(handle, s)| match s {
+            smoltcp::socket::Socket::Tcp(t)
+                if endpoint(t.local_endpoint()) == Some(dst) && endpoint(t.remote_endpoint()) == Some(src) =>
+            {
+                Some(handle)
+            }
+            _ => None,
+        });
+        if let Some(handle) = socket {
+            self.deliveries.entry((to, handle)).or_default().push((start..start + len, step));
+        }
+    }
+
     fn is_quiet(&self) -> bool {
         use tcp::State::{Closed, Listen, TimeWait};
         self.held.is_none()
@@ -186,6 +226,12 @@ struct Shared {
     kick: Notify,
     gate: Arc<Gate>,
     sink: StepSink,
+}
+
+fn endpoint(ep: Option<smoltcp::wire::IpEndpoint>) -> Option<SocketAddrV4> {
+    let ep = ep?;
+    let smoltcp::wire::IpAddress::Ipv4(ip) = ep.addr;
+    Some(SocketAddrV4::new(ip, ep.port))
 }
 
 /// What the driver waits for next.
@@ -222,6 +268,8 @@ impl SimNet {
             clock,
             held: None,
             orphans: Vec::new(),
+            deliveries: HashMap::new(),
+            isns: HashMap::new(),
         };
         let shared = Arc::new(Shared { inner: Mutex::new(inner), kick: Notify::new(), gate, sink });
         let driver = tokio::spawn(drive(shared.clone()));
@@ -291,6 +339,7 @@ impl Shared {
                 let closed = inner.hosts[h].tcp(handle).state() == tcp::State::Closed;
                 if closed {
                     inner.hosts[h].sockets.remove(handle);
+                    inner.deliveries.remove(&(h, handle));
                 }
                 !closed
             });
@@ -359,10 +408,14 @@ impl Shared {
         if inner.hosts.iter().any(Host::has_tcp) {
             step.states = inner.hosts.iter().zip(NAMES).map(|(h, name)| (name.to_string(), h.states())).collect();
         }
-        step.bytes = frame.bytes;
         step.frame = true;
         step.lost = frame.fate == Fate::Dropped;
-        self.sink.emit(step);
+        let bytes = frame.bytes.clone();
+        step.bytes = frame.bytes;
+        let seq = self.sink.emit(step);
+        if !matches!(frame.fate, Fate::Dropped | Fate::Corrupted) {
+            inner.log_delivery(to, &bytes, seq);
+        }
     }
 }
 

@@ -34,6 +34,37 @@ fn to_std(ep: IpEndpoint) -> SocketAddr {
     SocketAddr::from((ip.octets(), ep.port))
 }
 
+/// The frames that delivered a stream's bytes, in the order the stream returns them.
+pub struct SimCarriers {
+    net: SimNet,
+    host: usize,
+    handle: SocketHandle,
+    /// Bytes of the stream read so far.
+    read: u64,
+}
+
+impl SimStream {
+    /// What will say which frames carried the bytes this stream returns.
+    pub fn carriers(&self) -> SimCarriers {
+        SimCarriers { net: self.net.clone(), host: self.host, handle: self.handle, read: 0 }
+    }
+}
+
+impl crate::net::Carriers for SimCarriers {
+    fn take(&mut self, n: usize) -> Vec<u64> {
+        let span = self.read..self.read + n as u64;
+        self.read = span.end;
+        let mut inner = self.net.lock();
+        let Some(log) = inner.deliveries.get_mut(&(self.host, self.handle)) else { return Vec::new() };
+        let mut seqs: Vec<u64> =
+            log.iter().filter(|(r, _)| r.start < span.end && span.start < r.end).map(|&(_, seq)| seq).collect();
+        seqs.sort_unstable();
+        seqs.dedup();
+        log.retain(|(r, _)| r.end > span.end);
+        seqs
+    }
+}
+
 impl AsyncRead for SimStream {
     fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
         let mut inner = self.net.lock();
