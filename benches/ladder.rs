@@ -49,6 +49,7 @@ fn ladder(c: &mut Criterion) {
                     waiting: None,
                     footer: None,
                     states: Vec::new(),
+                    layers: Default::default(),
                 }
                 .render(area, &mut buf);
             });

@@ -136,3 +136,43 @@ fn long_sessions_scroll_to_the_cursor() {
     assert!(screen.contains(&format!("step {n}/{n}")), "{screen}");
     assert!(screen.contains("FIN"), "the last step is in view: {screen}");
 }
+
+#[tokio::test]
+async fn the_layer_toggle_shows_messages_segments_or_both() {
+    use protolab::labs::run;
+    use protolab::tui::keys::Action;
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let lab = labs::find("smtp").unwrap();
+    run::exchange(lab, run::RunOptions::free(protolab::net::Wire::Sim), StepSink::new("smtp", tx)).await.unwrap();
+    let mut steps = Vec::new();
+    while let Ok(s) = rx.try_recv() {
+        steps.push(s);
+    }
+    let mut app = App::new(labs::registry(), None);
+    app.active = app.tabs.iter().position(|t| t.lab.info().name == "smtp").unwrap();
+    let n = steps.len();
+    let tab = app.tab_mut();
+    for s in steps {
+        tab.session.push(s);
+    }
+    tab.revealed = n;
+    tab.cursor = 0;
+    let (events, _) = mpsc::unbounded_channel();
+    let rows = ui::layout(ratatui::layout::Rect::new(0, 0, 160, 48)).ladder_rows();
+
+    let both = draw(&app, 160, 48);
+    assert!(both.contains("SYN seq=") && both.contains("EHLO client.lab"), "{both}");
+
+    app.act(Action::ToggleLayers, rows, &events, Instant::now());
+    let messages = draw(&app, 160, 48);
+    assert!(messages.contains("messages only"));
+    assert!(!messages.contains("SYN seq=") && messages.contains("EHLO client.lab"), "{messages}");
+    assert!(!app.tab().selected().unwrap().frame, "the cursor moved to a message");
+
+    app.act(Action::ToggleLayers, rows, &events, Instant::now());
+    let segments = draw(&app, 160, 48);
+    assert!(segments.contains("SYN seq=") && !segments.contains("EHLO client.lab  "), "{segments}");
+    // Moving forward walks the segments only.
+    app.act(Action::StepForward, rows, &events, Instant::now());
+    assert!(app.tab().selected().unwrap().frame);
+}

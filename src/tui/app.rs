@@ -59,6 +59,44 @@ impl Flight {
     }
 }
 
+/// Which steps the ladder shows: on the lab network, messages and the segments under them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Layers {
+    #[default]
+    Both,
+    /// Application messages only (reassembled from the stream).
+    Messages,
+    /// Frames and segments only.
+    Segments,
+}
+
+impl Layers {
+    pub fn shows(self, step: &Step) -> bool {
+        match self {
+            Layers::Both => true,
+            Layers::Messages => !step.frame,
+            Layers::Segments => step.frame || step.layer != crate::session::Layer::Application,
+        }
+    }
+
+    fn next(self) -> Self {
+        match self {
+            Layers::Both => Layers::Messages,
+            Layers::Messages => Layers::Segments,
+            Layers::Segments => Layers::Both,
+        }
+    }
+
+    /// How the status bar says it; nothing for the default.
+    pub fn label(self) -> Option<&'static str> {
+        match self {
+            Layers::Both => None,
+            Layers::Messages => Some("messages only"),
+            Layers::Segments => Some("segments only"),
+        }
+    }
+}
+
 /// One lab's tab.
 pub struct LabTab {
     pub lab: Arc<dyn Lab>,
@@ -81,6 +119,8 @@ pub struct LabTab {
     pub run: u32,
     /// The wire of the current run.
     pub wire: Wire,
+    /// Which steps the ladder shows.
+    pub layers: Layers,
     gate: Option<Arc<Gate>>,
     task: Option<JoinHandle<()>>,
 }
@@ -101,6 +141,7 @@ impl LabTab {
             waiting: None,
             run: 0,
             wire: Wire::Host,
+            layers: Layers::Both,
             gate: None,
             task: None,
         }
@@ -118,7 +159,39 @@ impl LabTab {
 
     /// The selected step, if any is shown.
     pub fn selected(&self) -> Option<&Step> {
-        if self.revealed == 0 { None } else { self.session.get(self.cursor.min(self.revealed - 1)) }
+        let step = self.session.get(self.cursor).filter(|s| self.layers.shows(s))?;
+        (self.cursor < self.shown()).then_some(step)
+    }
+
+    fn visible(&self, index: usize) -> bool {
+        self.session.get(index).is_some_and(|s| self.layers.shows(s))
+    }
+
+    /// The first visible step in `from..end`.
+    fn next_visible(&self, from: usize, end: usize) -> Option<usize> {
+        (from..end).find(|&i| self.visible(i))
+    }
+
+    /// The last visible step before `before`.
+    fn prev_visible(&self, before: usize) -> Option<usize> {
+        (0..before.min(self.session.len())).rev().find(|&i| self.visible(i))
+    }
+
+    /// The visible steps from `from` on, among those shown: the ladder's rows.
+    pub fn rows_from(&self, from: usize) -> impl Iterator<Item = usize> + '_ {
+        (from..self.shown()).filter(|&i| self.visible(i))
+    }
+
+    /// Shows the next layer choice; the cursor moves to the nearest visible step.
+    pub fn toggle_layers(&mut self) {
+        self.layers = self.layers.next();
+        if !self.visible(self.cursor) {
+            let shown = self.shown();
+            if let Some(i) = self.prev_visible(self.cursor).or_else(|| self.next_visible(self.cursor, shown)) {
+                self.point_at(i);
+            }
+        }
+        self.scroll = self.scroll.min(self.cursor);
     }
 
     /// Starts a fresh run: the old one is cancelled, its sockets closed.
@@ -168,14 +241,20 @@ impl LabTab {
         }
     }
 
-    /// Starts the next arrow if none is flying and a received step is not shown yet.
+    /// Starts the next arrow if none is flying and a received step is not shown yet. Steps the
+    /// ladder hides are revealed at once, without an arrow.
     fn launch_next(&mut self, speed: f32, now: Instant) {
-        if self.flight.is_none() && self.revealed < self.session.len() {
-            let duration = FLIGHT.div_f32(speed);
-            self.flight = Some(Flight { index: self.revealed, start: now, duration });
+        while self.flight.is_none() && self.revealed < self.session.len() {
+            let index = self.revealed;
             // Follow the newest step if the presenter was looking at the newest.
-            if self.revealed == 0 || self.cursor + 1 >= self.revealed {
-                self.point_at(self.revealed);
+            let following = self.next_visible(self.cursor + 1, index).is_none() || !self.visible(self.cursor);
+            if !self.visible(index) {
+                self.revealed += 1;
+                continue;
+            }
+            self.flight = Some(Flight { index, start: now, duration: FLIGHT.div_f32(speed) });
+            if following {
+                self.point_at(index);
             }
         }
     }
@@ -203,8 +282,8 @@ impl LabTab {
     /// Returns a short note for the status bar when nothing could happen.
     pub fn step_forward(&mut self, speed: f32, now: Instant) -> Option<&'static str> {
         let shown = self.shown();
-        if shown > 0 && self.cursor + 1 < shown {
-            self.point_at(self.cursor + 1);
+        if let Some(next) = self.next_visible(self.cursor + 1, shown).filter(|_| self.visible(self.cursor)) {
+            self.point_at(next);
             return None;
         }
         if self.flight.is_some() {
@@ -230,7 +309,10 @@ impl LabTab {
         if self.wire != Wire::Sim {
             return Some("faults happen on the lab network: this lab runs on kernel sockets");
         }
-        if self.flight.is_some() || self.revealed < self.session.len() || self.cursor + 1 < self.shown() {
+        if self.flight.is_some()
+            || self.revealed < self.session.len()
+            || self.next_visible(self.cursor + 1, self.shown()).is_some()
+        {
             return Some("go to the newest step first (End)");
         }
         match &self.gate {
@@ -249,17 +331,20 @@ impl LabTab {
         if shown == 0 {
             return;
         }
-        let last = shown - 1;
-        let cursor = self.cursor.min(last);
+        let cursor = self.cursor.min(shown - 1);
+        let back = |n: usize| (0..cursor).rev().filter(|&i| self.visible(i)).take(n).last();
+        let ahead = |n: usize| self.rows_from(cursor + 1).take(n).last();
         let to = match action {
-            Action::StepBack => cursor.saturating_sub(1),
-            Action::First => 0,
-            Action::Last => last,
-            Action::PageUp => cursor.saturating_sub(page.max(1)),
-            Action::PageDown => (cursor + page.max(1)).min(last),
-            _ => cursor,
+            Action::StepBack => back(1),
+            Action::First => self.next_visible(0, shown),
+            Action::Last => self.prev_visible(shown),
+            Action::PageUp => back(page.max(1)),
+            Action::PageDown => ahead(page.max(1)),
+            _ => None,
         };
-        self.point_at(to);
+        if let Some(to) = to {
+            self.point_at(to);
+        }
     }
 
     pub fn select(&mut self, index: usize) {
@@ -276,13 +361,18 @@ impl LabTab {
         self.field = if down { (self.field + 1).min(n - 1) } else { self.field.saturating_sub(1) };
     }
 
-    /// Keeps the cursor inside a ladder window of `rows` rows.
+    /// Keeps the cursor inside a ladder window of `rows` rows (of visible steps).
     pub fn scroll_to_cursor(&mut self, rows: usize) {
         let rows = rows.max(1);
         if self.cursor < self.scroll {
             self.scroll = self.cursor;
-        } else if self.cursor >= self.scroll + rows {
-            self.scroll = self.cursor + 1 - rows;
+            return;
+        }
+        let above = (self.scroll..=self.cursor).filter(|&i| self.visible(i)).take(rows + 1).count();
+        if above > rows {
+            // Put the cursor on the last row.
+            let top = (0..=self.cursor).rev().filter(|&i| self.visible(i)).take(rows).last();
+            self.scroll = top.unwrap_or(self.cursor);
         }
     }
 
@@ -403,6 +493,7 @@ impl App {
             Action::DropFrame => self.note = self.tab_mut().release(Release::Drop),
             Action::DuplicateFrame => self.note = self.tab_mut().release(Release::Duplicate),
             Action::CorruptFrame => self.note = self.tab_mut().release(Release::Corrupt),
+            Action::ToggleLayers => self.tab_mut().toggle_layers(),
             Action::FieldUp => self.tab_mut().move_field(false),
             Action::FieldDown => self.tab_mut().move_field(true),
             Action::TogglePlay => {

@@ -20,6 +20,8 @@ pub enum Action {
     Slower,
     /// Run the lab again from scratch: new key, new message id.
     Rerun,
+    /// Show messages, segments, or both (lab network).
+    ToggleLayers,
     /// Let the waiting frame go, but have the cable lose it (sim wire).
     DropFrame,
     /// Let the waiting frame go twice.
@@ -98,6 +100,12 @@ pub const BINDINGS: &[Binding] = &[
         help: "lab network: drop / duplicate / corrupt the waiting frame",
     },
     Binding { keys: &[KeyCode::Char('u')], label: "", action: Action::DuplicateFrame, help: "" },
+    Binding {
+        keys: &[KeyCode::Char('v')],
+        label: "v",
+        action: Action::ToggleLayers,
+        help: "lab network: show messages + segments, messages, segments",
+    },
     Binding { keys: &[KeyCode::Char('c')], label: "", action: Action::CorruptFrame, help: "" },
     Binding { keys: &[KeyCode::Tab], label: "Tab 1-9", action: Action::NextTab, help: "next lab / lab by number" },
     Binding { keys: &[KeyCode::BackTab], label: "", action: Action::PrevTab, help: "" },
@@ -155,6 +163,7 @@ mod tests {
             DropFrame,
             DuplicateFrame,
             CorruptFrame,
+            ToggleLayers,
             NextTab,
             PrevTab,
             FieldUp,
@@ -165,8 +174,8 @@ mod tests {
         for a in all {
             match a {
                 StepForward | StepBack | First | Last | PageUp | PageDown | TogglePlay | Faster | Slower | Rerun
-                | DropFrame | DuplicateFrame | CorruptFrame | NextTab | PrevTab | FieldUp | FieldDown | Help | Quit => {
-                }
+                | DropFrame | DuplicateFrame | CorruptFrame | ToggleLayers | NextTab | PrevTab | FieldUp
+                | FieldDown | Help | Quit => {}
             }
         }
         all.to_vec()

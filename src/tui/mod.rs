@@ -124,7 +124,10 @@ fn on_terminal_event(app: &mut App, event: Event, areas: &ui::Areas, tx: &mpsc::
                         }
                     } else if let Some(row) = areas.ladder_row_at(mouse.column, mouse.row) {
                         let tab = app.tab_mut();
-                        tab.select(tab.scroll + row);
+                        let index = tab.rows_from(tab.scroll).nth(row);
+                        if let Some(index) = index {
+                            tab.select(index);
+                        }
                     }
                 }
                 MouseEventKind::ScrollDown => app.act(

@@ -112,6 +112,7 @@ pub fn draw(frame: &mut Frame, app: &App, now: Instant) {
             waiting: tab.waiting.as_deref(),
             footer,
             states: states_at(tab),
+            layers: tab.layers,
         },
         inner,
     );
@@ -150,6 +151,10 @@ fn status_line(app: &App) -> Paragraph<'static> {
         (RunState::Running, None, _) => "running".into(),
         (RunState::Completed, _, _) => "completed".into(),
         (RunState::Failed(_), _, _) => "failed".into(),
+    };
+    let state = match tab.layers.label() {
+        Some(layers) => format!("{state} · {layers}"),
+        None => state,
     };
     let play = if app.playing { format!("▶ ×{}", app.speed()) } else { format!("❚❚ ×{}", app.speed()) };
     Paragraph::new(Line::from(vec![

@@ -2,7 +2,7 @@
 //! the newest arrow moving while its bytes are in flight. Only the visible rows are laid out.
 
 use crate::session::{Layer, Session, Step};
-use crate::tui::app::Flight;
+use crate::tui::app::{Flight, Layers};
 use ratatui::buffer::Buffer;
 use ratatui::layout::Rect;
 use ratatui::style::{Color, Modifier, Style};
@@ -33,6 +33,8 @@ pub struct Ladder<'a> {
     pub footer: Option<(String, Style)>,
     /// Each endpoint's state after the selected step, and whether that step changed it.
     pub states: Vec<(String, String, bool)>,
+    /// Which steps get a row.
+    pub layers: Layers,
 }
 
 impl Ladder<'_> {
@@ -88,9 +90,16 @@ impl Widget for Ladder<'_> {
             }
         }
         let mut y = body.y;
-        let end = self.shown.min(self.scroll + body.height as usize);
-        for (offset, step) in self.session.range(self.scroll..end).enumerate() {
+        let mut last = None;
+        let rows = self
+            .session
+            .range(self.scroll..self.shown)
+            .enumerate()
+            .filter(|(_, step)| self.layers.shows(step))
+            .take(body.height as usize);
+        for (offset, step) in rows {
             let index = self.scroll + offset;
+            last = Some(index);
             let progress = match self.flight {
                 Some(f) if f.index == index => f.progress(self.now),
                 _ => 1.0,
@@ -99,7 +108,10 @@ impl Widget for Ladder<'_> {
             y += 1;
         }
         let below = |y: u16| y < body.bottom();
-        if let Some(who) = self.waiting.filter(|_| end == self.shown && self.flight.is_none())
+        // The hint and the footer go under the newest step, once it is in view.
+        let after = last.map_or(self.scroll, |i| i + 1);
+        let at_end = self.session.range(after..self.shown).all(|s| !self.layers.shows(s));
+        if let Some(who) = self.waiting.filter(|_| at_end && self.flight.is_none())
             && below(y)
         {
             let x = lines[self.column(who)];
@@ -116,7 +128,7 @@ impl Widget for Ladder<'_> {
             );
             y += 1;
         }
-        if let Some((text, style)) = self.footer.filter(|_| end == self.shown && self.flight.is_none())
+        if let Some((text, style)) = self.footer.filter(|_| at_end && self.flight.is_none())
             && below(y)
         {
             buf.set_string(area.x + 1, y, text, style);
