@@ -1,6 +1,7 @@
 //! The labs: one folder per protocol (client scenario, embedded server, decoders, lesson keys),
 //! and the registry below. Adding a lab is one folder and one line in [`registry`].
 
+pub mod dhcp;
 pub mod run;
 pub mod smtp;
 pub mod tcp;

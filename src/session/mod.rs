@@ -41,11 +41,11 @@ impl Session {
     }
 
     pub fn push(&mut self, step: Step) {
-        self.held_bytes += step.bytes.len();
+        self.held_bytes += footprint(&step);
         self.steps.push_back(step);
         while self.steps.len() > self.max_steps || (self.held_bytes > self.max_bytes && self.steps.len() > 1) {
             if let Some(old) = self.steps.pop_front() {
-                self.held_bytes -= old.bytes.len();
+                self.held_bytes -= footprint(&old);
                 self.dropped += 1;
             }
         }
@@ -87,6 +87,12 @@ impl Session {
     }
 }
 
+/// Roughly what a step holds in memory: its bytes, its text, its fields.
+fn footprint(step: &Step) -> usize {
+    let fields: usize = step.fields.iter().map(|f| f.path.len() + 48).sum();
+    std::mem::size_of::<Step>() + step.bytes.len() + step.summary.len() + fields
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -108,7 +114,8 @@ mod tests {
 
     #[test]
     fn drops_oldest_past_byte_bound_but_keeps_newest() {
-        let mut s = Session::with_bounds(100, 10);
+        let one = footprint(&step(1, 6));
+        let mut s = Session::with_bounds(100, one + one / 2);
         s.push(step(1, 6));
         s.push(step(2, 6));
         assert_eq!(s.len(), 1);

@@ -140,6 +140,9 @@ pub fn parse(payload: &[u8]) -> Result<v4::Message, String> {
         return Err("no DHCP magic cookie".into());
     }
     let msg = v4::Message::decode(&mut Decoder::new(payload)).map_err(|e| e.to_string())?;
+    if usize::from(msg.hlen()) > field::CHADDR.len() {
+        return Err(format!("hlen {} is more than the 16 bytes of chaddr", msg.hlen()));
+    }
     if msg.opts().msg_type().is_none() {
         return Err("no message type (option 53)".into());
     }
@@ -221,10 +224,8 @@ pub fn describe(dhcp_payload: &[u8], offset: usize) -> Message {
         op => r.problems.push(format!("op {op} is neither BOOTREQUEST (1) nor BOOTREPLY (2)")),
     }
     if p[field::MAGIC_COOKIE] != MAGIC_COOKIE {
-        r.problems.push(format!(
-            "magic cookie 0x{} is not 0x63825363: not a DHCP message",
-            hex(&p[field::MAGIC_COOKIE])
-        ));
+        r.problems
+            .push(format!("magic cookie 0x{} is not 0x63825363: not a DHCP message", hex(&p[field::MAGIC_COOKIE])));
         return r.finish("dhcp.malformed", "not a DHCP message".into());
     }
     let decoded = match v4::Message::decode(&mut Decoder::new(p)) {
@@ -235,6 +236,9 @@ pub fn describe(dhcp_payload: &[u8], offset: usize) -> Message {
         }
     };
     let (raw, end, walk_problem) = walk_options(p);
+    // The options as the walk found them, for the summary: dhcproto stops at the first option it
+    // cannot read and drops the rest, even a message type that follows.
+    let mut found = v4::DhcpOptions::new();
     for (i, opt) in raw.iter().enumerate() {
         let repeated = raw.iter().filter(|o| o.code == opt.code).count() > 1;
         if repeated && raw[..i].iter().all(|o| o.code != opt.code) {
@@ -247,6 +251,11 @@ pub fn describe(dhcp_payload: &[u8], offset: usize) -> Message {
         let typed = DhcpOption::decode(&mut Decoder::new(&p[opt.range.clone()])).ok();
         if typed.is_none() && !repeated {
             r.problems.push(format!("option {} does not decode (length {})", option_label(opt.code), opt.data.len()));
+        }
+        if let Some(t) = &typed
+            && !repeated
+        {
+            found.insert(t.clone());
         }
         let value = typed.as_ref().and_then(option_value).unwrap_or_else(|| hex(&p[opt.data.clone()]).into());
         let path = match option_name(opt.code) {
@@ -265,9 +274,16 @@ pub fn describe(dhcp_payload: &[u8], offset: usize) -> Message {
     if let Some(problem) = walk_problem {
         r.problems.push(problem);
     }
-    let Some(msg) = decoded else {
+    let Some(mut msg) = decoded else {
         return r.finish("dhcp.malformed", "DHCP message that does not decode".into());
     };
+    // Options that appear more than once keep dhcproto's joined value (RFC 3396).
+    for (code, opt) in msg.opts().iter() {
+        if !found.contains(*code) {
+            found.insert(opt.clone());
+        }
+    }
+    msg.set_opts(found);
     if msg.opts().get(OptionCode::OptionOverload).is_some() {
         r.notes.push("option 52: more options hide in the sname and file fields (not shown)".into());
     }
@@ -330,7 +346,11 @@ fn header_fields(p: &[u8], r: &mut Reading) {
     if let Some(b) = whole(&field::CHADDR) {
         // hlen says how much of the 16 bytes is the address; a bad hlen shows all of them.
         let hlen = match p[field::HLEN.start] as usize {
-            0 | 17.. => field::CHADDR.len(),
+            0 => field::CHADDR.len(),
+            n @ 17.. => {
+                r.problems.push(format!("hlen {n} is more than the 16 bytes of chaddr"));
+                field::CHADDR.len()
+            }
             n => n,
         };
         let range = field::CHADDR.start..field::CHADDR.start + hlen;
@@ -420,7 +440,7 @@ fn summary(msg: &v4::Message, t: MessageType) -> String {
     match t {
         MessageType::Discover => {
             let wants = requested.map(|a| format!(" asking for {a}")).unwrap_or_default();
-            format!("{name} xid={xid} from {}{wants}", mac(msg.chaddr()))
+            format!("{name} xid={xid} from {}{wants}", mac(chaddr(msg)))
         }
         MessageType::Offer => format!("{name} {}{lease} xid={xid}", msg.yiaddr()),
         MessageType::Request => match (requested, server) {
@@ -433,7 +453,9 @@ fn summary(msg: &v4::Message, t: MessageType) -> String {
         }
         MessageType::Ack => format!("{name} {}{lease} xid={xid}", msg.yiaddr()),
         MessageType::Nak => match msg.opts().get(OptionCode::Message) {
-            Some(DhcpOption::Message(text)) => format!("{name} xid={xid}: {}", crate::wire::printable(text.as_bytes(), 60)),
+            Some(DhcpOption::Message(text)) => {
+                format!("{name} xid={xid}: {}", crate::wire::printable(text.as_bytes(), 60))
+            }
             _ => format!("{name} xid={xid}"),
         },
         MessageType::Release => format!("{name} {} xid={xid}", msg.ciaddr()),
@@ -474,7 +496,315 @@ fn be32(b: &[u8]) -> u32 {
     u32::from_be_bytes([b[0], b[1], b[2], b[3]])
 }
 
+/// The client hardware address, `hlen` bytes of `chaddr`; empty when `hlen` claims more than the
+/// 16 bytes there are (dhcproto's own `chaddr()` panics on such a message).
+pub fn chaddr(msg: &v4::Message) -> &[u8] {
+    if usize::from(msg.hlen()) <= field::CHADDR.len() { msg.chaddr() } else { &[] }
+}
+
 /// `02:00:00:00:00:01`.
 pub fn mac(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(":")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::labs::dhcp::lease::Instant;
+    use crate::labs::dhcp::server::Server;
+    use crate::session::Field;
+    use dhcproto::v4::{Flags, UnknownOption};
+
+    /// Where the DHCP payload sits in a frame: Ethernet 14 + IPv4 20 + UDP 8.
+    const AT: usize = 42;
+    const MAC: [u8; 6] = [2, 0, 0, 0, 0, 1];
+
+    fn ip(last: u8) -> Ipv4Addr {
+        Ipv4Addr::new(192, 0, 2, last)
+    }
+
+    /// dhcproto's encoding as is: no padding, so the message ends with the End option.
+    fn raw(msg: &v4::Message) -> Vec<u8> {
+        msg.to_vec().unwrap()
+    }
+
+    fn discover() -> v4::Message {
+        let zero = Ipv4Addr::UNSPECIFIED;
+        let mut m = v4::Message::new_with_id(0x3903_f326, zero, zero, zero, zero, &MAC);
+        m.set_flags(Flags::default().set_broadcast()).set_secs(3);
+        m.opts_mut().insert(DhcpOption::MessageType(MessageType::Discover));
+        m.opts_mut().insert(DhcpOption::ParameterRequestList(vec![
+            OptionCode::SubnetMask,
+            OptionCode::Router,
+            OptionCode::DomainNameServer,
+            OptionCode::Unknown(252),
+        ]));
+        m.opts_mut().insert(DhcpOption::ClientIdentifier(vec![1, 2, 0, 0, 0, 0, 1]));
+        m.opts_mut().insert(DhcpOption::RequestedIpAddress(ip(77)));
+        m.opts_mut().insert(DhcpOption::Unknown(UnknownOption::new(OptionCode::from(224), vec![0xde, 0xad])));
+        m
+    }
+
+    /// The server's OFFER to [`discover`].
+    fn offer() -> v4::Message {
+        Server::default().handle(&discover(), Instant::ZERO).unwrap().message
+    }
+
+    fn value<'a>(msg: &'a Message, path: &str) -> &'a serde_json::Value {
+        &msg.fields.iter().find(|f| f.path == path).unwrap_or_else(|| panic!("no {path} in {:?}", msg.fields)).value
+    }
+
+    /// What the bytes of a field's range say, in the field's own terms.
+    fn reread(f: &Field, b: &[u8]) -> serde_json::Value {
+        let ip4 = |b: &[u8]| Ipv4Addr::from(be32(b)).to_string();
+        let ips = |b: &[u8]| b.chunks(4).map(ip4).collect::<Vec<_>>().join(", ");
+        let path = f.path.as_str();
+        match path {
+            "DHCP.op" => match b[0] {
+                1 => "BOOTREQUEST".into(),
+                2 => "BOOTREPLY".into(),
+                n => n.to_string().into(),
+            },
+            "DHCP.htype" | "DHCP.hlen" | "DHCP.hops" => b[0].into(),
+            "DHCP.xid" => format!("0x{:08x}", be32(b)).into(),
+            "DHCP.secs" => u16::from_be_bytes([b[0], b[1]]).into(),
+            "DHCP.flags" => (if b[0] & 0x80 != 0 { "broadcast" } else { "" }).into(),
+            "DHCP.ciaddr" | "DHCP.yiaddr" | "DHCP.siaddr" | "DHCP.giaddr" => ip4(b).into(),
+            "DHCP.chaddr" => mac(b).into(),
+            "DHCP.sname" | "DHCP.file" => crate::wire::printable(b.split(|&c| c == 0).next().unwrap(), 128).into(),
+            "DHCP.magic_cookie" => format!("0x{}", hex(b)).into(),
+            "DHCP.end" => b[0].into(),
+            _ => {
+                // An option: code, length, value.
+                assert_eq!(usize::from(b[1]), b.len() - 2, "{path}: length byte");
+                let (code, v) = (b[0], &b[2..]);
+                assert_eq!(
+                    path.strip_prefix("DHCP.").unwrap(),
+                    option_name(code).map_or(format!("option.{code}"), String::from)
+                );
+                match code {
+                    53 => type_name(MessageType::from(v[0])).into(),
+                    1 | 50 | 54 => ip4(v).into(),
+                    3 | 6 => ips(v).into(),
+                    51 | 58 | 59 => be32(v).into(),
+                    55 => v
+                        .iter()
+                        .map(|&c| option_name(c).map_or(c.to_string(), String::from))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                        .into(),
+                    61 => mac(v).into(),
+                    _ => hex(v).into(),
+                }
+            }
+        }
+    }
+
+    /// Every field's range lies inside the message and its bytes say the field's value.
+    fn check_ranges(msg: &Message, bytes: &[u8], offset: usize) {
+        for f in &msg.fields {
+            let [start, end] = f.range;
+            assert!(start >= offset && end <= offset + bytes.len() && start < end, "{}: {:?}", f.path, f.range);
+            assert_eq!(reread(f, &bytes[start - offset..end - offset]), f.value, "{}", f.path);
+        }
+    }
+
+    #[test]
+    fn discover_fields_and_ranges() {
+        let bytes = raw(&discover());
+        let msg = describe(&bytes, AT);
+        assert_eq!(msg.malformed, None);
+        assert_eq!((msg.layer, msg.proto, msg.kind.as_str()), (Layer::Application, "DHCP", "dhcp.discover"));
+        assert_eq!(msg.summary, "DISCOVER xid=0x3903f326 from 02:00:00:00:00:01 asking for 192.0.2.77");
+        check_ranges(&msg, &bytes, AT);
+        let paths: Vec<&str> = msg.fields.iter().map(|f| f.path.as_str()).collect();
+        assert_eq!(
+            paths,
+            [
+                "DHCP.op",
+                "DHCP.htype",
+                "DHCP.hlen",
+                "DHCP.hops",
+                "DHCP.xid",
+                "DHCP.secs",
+                "DHCP.flags",
+                "DHCP.ciaddr",
+                "DHCP.yiaddr",
+                "DHCP.siaddr",
+                "DHCP.giaddr",
+                "DHCP.chaddr",
+                "DHCP.sname",
+                "DHCP.file",
+                "DHCP.magic_cookie",
+                "DHCP.requested_ip",
+                "DHCP.message_type",
+                "DHCP.parameter_request_list",
+                "DHCP.client_id",
+                "DHCP.option.224",
+                "DHCP.end",
+            ]
+        );
+        assert_eq!(value(&msg, "DHCP.xid"), "0x3903f326");
+        assert_eq!(msg.fields[4].range, [AT + 4, AT + 8]);
+        assert_eq!(value(&msg, "DHCP.message_type"), "DISCOVER");
+        assert_eq!(value(&msg, "DHCP.op"), "BOOTREQUEST");
+        assert_eq!(value(&msg, "DHCP.flags"), "broadcast");
+        assert_eq!(value(&msg, "DHCP.secs"), 3);
+        assert_eq!(value(&msg, "DHCP.ciaddr"), "0.0.0.0");
+        assert_eq!(value(&msg, "DHCP.chaddr"), "02:00:00:00:00:01");
+        assert_eq!(value(&msg, "DHCP.magic_cookie"), "0x63825363");
+        assert_eq!(value(&msg, "DHCP.parameter_request_list"), "subnet_mask, router, dns_servers, 252");
+        assert_eq!(value(&msg, "DHCP.client_id"), "01:02:00:00:00:00:01");
+        assert_eq!(value(&msg, "DHCP.option.224"), "dead");
+    }
+
+    #[test]
+    fn offer_fields_and_ranges() {
+        let bytes = encode(&offer());
+        let msg = describe(&bytes, AT);
+        assert_eq!(msg.malformed, None);
+        assert_eq!(
+            (msg.kind.as_str(), msg.summary.as_str()),
+            ("dhcp.offer", "OFFER 192.0.2.10 lease 120 s xid=0x3903f326")
+        );
+        check_ranges(&msg, &bytes, AT);
+        for (path, want) in [
+            ("DHCP.op", serde_json::json!("BOOTREPLY")),
+            ("DHCP.yiaddr", "192.0.2.10".into()),
+            ("DHCP.subnet_mask", "255.255.255.0".into()),
+            ("DHCP.router", "192.0.2.2".into()),
+            ("DHCP.dns_servers", "192.0.2.2".into()),
+            ("DHCP.lease_time", 120.into()),
+            ("DHCP.server_id", "192.0.2.2".into()),
+            ("DHCP.renewal_time", 60.into()),
+            ("DHCP.rebinding_time", 105.into()),
+        ] {
+            assert_eq!(value(&msg, path), &want, "{path}");
+        }
+        assert!(msg.notes.iter().any(|n| n.starts_with("T1 60 s = 50.0 % of the lease")), "{:?}", msg.notes);
+        assert!(msg.notes.iter().any(|n| n.starts_with("T2 105 s = 87.5 % of the lease")), "{:?}", msg.notes);
+        assert!(msg.notes.iter().any(|n| n.ends_with("bytes of padding after the End option")), "{:?}", msg.notes);
+    }
+
+    #[test]
+    fn every_message_type_has_its_kind() {
+        for (t, kind) in [
+            (MessageType::Discover, "dhcp.discover"),
+            (MessageType::Offer, "dhcp.offer"),
+            (MessageType::Request, "dhcp.request"),
+            (MessageType::Ack, "dhcp.ack"),
+            (MessageType::Nak, "dhcp.nak"),
+            (MessageType::Release, "dhcp.release"),
+            (MessageType::Inform, "dhcp.inform"),
+            (MessageType::Decline, "dhcp.decline"),
+        ] {
+            let mut m = discover();
+            m.opts_mut().insert(DhcpOption::MessageType(t));
+            let msg = describe(&encode(&m), 0);
+            assert_eq!((msg.kind.as_str(), msg.malformed.as_deref()), (kind, None));
+            assert_eq!(value(&msg, "DHCP.message_type"), &serde_json::json!(type_name(t)));
+        }
+    }
+
+    #[test]
+    fn nak_and_inform_ack_summaries() {
+        let mut m = offer();
+        m.set_yiaddr(Ipv4Addr::UNSPECIFIED);
+        m.opts_mut().insert(DhcpOption::MessageType(MessageType::Nak));
+        m.opts_mut().insert(DhcpOption::Message("192.0.2.200 is not in this server's pool".into()));
+        let msg = describe(&encode(&m), 0);
+        assert_eq!(msg.summary, "NAK xid=0x3903f326: 192.0.2.200 is not in this server's pool");
+        assert_eq!(value(&msg, "DHCP.message"), "192.0.2.200 is not in this server's pool");
+        m.opts_mut().insert(DhcpOption::MessageType(MessageType::Ack));
+        m.opts_mut().remove(OptionCode::AddressLeaseTime);
+        m.set_ciaddr(ip(77));
+        assert_eq!(describe(&encode(&m), 0).summary, "ACK settings for 192.0.2.77, no lease xid=0x3903f326");
+    }
+
+    #[test]
+    fn every_truncation_is_malformed_and_never_panics() {
+        for bytes in [raw(&discover()), raw(&offer())] {
+            assert_eq!(describe(&bytes, 0).malformed, None);
+            for len in 0..bytes.len() {
+                let msg = describe(&bytes[..len], AT);
+                assert!(msg.malformed.is_some(), "{len} bytes: {msg:?}");
+                assert_eq!(msg.proto, "DHCP");
+                check_ranges(&msg, &bytes[..len], AT);
+                assert!(parse(&bytes[..len]).is_err() || len >= field::OPTIONS, "{len}");
+            }
+        }
+        assert_eq!(
+            describe(&[], 0).malformed.as_deref(),
+            Some("cut short: 0 of the 240 bytes of the header and magic cookie")
+        );
+        let cut = raw(&discover());
+        let msg = describe(&cut[..cut.len() - 1], 0);
+        assert_eq!(msg.malformed.as_deref(), Some("the options end without the End option (255)"));
+        let msg = describe(&cut[..field::OPTIONS + 2], 0);
+        assert!(msg.malformed.unwrap().starts_with("option 50 (requested_ip) cut short"));
+    }
+
+    #[test]
+    fn not_dhcp_is_malformed() {
+        let good = raw(&discover());
+        let mut bad = good.clone();
+        bad[field::MAGIC_COOKIE.start] = 0;
+        let msg = describe(&bad, 0);
+        assert_eq!(msg.kind, "dhcp.malformed");
+        assert!(msg.malformed.unwrap().contains("magic cookie"));
+        assert!(parse(&bad).is_err());
+
+        let mut bad = good.clone();
+        bad[0] = 7;
+        assert!(describe(&bad, 0).malformed.unwrap().contains("op 7"));
+
+        let mut bootp = discover();
+        bootp.opts_mut().remove(OptionCode::MessageType);
+        let msg = describe(&raw(&bootp), 0);
+        assert!(msg.malformed.unwrap().contains("BOOTP"));
+        assert!(parse(&raw(&bootp)).is_err());
+
+        // hlen past the 16 bytes of chaddr: dhcproto's chaddr() would panic on this one.
+        let mut bad = good.clone();
+        bad[field::HLEN.start] = 40;
+        assert!(describe(&bad, 0).malformed.unwrap().contains("hlen 40"));
+        assert!(parse(&bad).is_err());
+
+        // A subnet mask three bytes long: dhcproto stops reading options there, silently.
+        let mut bad = good[..field::OPTIONS].to_vec();
+        bad.extend([1, 3, 255, 255, 255, 53, 1, 1, 255]);
+        let msg = describe(&bad, 0);
+        assert_eq!(msg.malformed.as_deref(), Some("option 1 (subnet_mask) does not decode (length 3)"));
+        assert_eq!(value(&msg, "DHCP.message_type"), "DISCOVER");
+    }
+
+    #[test]
+    fn corrupted_bytes_never_panic() {
+        let mut server = Server::default();
+        for bytes in [encode(&discover()), encode(&offer())] {
+            for i in 0..bytes.len() {
+                for x in [0x01, 0x80, 0xff] {
+                    let mut bad = bytes.clone();
+                    bad[i] ^= x;
+                    let msg = describe(&bad, AT);
+                    for f in &msg.fields {
+                        assert!(f.range[0] >= AT && f.range[1] <= AT + bad.len(), "{}", f.path);
+                    }
+                    if let Ok(m) = parse(&bad) {
+                        server.handle(&m, Instant::ZERO);
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn encode_pads_and_parse_takes_back() {
+        let m = discover();
+        let bytes = encode(&m);
+        assert_eq!(bytes.len(), MIN_LEN);
+        assert_eq!(parse(&bytes).unwrap(), m);
+        assert_eq!(Xid(0x3903_f326).to_string(), "0x3903f326");
+        assert_eq!(Xid(7).to_string(), "0x00000007");
+    }
 }

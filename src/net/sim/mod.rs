@@ -13,7 +13,7 @@ pub use cable::{Fate, Faults};
 pub use stream::{SimCarriers, SimListener, SimStream};
 
 use crate::net::Gate;
-use crate::session::{Step, StepSink};
+use crate::session::{KEEP_BYTES, Step, StepSink};
 use smoltcp::iface::{Config, Interface, SocketHandle, SocketSet};
 use smoltcp::phy::{self, Device, DeviceCapabilities, Medium};
 use smoltcp::socket::tcp;
@@ -34,6 +34,8 @@ const MACS: [[u8; 6]; 2] = [[0x02, 0, 0, 0, 0, 0x01], [0x02, 0, 0, 0, 0, 0x02]];
 pub const NAMES: [&str; 2] = ["client", "server"];
 pub const CLIENT: usize = 0;
 pub const SERVER: usize = 1;
+/// Segments remembered per socket for `carried_by`.
+const MAX_DELIVERIES: usize = 4096;
 /// Each socket's buffers.
 const SOCKET_BUFFER: usize = 64 * 1024;
 
@@ -171,25 +173,50 @@ struct Inner {
     deliveries: HashMap<(usize, SocketHandle), Deliveries>,
     /// Initial sequence numbers seen in SYNs, by (source, destination).
     isns: HashMap<(SocketAddrV4, SocketAddrV4), u32>,
+    /// Payload bytes each direction sent since the other last sent any: past `KEEP_BYTES`,
+    /// frames keep their headers only, so a long transfer holds bounded memory.
+    bursts: HashMap<(SocketAddrV4, SocketAddrV4), usize>,
+}
+
+/// What the network needs to know of a TCP segment in a frame.
+struct Segment {
+    src: SocketAddrV4,
+    dst: SocketAddrV4,
+    seq: u32,
+    syn: bool,
+    /// Where the payload lies in the frame.
+    payload: Range<usize>,
+}
+
+impl Segment {
+    fn parse(frame: &[u8]) -> Option<Segment> {
+        let packet = etherparse::SlicedPacket::from_ethernet(frame).ok()?;
+        let (Some(etherparse::NetSlice::Ipv4(ip)), Some(etherparse::TransportSlice::Tcp(tcp))) =
+            (&packet.net, &packet.transport)
+        else {
+            return None;
+        };
+        let start = tcp.payload().as_ptr() as usize - frame.as_ptr() as usize;
+        Some(Segment {
+            src: SocketAddrV4::new(ip.header().source_addr(), tcp.source_port()),
+            dst: SocketAddrV4::new(ip.header().destination_addr(), tcp.destination_port()),
+            seq: tcp.sequence_number(),
+            syn: tcp.syn(),
+            payload: start..start + tcp.payload().len(),
+        })
+    }
 }
 
 impl Inner {
     /// Notes which bytes of which socket's stream a TCP segment delivered to host `to`.
-    fn log_delivery(&mut self, to: usize, frame: &[u8], step: u64) {
-        let Ok(packet) = etherparse::SlicedPacket::from_ethernet(frame) else { return };
-        let (Some(etherparse::NetSlice::Ipv4(ip)), Some(etherparse::TransportSlice::Tcp(tcp))) =
-            (&packet.net, &packet.transport)
-        else {
-            return;
-        };
-        let src = SocketAddrV4::new(ip.header().source_addr(), tcp.source_port());
-        let dst = SocketAddrV4::new(ip.header().destination_addr(), tcp.destination_port());
-        if tcp.syn() {
-            self.isns.insert((src, dst), tcp.sequence_number());
+    fn log_delivery(&mut self, to: usize, seg: &Segment, step: u64) {
+        let (src, dst) = (seg.src, seg.dst);
+        if seg.syn {
+            self.isns.insert((src, dst), seg.seq);
         }
-        let len = tcp.payload().len() as u64;
+        let len = seg.payload.len() as u64;
         let Some(&isn) = self.isns.get(&(src, dst)).filter(|_| len > 0) else { return };
-        let start = tcp.sequence_number().wrapping_sub(isn).wrapping_sub(1) as u64;
+        let start = seg.seq.wrapping_sub(isn).wrapping_sub(1) as u64;
         let host = &self.hosts[to];
         let socket = host.sockets.iter().find_map(|(handle, s)| match s {
             smoltcp::socket::Socket::Tcp(t)
@@ -200,7 +227,12 @@ impl Inner {
             _ => None,
         });
         if let Some(handle) = socket {
-            self.deliveries.entry((to, handle)).or_default().push((start..start + len, step));
+            let log = self.deliveries.entry((to, handle)).or_default();
+            // Readers take their carriers as they read; a socket nobody reads keeps a short log.
+            if log.len() >= MAX_DELIVERIES {
+                log.drain(..MAX_DELIVERIES / 2);
+            }
+            log.push((start..start + len, step));
         }
     }
 
@@ -270,6 +302,7 @@ impl SimNet {
             orphans: Vec::new(),
             deliveries: HashMap::new(),
             isns: HashMap::new(),
+            bursts: HashMap::new(),
         };
         let shared = Arc::new(Shared { inner: Mutex::new(inner), kick: Notify::new(), gate, sink });
         let driver = tokio::spawn(drive(shared.clone()));
@@ -410,11 +443,27 @@ impl Shared {
         }
         step.frame = true;
         step.lost = frame.fate == Fate::Dropped;
-        let bytes = frame.bytes.clone();
+        let segment = Segment::parse(&frame.bytes);
         step.bytes = frame.bytes;
+        if let Some(seg) = &segment
+            && !seg.payload.is_empty()
+        {
+            let sent = inner.bursts.entry((seg.src, seg.dst)).or_default();
+            if *sent >= KEEP_BYTES {
+                // Deep inside a long transfer: the headers tell the story; the bytes are counted.
+                step.bytes.truncate(seg.payload.start);
+                step.truncated = true;
+                let kept = step.bytes.len();
+                step.fields.retain(|f| f.range[1] <= kept);
+            }
+            *sent += seg.payload.len();
+            inner.bursts.insert((seg.dst, seg.src), 0);
+        }
         let seq = self.sink.emit(step);
-        if !matches!(frame.fate, Fate::Dropped | Fate::Corrupted) {
-            inner.log_delivery(to, &bytes, seq);
+        if let Some(seg) = segment
+            && !matches!(frame.fate, Fate::Dropped | Fate::Corrupted)
+        {
+            inner.log_delivery(to, &seg, seq);
         }
     }
 }
