@@ -120,11 +120,32 @@ const SUMMARY_TEXT_CHARS: usize = 40;
 /// Bytes of a binary payload shown as hex in the `TCP.payload` field.
 const PAYLOAD_HEX_BYTES: usize = 128;
 
-/// Decodes one Ethernet II frame into one step, at the highest layer the frame holds whole.
+/// UDP ports whose payload the frame decoder reads on: DHCP's server and client ports.
+const DHCP_PORTS: [u16; 2] = [67, 68];
+
+/// Decodes one Ethernet II frame into one step, at the highest layer the frame holds whole: a
+/// DHCP message is a DHCP step, with the Ethernet, IPv4 and UDP fields before its own.
 ///
 /// Never fails: a frame that does not decode gives a message with the fields that could be read,
 /// `kind` `frame.malformed`, and `malformed` naming every check that failed, joined by `; `.
 pub fn decode(frame: &[u8]) -> Message {
+    let below = decode_layers(frame);
+    let Some((src, dst, range)) = udp_payload(frame).filter(|_| below.malformed.is_none()) else { return below };
+    if !(DHCP_PORTS.contains(&src) && DHCP_PORTS.contains(&dst)) {
+        return below;
+    }
+    let mut app = super::dhcp::describe(&frame[range.clone()], range.start);
+    let mut fields = below.fields;
+    fields.append(&mut app.fields);
+    app.fields = fields;
+    let mut notes = below.notes;
+    notes.append(&mut app.notes);
+    app.notes = notes;
+    app
+}
+
+/// The frame's own layers: Ethernet, ARP or IPv4, and TCP, UDP or ICMP.
+fn decode_layers(frame: &[u8]) -> Message {
     let mut r = Reading::new(frame);
     let Ok(eth) = Ethernet2HeaderSlice::from_slice(frame) else {
         let reason =
@@ -961,11 +982,11 @@ mod tests {
         frame
     }
 
-    /// A DHCP DISCOVER's size: 300 bytes of UDP payload from port 68 to 67.
+    /// 300 bytes of UDP payload between ports the decoder does not read on (5000 to 5001).
     fn udp_datagram() -> Vec<u8> {
         let payload: Vec<u8> = (0..300u32).map(|i| (i * 7) as u8).collect();
         let mut frame = Vec::new();
-        client(IpNumber::UDP).udp(68, 67).write(&mut frame, &payload).unwrap();
+        client(IpNumber::UDP).udp(5000, 5001).write(&mut frame, &payload).unwrap();
         frame
     }
 
@@ -1251,14 +1272,14 @@ mod tests {
         let msg = decode(&frame);
         assert_eq!(msg.malformed, None);
         assert_eq!((msg.layer, msg.proto, msg.kind.as_str()), (Layer::Transport, "UDP", "udp"));
-        assert_eq!(msg.summary, "UDP 68 → 67, 300 bytes");
-        assert_eq!(value(&msg, "UDP.src_port"), 68);
-        assert_eq!(value(&msg, "UDP.dst_port"), 67);
+        assert_eq!(msg.summary, "UDP 5000 → 5001, 300 bytes");
+        assert_eq!(value(&msg, "UDP.src_port"), 5000);
+        assert_eq!(value(&msg, "UDP.dst_port"), 5001);
         assert_eq!(value(&msg, "UDP.length"), 308);
         assert_eq!(value(&msg, "UDP.payload_len"), 300);
         assert!(msg.notes.iter().any(|n| n.starts_with("UDP checksum ok")));
         assert_ranges_encode_values(&frame, &msg);
-        assert_eq!(udp_payload(&frame), Some((68, 67, 42..342)));
+        assert_eq!(udp_payload(&frame), Some((5000, 5001, 42..342)));
         assert_eq!(udp_payload(&syn()), None);
         assert_eq!(udp_payload(&arp(ArpOperation::REQUEST)), None);
         assert_eq!(udp_payload(&frame[..40]), None);

@@ -3,6 +3,7 @@
 //! A lab gives one [`Decoder`] per direction of a connection. The recorder in `net::tap` feeds it
 //! the bytes as they cross the socket; the decoder says where each message ends and what it means.
 
+pub mod dhcp;
 pub mod frame;
 pub mod http;
 

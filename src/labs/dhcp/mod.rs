@@ -5,8 +5,9 @@
 //! Everything here is sans-IO: messages and the time go in, messages and their destinations come
 //! out, and nothing reads a clock or opens a socket.
 //!
-//! - [`wire`]: the message on the wire: [`wire::describe`] turns a UDP payload into a step with
-//!   every field's byte range; [`wire::encode`] and [`wire::parse`] move messages on and off it;
+//! - [`wire`] (in `src/wire/dhcp.rs`, shared with the frame decoder): the message on the wire:
+//!   [`wire::describe`] turns a UDP payload into a step with every field's byte range;
+//!   [`wire::encode`] and [`wire::parse`] move messages on and off it;
 //! - [`lease`]: the server's address pool: offers, bindings, expiry, release and decline;
 //! - [`server`]: the server's answer to each client message, and where it goes;
 //! - [`client`]: the client's state machine (RFC 2131 §4.4: INIT, SELECTING, REQUESTING, BOUND,
@@ -15,4 +16,5 @@
 pub mod client;
 pub mod lease;
 pub mod server;
-pub mod wire;
+
+pub use crate::wire::dhcp as wire;
