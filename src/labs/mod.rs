@@ -7,6 +7,7 @@ pub mod smtp;
 pub mod tcp;
 pub mod ws;
 
+use crate::net::sim::SimNet;
 use crate::net::{Net, Stream, Wire};
 use crate::wire::Decoder;
 use std::future::Future;
@@ -58,11 +59,17 @@ pub trait Lab: Send + Sync + 'static {
 
     /// The client scenario, talking to `ctx.target` over `io`.
     fn client(&self, io: Stream, ctx: ClientCtx) -> LabFuture;
+
+    /// For labs whose steps are packets rather than a stream (DHCP): the whole exchange, run
+    /// on the lab network directly. Stream labs leave it `None`.
+    fn packets(&self, _net: &SimNet) -> Option<LabFuture> {
+        None
+    }
 }
 
 /// Every lab, in tab order.
 pub fn registry() -> Vec<Arc<dyn Lab>> {
-    vec![Arc::new(tcp::Tcp), Arc::new(ws::WebSocket), Arc::new(smtp::Smtp::default())]
+    vec![Arc::new(dhcp::Dhcp), Arc::new(tcp::Tcp), Arc::new(ws::WebSocket), Arc::new(smtp::Smtp::default())]
 }
 
 /// The lab with this command-line name.

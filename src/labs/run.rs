@@ -50,6 +50,13 @@ pub async fn exchange(lab: Arc<dyn Lab>, opts: RunOptions, sink: StepSink) -> Re
         bail!("--connect talks to a real server: it needs --wire host");
     }
     let net = opts.wire.open(&sink, &opts.gate, opts.faults.clone());
+    if let Net::Sim(sim) = &net
+        && let Some(packets) = lab.packets(sim)
+    {
+        with_gate(opts.gate.clone(), packets).await?;
+        with_gate(opts.gate.clone(), sim.settle()).await;
+        return Ok(());
+    }
     // On the lab network the gate holds frames, and FIN/RST are frames of their own.
     let segments = net.shows_segments();
     let app_gate = if segments { Gate::free() } else { opts.gate.clone() };

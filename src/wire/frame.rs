@@ -135,6 +135,15 @@ pub fn decode(frame: &[u8]) -> Message {
         return below;
     }
     let mut app = super::dhcp::describe(&frame[range.clone()], range.start);
+    // A REQUEST with ciaddr set renews by unicast or, sent to everyone, rebinds (RFC 2131
+    // §4.4.5): only the destination tells them apart.
+    let broadcast = below.fields.iter().any(|f| f.path == "IPv4.dst" && f.value == "255.255.255.255");
+    if broadcast && app.kind == "dhcp.request" && app.summary.contains(" renew ") {
+        app.summary = app.summary.replace(" renew ", " rebind (broadcast) ");
+        app.kind = "dhcp.request.rebind".into();
+    } else if app.summary.contains(" renew ") {
+        app.kind = "dhcp.request.renew".into();
+    }
     let mut fields = below.fields;
     fields.append(&mut app.fields);
     app.fields = fields;

@@ -14,7 +14,10 @@
 //!   RENEWING, REBINDING, INIT-REBOOT, REBOOTING) and its timers.
 
 pub mod client;
+mod lab;
 pub mod lease;
 pub mod server;
+
+pub use lab::{Dhcp, SPEEDUP};
 
 pub use crate::wire::dhcp as wire;

@@ -7,9 +7,11 @@
 //! make the stack retransmit; a dropped frame is retransmitted after the stack's real timeout.
 
 pub mod cable;
+mod datagram;
 mod stream;
 
 pub use cable::{Fate, Faults};
+pub use datagram::{Handler, HostCtx, SimUdp};
 pub use stream::{SimCarriers, SimListener, SimStream};
 
 use crate::net::Gate;
@@ -32,6 +34,10 @@ pub const SERVER_IP: Ipv4Address = Ipv4Address::new(192, 0, 2, 2);
 const MACS: [[u8; 6]; 2] = [[0x02, 0, 0, 0, 0, 0x01], [0x02, 0, 0, 0, 0, 0x02]];
 /// Host names, as steps and the ladder call them.
 pub const NAMES: [&str; 2] = ["client", "server"];
+/// Each host's Ethernet address.
+pub fn mac(host: usize) -> [u8; 6] {
+    MACS[host]
+}
 pub const CLIENT: usize = 0;
 pub const SERVER: usize = 1;
 /// Segments remembered per socket for `carried_by`.
@@ -176,6 +182,11 @@ struct Inner {
     /// Payload bytes each direction sent since the other last sent any: past `KEEP_BYTES`,
     /// frames keep their headers only, so a long transfer holds bounded memory.
     bursts: HashMap<(SocketAddrV4, SocketAddrV4), usize>,
+    /// Programs attached to each host's card (see [`SimNet::attach`]).
+    taps: [Option<Handler>; 2],
+    /// What a lab says each host's protocol state is (a DHCP client's `BOUND`), shown with
+    /// every frame; TCP states are read from the stack when no lab says anything.
+    labels: [Option<String>; 2],
 }
 
 /// What the network needs to know of a TCP segment in a frame.
@@ -303,6 +314,8 @@ impl SimNet {
             deliveries: HashMap::new(),
             isns: HashMap::new(),
             bursts: HashMap::new(),
+            taps: [None, None],
+            labels: [None, None],
         };
         let shared = Arc::new(Shared { inner: Mutex::new(inner), kick: Notify::new(), gate, sink });
         let driver = tokio::spawn(drive(shared.clone()));
@@ -326,6 +339,16 @@ impl SimNet {
         // Segments as the application wrote them: clearer steps.
         socket.set_nagle_enabled(false);
         self.lock().hosts[host].sockets.add(socket)
+    }
+
+    /// The hosts' clock: time since the network started, less the time frames waited at the gate.
+    pub fn now(&self) -> Duration {
+        Duration::from_micros(self.lock().clock.now().total_micros() as u64)
+    }
+
+    /// Says what `host`'s protocol state is, for the steps from now on.
+    pub fn set_state(&self, host: usize, label: impl Into<String>) {
+        self.lock().labels[host] = Some(label.into());
     }
 
     /// Waits until the network is quiet: nothing on the cable or at the gate, and every TCP
@@ -401,6 +424,26 @@ impl Shared {
     fn cross(&self, inner: &mut Inner, frame: cable::Frame) {
         let to = 1 - frame.from;
         if frame.fate != Fate::Dropped {
+            if let Some(program) = inner.taps[to].as_mut() {
+                let mut ctx = HostCtx {
+                    now: Duration::from_micros(inner.clock.now().total_micros() as u64),
+                    ..HostCtx::default()
+                };
+                program(&frame.bytes, &mut ctx);
+                let host = &mut inner.hosts[to];
+                host.port.tx.extend(ctx.send);
+                if let Some(address) = ctx.address {
+                    host.iface.update_ip_addrs(|addrs| {
+                        addrs.clear();
+                        if let Some((ip, prefix)) = address {
+                            let _ = addrs.push(IpCidr::new(ip.into(), prefix));
+                        }
+                    });
+                }
+                if let Some(label) = ctx.label {
+                    inner.labels[to] = Some(label);
+                }
+            }
             inner.hosts[to].port.rx.push_back(frame.bytes.clone());
             let now = inner.clock.now();
             let host = &mut inner.hosts[to];
@@ -438,7 +481,10 @@ impl Shared {
             step.summary = format!("[{tag}] {}", step.summary);
             step.notes.insert(0, said);
         }
-        if inner.hosts.iter().any(Host::has_tcp) {
+        if inner.labels.iter().any(Option::is_some) {
+            step.states =
+                inner.labels.iter().zip(NAMES).map(|(l, n)| (n.to_string(), l.clone().unwrap_or_default())).collect();
+        } else if inner.hosts.iter().any(Host::has_tcp) {
             step.states = inner.hosts.iter().zip(NAMES).map(|(h, name)| (name.to_string(), h.states())).collect();
         }
         step.frame = true;

@@ -1,0 +1,288 @@
+//! The DHCP lab on the lab network: the client host starts with no address and sends from
+//! 0.0.0.0 in raw frames; the server host answers from UDP port 67 of its own stack. The lease
+//! runs on an accelerated clock ([`SPEEDUP`]× the network's, which stops while a frame waits at
+//! the gate), so a 120 s lease renews at T1 after 3 s and rebinds at T2 after 5¼ s.
+//!
+//! The story: DORA; renewal at T1 (unicast); the server goes quiet, so the next renewal gets no
+//! answer and at T2 the client rebinds by broadcast (the server is back); RELEASE; and a client
+//! that asks at boot for an address the server will not give, which gets a NAK.
+
+use super::client::{Client, ClientConfig, Outgoing, State};
+use super::lease::Instant;
+use super::server::Server;
+use super::wire;
+use crate::labs::{ClientCtx, LabFuture, LabInfo};
+use crate::net::sim::{CLIENT, SERVER, SimNet, SimUdp, mac};
+use crate::net::{Stream, Wire};
+use crate::wire::{Decoded, Decoder};
+use color_eyre::eyre::{Result, WrapErr, bail};
+use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::Notify;
+
+pub static INFO: LabInfo = LabInfo {
+    name: "dhcp",
+    title: "DHCP",
+    port: 67,
+    rfcs: "RFC 2131, RFC 2132",
+    about: "DORA, renewal at T1, rebinding at T2, RELEASE, and a NAK",
+    wire: Wire::Sim,
+};
+
+/// How much faster the lease clock runs than the network's.
+pub const SPEEDUP: u32 = 20;
+/// The address the NAK lesson asks for: outside the server's pool.
+const UNGIVEABLE: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 200);
+/// How long one phase of the story may take on the network's clock.
+const PHASE: Duration = Duration::from_secs(30);
+
+/// The DHCP lab.
+pub struct Dhcp;
+
+/// The lab's steps are the frames themselves.
+struct Frames;
+
+impl Decoder for Frames {
+    fn decode(&mut self, buf: &[u8], _keep: usize) -> Decoded {
+        Decoded::Skip { len: buf.len() }
+    }
+}
+
+impl crate::labs::Lab for Dhcp {
+    fn info(&self) -> &'static LabInfo {
+        &INFO
+    }
+
+    fn narration(&self) -> &'static str {
+        include_str!("../../../assets/narration/en/dhcp.txt")
+    }
+
+    fn decoders(&self) -> (Box<dyn Decoder>, Box<dyn Decoder>) {
+        (Box::new(Frames), Box::new(Frames))
+    }
+
+    fn serve(&self, _io: Stream, _peer: SocketAddr) -> LabFuture {
+        Box::pin(async { bail!("DHCP speaks in datagrams: its lab runs on the lab network (--wire sim)") })
+    }
+
+    fn client(&self, _io: Stream, _ctx: ClientCtx) -> LabFuture {
+        Box::pin(async { bail!("DHCP speaks in datagrams: its lab runs on the lab network (--wire sim)") })
+    }
+
+    fn packets(&self, net: &SimNet) -> Option<LabFuture> {
+        Some(Box::pin(story(net.clone())))
+    }
+}
+
+/// The lease clock now.
+fn lab_now(net: &SimNet) -> Instant {
+    Instant::from_duration(net.now() * SPEEDUP)
+}
+
+/// Sleeps until the lease clock reads `at` (longer if frames wait at the gate meanwhile).
+async fn until(net: &SimNet, at: Instant) {
+    loop {
+        let left = at - lab_now(net);
+        if left.is_zero() {
+            return;
+        }
+        tokio::time::sleep(left / SPEEDUP + Duration::from_millis(1)).await;
+    }
+}
+
+/// The server host's DHCP server: UDP port 67, answering except while the story has it quiet
+/// (until `quiet` microseconds on the lease clock).
+async fn serve(net: SimNet, socket: SimUdp, quiet: Arc<AtomicU64>) -> Result<()> {
+    let mut server = Server::default();
+    let mut buf = vec![0u8; 1500];
+    loop {
+        let (n, _from) = socket.recv_from(&mut buf).await?;
+        let now = lab_now(&net);
+        if (now.since_start().as_micros() as u64) < quiet.load(Ordering::Relaxed) {
+            continue;
+        }
+        let Some(reply) = server.handle_bytes(&buf[..n], now) else { continue };
+        let addr = reply.message.yiaddr();
+        if !addr.is_unspecified() {
+            let state = server.pool_mut().state(addr, now);
+            net.set_state(SERVER, format!("{addr} {state}"));
+        }
+        socket.send_to(&reply.bytes(), reply.addr()).await?;
+    }
+}
+
+/// The client host's program: the DHCP client, shared by the card (frames, handled as they
+/// arrive, so each step shows the state they lead to) and the story (timers and phases).
+struct ClientSide {
+    client: Client,
+    /// Where unicast goes: the server's MAC, learned from its frames.
+    server_mac: [u8; 6],
+}
+
+/// The client's state as the state row shows it.
+fn label(client: &Client) -> String {
+    let state = client.state();
+    match (state, client.lease()) {
+        (State::Bound | State::Renewing | State::Rebinding, Some(lease)) => format!("{state} {}", lease.addr),
+        _ => state.to_string(),
+    }
+}
+
+/// A message in a frame built by hand: the host may have no address to send from.
+fn frame(out: &Outgoing, server_mac: [u8; 6]) -> Option<Vec<u8>> {
+    let dst_mac = if out.is_broadcast() { [0xff; 6] } else { server_mac };
+    let mut frame = Vec::new();
+    etherparse::PacketBuilder::ethernet2(mac(CLIENT), dst_mac)
+        .ipv4(out.from.ip().octets(), out.to.ip().octets(), 64)
+        .udp(out.from.port(), out.to.port())
+        .write(&mut frame, &out.bytes())
+        .ok()?;
+    Some(frame)
+}
+
+/// The DHCP client on the client host's card.
+fn attach(net: &SimNet, side: Arc<Mutex<ClientSide>>, changed: Arc<Notify>) {
+    net.attach(
+        CLIENT,
+        Box::new(move |bytes, ctx| {
+            let Some((_, 68, range)) = crate::wire::frame::udp_payload(bytes) else { return };
+            let Ok(msg) = wire::parse(&bytes[range]) else { return };
+            let mut side = side.lock().unwrap_or_else(|e| e.into_inner());
+            side.server_mac.copy_from_slice(&bytes[6..12]);
+            let before = side.client.lease().map(|l| l.addr);
+            let out = side.client.on_message(&msg, Instant::from_duration(ctx.now * SPEEDUP));
+            // The interface takes the leased address (or gives it up).
+            let after = side.client.lease().map(|l| (l.addr, prefix(l.mask)));
+            if after.map(|a| a.0) != before {
+                ctx.address = Some(after);
+            }
+            if let Some(f) = out.and_then(|o| frame(&o, side.server_mac)) {
+                ctx.send.push(f);
+            }
+            ctx.label = Some(label(&side.client));
+            changed.notify_one();
+        }),
+    );
+}
+
+/// The story's hold on the client: timers, phases, and what it sends by itself.
+struct Story {
+    net: SimNet,
+    side: Arc<Mutex<ClientSide>>,
+    /// Rings when the card handled a frame.
+    changed: Arc<Notify>,
+}
+
+impl Story {
+    /// Runs `f` on the client, then sends what it returned. The client's lock is never held
+    /// while the network's is taken: the card takes them the other way round.
+    fn act(&self, f: impl FnOnce(&mut Client, Instant) -> Option<Outgoing>) {
+        let (out, label) = {
+            let mut side = self.side.lock().unwrap_or_else(|e| e.into_inner());
+            let out = f(&mut side.client, lab_now(&self.net));
+            (out.and_then(|o| frame(&o, side.server_mac)), label(&side.client))
+        };
+        self.net.set_state(CLIENT, label);
+        if let Some(frame) = out {
+            self.net.send_raw(CLIENT, frame);
+        }
+    }
+
+    fn client<T>(&self, f: impl FnOnce(&Client) -> T) -> T {
+        f(&self.side.lock().unwrap_or_else(|e| e.into_inner()).client)
+    }
+
+    /// Lets frames and timers drive the client until `done` holds.
+    async fn run_until(&self, what: &str, done: impl Fn(&Client) -> bool) -> Result<()> {
+        let work = async {
+            loop {
+                let changed = self.changed.notified();
+                let (finished, timer) = self.client(|c| (done(c), c.next_timer()));
+                if finished {
+                    return;
+                }
+                tokio::select! {
+                    () = changed => {}
+                    () = until(&self.net, timer.unwrap_or(Instant::ZERO)), if timer.is_some() => {
+                        self.act(|c, now| c.on_timer(now));
+                    }
+                }
+            }
+        };
+        match crate::net::timeout(PHASE, work).await {
+            Ok(()) => Ok(()),
+            Err(_) => bail!("no {what} within {PHASE:?} (client {})", self.client(|c| c.state())),
+        }
+    }
+}
+
+/// The prefix length of a subnet mask (24 for 255.255.255.0).
+fn prefix(mask: Option<Ipv4Addr>) -> u8 {
+    mask.map_or(24, |m| u32::from(m).count_ones() as u8)
+}
+
+/// Aborts the server task when the story ends, however it ends.
+struct Stop(tokio::task::JoinHandle<Result<()>>);
+
+impl Drop for Stop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+async fn story(net: SimNet) -> Result<()> {
+    net.set_address(CLIENT, None);
+    let quiet = Arc::new(AtomicU64::new(0));
+    // Bound before the client speaks, so the first DISCOVER finds the server listening.
+    let port67 = net.udp(SERVER, 67).wrap_err("binding UDP port 67")?;
+    let _server = Stop(tokio::spawn(serve(net.clone(), port67, quiet.clone())));
+    // A socket on port 68 takes the unicast replies, so the client's stack does not answer
+    // them with "port unreachable"; the DHCP client itself reads its frames off the card.
+    let _port68 = net.udp(CLIENT, 68)?;
+    let side = Arc::new(Mutex::new(ClientSide { client: Client::new(ClientConfig::default()), server_mac: [0xff; 6] }));
+    let changed = Arc::new(Notify::new());
+    attach(&net, side.clone(), changed.clone());
+    let _detach = Detach(net.clone());
+    let story = Story { net: net.clone(), side, changed };
+    net.set_state(SERVER, "listening on 67");
+
+    // Phases are judged by what the client went through: a frame may carry it through a state
+    // between two looks.
+    let went = |from: State, to: State| move |c: &Client| c.transitions().any(|t| t.from == from && t.to == to);
+
+    // DORA: DISCOVER, OFFER, REQUEST, ACK.
+    story.act(|c, now| c.start(now));
+    story.run_until("lease", went(State::Requesting, State::Bound)).await?;
+
+    // T1: the client renews by unicast, and the server extends the lease.
+    story.run_until("renewal", went(State::Renewing, State::Bound)).await?;
+
+    // The server goes quiet until T2: at T1 the renewal goes unanswered; at T2 the client
+    // rebinds by broadcast, and the server (back again) answers.
+    let t2 = story.client(|c| c.lease().map_or(Duration::ZERO, |l| l.t2_at().since_start()));
+    quiet.store(t2.as_micros() as u64, Ordering::Relaxed);
+    story.run_until("lease after rebinding", went(State::Rebinding, State::Bound)).await?;
+
+    // RELEASE: the client gives the address back and forgets it.
+    story.act(|c, now| c.release(now));
+    net.set_address(CLIENT, None);
+
+    // A client that boots asking for an address the server will not give: NAK.
+    story.act(|c, now| {
+        *c = Client::new(ClientConfig { requested_ip: Some(UNGIVEABLE), ..ClientConfig::default() });
+        c.start(now)
+    });
+    story.run_until("NAK", went(State::Rebooting, State::Init)).await?;
+    Ok(())
+}
+
+/// Takes the DHCP client off the card when the story ends.
+struct Detach(SimNet);
+
+impl Drop for Detach {
+    fn drop(&mut self) {
+        self.0.detach(CLIENT);
+    }
+}
