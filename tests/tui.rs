@@ -176,3 +176,39 @@ async fn the_layer_toggle_shows_messages_segments_or_both() {
     app.act(Action::StepForward, rows, &events, Instant::now());
     assert!(app.tab().selected().unwrap().frame);
 }
+
+#[tokio::test]
+async fn the_dhcp_timeline_places_each_step_on_the_lease() {
+    use protolab::labs::run;
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let lab = labs::find("dhcp").unwrap();
+    run::exchange(lab, run::RunOptions::free(protolab::net::Wire::Sim), StepSink::new("dhcp", tx)).await.unwrap();
+    let mut steps = Vec::new();
+    while let Ok(s) = rx.try_recv() {
+        steps.push(s);
+    }
+    let mut app = App::new(labs::registry(), None);
+    app.active = app.tabs.iter().position(|t| t.lab.info().name == "dhcp").unwrap();
+    let renew = steps.iter().position(|s| s.kind == "dhcp.request.renew").unwrap();
+    let rebind = steps.iter().position(|s| s.kind == "dhcp.request.rebind").unwrap();
+    let n = steps.len();
+    let tab = app.tab_mut();
+    for s in steps {
+        tab.session.push(s);
+    }
+    tab.revealed = n;
+
+    app.tab_mut().cursor = 3;
+    let at_ack = draw(&app, 120, 40);
+    assert!(at_ack.contains("lease of 192.0.2.10 from #4: 120 s"), "{at_ack}");
+    assert!(at_ack.contains("0.0 s into the lease, bound"), "{at_ack}");
+
+    app.tab_mut().cursor = renew;
+    let at_t1 = draw(&app, 120, 40);
+    assert!(at_t1.contains("s into the lease, renewing"), "{at_t1}");
+
+    app.tab_mut().cursor = rebind;
+    let at_t2 = draw(&app, 120, 40);
+    assert!(at_t2.contains("s into the lease, rebinding"), "{at_t2}");
+    assert!(at_t2.contains("T1 60") && at_t2.contains("T2 105"), "{at_t2}");
+}

@@ -88,6 +88,10 @@ pub struct Step {
     /// The cable lost it: it never reached `to`.
     #[serde(skip)]
     pub lost: bool,
+    /// The lab network's clock when the frame crossed, in µs: it stops while a frame waits at
+    /// the gate, so lab timers (a DHCP lease) are read against it, not against `t_us`.
+    #[serde(skip)]
+    pub clock_us: Option<u64>,
     /// Each endpoint's protocol state right after this step (`client` → `SYN-SENT`), where the
     /// wire can read it from the real stack.
     #[serde(skip)]
@@ -119,6 +123,7 @@ impl Default for Step {
             frame: false,
             lost: false,
             states: Vec::new(),
+            clock_us: None,
         }
     }
 }

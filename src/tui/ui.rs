@@ -6,6 +6,7 @@ use super::keys::{BINDINGS, status_hint};
 use super::widgets::{
     details::Details,
     ladder::{HEADER, Ladder},
+    timeline::{Lease, Timeline},
 };
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
@@ -87,10 +88,18 @@ pub fn draw(frame: &mut Frame, app: &App, now: Instant) {
     }
 
     let info = tab.lab.info();
+    // A DHCP lease in view gets a timeline under the ladder.
+    let lease = lease_at(tab);
+    let mut ladder_area = areas.ladder;
+    if let Some((lease, now)) = lease.filter(|_| areas.ladder.height >= 14) {
+        let [top, bottom] = Layout::vertical([Constraint::Min(0), Constraint::Length(5)]).areas(areas.ladder);
+        ladder_area = top;
+        frame.render_widget(Timeline { lease, now }, bottom);
+    }
     let ladder_block =
         Block::new().borders(Borders::ALL).title(format!(" {} · {} · port {} ", info.title, info.rfcs, info.port));
-    let inner = ladder_block.inner(areas.ladder);
-    frame.render_widget(ladder_block, areas.ladder);
+    let inner = ladder_block.inner(ladder_area);
+    frame.render_widget(ladder_block, ladder_area);
     let footer = match &tab.state {
         RunState::Running => None,
         RunState::Completed => {
@@ -208,4 +217,31 @@ fn states_at(tab: &super::app::LabTab) -> Vec<(String, String, bool)> {
             (name.clone(), state.clone(), was.is_some_and(|w| w != state) || (was.is_none() && state != "CLOSED"))
         })
         .collect()
+}
+
+/// The DHCP lease in force at the selected step (the latest ACK with a lease before it), and
+/// the step's moment on the lease clock. Looks back a bounded way, so a frame costs the same in
+/// a long session.
+fn lease_at(tab: &super::app::LabTab) -> Option<(Lease, f64)> {
+    let step = tab.selected()?;
+    let speedup = f64::from(crate::labs::dhcp::SPEEDUP);
+    let secs = |s: &crate::session::Step| s.clock_us.map(|us| us as f64 / 1e6 * speedup);
+    let now = secs(step)?;
+    let from = tab.cursor.saturating_sub(256);
+    let ack = tab
+        .session
+        .range(from..tab.cursor + 1)
+        .rev()
+        .find(|s| s.kind == "dhcp.ack" && s.field("DHCP.lease_time").is_some())?;
+    let num = |path: &str| ack.value(path).and_then(|v| v.parse::<f64>().ok());
+    let length = num("DHCP.lease_time")?;
+    let lease = Lease {
+        addr: ack.value("DHCP.yiaddr").unwrap_or_default(),
+        seq: ack.seq,
+        start: secs(ack)?,
+        t1: num("DHCP.renewal_time").unwrap_or(length * 0.5),
+        t2: num("DHCP.rebinding_time").unwrap_or(length * 0.875),
+        length,
+    };
+    Some((lease, now))
 }

@@ -489,6 +489,7 @@ impl Shared {
         }
         step.frame = true;
         step.lost = frame.fate == Fate::Dropped;
+        step.clock_us = Some(inner.clock.now().total_micros() as u64);
         let segment = Segment::parse(&frame.bytes);
         step.bytes = frame.bytes;
         if let Some(seg) = &segment

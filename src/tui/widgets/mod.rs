@@ -3,3 +3,4 @@
 pub mod details;
 pub mod hexdump;
 pub mod ladder;
+pub mod timeline;
