@@ -1,7 +1,7 @@
 //! The command line (DESIGN.md): `protolab [tui|labs|run|serve]`. Exit status: 0 the exchange
 //! completed; 1 it failed (the reason, in one line, on stderr); 2 the command line was wrong.
 
-use crate::labs::{self, Lab, run};
+use crate::labs::{self, Lab, LabFuture, run};
 use crate::net::sim::Faults;
 use crate::net::{Gate, Wire};
 use crate::session::Pcap;
@@ -52,6 +52,10 @@ pub enum Command {
         /// Write the sim wire's frames to this pcap file (Wireshark, tshark, tcpdump -r).
         #[arg(long, value_name = "FILE")]
         pcap: Option<std::path::PathBuf>,
+        /// Run the client on this real interface (labs that speak in frames: dhcp). Needs
+        /// CAP_NET_RAW.
+        #[arg(long, value_name = "IF")]
+        interface: Option<String>,
     },
     /// Run the embedded server for outside clients and print each session's steps.
     Serve {
@@ -64,6 +68,10 @@ pub enum Command {
         /// Exit after this many sessions.
         #[arg(long, value_name = "N")]
         sessions: Option<u32>,
+        /// Serve on this real interface only (labs that speak in datagrams: dhcp). Needs
+        /// CAP_NET_RAW and CAP_NET_BIND_SERVICE.
+        #[arg(long, value_name = "IF")]
+        interface: Option<String>,
     },
 }
 
@@ -101,6 +109,11 @@ fn parse_delay(s: &str) -> Result<(u64, u64), String> {
         n.parse().map_err(|_| format!("bad frame number {n:?}"))?,
         ms.parse().map_err(|_| format!("bad delay {ms:?}"))?,
     ))
+}
+
+/// A command line that asks for something impossible: one line, exit status 2.
+fn usage(why: &str) -> ! {
+    clap::Error::raw(clap::error::ErrorKind::ArgumentConflict, format!("{why}\n")).exit()
 }
 
 /// The narration's language.
@@ -150,22 +163,35 @@ pub fn list_labs(out: &mut impl Write) -> std::io::Result<()> {
 /// `protolab run LAB`
 pub async fn run_lab(lab: Arc<dyn Lab>, opts: run::RunOptions, format: Format, pcap: Option<&Path>) -> Result<()> {
     if pcap.is_some() && opts.wire != Wire::Sim {
-        return Err(eyre!("--pcap writes the sim wire's frames: add --wire sim"));
+        usage("--pcap writes the sim wire's frames: add --wire sim");
     }
     if !opts.faults.is_empty() && opts.wire != Wire::Sim {
-        return Err(eyre!("faults happen on the sim wire's cable: add --wire sim"));
+        usage("faults happen on the sim wire's cable: add --wire sim");
     }
-    let mut pcap = match pcap {
+    if opts.connect.is_some() && opts.wire != Wire::Host {
+        usage("--connect talks to a real server: it needs --wire host");
+    }
+    let pcap = match pcap {
         Some(path) => Some(Pcap::create(path).wrap_err_with(|| format!("cannot write {}", path.display()))?),
         None => None,
     };
+    let name = lab.info().name;
+    drive(name, format, pcap, move |sink| Box::pin(run::exchange(lab, opts, sink))).await
+}
+
+/// Runs `work`, printing its steps as they happen (and writing their frames to `pcap`).
+async fn drive(
+    name: &str,
+    format: Format,
+    mut pcap: Option<Pcap>,
+    work: impl FnOnce(StepSink) -> LabFuture,
+) -> Result<()> {
     let (tx, mut rx) = mpsc::unbounded_channel::<Step>();
     let (out_tx, out_rx) = mpsc::unbounded_channel();
     let printer = tokio::spawn(print_steps(out_rx, format));
-    let exchange = run::exchange(lab.clone(), opts, StepSink::new(lab.info().name, tx));
-    tokio::pin!(exchange);
+    let work = work(StepSink::new(name, tx));
+    tokio::pin!(work);
     let mut result = None;
-    // Steps go to the printer and, if asked, their frames to the pcap file, as they happen.
     loop {
         tokio::select! {
             step = rx.recv() => match step {
@@ -175,15 +201,19 @@ pub async fn run_lab(lab: Arc<dyn Lab>, opts: run::RunOptions, format: Format, p
                     }
                     let _ = out_tx.send(step);
                 }
-                None if result.is_some() => break,
-                None => {}
+                // Every sink is gone: the work is over, or about to be.
+                None => break,
             },
-            r = &mut exchange, if result.is_none() => result = Some(r),
+            r = &mut work, if result.is_none() => result = Some(r),
         }
     }
+    let result = match result {
+        Some(r) => r,
+        None => work.await,
+    };
     drop(out_tx);
     printer.await?.wrap_err("writing steps")?;
-    result.unwrap_or(Ok(()))
+    result
 }
 
 /// `protolab serve LAB`
@@ -216,13 +246,41 @@ pub async fn dispatch(cli: Cli) -> Result<()> {
             crate::tui::run(lab, wire).await
         }
         Some(Command::Labs) => Ok(list_labs(&mut std::io::stdout())?),
-        Some(Command::Run { lab, wire, connect, format, faults, pcap }) => {
+        Some(Command::Run { lab, wire, connect, format, faults, pcap, interface: Some(interface) }) => {
+            let lab = find_lab(&lab).unwrap_or_else(|e| e.exit());
+            if wire.is_some_and(|w| w != Wire::Host)
+                || connect.is_some()
+                || pcap.is_some()
+                || !faults.faults().is_empty()
+            {
+                usage("--interface runs the client on a real interface: it goes with --wire host only");
+            }
+            let name = lab.info().name;
+            let work = lab.run_interface(&interface, StepSink::new(name, mpsc::unbounded_channel().0));
+            if work.is_none() {
+                return Err(eyre!("the {name} lab has no client for a real interface"));
+            }
+            drop(work);
+            drive(name, format, None, move |sink| lab.run_interface(&interface, sink).expect("checked above")).await
+        }
+        Some(Command::Run { lab, wire, connect, format, faults, pcap, interface: None }) => {
             let lab = find_lab(&lab).unwrap_or_else(|e| e.exit());
             let wire = wire.unwrap_or(lab.info().wire);
             let opts = run::RunOptions { wire, connect, gate: Gate::free(), faults: faults.faults() };
             run_lab(lab, opts, format, pcap.as_deref()).await
         }
-        Some(Command::Serve { lab, listen, format, sessions }) => {
+        Some(Command::Serve { lab, format, sessions, interface: Some(interface), .. }) => {
+            let lab = find_lab(&lab).unwrap_or_else(|e| e.exit());
+            let name = lab.info().name;
+            if lab.serve_interface(&interface, StepSink::new(name, mpsc::unbounded_channel().0), sessions).is_none() {
+                return Err(eyre!("the {name} lab serves on sockets, not on an interface: drop --interface"));
+            }
+            drive(name, format, None, move |sink| {
+                lab.serve_interface(&interface, sink, sessions).expect("checked above")
+            })
+            .await
+        }
+        Some(Command::Serve { lab, listen, format, sessions, interface: None }) => {
             serve_lab(find_lab(&lab).unwrap_or_else(|e| e.exit()), &listen, format, sessions).await
         }
     }

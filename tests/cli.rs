@@ -191,6 +191,34 @@ fn run_tcp_on_the_sim_wire_writes_a_pcap_frame_for_frame() {
 #[test]
 fn faults_and_pcap_need_the_sim_wire() {
     let out = protolab().args(["run", "ws", "--drop", "3"]).output().unwrap();
-    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(out.status.code(), Some(2), "a command line that cannot work is a usage error");
     assert!(String::from_utf8_lossy(&out.stderr).contains("--wire sim"));
+}
+
+#[test]
+fn serve_smtp_shows_a_pipelined_client_in_order() {
+    use std::io::{Read, Write};
+    let mut child = protolab()
+        .args(["serve", "smtp", "--sessions", "1"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stderr.take().unwrap()).read_line(&mut line).unwrap();
+    let addr = line.trim().strip_prefix("listening on ").unwrap().to_string();
+    // Everything at once, text before the 354 arrives: the steps must still make sense.
+    let mut s = std::net::TcpStream::connect(&addr).unwrap();
+    s.write_all(b"EHLO x\r\nMAIL FROM:<a@b.c>\r\nRCPT TO:<bob@protolab.test>\r\nDATA\r\nSubject: hi\r\n\r\nbody\r\n.\r\nQUIT\r\n")
+        .unwrap();
+    let mut answer = String::new();
+    s.read_to_string(&mut answer).unwrap();
+    assert!(answer.contains("250 OK queued") && answer.contains("221"), "{answer}");
+    drop(s);
+    assert!(wait(&mut child, Duration::from_secs(20)).success());
+    let steps = std::io::read_to_string(child.stdout.take().unwrap()).unwrap();
+    let text = steps.lines().position(|l| l.contains("message text, 24 bytes")).expect(&steps);
+    let quit = steps.lines().position(|l| l.contains("client → server   SMTP  QUIT")).expect(&steps);
+    assert!(text < quit, "{steps}");
+    assert!(!steps.contains("!!"), "nothing malformed: {steps}");
 }

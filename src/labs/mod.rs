@@ -9,6 +9,7 @@ pub mod ws;
 
 use crate::net::sim::SimNet;
 use crate::net::{Net, Stream, Wire};
+use crate::session::StepSink;
 use crate::wire::Decoder;
 use std::future::Future;
 use std::net::SocketAddr;
@@ -63,6 +64,18 @@ pub trait Lab: Send + Sync + 'static {
     /// For labs whose steps are packets rather than a stream (DHCP): the whole exchange, run
     /// on the lab network directly. Stream labs leave it `None`.
     fn packets(&self, _net: &SimNet) -> Option<LabFuture> {
+        None
+    }
+
+    /// For labs that serve datagrams on a real interface named on the command line (DHCP):
+    /// `protolab serve LAB --interface IF`.
+    fn serve_interface(&self, _interface: &str, _sink: StepSink, _sessions: Option<u32>) -> Option<LabFuture> {
+        None
+    }
+
+    /// For labs whose client runs on a real interface (DHCP): `protolab run LAB --wire host
+    /// --interface IF`.
+    fn run_interface(&self, _interface: &str, _sink: StepSink) -> Option<LabFuture> {
         None
     }
 }

@@ -75,7 +75,10 @@ pub async fn exchange(lab: Arc<dyn Lab>, opts: RunOptions, sink: StepSink) -> Re
             (addr, Some(AbortOnDrop(task)))
         }
     };
-    let conn = net.connect_conn(&target).await.wrap_err_with(|| format!("cannot connect to {target}"))?;
+    // Inside the gate's scope: the connect's timeout stops while the first frames wait.
+    let conn = with_gate(opts.gate.clone(), net.connect_conn(&target))
+        .await
+        .wrap_err_with(|| format!("cannot connect to {target}"))?;
     let io = if opts.connect.is_some() {
         // A real remote server has no tap of its own: ours records both ways.
         Box::new(TapStream::new(conn.io, rec, Dir::ClientToServer, true, app_gate))

@@ -3,6 +3,7 @@
 //! frame is a step. Streams are wrapped in a [`TapStream`] that records their messages.
 
 pub mod gate;
+pub mod raw;
 pub mod sim;
 pub mod tap;
 

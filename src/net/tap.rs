@@ -138,7 +138,14 @@ impl Recorder {
             data = &data[n..];
             self.drain(way);
         }
-        way.buf.is_empty() && way.skip == 0
+        let done = way.buf.is_empty() && way.skip == 0;
+        // What this direction said may let the other go on: bytes sent ahead of a reply that
+        // decides how to read them (SMTP text after DATA, before the 354) wait there.
+        let other = &mut ways[1 - dir.index()];
+        if !other.buf.is_empty() && other.skip == 0 {
+            self.drain(other);
+        }
+        done
     }
 
     /// Cuts every whole message off the front of the buffer.

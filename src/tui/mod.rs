@@ -28,13 +28,21 @@ pub async fn run(lab: Option<String>, wire: Option<Wire>) -> Result<()> {
     let mut app = App::new(labs, wire);
     app.active = active;
 
+    // A panic on the TUI's own thread restores the terminal before the report; a panic in a
+    // lab's task is that lab's failure, shown in its tab, and must not touch the screen.
+    let tui_thread = std::thread::current().id();
     let previous = std::panic::take_hook();
     std::panic::set_hook(Box::new(move |info| {
-        restore();
+        if std::thread::current().id() == tui_thread {
+            restore();
+        }
         previous(info);
     }));
     let mut terminal = ratatui::init();
-    crossterm::execute!(std::io::stdout(), EnableMouseCapture)?;
+    if let Err(e) = crossterm::execute!(std::io::stdout(), EnableMouseCapture) {
+        restore();
+        return Err(e.into());
+    }
     let result = event_loop(&mut terminal, &mut app).await;
     app.shutdown();
     restore();

@@ -129,7 +129,18 @@ const DHCP_PORTS: [u16; 2] = [67, 68];
 /// Never fails: a frame that does not decode gives a message with the fields that could be read,
 /// `kind` `frame.malformed`, and `malformed` naming every check that failed, joined by `; `.
 pub fn decode(frame: &[u8]) -> Message {
-    let below = decode_layers(frame);
+    decode_frame(frame, false)
+}
+
+/// Like [`decode`], for a frame captured on a real interface: a TCP or UDP checksum there may be
+/// a placeholder, because the sender's card fills it in on the way out (checksum offload); a
+/// mismatch is a note, not a fault.
+pub fn decode_captured(frame: &[u8]) -> Message {
+    decode_frame(frame, true)
+}
+
+fn decode_frame(frame: &[u8], captured: bool) -> Message {
+    let below = decode_layers(frame, captured);
     let Some((src, dst, range)) = udp_payload(frame).filter(|_| below.malformed.is_none()) else { return below };
     if !(DHCP_PORTS.contains(&src) && DHCP_PORTS.contains(&dst)) {
         return below;
@@ -137,12 +148,15 @@ pub fn decode(frame: &[u8]) -> Message {
     let mut app = super::dhcp::describe(&frame[range.clone()], range.start);
     // A REQUEST with ciaddr set renews by unicast or, sent to everyone, rebinds (RFC 2131
     // §4.4.5): only the destination tells them apart.
-    let broadcast = below.fields.iter().any(|f| f.path == "IPv4.dst" && f.value == "255.255.255.255");
-    if broadcast && app.kind == "dhcp.request" && app.summary.contains(" renew ") {
-        app.summary = app.summary.replace(" renew ", " rebind (broadcast) ");
-        app.kind = "dhcp.request.rebind".into();
-    } else if app.summary.contains(" renew ") {
-        app.kind = "dhcp.request.renew".into();
+    let is = |path: &str, value: &str| app.fields.iter().any(|f| f.path == path && f.value == value);
+    let has = |path: &str| app.fields.iter().any(|f| f.path == path);
+    let extending = app.kind == "dhcp.request" && !is("DHCP.ciaddr", "0.0.0.0") && !has("DHCP.requested_ip");
+    if extending {
+        let broadcast = below.fields.iter().any(|f| f.path == "IPv4.dst" && f.value == "255.255.255.255");
+        app.kind = if broadcast { "dhcp.request.rebind" } else { "dhcp.request.renew" }.into();
+        if broadcast {
+            app.summary = app.summary.replace(" renew ", " rebind (broadcast) ");
+        }
     }
     let mut fields = below.fields;
     fields.append(&mut app.fields);
@@ -154,8 +168,9 @@ pub fn decode(frame: &[u8]) -> Message {
 }
 
 /// The frame's own layers: Ethernet, ARP or IPv4, and TCP, UDP or ICMP.
-fn decode_layers(frame: &[u8]) -> Message {
+fn decode_layers(frame: &[u8], captured: bool) -> Message {
     let mut r = Reading::new(frame);
+    r.captured = captured;
     let Ok(eth) = Ethernet2HeaderSlice::from_slice(frame) else {
         let reason =
             format!("frame cut short: {} of the {} bytes of an Ethernet header", frame.len(), field::ethernet::LEN);
@@ -211,11 +226,13 @@ struct Reading<'a> {
     notes: Vec<String>,
     /// Checks that failed; any one makes the step malformed.
     problems: Vec<String>,
+    /// Captured on a real interface: transport checksums may not be filled in yet.
+    captured: bool,
 }
 
 impl<'a> Reading<'a> {
     fn new(frame: &'a [u8]) -> Self {
-        Reading { frame, fields: Vec::new(), notes: Vec::new(), problems: Vec::new() }
+        Reading { frame, fields: Vec::new(), notes: Vec::new(), problems: Vec::new(), captured: false }
     }
 
     /// Adds a field; `range` is inside the whole frame.
@@ -235,6 +252,10 @@ impl<'a> Reading<'a> {
     fn checksum(&mut self, what: &str, sent: u16, expected: u16) {
         if sent == expected {
             self.note(format!("{what} checksum ok (0x{sent:04x})"));
+        } else if self.captured && matches!(what, "TCP" | "UDP") {
+            self.note(format!(
+                "{what} checksum 0x{sent:04x} is a placeholder: the sending card fills it in on the way out (checksum offload)"
+            ));
         } else {
             self.problem(format!("{what} checksum 0x{sent:04x} should be 0x{expected:04x}"));
         }

@@ -74,6 +74,23 @@ impl crate::labs::Lab for Dhcp {
     fn packets(&self, net: &SimNet) -> Option<LabFuture> {
         Some(Box::pin(story(net.clone())))
     }
+
+    #[cfg(target_os = "linux")]
+    fn serve_interface(
+        &self,
+        interface: &str,
+        sink: crate::session::StepSink,
+        sessions: Option<u32>,
+    ) -> Option<LabFuture> {
+        let interface = interface.to_string();
+        Some(Box::pin(async move { super::host::serve(&interface, sink, sessions).await }))
+    }
+
+    #[cfg(target_os = "linux")]
+    fn run_interface(&self, interface: &str, sink: crate::session::StepSink) -> Option<LabFuture> {
+        let interface = interface.to_string();
+        Some(Box::pin(async move { super::host::client(&interface, sink).await }))
+    }
 }
 
 /// The lease clock now.
@@ -84,6 +101,8 @@ fn lab_now(net: &SimNet) -> Instant {
 /// Sleeps until the lease clock reads `at` (longer if frames wait at the gate meanwhile).
 async fn until(net: &SimNet, at: Instant) {
     loop {
+        // The lease clock stops while a frame waits for the presenter: no use waking till then.
+        net.while_held().await;
         let left = at - lab_now(net);
         if left.is_zero() {
             return;
@@ -148,6 +167,10 @@ fn attach(net: &SimNet, side: Arc<Mutex<ClientSide>>, changed: Arc<Notify>) {
         CLIENT,
         Box::new(move |bytes, ctx| {
             let Some((_, 68, range)) = crate::wire::frame::udp_payload(bytes) else { return };
+            // A damaged frame fails its checksums: a real client's stack drops it unread.
+            if crate::wire::frame::decode(bytes).malformed.is_some() {
+                return;
+            }
             let Ok(msg) = wire::parse(&bytes[range]) else { return };
             let mut side = side.lock().unwrap_or_else(|e| e.into_inner());
             side.server_mac.copy_from_slice(&bytes[6..12]);
@@ -179,9 +202,11 @@ impl Story {
     /// Runs `f` on the client, then sends what it returned. The client's lock is never held
     /// while the network's is taken: the card takes them the other way round.
     fn act(&self, f: impl FnOnce(&mut Client, Instant) -> Option<Outgoing>) {
+        // The clock takes the network's lock: read it before taking the client's.
+        let now = lab_now(&self.net);
         let (out, label) = {
             let mut side = self.side.lock().unwrap_or_else(|e| e.into_inner());
-            let out = f(&mut side.client, lab_now(&self.net));
+            let out = f(&mut side.client, now);
             (out.and_then(|o| frame(&o, side.server_mac)), label(&side.client))
         };
         self.net.set_state(CLIENT, label);

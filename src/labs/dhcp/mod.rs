@@ -14,6 +14,8 @@
 //!   RENEWING, REBINDING, INIT-REBOOT, REBOOTING) and its timers.
 
 pub mod client;
+#[cfg(target_os = "linux")]
+pub mod host;
 mod lab;
 pub mod lease;
 pub mod server;

@@ -13,6 +13,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// How long the client waits for any one reply (RFC 5321 §4.5.3.2 allows minutes; a lab does not wait that long).
 pub const REPLY_TIMEOUT: Duration = Duration::from_secs(30);
+/// The longest reply the client reads (a multi-line reply of many lines included).
+const MAX_REPLY: usize = 64 * 1024;
 
 /// How long the client waits for the server to close after a refusal and QUIT.
 const GOODBYE_TIMEOUT: Duration = Duration::from_secs(5);
@@ -114,6 +116,9 @@ impl Connection {
                 Ok(Ok(n)) => n,
             };
             self.buf.extend_from_slice(&chunk[..n]);
+            if self.buf.len() > MAX_REPLY {
+                return Err(eyre!("the server's answer to {what} runs past {MAX_REPLY} bytes"));
+            }
         }
     }
 

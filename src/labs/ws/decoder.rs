@@ -68,7 +68,8 @@ impl WsDecoder {
         };
         // A body (an error page after a refused upgrade) belongs to the same message.
         let body = head.header("Content-Length").and_then(|v| v.parse::<usize>().ok()).unwrap_or(0);
-        let len = head.len + body;
+        // A huge length makes a long message whose rest passes unkept, never an overflow.
+        let len = head.len.saturating_add(body);
         if buf.len() < len {
             return Decoded::Incomplete;
         }

@@ -182,7 +182,7 @@ impl Head {
 
     /// Bytes of the whole frame.
     pub fn frame_len(&self) -> u64 {
-        self.head_len as u64 + self.payload_len
+        (self.head_len as u64).saturating_add(self.payload_len)
     }
 
     /// Where the payload lies in the frame's bytes (clamped to what `available` holds).

@@ -77,8 +77,15 @@ fn config() -> WebSocketConfig {
 async fn read_head(io: &mut BufReader<Stream>) -> Result<Vec<u8>> {
     let mut head = Vec::new();
     loop {
-        let n =
-            crate::net::timeout(IDLE, io.read_until(b'\n', &mut head)).await.map_err(|_| eyre!("client idle"))??;
+        // At most what a head may hold: a line without end cannot fill memory.
+        let room = (http::MAX_HEAD + 1).saturating_sub(head.len()) as u64;
+        let mut limited = (&mut *io).take(room);
+        let n = crate::net::timeout(IDLE, limited.read_until(b'\n', &mut head))
+            .await
+            .map_err(|_| eyre!("client idle"))??;
+        if head.len() > http::MAX_HEAD {
+            return Ok(head);
+        }
         if n == 0 {
             bail!("the client closed the connection before its request ended");
         }

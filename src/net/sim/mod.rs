@@ -267,6 +267,8 @@ struct Shared {
     inner: Mutex<Inner>,
     /// Wakes the driver: a socket has something to send, or a frame was released.
     kick: Notify,
+    /// Wakes whoever waits for a held frame to go (the clock runs again).
+    resumed: Notify,
     gate: Arc<Gate>,
     sink: StepSink,
 }
@@ -317,7 +319,8 @@ impl SimNet {
             taps: [None, None],
             labels: [None, None],
         };
-        let shared = Arc::new(Shared { inner: Mutex::new(inner), kick: Notify::new(), gate, sink });
+        let shared =
+            Arc::new(Shared { inner: Mutex::new(inner), kick: Notify::new(), resumed: Notify::new(), gate, sink });
         let driver = tokio::spawn(drive(shared.clone()));
         SimNet { shared, _driver: Arc::new(AbortOnDrop(driver)) }
     }
@@ -341,6 +344,17 @@ impl SimNet {
         self.lock().hosts[host].sockets.add(socket)
     }
 
+    /// Returns once no frame waits at the gate (at once if none does).
+    pub async fn while_held(&self) {
+        loop {
+            let resumed = self.shared.resumed.notified();
+            if self.lock().held.is_none() {
+                return;
+            }
+            resumed.await;
+        }
+    }
+
     /// The hosts' clock: time since the network started, less the time frames waited at the gate.
     pub fn now(&self) -> Duration {
         Duration::from_micros(self.lock().clock.now().total_micros() as u64)
@@ -356,6 +370,8 @@ impl SimNet {
     pub async fn settle(&self) {
         let quiet = async {
             while !self.lock().is_quiet() {
+                // While a frame waits for the presenter, nothing moves: sleep until it goes.
+                self.while_held().await;
                 tokio::time::sleep(Duration::from_millis(5)).await;
             }
         };
@@ -528,6 +544,8 @@ async fn drive(shared: Arc<Shared>) {
                     inner.cable.strike(&mut frame, release);
                     shared.cross(&mut inner, frame);
                 }
+                drop(inner);
+                shared.resumed.notify_waiters();
             }
             Next::Sleep(wait) => {
                 tokio::select! {
