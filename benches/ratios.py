@@ -32,5 +32,15 @@ print(f"256 MiB over loopback: untapped {mib / (untapped / 1e9):.0f} MiB/s, tapp
       f"  ->  tapped/untapped {untapped / tapped:.2f}x (floor 0.9x)")
 ok &= untapped / tapped >= 0.9
 
+transfer = mean_ns("sim_wire", "transfer_10MiB")
+decode = mean_ns("record_frame", "decode_data_segment")
+print(f"sim wire: 10 MiB in play mode at {10 / (transfer / 1e9):.0f} MiB/s; decoding a data frame into a step {decode / 1e3:.1f} µs")
+gib = root / "sim_1GiB.json"
+if gib.exists():
+    g = json.loads(gib.read_text())
+    print(f"sim wire, 1 GiB: {g['steps']} frame steps, {g['kept_bytes'] / 2**20:.1f} MiB of frame bytes kept, "
+          f"peak RSS {g['peak_rss_mib']:.0f} MiB (limit 256 MiB)")
+    ok &= g["peak_rss_mib"] < 256
+
 print("ok" if ok else "a promise is broken")
 sys.exit(0 if ok else 1)

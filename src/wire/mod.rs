@@ -78,6 +78,16 @@ pub trait Decoder: Send {
     fn decode(&mut self, buf: &[u8], keep: usize) -> Decoded;
 }
 
+/// The decoder of labs whose steps are the frames themselves (TCP, DHCP): the bytes of the
+/// stream make no steps of their own.
+pub struct FramesOnly;
+
+impl Decoder for FramesOnly {
+    fn decode(&mut self, buf: &[u8], _keep: usize) -> Decoded {
+        Decoded::Skip { len: buf.len() }
+    }
+}
+
 /// Splits a buffer into CRLF-terminated lines; returns the line (without CRLF) and its length with it.
 pub fn crlf_line(buf: &[u8]) -> Option<(&[u8], usize)> {
     let end = buf.windows(2).position(|w| w == b"\r\n")?;

@@ -14,7 +14,7 @@ use super::wire;
 use crate::labs::{ClientCtx, LabFuture, LabInfo};
 use crate::net::sim::{CLIENT, SERVER, SimNet, SimUdp, mac};
 use crate::net::{Stream, Wire};
-use crate::wire::{Decoded, Decoder};
+use crate::wire::{Decoder, FramesOnly};
 use color_eyre::eyre::{Result, WrapErr, bail};
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -41,15 +41,6 @@ const PHASE: Duration = Duration::from_secs(30);
 /// The DHCP lab.
 pub struct Dhcp;
 
-/// The lab's steps are the frames themselves.
-struct Frames;
-
-impl Decoder for Frames {
-    fn decode(&mut self, buf: &[u8], _keep: usize) -> Decoded {
-        Decoded::Skip { len: buf.len() }
-    }
-}
-
 impl crate::labs::Lab for Dhcp {
     fn info(&self) -> &'static LabInfo {
         &INFO
@@ -60,7 +51,7 @@ impl crate::labs::Lab for Dhcp {
     }
 
     fn decoders(&self) -> (Box<dyn Decoder>, Box<dyn Decoder>) {
-        (Box::new(Frames), Box::new(Frames))
+        (Box::new(FramesOnly), Box::new(FramesOnly))
     }
 
     fn serve(&self, _io: Stream, _peer: SocketAddr) -> LabFuture {

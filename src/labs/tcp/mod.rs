@@ -5,7 +5,7 @@
 
 use super::{ClientCtx, Lab, LabFuture, LabInfo};
 use crate::net::{Stream, Wire};
-use crate::wire::{Decoded, Decoder};
+use crate::wire::{Decoder, FramesOnly};
 use color_eyre::eyre::{Result, WrapErr, bail};
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -27,15 +27,6 @@ const PATIENCE: Duration = Duration::from_secs(30);
 
 pub struct Tcp;
 
-/// The lab's steps are the segments themselves: the bytes inside make no steps of their own.
-struct Segments;
-
-impl Decoder for Segments {
-    fn decode(&mut self, buf: &[u8], _keep: usize) -> Decoded {
-        Decoded::Skip { len: buf.len() }
-    }
-}
-
 impl Lab for Tcp {
     fn info(&self) -> &'static LabInfo {
         &INFO
@@ -46,7 +37,7 @@ impl Lab for Tcp {
     }
 
     fn decoders(&self) -> (Box<dyn Decoder>, Box<dyn Decoder>) {
-        (Box::new(Segments), Box::new(Segments))
+        (Box::new(FramesOnly), Box::new(FramesOnly))
     }
 
     fn serve(&self, io: Stream, _peer: SocketAddr) -> LabFuture {

@@ -489,7 +489,7 @@ impl Shared {
         };
         if let Some(said) = said {
             let tag = match frame.fate {
-                Fate::Dropped => "✗ dropped",
+                Fate::Dropped => "dropped",
                 Fate::Duplicate => "duplicate",
                 Fate::Corrupted => "corrupted",
                 _ => "delayed",
