@@ -71,20 +71,27 @@ pub enum Release {
     Corrupt,
 }
 
+/// One sender waiting at the gate.
+#[derive(Debug)]
+struct Waiter {
+    /// Which wait this is, so a press goes to exactly this one.
+    id: u64,
+    /// The endpoint, as the UI names it.
+    who: String,
+    /// The press that lets it go, once given.
+    granted: Option<Release>,
+}
+
 #[derive(Debug, Default)]
 struct State {
-    /// What the presses granted so far do to their messages, oldest first.
-    releases: std::collections::VecDeque<Release>,
-    /// What the press that let the latest message go asked for.
-    released: Release,
     /// The last moment a message was held at the gate (while one is held: now).
     last_hold: Option<Instant>,
     /// Always open: nobody waits.
     free: bool,
-    /// Presses granted and not yet used by a sender.
-    credits: u32,
-    /// Endpoints waiting now, oldest first.
-    waiting: Vec<String>,
+    /// Senders waiting now, oldest first; a press goes to the oldest not yet let go.
+    waiting: Vec<Waiter>,
+    /// The next wait's id.
+    next_id: u64,
 }
 
 /// Lockstep between the real exchange and the animation.
@@ -95,6 +102,18 @@ pub struct Gate {
     pressed: Notify,
     /// Tells the UI that someone is waiting.
     events: Option<mpsc::UnboundedSender<GateEvent>>,
+}
+
+/// Takes a wait off the gate if it is dropped before its press is used (its stream closed).
+struct Leave<'a> {
+    gate: &'a Gate,
+    id: u64,
+}
+
+impl Drop for Leave<'_> {
+    fn drop(&mut self) {
+        self.gate.lock().waiting.retain(|w| w.id != self.id);
+    }
 }
 
 impl Gate {
@@ -116,32 +135,32 @@ impl Gate {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Waits until `who` may send its next message.
-    pub async fn pass(self: Arc<Self>, who: String) {
-        let mut announced = false;
+    /// Waits until `who` may send its next message; says what the press asked the cable to do.
+    pub async fn pass(self: Arc<Self>, who: String) -> Release {
+        let id = {
+            let mut s = self.lock();
+            if s.free {
+                return Release::Send;
+            }
+            let id = s.next_id;
+            s.next_id += 1;
+            s.waiting.push(Waiter { id, who: who.clone(), granted: None });
+            id
+        };
+        let _leave = Leave { gate: &self, id };
+        if let Some(tx) = &self.events {
+            let _ = tx.send(GateEvent::Waiting { from: who });
+        }
         loop {
             let notified = self.pressed.notified();
             {
                 let mut s = self.lock();
                 if s.free {
-                    return;
+                    return Release::Send;
                 }
-                if s.credits > 0 {
-                    s.credits -= 1;
-                    let release = s.releases.pop_front().unwrap_or_default();
-                    s.released = release;
+                if let Some(release) = s.waiting.iter().find(|w| w.id == id).and_then(|w| w.granted) {
                     s.last_hold = Some(Instant::now());
-                    if let Some(i) = s.waiting.iter().position(|w| *w == who) {
-                        s.waiting.remove(i);
-                    }
-                    return;
-                }
-                if !announced {
-                    announced = true;
-                    s.waiting.push(who.clone());
-                    if let Some(tx) = &self.events {
-                        let _ = tx.send(GateEvent::Waiting { from: who.clone() });
-                    }
+                    return release;
                 }
             }
             notified.await;
@@ -153,14 +172,11 @@ impl Gate {
         self.release_one(Release::Send)
     }
 
-    /// Lets one waiting message go, with a fault for the cable to apply.
+    /// Lets the oldest waiting message go, with a fault for the cable to apply.
     pub fn release_one(&self, release: Release) -> bool {
         let mut s = self.lock();
-        if s.waiting.is_empty() || s.credits as usize >= s.waiting.len() {
-            return false;
-        }
-        s.credits += 1;
-        s.releases.push_back(release);
+        let Some(waiter) = s.waiting.iter_mut().find(|w| w.granted.is_none()) else { return false };
+        waiter.granted = Some(release);
         drop(s);
         self.pressed.notify_waiters();
         true
@@ -170,13 +186,7 @@ impl Gate {
     /// moment the last held message went. `None` if nothing was ever held.
     pub fn held_until(&self) -> Option<Instant> {
         let s = self.lock();
-        if s.waiting.len() > s.credits as usize { Some(Instant::now()) } else { s.last_hold }
-    }
-
-    /// What the press that let the latest message through asked for (the sim driver reads it
-    /// right after `pass`).
-    pub fn released(&self) -> Release {
-        self.lock().released
+        if s.waiting.iter().any(|w| w.granted.is_none()) { Some(Instant::now()) } else { s.last_hold }
     }
 
     /// Never holds anything.
@@ -184,10 +194,10 @@ impl Gate {
         self.lock().free
     }
 
-    /// The endpoint whose message waits now, if any.
+    /// The endpoint whose message waits now (the next a press lets go), if any.
     pub fn waiting(&self) -> Option<String> {
         let s = self.lock();
-        s.waiting.get(s.credits as usize).cloned()
+        s.waiting.iter().find(|w| w.granted.is_none()).map(|w| w.who.clone())
     }
 
     /// Opens the gate for good (or closes it again).
@@ -233,6 +243,35 @@ mod tests {
         assert_eq!(waiting.await.unwrap(), Ok(()), "120 s of which 100 s held: the peer was silent 20 s only");
         // Without a gate it is an ordinary timeout.
         assert_eq!(timeout(Duration::from_secs(1), tokio::time::sleep(Duration::from_secs(2))).await, Err(Elapsed));
+    }
+
+    #[tokio::test]
+    async fn a_press_goes_to_the_sender_shown_waiting() {
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let gate = Gate::stepping(tx);
+        let client = tokio::spawn(gate.clone().pass("client".into()));
+        rx.recv().await;
+        assert!(gate.release_one(Release::Drop));
+        // A latecomer asks after the press: it must not take the client's turn.
+        let server = tokio::spawn(gate.clone().pass("server".into()));
+        rx.recv().await;
+        assert_eq!(tokio::time::timeout(Duration::from_secs(5), client).await.unwrap().unwrap(), Release::Drop);
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        assert!(!server.is_finished(), "the server waits for its own press");
+        assert_eq!(gate.waiting().as_deref(), Some("server"));
+        server.abort();
+    }
+
+    #[tokio::test]
+    async fn an_abandoned_wait_leaves_no_ghost() {
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let gate = Gate::stepping(tx);
+        let wait = tokio::spawn(gate.clone().pass("client".into()));
+        rx.recv().await;
+        wait.abort();
+        let _ = wait.await;
+        assert_eq!(gate.waiting(), None);
+        assert!(!gate.open_one(), "nobody is left to let go");
     }
 
     #[tokio::test]

@@ -329,7 +329,12 @@ impl<S> TapStream<S> {
         if self.open {
             return Poll::Ready(());
         }
-        let wait = self.wait.get_or_insert_with(|| Box::pin(self.gate.clone().pass(self.name.clone())));
+        let wait = self.wait.get_or_insert_with(|| {
+            let pass = self.gate.clone().pass(self.name.clone());
+            Box::pin(async move {
+                pass.await;
+            })
+        });
         ready!(wait.as_mut().poll(cx));
         self.wait = None;
         self.open = true;

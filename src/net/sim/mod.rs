@@ -536,8 +536,7 @@ async fn drive(shared: Arc<Shared>) {
     loop {
         match shared.step() {
             Next::Gate(from) => {
-                shared.gate.clone().pass(from).await;
-                let release = shared.gate.released();
+                let release = shared.gate.clone().pass(from).await;
                 let mut inner = shared.lock();
                 inner.clock.resume();
                 if let Some(mut frame) = inner.held.take() {
