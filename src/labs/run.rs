@@ -120,7 +120,9 @@ pub async fn serve(lab: Arc<dyn Lab>, listener: Listener, sessions: Option<u32>,
         let (s, peer) = match listener.accept().await {
             Ok(conn) => conn,
             Err(e) => {
+                // Out of descriptors and the like: say so, and give it a moment, not a spin.
                 eprintln!("accept failed: {e}");
+                tokio::time::sleep(Duration::from_millis(200)).await;
                 continue;
             }
         };
