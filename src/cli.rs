@@ -56,6 +56,10 @@ pub enum Command {
         /// CAP_NET_RAW.
         #[arg(long, value_name = "IF")]
         interface: Option<String>,
+        /// Do not capture the kernel's loopback segments on the host wire (with CAP_NET_RAW,
+        /// they are shown by default).
+        #[arg(long)]
+        no_capture: bool,
     },
     /// Run the embedded server for outside clients and print each session's steps.
     Serve {
@@ -246,7 +250,7 @@ pub async fn dispatch(cli: Cli) -> Result<()> {
             crate::tui::run(lab, wire).await
         }
         Some(Command::Labs) => Ok(list_labs(&mut std::io::stdout())?),
-        Some(Command::Run { lab, wire, connect, format, faults, pcap, interface: Some(interface) }) => {
+        Some(Command::Run { lab, wire, connect, format, faults, pcap, interface: Some(interface), .. }) => {
             let lab = find_lab(&lab).unwrap_or_else(|e| e.exit());
             if wire.is_some_and(|w| w != Wire::Host)
                 || connect.is_some()
@@ -263,10 +267,14 @@ pub async fn dispatch(cli: Cli) -> Result<()> {
             drop(work);
             drive(name, format, None, move |sink| lab.run_interface(&interface, sink).expect("checked above")).await
         }
-        Some(Command::Run { lab, wire, connect, format, faults, pcap, interface: None }) => {
+        Some(Command::Run { lab, wire, connect, format, faults, pcap, interface: None, no_capture }) => {
             let lab = find_lab(&lab).unwrap_or_else(|e| e.exit());
             let wire = wire.unwrap_or(lab.info().wire);
-            let opts = run::RunOptions { wire, connect, gate: Gate::free(), faults: faults.faults() };
+            let capture = wire == Wire::Host && connect.is_none() && !no_capture;
+            if capture && let Err(hint) = crate::net::capture::available() {
+                eprintln!("{hint}");
+            }
+            let opts = run::RunOptions { wire, connect, gate: Gate::free(), faults: faults.faults(), capture };
             run_lab(lab, opts, format, pcap.as_deref()).await
         }
         Some(Command::Serve { lab, format, sessions, interface: Some(interface), .. }) => {

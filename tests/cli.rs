@@ -40,7 +40,7 @@ fn labs_lists_every_lab() {
 
 #[test]
 fn run_ws_jsonl_follows_the_contract() {
-    let out = protolab().args(["run", "ws", "--format", "jsonl"]).output().unwrap();
+    let out = protolab().args(["run", "ws", "--format", "jsonl", "--no-capture"]).output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let steps: Vec<serde_json::Value> =
         String::from_utf8(out.stdout).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
@@ -78,7 +78,7 @@ fn run_ws_jsonl_follows_the_contract() {
 
 #[test]
 fn run_text_is_one_line_a_step() {
-    let out = protolab().args(["run", "ws"]).output().unwrap();
+    let out = protolab().args(["run", "ws", "--no-capture"]).output().unwrap();
     assert!(out.status.success());
     let text = String::from_utf8(out.stdout).unwrap();
     let first = text.lines().next().unwrap();
@@ -221,4 +221,35 @@ fn serve_smtp_shows_a_pipelined_client_in_order() {
     let quit = steps.lines().position(|l| l.contains("client → server   SMTP  QUIT")).expect(&steps);
     assert!(text < quit, "{steps}");
     assert!(!steps.contains("!!"), "nothing malformed: {steps}");
+}
+
+#[test]
+fn host_wire_shows_the_kernels_segments_or_says_how_to() {
+    let out = protolab().args(["run", "ws", "--format", "jsonl"]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let err = String::from_utf8_lossy(&out.stderr).to_string();
+    let steps: Vec<serde_json::Value> =
+        String::from_utf8(out.stdout).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let field = |s: &serde_json::Value, path: &str| {
+        s["fields"].as_array().unwrap().iter().find(|f| f["path"] == path).map(|f| f["value"].clone())
+    };
+    if err.contains("CAP_NET_RAW") {
+        // No privileges: one line says what is missing and how to grant it; the lab still runs.
+        assert_eq!(err.lines().count(), 1, "{err}");
+        assert!(err.contains("setcap cap_net_raw+ep"), "{err}");
+        assert_eq!(steps[0]["proto"], "HTTP");
+        return;
+    }
+    // Captured: the kernel's own handshake comes first, with ack = peer's seq + 1.
+    let flags: Vec<String> =
+        steps.iter().take(3).map(|s| field(s, "TCP.flags").unwrap().as_str().unwrap().to_string()).collect();
+    assert_eq!(flags, ["SYN", "SYN,ACK", "ACK"], "{steps:#?}");
+    let seq = |s: &serde_json::Value| field(s, "TCP.seq").unwrap().as_u64().unwrap();
+    let ack = |s: &serde_json::Value| field(s, "TCP.ack").unwrap().as_u64().unwrap();
+    assert_eq!(ack(&steps[1]), (seq(&steps[0]) + 1) % (1 << 32));
+    assert_eq!(ack(&steps[2]), (seq(&steps[1]) + 1) % (1 << 32));
+    assert_eq!((steps[0]["from"].as_str(), steps[1]["from"].as_str()), (Some("client"), Some("server")));
+    assert!(steps.iter().any(|s| field(s, "TCP.flags").is_some_and(|f| f.as_str().unwrap().contains("FIN"))));
+    // Real FIN segments replace the zero-byte FIN steps.
+    assert!(steps.iter().all(|s| s["len"].as_u64().unwrap() > 0), "no zero-byte steps when captured");
 }

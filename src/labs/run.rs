@@ -2,6 +2,7 @@
 //! server), or the embedded server for outside clients. Both tap every connection.
 
 use super::{ClientCtx, Lab};
+use crate::net::capture::Capture;
 use crate::net::sim::Faults;
 use crate::net::{Conn, Dir, Gate, Listener, Net, Recorder, Stream, TapStream, Wire, with_gate};
 use crate::session::StepSink;
@@ -26,12 +27,15 @@ pub struct RunOptions {
     pub gate: Arc<Gate>,
     /// What the sim wire's cable does to which frame.
     pub faults: Faults,
+    /// On the host wire, also record the kernel's own segments of the embedded server's
+    /// connections, where the process may capture (CAP_NET_RAW).
+    pub capture: bool,
 }
 
 impl RunOptions {
     /// Headless: no gate, no faults.
     pub fn free(wire: Wire) -> Self {
-        RunOptions { wire, connect: None, gate: Gate::free(), faults: Faults::default() }
+        RunOptions { wire, connect: None, gate: Gate::free(), faults: Faults::default(), capture: false }
     }
 }
 
@@ -60,12 +64,21 @@ pub async fn exchange(lab: Arc<dyn Lab>, opts: RunOptions, sink: StepSink) -> Re
     // On the lab network the gate holds frames, and FIN/RST are frames of their own.
     let segments = net.shows_segments();
     let app_gate = if segments { Gate::free() } else { opts.gate.clone() };
+    let capture_sink = sink.clone();
     let rec = Recorder::new(sink, ["client", "server"], lab.decoders()).with_close_steps(!segments);
+    let mut _capture = None;
     let (target, server) = match &opts.connect {
         Some(addr) => (addr.clone(), None),
         None => {
             let listener = net.listen(&net.server_addr(lab.info().port)).await.wrap_err("cannot listen")?;
             let addr = listener.local_addr()?.to_string();
+            if opts.capture && !segments {
+                // The kernel's SYN, ACK and FIN segments become steps: no zero-byte FIN steps then.
+                if let Ok(capture) = Capture::open(capture_sink, listener.local_addr()?.port()) {
+                    rec.clone().with_close_steps(false);
+                    _capture = Some(capture);
+                }
+            }
             let (lab, rec, gate) = (lab.clone(), rec.clone(), app_gate.clone());
             let task = tokio::spawn(with_gate(opts.gate.clone(), async move {
                 let (conn, peer) = listener.accept_conn().await?;
@@ -79,6 +92,10 @@ pub async fn exchange(lab: Arc<dyn Lab>, opts: RunOptions, sink: StepSink) -> Re
     let conn = with_gate(opts.gate.clone(), net.connect_conn(&target))
         .await
         .wrap_err_with(|| format!("cannot connect to {target}"))?;
+    if let Some(capture) = &_capture {
+        // The kernel's handshake, as steps, before the first message.
+        capture.catch_up(3, Duration::from_millis(5), Duration::from_millis(200)).await;
+    }
     let io = if opts.connect.is_some() {
         // A real remote server has no tap of its own: ours records both ways.
         Box::new(TapStream::new(conn.io, rec, Dir::ClientToServer, true, app_gate))
@@ -97,6 +114,9 @@ pub async fn exchange(lab: Arc<dyn Lab>, opts: RunOptions, sink: StepSink) -> Re
     if let Net::Sim(sim) = &net {
         // The last segments (the final ACK) go out after both programs are done.
         with_gate(opts.gate.clone(), sim.settle()).await;
+    }
+    if let Some(capture) = &_capture {
+        capture.catch_up(0, Duration::from_millis(20), Duration::from_millis(500)).await;
     }
     Ok(())
 }

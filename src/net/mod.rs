@@ -2,6 +2,7 @@
 //! real remote peer); `sim`: the lab network of [`sim`], a userspace TCP/IP stack whose every
 //! frame is a step. Streams are wrapped in a [`TapStream`] that records their messages.
 
+pub mod capture;
 pub mod gate;
 pub mod raw;
 pub mod sim;

@@ -212,7 +212,8 @@ impl LabTab {
         let (gate_tx, gate_rx) = mpsc::unbounded_channel();
         let gate = Gate::stepping(gate_tx);
         self.gate = Some(gate.clone());
-        let opts = run::RunOptions { wire, connect: None, gate, faults: Default::default() };
+        let capture = wire == Wire::Host;
+        let opts = run::RunOptions { wire, connect: None, gate, faults: Default::default(), capture };
         self.task = Some(tokio::spawn(forward(self.lab.clone(), opts, tab, self.run, gate_rx, events)));
     }
 

@@ -27,6 +27,12 @@ pub async fn run(lab: Option<String>, wire: Option<Wire>) -> Result<()> {
     let active = lab.and_then(|name| labs.iter().position(|l| l.info().name == name)).unwrap_or(0);
     let mut app = App::new(labs, wire);
     app.active = active;
+    // Host-wire tabs show the kernel's segments where the process may capture; if it may not,
+    // one line says how, until the first key.
+    let host_tabs = app.tabs.iter().any(|t| wire.unwrap_or(t.lab.info().wire) == Wire::Host);
+    if host_tabs && crate::net::capture::available().is_err() {
+        app.note = Some(crate::net::capture::HINT);
+    }
 
     // A panic on the TUI's own thread restores the terminal before the report; a panic in a
     // lab's task is that lab's failure, shown in its tab, and must not touch the screen.
