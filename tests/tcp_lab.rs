@@ -188,3 +188,18 @@ async fn dropping_the_waiting_syn_ack_at_the_gate_brings_a_retransmission() {
     let syns = steps.iter().filter(|s| flags(s) == "SYN" && num(s, "TCP.dst_port") == 7).count();
     assert_eq!(syns, 2, "the client's SYN timer fired: it sent its SYN again");
 }
+
+#[tokio::test]
+async fn a_duplicated_segment_is_acknowledged_again() {
+    let (_, clean) = run_tcp(Faults::default()).await;
+    let n = clean.iter().position(|s| s.proto == "TCP" && num(s, "TCP.payload_len") > 0).unwrap() as u64 + 1;
+    let (result, steps) = run_tcp(Faults { duplicate: vec![n], ..Faults::default() }).await;
+    result.expect("the exchange completes");
+    let copy = steps.iter().position(|s| s.summary.starts_with("[duplicate]")).expect("the copy crossed");
+    let expected = num(&steps[copy], "TCP.seq") + num(&steps[copy], "TCP.payload_len");
+    let acks = tcp(&steps[copy..]).into_iter().filter(|s| s.from == "server" && num(s, "TCP.ack") == expected).count();
+    assert!(acks >= 2, "the data and its copy are each acknowledged: {acks}");
+    // The data reached the application once: one echo.
+    let echoes = tcp(&steps).into_iter().filter(|s| s.from == "server" && num(s, "TCP.payload_len") > 0).count();
+    assert_eq!(echoes, 1);
+}
