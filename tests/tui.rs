@@ -212,3 +212,27 @@ async fn the_dhcp_timeline_places_each_step_on_the_lease() {
     assert!(at_t2.contains("s into the lease, rebinding"), "{at_t2}");
     assert!(at_t2.contains("T1 60") && at_t2.contains("T2 105"), "{at_t2}");
 }
+
+#[test]
+fn positions_follow_when_a_full_session_drops_its_oldest_steps() {
+    use protolab::session::Session;
+    use protolab::tui::app::{LabEvent, LabEventKind};
+    let mut app = ws_app();
+    let tab_index = app.active;
+    app.tab_mut().session = Session::with_bounds(5, usize::MAX);
+    let run = app.tab().run;
+    let mut now = Instant::now();
+    for step in ws_steps().into_iter().chain(ws_steps()).take(12) {
+        app.on_lab_event(LabEvent { tab: tab_index, run, kind: LabEventKind::Step(Box::new(step)) }, now);
+        // Let each arrow land.
+        now += std::time::Duration::from_secs(2);
+        app.tick(now);
+    }
+    let tab = app.tab();
+    assert_eq!(tab.session.len(), 5);
+    assert!(tab.revealed <= tab.session.len() && tab.cursor < tab.session.len());
+    let selected = tab.selected().expect("a step is selected");
+    assert_eq!(selected.seq, tab.session.get(tab.session.len() - 1).unwrap().seq, "the newest, as before the drops");
+    let screen = draw(&app, 80, 24);
+    assert!(screen.contains("step 5/5"), "{screen}");
+}

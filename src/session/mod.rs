@@ -40,15 +40,20 @@ impl Session {
         Session { steps: VecDeque::new(), dropped: 0, held_bytes: 0, max_steps: max_steps.max(1), max_bytes }
     }
 
-    pub fn push(&mut self, step: Step) {
+    /// Adds a step; returns how many of the oldest were dropped to stay within bounds (so
+    /// whoever holds positions in the log can shift them).
+    pub fn push(&mut self, step: Step) -> usize {
         self.held_bytes += footprint(&step);
         self.steps.push_back(step);
+        let mut dropped = 0;
         while self.steps.len() > self.max_steps || (self.held_bytes > self.max_bytes && self.steps.len() > 1) {
             if let Some(old) = self.steps.pop_front() {
                 self.held_bytes -= footprint(&old);
-                self.dropped += 1;
+                dropped += 1;
             }
         }
+        self.dropped += dropped;
+        dropped
     }
 
     /// Steps kept now.

@@ -227,7 +227,15 @@ impl LabTab {
     pub fn on_event(&mut self, kind: LabEventKind, speed: f32, now: Instant) {
         match kind {
             LabEventKind::Step(step) => {
-                self.session.push(*step);
+                let dropped = self.session.push(*step);
+                if dropped > 0 {
+                    // Positions count from the oldest step kept: shift them with it.
+                    self.revealed = self.revealed.saturating_sub(dropped);
+                    self.cursor = self.cursor.saturating_sub(dropped);
+                    self.scroll = self.scroll.saturating_sub(dropped);
+                    self.flight =
+                        self.flight.and_then(|f| f.index.checked_sub(dropped).map(|index| Flight { index, ..f }));
+                }
                 self.waiting = self.gate.as_ref().and_then(|g| g.waiting());
                 self.launch_next(speed, now);
             }
