@@ -32,6 +32,9 @@ pub enum Command {
         /// Narration language.
         #[arg(long, value_enum, default_value_t)]
         lang: Lang,
+        /// DHCP: how much faster than the network the lease clock runs.
+        #[arg(long, value_name = "N", default_value_t = crate::labs::dhcp::DEFAULT_SPEEDUP, value_parser = clap::value_parser!(u32).range(1..=600))]
+        lease_speedup: u32,
     },
     /// List the labs, their ports and RFCs.
     Labs,
@@ -60,6 +63,10 @@ pub enum Command {
         /// they are shown by default).
         #[arg(long)]
         no_capture: bool,
+        /// DHCP: how much faster than the network the lease clock runs (a 120 s lease takes
+        /// 6 s at the default 20).
+        #[arg(long, value_name = "N", default_value_t = crate::labs::dhcp::DEFAULT_SPEEDUP, value_parser = clap::value_parser!(u32).range(1..=600))]
+        lease_speedup: u32,
     },
     /// Run the embedded server for outside clients and print each session's steps.
     Serve {
@@ -240,7 +247,8 @@ pub async fn serve_lab(lab: Arc<dyn Lab>, listen: &str, format: Format, sessions
 pub async fn dispatch(cli: Cli) -> Result<()> {
     match cli.command {
         None => crate::tui::run(None, None).await,
-        Some(Command::Tui { lab, wire, lang }) => {
+        Some(Command::Tui { lab, wire, lang, lease_speedup }) => {
+            crate::labs::dhcp::set_speedup(lease_speedup);
             if lang == Lang::Ko {
                 eprintln!("Korean narration is not written yet; showing English");
             }
@@ -267,7 +275,8 @@ pub async fn dispatch(cli: Cli) -> Result<()> {
             drop(work);
             drive(name, format, None, move |sink| lab.run_interface(&interface, sink).expect("checked above")).await
         }
-        Some(Command::Run { lab, wire, connect, format, faults, pcap, interface: None, no_capture }) => {
+        Some(Command::Run { lab, wire, connect, format, faults, pcap, interface: None, no_capture, lease_speedup }) => {
+            crate::labs::dhcp::set_speedup(lease_speedup);
             let lab = find_lab(&lab).unwrap_or_else(|e| e.exit());
             let wire = wire.unwrap_or(lab.info().wire);
             let capture = wire == Wire::Host && connect.is_none() && !no_capture;

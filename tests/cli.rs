@@ -253,3 +253,18 @@ fn host_wire_shows_the_kernels_segments_or_says_how_to() {
     // Real FIN segments replace the zero-byte FIN steps.
     assert!(steps.iter().all(|s| s["len"].as_u64().unwrap() > 0), "no zero-byte steps when captured");
 }
+
+#[test]
+fn the_lease_clock_is_adjustable() {
+    // At ×60 a 120 s lease renews at T1 after 1 s of network time (3 s at the default ×20).
+    let out = protolab().args(["run", "dhcp", "--lease-speedup", "60", "--format", "jsonl"]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let steps: Vec<serde_json::Value> =
+        String::from_utf8(out.stdout).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let kind_of = |s: &serde_json::Value| s["summary"].as_str().unwrap().to_string();
+    let ack = steps.iter().find(|s| kind_of(s).starts_with("ACK")).unwrap();
+    let renew = steps.iter().find(|s| kind_of(s).contains(" renew ")).unwrap();
+    let secs = (renew["t_us"].as_u64().unwrap() - ack["t_us"].as_u64().unwrap()) as f64 / 1e6;
+    assert!((0.9..1.8).contains(&secs), "T1 came {secs:.2} s after the ACK");
+    assert_eq!(protolab().args(["run", "dhcp", "--lease-speedup", "0"]).output().unwrap().status.code(), Some(2));
+}

@@ -1,7 +1,7 @@
 //! The DHCP lab on the lab network: DORA, the lease timers, RELEASE and NAK, as they crossed
 //! the cable.
 
-use protolab::labs::dhcp::SPEEDUP;
+use protolab::labs::dhcp::DEFAULT_SPEEDUP as SPEEDUP;
 use protolab::labs::{self, run};
 use protolab::net::Wire;
 use protolab::session::{Step, StepSink};

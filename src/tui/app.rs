@@ -11,6 +11,16 @@ use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
+/// What the status bar says after `[` or `]`, one per lease speed-up.
+const LEASE_NOTES: [&str; 6] = [
+    "lease clock ×5 from the next run (r)",
+    "lease clock ×10 from the next run (r)",
+    "lease clock ×20 from the next run (r)",
+    "lease clock ×40 from the next run (r)",
+    "lease clock ×60 from the next run (r)",
+    "lease clock ×120 from the next run (r)",
+];
+
 /// Play and animation speeds, as multipliers.
 pub const SPEEDS: [f32; 6] = [0.25, 0.5, 1.0, 2.0, 4.0, 8.0];
 /// How long an arrow takes to cross the ladder at speed ×1.
@@ -121,6 +131,8 @@ pub struct LabTab {
     pub wire: Wire,
     /// Which steps the ladder shows.
     pub layers: Layers,
+    /// The DHCP lease clock's speed-up in the current run.
+    pub lease_speedup: u32,
     gate: Option<Arc<Gate>>,
     task: Option<JoinHandle<()>>,
 }
@@ -142,6 +154,7 @@ impl LabTab {
             run: 0,
             wire: Wire::Host,
             layers: Layers::Both,
+            lease_speedup: crate::labs::dhcp::DEFAULT_SPEEDUP,
             gate: None,
             task: None,
         }
@@ -201,6 +214,7 @@ impl LabTab {
         }
         self.run += 1;
         self.wire = wire;
+        self.lease_speedup = crate::labs::dhcp::speedup();
         self.session.clear();
         self.revealed = 0;
         self.cursor = 0;
@@ -503,6 +517,14 @@ impl App {
             Action::DuplicateFrame => self.note = self.tab_mut().release(Release::Duplicate),
             Action::CorruptFrame => self.note = self.tab_mut().release(Release::Corrupt),
             Action::ToggleLayers => self.tab_mut().toggle_layers(),
+            Action::LeaseSlower | Action::LeaseFaster => {
+                use crate::labs::dhcp::{SPEEDUPS, set_speedup, speedup};
+                let at = SPEEDUPS.iter().position(|&s| s >= speedup()).unwrap_or(2);
+                let to =
+                    if action == Action::LeaseFaster { (at + 1).min(SPEEDUPS.len() - 1) } else { at.saturating_sub(1) };
+                set_speedup(SPEEDUPS[to]);
+                self.note = Some(LEASE_NOTES[to]);
+            }
             Action::FieldUp => self.tab_mut().move_field(false),
             Action::FieldDown => self.tab_mut().move_field(true),
             Action::TogglePlay => {

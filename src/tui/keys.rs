@@ -22,6 +22,9 @@ pub enum Action {
     Rerun,
     /// Show messages, segments, or both (lab network).
     ToggleLayers,
+    /// DHCP: run the lease clock slower / faster (from the next run).
+    LeaseSlower,
+    LeaseFaster,
     /// Let the waiting frame go, but have the cable lose it (sim wire).
     DropFrame,
     /// Let the waiting frame go twice.
@@ -101,6 +104,13 @@ pub const BINDINGS: &[Binding] = &[
     },
     Binding { keys: &[KeyCode::Char('u')], label: "", action: Action::DuplicateFrame, help: "" },
     Binding {
+        keys: &[KeyCode::Char('[')],
+        label: "[ ]",
+        action: Action::LeaseSlower,
+        help: "DHCP: lease clock slower / faster (next run)",
+    },
+    Binding { keys: &[KeyCode::Char(']')], label: "", action: Action::LeaseFaster, help: "" },
+    Binding {
         keys: &[KeyCode::Char('v')],
         label: "v",
         action: Action::ToggleLayers,
@@ -164,6 +174,8 @@ mod tests {
             DuplicateFrame,
             CorruptFrame,
             ToggleLayers,
+            LeaseSlower,
+            LeaseFaster,
             NextTab,
             PrevTab,
             FieldUp,
@@ -174,8 +186,8 @@ mod tests {
         for a in all {
             match a {
                 StepForward | StepBack | First | Last | PageUp | PageDown | TogglePlay | Faster | Slower | Rerun
-                | DropFrame | DuplicateFrame | CorruptFrame | ToggleLayers | NextTab | PrevTab | FieldUp
-                | FieldDown | Help | Quit => {}
+                | DropFrame | DuplicateFrame | CorruptFrame | ToggleLayers | LeaseSlower | LeaseFaster | NextTab
+                | PrevTab | FieldUp | FieldDown | Help | Quit => {}
             }
         }
         all.to_vec()

@@ -224,7 +224,7 @@ fn states_at(tab: &super::app::LabTab) -> Vec<(String, String, bool)> {
 /// a long session.
 fn lease_at(tab: &super::app::LabTab) -> Option<(Lease, f64)> {
     let step = tab.selected()?;
-    let speedup = f64::from(crate::labs::dhcp::SPEEDUP);
+    let speedup = f64::from(tab.lease_speedup);
     let secs = |s: &crate::session::Step| s.clock_us.map(|us| us as f64 / 1e6 * speedup);
     let now = secs(step)?;
     let from = tab.cursor.saturating_sub(256);
@@ -236,6 +236,7 @@ fn lease_at(tab: &super::app::LabTab) -> Option<(Lease, f64)> {
     let num = |path: &str| ack.value(path).and_then(|v| v.parse::<f64>().ok());
     let length = num("DHCP.lease_time")?;
     let lease = Lease {
+        speedup: tab.lease_speedup,
         addr: ack.value("DHCP.yiaddr").unwrap_or_default(),
         seq: ack.seq,
         start: secs(ack)?,

@@ -1,6 +1,6 @@
 //! The DHCP lab on the lab network: the client host starts with no address and sends from
 //! 0.0.0.0 in raw frames; the server host answers from UDP port 67 of its own stack. The lease
-//! runs on an accelerated clock ([`SPEEDUP`]× the network's, which stops while a frame waits at
+//! runs on an accelerated clock ([`speedup`]× the network's, which stops while a frame waits at
 //! the gate), so a 120 s lease renews at T1 after 3 s and rebinds at T2 after 5¼ s.
 //!
 //! The story: DORA; renewal at T1 (unicast); the server goes quiet, so the next renewal gets no
@@ -17,7 +17,7 @@ use crate::net::{Stream, Wire};
 use crate::wire::{Decoder, FramesOnly};
 use color_eyre::eyre::{Result, WrapErr, bail};
 use std::net::{Ipv4Addr, SocketAddr};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::Notify;
@@ -31,8 +31,23 @@ pub static INFO: LabInfo = LabInfo {
     wire: Wire::Sim,
 };
 
-/// How much faster the lease clock runs than the network's.
-pub const SPEEDUP: u32 = 20;
+/// How much faster the lease clock runs than the network's, unless set otherwise.
+pub const DEFAULT_SPEEDUP: u32 = 20;
+/// The speed-ups a presenter can pick (`[` and `]` in the TUI, `--lease-speedup`).
+pub const SPEEDUPS: [u32; 6] = [5, 10, 20, 40, 60, 120];
+
+/// The speed-up the next run takes; a run keeps the one it started with.
+static SPEEDUP: AtomicU32 = AtomicU32::new(DEFAULT_SPEEDUP);
+
+/// The lease clock's speed-up for runs starting now.
+pub fn speedup() -> u32 {
+    SPEEDUP.load(Ordering::Relaxed)
+}
+
+/// Sets the lease clock's speed-up for the runs that start from now on (at least 1).
+pub fn set_speedup(times: u32) {
+    SPEEDUP.store(times.max(1), Ordering::Relaxed);
+}
 /// The address the NAK lesson asks for: outside the server's pool.
 const UNGIVEABLE: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 200);
 /// How long one phase of the story may take on the network's clock.
@@ -85,31 +100,31 @@ impl crate::labs::Lab for Dhcp {
 }
 
 /// The lease clock now.
-fn lab_now(net: &SimNet) -> Instant {
-    Instant::from_duration(net.now() * SPEEDUP)
+fn lab_now(net: &SimNet, speedup: u32) -> Instant {
+    Instant::from_duration(net.now() * speedup)
 }
 
 /// Sleeps until the lease clock reads `at` (longer if frames wait at the gate meanwhile).
-async fn until(net: &SimNet, at: Instant) {
+async fn until(net: &SimNet, at: Instant, speedup: u32) {
     loop {
         // The lease clock stops while a frame waits for the presenter: no use waking till then.
         net.while_held().await;
-        let left = at - lab_now(net);
+        let left = at - lab_now(net, speedup);
         if left.is_zero() {
             return;
         }
-        tokio::time::sleep(left / SPEEDUP + Duration::from_millis(1)).await;
+        tokio::time::sleep(left / speedup + Duration::from_millis(1)).await;
     }
 }
 
 /// The server host's DHCP server: UDP port 67, answering except while the story has it quiet
 /// (until `quiet` microseconds on the lease clock).
-async fn serve(net: SimNet, socket: SimUdp, quiet: Arc<AtomicU64>) -> Result<()> {
+async fn serve(net: SimNet, socket: SimUdp, quiet: Arc<AtomicU64>, speedup: u32) -> Result<()> {
     let mut server = Server::default();
     let mut buf = vec![0u8; 1500];
     loop {
         let (n, _from) = socket.recv_from(&mut buf).await?;
-        let now = lab_now(&net);
+        let now = lab_now(&net, speedup);
         if (now.since_start().as_micros() as u64) < quiet.load(Ordering::Relaxed) {
             continue;
         }
@@ -153,7 +168,7 @@ fn frame(out: &Outgoing, server_mac: [u8; 6]) -> Option<Vec<u8>> {
 }
 
 /// The DHCP client on the client host's card.
-fn attach(net: &SimNet, side: Arc<Mutex<ClientSide>>, changed: Arc<Notify>) {
+fn attach(net: &SimNet, side: Arc<Mutex<ClientSide>>, changed: Arc<Notify>, speedup: u32) {
     net.attach(
         CLIENT,
         Box::new(move |bytes, ctx| {
@@ -166,7 +181,7 @@ fn attach(net: &SimNet, side: Arc<Mutex<ClientSide>>, changed: Arc<Notify>) {
             let mut side = side.lock().unwrap_or_else(|e| e.into_inner());
             side.server_mac.copy_from_slice(&bytes[6..12]);
             let before = side.client.lease().map(|l| l.addr);
-            let out = side.client.on_message(&msg, Instant::from_duration(ctx.now * SPEEDUP));
+            let out = side.client.on_message(&msg, Instant::from_duration(ctx.now * speedup));
             // The interface takes the leased address (or gives it up).
             let after = side.client.lease().map(|l| (l.addr, prefix(l.mask)));
             if after.map(|a| a.0) != before {
@@ -187,6 +202,8 @@ struct Story {
     side: Arc<Mutex<ClientSide>>,
     /// Rings when the card handled a frame.
     changed: Arc<Notify>,
+    /// The lease clock's speed-up for this run.
+    speedup: u32,
 }
 
 impl Story {
@@ -194,7 +211,7 @@ impl Story {
     /// while the network's is taken: the card takes them the other way round.
     fn act(&self, f: impl FnOnce(&mut Client, Instant) -> Option<Outgoing>) {
         // The clock takes the network's lock: read it before taking the client's.
-        let now = lab_now(&self.net);
+        let now = lab_now(&self.net, self.speedup);
         let (out, label) = {
             let mut side = self.side.lock().unwrap_or_else(|e| e.into_inner());
             let out = f(&mut side.client, now);
@@ -221,7 +238,7 @@ impl Story {
                 }
                 tokio::select! {
                     () = changed => {}
-                    () = until(&self.net, timer.unwrap_or(Instant::ZERO)), if timer.is_some() => {
+                    () = until(&self.net, timer.unwrap_or(Instant::ZERO), self.speedup), if timer.is_some() => {
                         self.act(|c, now| c.on_timer(now));
                     }
                 }
@@ -253,15 +270,16 @@ async fn story(net: SimNet) -> Result<()> {
     let quiet = Arc::new(AtomicU64::new(0));
     // Bound before the client speaks, so the first DISCOVER finds the server listening.
     let port67 = net.udp(SERVER, 67).wrap_err("binding UDP port 67")?;
-    let _server = Stop(tokio::spawn(serve(net.clone(), port67, quiet.clone())));
+    let speedup = speedup();
+    let _server = Stop(tokio::spawn(serve(net.clone(), port67, quiet.clone(), speedup)));
     // A socket on port 68 takes the unicast replies, so the client's stack does not answer
     // them with "port unreachable"; the DHCP client itself reads its frames off the card.
     let _port68 = net.udp(CLIENT, 68)?;
     let side = Arc::new(Mutex::new(ClientSide { client: Client::new(ClientConfig::default()), server_mac: [0xff; 6] }));
     let changed = Arc::new(Notify::new());
-    attach(&net, side.clone(), changed.clone());
+    attach(&net, side.clone(), changed.clone(), speedup);
     let _detach = Detach(net.clone());
-    let story = Story { net: net.clone(), side, changed };
+    let story = Story { net: net.clone(), side, changed, speedup };
     net.set_state(SERVER, "listening on 67");
 
     // Phases are judged by what the client went through: a frame may carry it through a state

@@ -20,6 +20,6 @@ mod lab;
 pub mod lease;
 pub mod server;
 
-pub use lab::{Dhcp, SPEEDUP};
+pub use lab::{DEFAULT_SPEEDUP, Dhcp, SPEEDUPS, set_speedup, speedup};
 
 pub use crate::wire::dhcp as wire;

@@ -10,6 +10,8 @@ use ratatui::widgets::{Block, Borders, Paragraph, Widget};
 /// A lease as the ACK gave it, in seconds on the lease clock.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Lease {
+    /// How much faster than the network's the lease clock ran.
+    pub speedup: u32,
     pub addr: String,
     /// Which step's ACK granted it.
     pub seq: u64,
@@ -38,7 +40,7 @@ impl Widget for Timeline {
         } else {
             ("bound", Color::Green)
         };
-        let title = format!(" lease of {} from #{}: {:.0} s ", l.addr, l.seq, l.length);
+        let title = format!(" lease of {} from #{}: {:.0} s · lease clock ×{} ", l.addr, l.seq, l.length, l.speedup);
         let block = Block::new().borders(Borders::ALL).title(title);
         let inner = block.inner(area);
         block.render(area, buf);
