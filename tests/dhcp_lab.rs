@@ -88,3 +88,21 @@ async fn every_run_has_a_new_xid() {
     let (a, b) = tokio::join!(run_dhcp(), run_dhcp());
     assert_ne!(v(dhcp(&a)[0], "DHCP.xid"), v(dhcp(&b)[0], "DHCP.xid"));
 }
+
+#[tokio::test]
+async fn every_step_has_narration_with_real_values_and_inform_is_answered() {
+    let lab = labs::find("dhcp").unwrap();
+    let narration = protolab::narration::Narration::for_lab(lab.narration());
+    let steps = run_dhcp().await;
+    for s in &steps {
+        assert!(narration.explain(s).is_some(), "no narration for {}", s.kind);
+        assert_eq!(narration.missing(s), Vec::<String>::new(), "placeholders without a value in {}", s.kind);
+    }
+    let d = dhcp(&steps);
+    let inform = d.iter().position(|s| v(s, "DHCP.message_type") == "INFORM").expect("an INFORM");
+    let answer = d[inform + 1];
+    assert_eq!(answer.kind, "dhcp.ack.settings");
+    assert_eq!(v(answer, "DHCP.xid"), v(d[inform], "DHCP.xid"));
+    assert_eq!(v(answer, "DHCP.yiaddr"), "0.0.0.0");
+    assert!(answer.field("DHCP.lease_time").is_none());
+}

@@ -428,6 +428,18 @@ impl Client {
         }
     }
 
+    /// INFORM (RFC 2131 §3.4): a client that has its address asks only for the other
+    /// settings, by unicast to the server, in a new exchange. Its state and lease do not
+    /// change; the answer is an ACK without a lease, which [`Client::on_message`] ignores.
+    pub fn inform(&mut self, now: Instant) -> Option<Outgoing> {
+        let (addr, server_id) = self.lease.as_ref().map(|l| (l.addr, l.server_id))?;
+        self.xid = Xid(rand::random());
+        self.exchange_start = now;
+        let mut message = self.message(MessageType::Inform, addr, now);
+        message.opts_mut().insert(parameter_request_list());
+        Some(Outgoing { message, from: SocketAddrV4::new(addr, 68), to: SocketAddrV4::new(server_id, 67) })
+    }
+
     /// Time passed: retransmits, renews, rebinds, gives the lease up or starts over, as due. Call
     /// it when [`Client::next_timer`] comes, and again while `next_timer` is not in the future.
     pub fn on_timer(&mut self, now: Instant) -> Option<Outgoing> {
@@ -993,5 +1005,28 @@ mod tests {
             "state=INIT-REBOOT=>REBOOTING".to_string(),
             "state=REBOOTING=>BOUND".to_string()
         ]));
+    }
+
+    #[test]
+    fn inform_asks_for_settings_only_and_changes_nothing() {
+        let mut server = Server::default();
+        let mut c = Client::new(ClientConfig::default());
+        let now = Instant::from_secs(1);
+        let mut out = c.start(now);
+        while let Some(o) = out {
+            let reply = server.handle(&o.message, now).unwrap();
+            out = c.on_message(&wire::parse(&reply.bytes()).unwrap(), now);
+        }
+        assert_eq!(c.state(), State::Bound);
+        let lease = c.lease().cloned();
+        let inform = c.inform(now).expect("bound clients may inform");
+        assert_eq!(inform.message.opts().msg_type(), Some(MessageType::Inform));
+        assert_eq!(inform.message.ciaddr(), lease.as_ref().unwrap().addr);
+        assert!(!inform.is_broadcast(), "unicast to the server");
+        let ack = server.handle(&inform.message, now).expect("the server answers");
+        assert!(ack.message.yiaddr().is_unspecified(), "no address given");
+        assert!(ack.message.opts().get(OptionCode::AddressLeaseTime).is_none(), "no lease");
+        assert_eq!(c.on_message(&wire::parse(&ack.bytes()).unwrap(), now), None);
+        assert_eq!((c.state(), c.lease().cloned()), (State::Bound, lease));
     }
 }

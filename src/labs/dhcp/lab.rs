@@ -4,8 +4,8 @@
 //! the gate), so a 120 s lease renews at T1 after 3 s and rebinds at T2 after 5¼ s.
 //!
 //! The story: DORA; renewal at T1 (unicast); the server goes quiet, so the next renewal gets no
-//! answer and at T2 the client rebinds by broadcast (the server is back); RELEASE; and a client
-//! that asks at boot for an address the server will not give, which gets a NAK.
+//! answer and at T2 the client rebinds by broadcast (the server is back); INFORM; RELEASE; and a
+//! client that asks at boot for an address the server will not give, which gets a NAK.
 
 use super::client::{Client, ClientConfig, Outgoing, State};
 use super::lease::Instant;
@@ -144,6 +144,8 @@ struct ClientSide {
     client: Client,
     /// Where unicast goes: the server's MAC, learned from its frames.
     server_mac: [u8; 6],
+    /// The xid of the latest reply that reached the client.
+    last_reply: Option<u32>,
 }
 
 /// The client's state as the state row shows it.
@@ -180,6 +182,7 @@ fn attach(net: &SimNet, side: Arc<Mutex<ClientSide>>, changed: Arc<Notify>, spee
             let Ok(msg) = wire::parse(&bytes[range]) else { return };
             let mut side = side.lock().unwrap_or_else(|e| e.into_inner());
             side.server_mac.copy_from_slice(&bytes[6..12]);
+            side.last_reply = Some(msg.xid());
             let before = side.client.lease().map(|l| l.addr);
             let out = side.client.on_message(&msg, Instant::from_duration(ctx.now * speedup));
             // The interface takes the leased address (or gives it up).
@@ -225,6 +228,21 @@ impl Story {
 
     fn client<T>(&self, f: impl FnOnce(&Client) -> T) -> T {
         f(&self.side.lock().unwrap_or_else(|e| e.into_inner()).client)
+    }
+
+    /// Waits for a reply to the client's current exchange (one that changes no state).
+    async fn answered(&self, what: &str) -> Result<()> {
+        let xid = self.client(|c| c.xid().0);
+        let wait = async {
+            loop {
+                let changed = self.changed.notified();
+                if self.side.lock().unwrap_or_else(|e| e.into_inner()).last_reply == Some(xid) {
+                    return;
+                }
+                changed.await;
+            }
+        };
+        crate::net::timeout(PHASE, wait).await.map_err(|_| color_eyre::eyre::eyre!("no {what} within {PHASE:?}"))
     }
 
     /// Lets frames and timers drive the client until `done` holds.
@@ -275,7 +293,11 @@ async fn story(net: SimNet) -> Result<()> {
     // A socket on port 68 takes the unicast replies, so the client's stack does not answer
     // them with "port unreachable"; the DHCP client itself reads its frames off the card.
     let _port68 = net.udp(CLIENT, 68)?;
-    let side = Arc::new(Mutex::new(ClientSide { client: Client::new(ClientConfig::default()), server_mac: [0xff; 6] }));
+    let side = Arc::new(Mutex::new(ClientSide {
+        client: Client::new(ClientConfig::default()),
+        server_mac: [0xff; 6],
+        last_reply: None,
+    }));
     let changed = Arc::new(Notify::new());
     attach(&net, side.clone(), changed.clone(), speedup);
     let _detach = Detach(net.clone());
@@ -298,6 +320,11 @@ async fn story(net: SimNet) -> Result<()> {
     let t2 = story.client(|c| c.lease().map_or(Duration::ZERO, |l| l.t2_at().since_start()));
     quiet.store(t2.as_micros() as u64, Ordering::Relaxed);
     story.run_until("lease after rebinding", went(State::Rebinding, State::Bound)).await?;
+
+    // INFORM: with its address, the client asks only for the other settings; the server's
+    // ACK carries no lease, and nothing about the lease changes.
+    story.act(|c, now| c.inform(now));
+    story.answered("the answer to INFORM").await?;
 
     // RELEASE: the client gives the address back and forgets it.
     story.act(|c, now| c.release(now));
