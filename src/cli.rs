@@ -187,20 +187,21 @@ pub async fn run_lab(lab: Arc<dyn Lab>, opts: run::RunOptions, format: Format, p
         None => None,
     };
     let name = lab.info().name;
-    drive(name, format, pcap, move |sink| Box::pin(run::exchange(lab, opts, sink))).await
+    drive(name, format, pcap, move |sink| Ok(Box::pin(run::exchange(lab, opts, sink)))).await
 }
 
-/// Runs `work`, printing its steps as they happen (and writing their frames to `pcap`).
+/// Runs `work`, printing its steps as they happen (and writing their frames to `pcap`). `work`
+/// may refuse at once (a lab without what was asked of it), before anything is printed.
 async fn drive(
     name: &str,
     format: Format,
     mut pcap: Option<Pcap>,
-    work: impl FnOnce(StepSink) -> LabFuture,
+    work: impl FnOnce(StepSink) -> Result<LabFuture>,
 ) -> Result<()> {
     let (tx, mut rx) = mpsc::unbounded_channel::<Step>();
+    let work = work(StepSink::new(name, tx))?;
     let (out_tx, out_rx) = mpsc::unbounded_channel();
     let printer = tokio::spawn(print_steps(out_rx, format));
-    let work = work(StepSink::new(name, tx));
     tokio::pin!(work);
     let mut result = None;
     loop {
@@ -268,12 +269,11 @@ pub async fn dispatch(cli: Cli) -> Result<()> {
                 usage("--interface runs the client on a real interface: it goes with --wire host only");
             }
             let name = lab.info().name;
-            let work = lab.run_interface(&interface, StepSink::new(name, mpsc::unbounded_channel().0));
-            if work.is_none() {
-                return Err(eyre!("the {name} lab has no client for a real interface"));
-            }
-            drop(work);
-            drive(name, format, None, move |sink| lab.run_interface(&interface, sink).expect("checked above")).await
+            drive(name, format, None, move |sink| {
+                lab.run_interface(&interface, sink)
+                    .ok_or_else(|| eyre!("the {name} lab has no client for a real interface"))
+            })
+            .await
         }
         Some(Command::Run { lab, wire, connect, format, faults, pcap, interface: None, no_capture, lease_speedup }) => {
             crate::labs::dhcp::set_speedup(lease_speedup);
@@ -289,11 +289,9 @@ pub async fn dispatch(cli: Cli) -> Result<()> {
         Some(Command::Serve { lab, format, sessions, interface: Some(interface), .. }) => {
             let lab = find_lab(&lab).unwrap_or_else(|e| e.exit());
             let name = lab.info().name;
-            if lab.serve_interface(&interface, StepSink::new(name, mpsc::unbounded_channel().0), sessions).is_none() {
-                return Err(eyre!("the {name} lab serves on sockets, not on an interface: drop --interface"));
-            }
             drive(name, format, None, move |sink| {
-                lab.serve_interface(&interface, sink, sessions).expect("checked above")
+                lab.serve_interface(&interface, sink, sessions)
+                    .ok_or_else(|| eyre!("the {name} lab serves on sockets, not on an interface: drop --interface"))
             })
             .await
         }

@@ -65,7 +65,8 @@ pub async fn exchange(lab: Arc<dyn Lab>, opts: RunOptions, sink: StepSink) -> Re
     let segments = net.shows_segments();
     let app_gate = if segments { Gate::free() } else { opts.gate.clone() };
     let capture_sink = sink.clone();
-    let rec = Recorder::new(sink, ["client", "server"], lab.decoders()).with_close_steps(!segments);
+    let rec = Recorder::new(sink, ["client", "server"], lab.decoders());
+    rec.set_close_steps(!segments);
     let mut _capture = None;
     let (target, server) = match &opts.connect {
         Some(addr) => (addr.clone(), None),
@@ -75,7 +76,7 @@ pub async fn exchange(lab: Arc<dyn Lab>, opts: RunOptions, sink: StepSink) -> Re
             if opts.capture && !segments {
                 // The kernel's SYN, ACK and FIN segments become steps: no zero-byte FIN steps then.
                 if let Ok(capture) = Capture::open(capture_sink, listener.local_addr()?.port()) {
-                    rec.clone().with_close_steps(false);
+                    rec.set_close_steps(false);
                     _capture = Some(capture);
                 }
             }

@@ -94,21 +94,7 @@ fn segment_step(frame: &[u8], port: u16) -> Option<Step> {
         (_, true) => ("client", "server"),
         _ => return None,
     };
-    Some(Step {
-        layer: msg.layer,
-        proto: msg.proto.into(),
-        from: from.into(),
-        to: to.into(),
-        summary: msg.summary,
-        len: frame.len(),
-        bytes: frame.to_vec(),
-        fields: msg.fields,
-        malformed: msg.malformed,
-        kind: msg.kind,
-        notes: msg.notes,
-        frame: true,
-        ..Step::default()
-    })
+    Some(Step { frame: true, ..msg.into_step(from, to, frame.to_vec(), frame.len()) })
 }
 
 #[cfg(target_os = "linux")]

@@ -199,12 +199,6 @@ impl Gate {
         let s = self.lock();
         s.waiting.iter().find(|w| w.granted.is_none()).map(|w| w.who.clone())
     }
-
-    /// Opens the gate for good (or closes it again).
-    pub fn set_free(&self, free: bool) {
-        self.lock().free = free;
-        self.pressed.notify_waiters();
-    }
 }
 
 #[cfg(test)]

@@ -3,7 +3,7 @@
 
 use super::Carriers;
 use super::gate::Gate;
-use crate::session::{KEEP_BYTES, Layer, Step, StepSink};
+use crate::session::{KEEP_BYTES, Layer, StepSink};
 use crate::wire::{Decoded, Decoder, Message};
 use std::future::Future;
 use std::io;
@@ -76,9 +76,8 @@ impl Recorder {
     }
 
     /// Whether FIN and RST become steps of their own (not where the wire shows the segments).
-    pub fn with_close_steps(self: Arc<Self>, on: bool) -> Arc<Self> {
+    pub fn set_close_steps(&self, on: bool) {
         self.close_steps.store(on, std::sync::atomic::Ordering::Relaxed);
-        self
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, [Way; 2]> {
@@ -193,22 +192,9 @@ impl Recorder {
     /// Hands the sink a step for `msg`: `len` bytes on the wire, the first of them in `bytes`.
     fn emit(&self, way: &Way, bytes: &[u8], msg: Message, len: usize) {
         let kept = bytes.len().min(KEEP_BYTES);
-        self.sink.emit(Step {
-            layer: msg.layer,
-            proto: msg.proto.into(),
-            from: way.from.clone(),
-            to: way.to.clone(),
-            summary: msg.summary,
-            len,
-            bytes: bytes[..kept].to_vec(),
-            truncated: kept < len,
-            fields: msg.fields,
-            malformed: msg.malformed,
-            kind: msg.kind,
-            notes: msg.notes,
-            carried_by: way.carriers.clone(),
-            ..Step::default()
-        });
+        let mut step = msg.into_step(&way.from, &way.to, bytes[..kept].to_vec(), len);
+        step.carried_by = way.carriers.clone();
+        self.sink.emit(step);
     }
 
     /// The sender in `dir` closed its side (a FIN went out), or the reader saw it arrive.

@@ -11,16 +11,6 @@ use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
-/// What the status bar says after `[` or `]`, one per lease speed-up.
-const LEASE_NOTES: [&str; 6] = [
-    "lease clock ×5 from the next run (r)",
-    "lease clock ×10 from the next run (r)",
-    "lease clock ×20 from the next run (r)",
-    "lease clock ×40 from the next run (r)",
-    "lease clock ×60 from the next run (r)",
-    "lease clock ×120 from the next run (r)",
-];
-
 /// Play and animation speeds, as multipliers.
 pub const SPEEDS: [f32; 6] = [0.25, 0.5, 1.0, 2.0, 4.0, 8.0];
 /// How long an arrow takes to cross the ladder at speed ×1.
@@ -447,7 +437,7 @@ pub struct App {
     /// When play mode last let a message go.
     pub last_play: Instant,
     /// A short note for the status bar ("waiting for the peer…").
-    pub note: Option<&'static str>,
+    pub note: Option<String>,
     pub quit: bool,
     /// Runs every lab on this wire instead of its own.
     pub wire: Option<Wire>,
@@ -509,13 +499,13 @@ impl App {
             Action::Quit if self.help => self.help = false,
             Action::Quit => self.quit = true,
             Action::Help => self.help = !self.help,
-            Action::StepForward => self.note = self.tab_mut().step_forward(speed, now),
+            Action::StepForward => self.note = self.tab_mut().step_forward(speed, now).map(Into::into),
             Action::StepBack | Action::First | Action::Last | Action::PageUp | Action::PageDown => {
                 self.tab_mut().move_cursor(action, page)
             }
-            Action::DropFrame => self.note = self.tab_mut().release(Release::Drop),
-            Action::DuplicateFrame => self.note = self.tab_mut().release(Release::Duplicate),
-            Action::CorruptFrame => self.note = self.tab_mut().release(Release::Corrupt),
+            Action::DropFrame => self.note = self.tab_mut().release(Release::Drop).map(Into::into),
+            Action::DuplicateFrame => self.note = self.tab_mut().release(Release::Duplicate).map(Into::into),
+            Action::CorruptFrame => self.note = self.tab_mut().release(Release::Corrupt).map(Into::into),
             Action::ToggleLayers => self.tab_mut().toggle_layers(),
             Action::LeaseSlower | Action::LeaseFaster => {
                 use crate::labs::dhcp::{SPEEDUPS, set_speedup, speedup};
@@ -523,7 +513,7 @@ impl App {
                 let to =
                     if action == Action::LeaseFaster { (at + 1).min(SPEEDUPS.len() - 1) } else { at.saturating_sub(1) };
                 set_speedup(SPEEDUPS[to]);
-                self.note = Some(LEASE_NOTES[to]);
+                self.note = Some(format!("lease clock ×{} from the next run (r)", SPEEDUPS[to]));
             }
             Action::FieldUp => self.tab_mut().move_field(false),
             Action::FieldDown => self.tab_mut().move_field(true),

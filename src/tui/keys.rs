@@ -103,6 +103,7 @@ pub const BINDINGS: &[Binding] = &[
         help: "lab network: drop / duplicate / corrupt the waiting frame",
     },
     Binding { keys: &[KeyCode::Char('u')], label: "", action: Action::DuplicateFrame, help: "" },
+    Binding { keys: &[KeyCode::Char('c')], label: "", action: Action::CorruptFrame, help: "" },
     Binding {
         keys: &[KeyCode::Char('[')],
         label: "[ ]",
@@ -116,7 +117,6 @@ pub const BINDINGS: &[Binding] = &[
         action: Action::ToggleLayers,
         help: "lab network: show messages + segments, messages, segments",
     },
-    Binding { keys: &[KeyCode::Char('c')], label: "", action: Action::CorruptFrame, help: "" },
     Binding { keys: &[KeyCode::Tab], label: "Tab 1-9", action: Action::NextTab, help: "next lab / lab by number" },
     Binding { keys: &[KeyCode::BackTab], label: "", action: Action::PrevTab, help: "" },
     Binding { keys: &[KeyCode::Char('?'), KeyCode::F(1)], label: "?", action: Action::Help, help: "this help" },

@@ -31,7 +31,7 @@ pub async fn run(lab: Option<String>, wire: Option<Wire>) -> Result<()> {
     // one line says how, until the first key.
     let host_tabs = app.tabs.iter().any(|t| wire.unwrap_or(t.lab.info().wire) == Wire::Host);
     if host_tabs && crate::net::capture::available().is_err() {
-        app.note = Some(crate::net::capture::HINT);
+        app.note = Some(crate::net::capture::HINT.into());
     }
 
     // A panic on the TUI's own thread restores the terminal before the report; a panic in a

@@ -154,8 +154,8 @@ fn status_line(app: &App) -> Paragraph<'static> {
     let shown = tab.shown();
     let position =
         if shown == 0 { "no steps".to_string() } else { format!("step {}/{}", tab.cursor.min(shown - 1) + 1, shown) };
-    let state = match (&tab.state, &tab.waiting, app.note) {
-        (_, _, Some(note)) => note.to_string(),
+    let state = match (&tab.state, &tab.waiting, &app.note) {
+        (_, _, Some(note)) => note.clone(),
         (RunState::Running, Some(who), _) => format!("{who} waits at the gate"),
         (RunState::Running, None, _) => "running".into(),
         (RunState::Completed, _, _) => "completed".into(),

@@ -50,6 +50,27 @@ impl Message {
         self
     }
 
+    /// The step this message makes: `len` bytes on the wire from `from` to `to`, of which
+    /// `bytes` (at most [`crate::session::KEEP_BYTES`], cut by the caller) are kept. The sink
+    /// numbers and timestamps it.
+    pub fn into_step(self, from: &str, to: &str, bytes: Vec<u8>, len: usize) -> crate::session::Step {
+        crate::session::Step {
+            layer: self.layer,
+            proto: self.proto.into(),
+            from: from.into(),
+            to: to.into(),
+            summary: self.summary,
+            len,
+            truncated: bytes.len() < len,
+            bytes,
+            fields: self.fields,
+            malformed: self.malformed,
+            kind: self.kind,
+            notes: self.notes,
+            ..crate::session::Step::default()
+        }
+    }
+
     /// Marks the message malformed with a reason.
     pub fn malformed(mut self, reason: impl Into<String>) -> Self {
         self.malformed = Some(reason.into());

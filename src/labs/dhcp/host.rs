@@ -8,7 +8,7 @@ use super::lease::{Instant, PoolConfig};
 use super::server::Server;
 use super::wire;
 use crate::net::raw::{self, RawSocket};
-use crate::session::{Layer, Step, StepSink};
+use crate::session::{Step, StepSink};
 use color_eyre::eyre::{Result, WrapErr, bail, eyre};
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::time::Duration;
@@ -18,41 +18,13 @@ const PATIENCE: Duration = Duration::from_secs(30);
 
 /// A step for a DHCP message seen as a datagram (the server's socket shows no frames).
 fn datagram_step(payload: &[u8], from: &str, to: &str) -> Step {
-    let msg = wire::describe(payload, 0);
-    Step {
-        layer: Layer::Application,
-        proto: "DHCP".into(),
-        from: from.into(),
-        to: to.into(),
-        summary: msg.summary,
-        len: payload.len(),
-        bytes: payload.to_vec(),
-        fields: msg.fields,
-        malformed: msg.malformed,
-        kind: msg.kind,
-        notes: msg.notes,
-        ..Step::default()
-    }
+    wire::describe(payload, 0).into_step(from, to, payload.to_vec(), payload.len())
 }
 
 /// A step for a whole frame the client sent or received on the interface.
 fn frame_step(frame: &[u8], from: &str, to: &str) -> Step {
     let msg = crate::wire::frame::decode_captured(frame);
-    Step {
-        layer: msg.layer,
-        proto: msg.proto.into(),
-        from: from.into(),
-        to: to.into(),
-        summary: msg.summary,
-        len: frame.len(),
-        bytes: frame.to_vec(),
-        fields: msg.fields,
-        malformed: msg.malformed,
-        kind: msg.kind,
-        notes: msg.notes,
-        frame: true,
-        ..Step::default()
-    }
+    Step { frame: true, ..msg.into_step(from, to, frame.to_vec(), frame.len()) }
 }
 
 /// Serves DHCP on `interface` only, lending addresses of the lab subnet (192.0.2.0/24). The

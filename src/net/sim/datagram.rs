@@ -120,10 +120,4 @@ impl SimNet {
         drop(inner);
         self.kick();
     }
-
-    /// `host`'s address now, if it has one.
-    pub fn address(&self, host: usize) -> Option<Ipv4Address> {
-        let inner = self.lock();
-        inner.hosts[host].iface.ipv4_addr()
-    }
 }

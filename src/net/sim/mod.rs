@@ -15,7 +15,7 @@ pub use datagram::{Handler, HostCtx, SimUdp};
 pub use stream::{SimCarriers, SimListener, SimStream};
 
 use crate::net::Gate;
-use crate::session::{KEEP_BYTES, Step, StepSink};
+use crate::session::{KEEP_BYTES, StepSink};
 use smoltcp::iface::{Config, Interface, SocketHandle, SocketSet};
 use smoltcp::phy::{self, Device, DeviceCapabilities, Medium};
 use smoltcp::socket::tcp;
@@ -466,20 +466,9 @@ impl Shared {
             host.iface.poll(now, &mut host.port, &mut host.sockets);
         }
         let msg = crate::wire::frame::decode(&frame.bytes);
-        let mut step = Step {
-            layer: msg.layer,
-            proto: msg.proto.into(),
-            from: NAMES[frame.from].into(),
-            to: NAMES[to].into(),
-            summary: msg.summary,
-            len: frame.bytes.len(),
-            truncated: false,
-            fields: msg.fields,
-            malformed: msg.malformed,
-            kind: msg.kind,
-            notes: msg.notes,
-            ..Step::default()
-        };
+        let segment = Segment::parse(&frame.bytes);
+        let len = frame.bytes.len();
+        let mut step = msg.into_step(NAMES[frame.from], NAMES[to], frame.bytes, len);
         let said = match frame.fate {
             Fate::Delivered => None,
             Fate::Dropped => Some(format!("frame {} dropped on the cable: the receiver never sees it", frame.number)),
@@ -506,8 +495,6 @@ impl Shared {
         step.frame = true;
         step.lost = frame.fate == Fate::Dropped;
         step.clock_us = Some(inner.clock.now().total_micros() as u64);
-        let segment = Segment::parse(&frame.bytes);
-        step.bytes = frame.bytes;
         if let Some(seg) = &segment
             && !seg.payload.is_empty()
         {

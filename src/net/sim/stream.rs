@@ -20,15 +20,6 @@ pub struct SimStream {
     handle: SocketHandle,
 }
 
-impl SimStream {
-    /// The peer's address, as the socket sees it.
-    pub fn peer(&self) -> Option<SocketAddr> {
-        let mut inner = self.net.lock();
-        let ep = inner.hosts[self.host].tcp(self.handle).remote_endpoint()?;
-        Some(to_std(ep))
-    }
-}
-
 fn to_std(ep: IpEndpoint) -> SocketAddr {
     let IpAddress::Ipv4(ip) = ep.addr;
     SocketAddr::from((ip.octets(), ep.port))
