@@ -9,7 +9,7 @@ import json
 import pathlib
 import sys
 
-root = pathlib.Path(__file__).resolve().parent.parent / "target" / "criterion"
+root = pathlib.Path(__file__).resolve().parents[2] / "target" / "criterion"
 
 
 def mean_ns(*parts):
