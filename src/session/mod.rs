@@ -1,14 +1,15 @@
 //! The session: the ordered, bounded log of steps that the TUI, the CLI and the tests read.
 
 mod format;
+pub mod moment;
 mod pcap;
 mod sink;
 mod step;
 
 pub use format::{Format, text_line, write_step};
 pub use pcap::Pcap;
-pub use sink::StepSink;
-pub use step::{Field, KEEP_BYTES, Layer, Step, hex};
+pub use sink::{Clock, StepSink};
+pub use step::{Fate, Field, KEEP_BYTES, Layer, Moved, Step, hex};
 
 use std::collections::VecDeque;
 

@@ -1,12 +1,17 @@
-//! Where recorders hand finished steps: numbers them in order and timestamps them.
+//! Where recorders hand finished steps: numbers them in order, timestamps them, and names the
+//! moment of its conversation each one is (see [`super::moment`]).
 
 use super::Step;
-use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use super::moment::Moments;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 
+/// A clock a run's steps are stamped with: time since the run started.
+pub type Clock = Arc<dyn Fn() -> Duration + Send + Sync>;
+
 /// Numbers and sends the steps of one lab run. Cheap to clone; one per peer session.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct StepSink {
     shared: Arc<Shared>,
     /// Which peer session this sink's steps belong to.
@@ -15,20 +20,40 @@ pub struct StepSink {
     conn: Option<String>,
 }
 
-#[derive(Debug)]
+impl std::fmt::Debug for StepSink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StepSink").field("lab", &self.shared.lab).field("session", &self.session).finish()
+    }
+}
+
 struct Shared {
     lab: String,
-    /// When the lab started: `t_us` counts from here.
+    /// When the lab started: `t_us` counts from here, unless a lab network set its own clock.
     start: Instant,
-    /// The next `seq`; the lock also keeps channel order equal to `seq` order.
-    next: Mutex<u64>,
+    /// The lab network's clock, which stops while a frame waits at the gate.
+    clock: OnceLock<Clock>,
+    /// The next `seq` and the conversations so far; the lock also keeps channel order equal to
+    /// `seq` order.
+    order: Mutex<Order>,
     tx: mpsc::UnboundedSender<Step>,
+}
+
+struct Order {
+    next: u64,
+    moments: Moments,
 }
 
 impl StepSink {
     pub fn new(lab: &str, tx: mpsc::UnboundedSender<Step>) -> Self {
+        let order = Order { next: 1, moments: Moments::default() };
         StepSink {
-            shared: Arc::new(Shared { lab: lab.into(), start: Instant::now(), next: Mutex::new(1), tx }),
+            shared: Arc::new(Shared {
+                lab: lab.into(),
+                start: Instant::now(),
+                clock: OnceLock::new(),
+                order: Mutex::new(order),
+                tx,
+            }),
             session: 1,
             conn: None,
         }
@@ -39,18 +64,40 @@ impl StepSink {
         StepSink { session, ..self.clone() }
     }
 
-    /// Numbers, timestamps and sends a step; its `seq`, `t_us`, `lab`, `session` and `conn`
-    /// are the sink's to set. Returns the `seq` it got.
+    /// The same run's sink for one of several connections of a lab (`echo`, `data-1`).
+    pub fn for_conn(&self, conn: impl Into<String>) -> Self {
+        StepSink { conn: Some(conn.into()), ..self.clone() }
+    }
+
+    /// Stamps this run's steps with `clock` from now on (the lab network's clock, which stops
+    /// at the gate). The first clock set stays.
+    pub fn set_clock(&self, clock: Clock) {
+        let _ = self.shared.clock.set(clock);
+    }
+
+    /// Time on the run's clock now.
+    pub fn now(&self) -> Duration {
+        match self.shared.clock.get() {
+            Some(clock) => clock(),
+            None => self.shared.start.elapsed(),
+        }
+    }
+
+    /// Numbers, timestamps and sends a step; its `seq`, `t_us`, `lab` and `session` are the
+    /// sink's to set, and `conn` when the sink has one. Returns the `seq` it got.
     pub fn emit(&self, mut step: Step) -> u64 {
-        let mut next = self.shared.next.lock().unwrap_or_else(|e| e.into_inner());
-        step.seq = *next;
-        step.t_us = self.shared.start.elapsed().as_micros() as u64;
+        let mut order = self.shared.order.lock().unwrap_or_else(|e| e.into_inner());
+        step.seq = order.next;
+        step.t_us = self.now().as_micros() as u64;
         step.lab.clone_from(&self.shared.lab);
         step.session = self.session;
-        step.conn.clone_from(&self.conn);
+        if self.conn.is_some() {
+            step.conn.clone_from(&self.conn);
+        }
+        order.moments.place(&mut step);
         let seq = step.seq;
         if self.shared.tx.send(step).is_ok() {
-            *next += 1;
+            order.next += 1;
         }
         seq
     }

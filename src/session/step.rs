@@ -74,28 +74,82 @@ pub struct Step {
     /// `seq` of the steps that carried this message, where those exist.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub carried_by: Vec<u64>,
+    /// Each endpoint's state when this step crossed, in the lab's endpoint order: the sender's
+    /// as it sent the message, the receiver's once it took the message in (`client` →
+    /// `FIN-WAIT-2`, `server` → `CLOSE-WAIT`). JSONL `states`, an object; absent when the
+    /// wire cannot read the endpoints' states.
+    #[serde(skip_serializing_if = "Vec::is_empty", serialize_with = "as_object")]
+    pub states: Vec<(String, String)>,
     /// Why the message did not decode.
     pub malformed: Option<String>,
-    /// The narration key (`smtp.command.EHLO`); not part of the JSONL contract.
+    /// The narration key (`smtp.command.EHLO`, `tcp.ack.last`): what the message is, refined by
+    /// the moment of its conversation (see [`super::moment`]); not part of the JSONL contract.
     #[serde(skip)]
     pub kind: String,
+    /// The message repeats one already sent in its conversation (a retransmitted SYN, a
+    /// DISCOVER sent again with the same xid): narrated as a repetition, never as new.
+    #[serde(skip)]
+    pub again: bool,
     /// Checks and derivations worth showing beside the fields (the accept key matches, ...).
     #[serde(skip)]
     pub notes: Vec<String>,
-    /// The bytes are one whole Ethernet frame (sim wire): what a pcap file holds.
+    /// The bytes are one whole Ethernet frame (sim wire, or captured): what a pcap file holds.
     #[serde(skip)]
     pub frame: bool,
-    /// The cable lost it: it never reached `to`.
+    /// What the lab network's cable did to the frame.
     #[serde(skip)]
-    pub lost: bool,
-    /// The lab network's clock when the frame crossed, in µs: it stops while a frame waits at
-    /// the gate, so lab timers (a DHCP lease) are read against it, not against `t_us`.
+    pub fate: Fate,
+    /// Endpoints whose state moved on while this step's world stood still at the gate: the
+    /// sender changed state after sending it, or the receiver changed state taking it in, and
+    /// the frame that change produced waits at the gate (`CLOSE-WAIT → LAST-ACK`, its `FIN`).
     #[serde(skip)]
-    pub clock_us: Option<u64>,
-    /// Each endpoint's protocol state right after this step (`client` → `SYN-SENT`), where the
-    /// wire can read it from the real stack.
-    #[serde(skip)]
-    pub states: Vec<(String, String)>,
+    pub moved: Vec<Moved>,
+}
+
+/// What the lab network's cable did to a frame; frames on other wires are [`Fate::Delivered`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Fate {
+    #[default]
+    Delivered,
+    /// Lost on the cable: the receiver never saw it.
+    Dropped,
+    /// The cable's second copy of a frame it delivered twice.
+    Duplicate,
+    /// A byte flipped on the cable: the receiver's checksum check throws it away.
+    Corrupted,
+    /// Held back this many milliseconds, then delivered.
+    Delayed(u64),
+}
+
+impl Fate {
+    /// The narration variant of a fault that changes what the frame means (`~dropped`), or
+    /// `None` when the frame arrived as sent.
+    pub fn variant(self) -> Option<&'static str> {
+        match self {
+            Fate::Dropped => Some("dropped"),
+            Fate::Duplicate => Some("duplicate"),
+            Fate::Corrupted => Some("corrupted"),
+            Fate::Delivered | Fate::Delayed(_) => None,
+        }
+    }
+
+    /// The receiver never saw it: the ladder draws it stopping halfway.
+    pub fn lost(self) -> bool {
+        self == Fate::Dropped
+    }
+}
+
+/// An endpoint whose state changed while its next frame waits at the gate.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Moved {
+    /// The endpoint's name.
+    pub who: String,
+    /// Its state before the change, as this step's `states` or the state before the step.
+    pub from: String,
+    /// Its state now.
+    pub to: String,
+    /// The frame the change produced, as a short name (`FIN,ACK`, `REQUEST`).
+    pub waiting: String,
 }
 
 impl Default for Step {
@@ -117,13 +171,14 @@ impl Default for Step {
             truncated: false,
             fields: Vec::new(),
             carried_by: Vec::new(),
+            states: Vec::new(),
             malformed: None,
             kind: String::new(),
+            again: false,
             notes: Vec::new(),
             frame: false,
-            lost: false,
-            states: Vec::new(),
-            clock_us: None,
+            fate: Fate::Delivered,
+            moved: Vec::new(),
         }
     }
 }
@@ -138,6 +193,25 @@ impl Step {
     pub fn value(&self, path: &str) -> Option<String> {
         self.field(path).map(Field::display_value)
     }
+
+    /// The first field with this path, as an integer.
+    pub fn number(&self, path: &str) -> Option<u64> {
+        self.field(path).and_then(|f| f.value.as_u64())
+    }
+
+    /// `who`'s state when this step crossed, where the wire knows it.
+    pub fn state(&self, who: &str) -> Option<&str> {
+        self.states.iter().find(|(n, _)| n == who).map(|(_, s)| s.as_str())
+    }
+}
+
+fn as_object<S: serde::Serializer>(states: &[(String, String)], s: S) -> Result<S::Ok, S::Error> {
+    use serde::ser::SerializeMap;
+    let mut map = s.serialize_map(Some(states.len()))?;
+    for (who, state) in states {
+        map.serialize_entry(who, state)?;
+    }
+    map.end()
 }
 
 fn as_hex<S: serde::Serializer>(bytes: &[u8], s: S) -> Result<S::Ok, S::Error> {

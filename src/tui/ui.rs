@@ -225,7 +225,7 @@ fn states_at(tab: &super::app::LabTab) -> Vec<(String, String, bool)> {
 fn lease_at(tab: &super::app::LabTab) -> Option<(Lease, f64)> {
     let step = tab.selected()?;
     let speedup = f64::from(tab.lease_speedup);
-    let secs = |s: &crate::session::Step| s.clock_us.map(|us| us as f64 / 1e6 * speedup);
+    let secs = |s: &crate::session::Step| Some(s.t_us as f64 / 1e6 * speedup);
     let now = secs(step)?;
     let from = tab.cursor.saturating_sub(256);
     let ack = tab

@@ -12,7 +12,7 @@ use super::lease::Instant;
 use super::server::Server;
 use super::wire;
 use crate::labs::{ClientCtx, LabFuture, LabInfo};
-use crate::net::sim::{CLIENT, SERVER, SimNet, SimUdp, mac};
+use crate::net::sim::{CLIENT, SERVER, ServedUdp, SimNet, mac};
 use crate::net::{Stream, Wire};
 use crate::wire::{Decoder, FramesOnly};
 use color_eyre::eyre::{Result, WrapErr, bail};
@@ -117,25 +117,50 @@ async fn until(net: &SimNet, at: Instant, speedup: u32) {
     }
 }
 
-/// The server host's DHCP server: UDP port 67, answering except while the story has it quiet
-/// (until `quiet` microseconds on the lease clock).
-async fn serve(net: SimNet, socket: SimUdp, quiet: Arc<AtomicU64>, speedup: u32) -> Result<()> {
+/// The server host's DHCP server, on UDP port 67 of its stack: it takes each message the moment
+/// the stack does (so the message's step shows the server's view after it), and answers except
+/// while the story has it quiet (until `quiet` microseconds on the lease clock).
+fn serve(net: &SimNet, quiet: Arc<AtomicU64>, speedup: u32) -> std::io::Result<ServedUdp> {
     let mut server = Server::default();
-    let mut buf = vec![0u8; 1500];
-    loop {
-        let (n, _from) = socket.recv_from(&mut buf).await?;
-        let now = lab_now(&net, speedup);
-        if (now.since_start().as_micros() as u64) < quiet.load(Ordering::Relaxed) {
-            continue;
-        }
-        let Some(reply) = server.handle_bytes(&buf[..n], now) else { continue };
-        let addr = reply.message.yiaddr();
-        if !addr.is_unspecified() {
-            let state = server.pool_mut().state(addr, now);
-            net.set_state(SERVER, format!("{addr} {state}"));
-        }
-        socket.send_to(&reply.bytes(), reply.addr()).await?;
+    net.serve_udp(
+        SERVER,
+        67,
+        Box::new(move |payload, _from, ctx| {
+            let now = Instant::from_duration(ctx.now * speedup);
+            if (now.since_start().as_micros() as u64) < quiet.load(Ordering::Relaxed) {
+                ctx.label = Some("silent (the lab stopped it)".into());
+                return;
+            }
+            let Ok(msg) = wire::parse(payload) else { return };
+            let reply = server.handle(&msg, now);
+            ctx.label = view(&mut server, &msg, reply.as_ref(), now);
+            if let Some(reply) = reply {
+                ctx.replies.push((reply.bytes(), reply.addr()));
+            }
+        }),
+    )
+}
+
+/// The server's view of the address a message was about, once it handled the message:
+/// `192.0.2.10 OFFERED`, `BOUND`, `FREE` after a RELEASE, or `not in pool` for one it refused.
+fn view(
+    server: &mut Server,
+    msg: &dhcproto::v4::Message,
+    reply: Option<&super::server::Reply>,
+    now: Instant,
+) -> Option<String> {
+    use dhcproto::v4::{DhcpOption, OptionCode};
+    let requested = match msg.opts().get(OptionCode::RequestedIpAddress) {
+        Some(DhcpOption::RequestedIpAddress(ip)) => Some(*ip),
+        _ => None,
+    };
+    let yiaddr = reply.map(|r| r.message.yiaddr()).filter(|a| !a.is_unspecified());
+    let ciaddr = Some(msg.ciaddr()).filter(|a| !a.is_unspecified());
+    let addr = yiaddr.or(ciaddr).or(requested)?;
+    if !server.pool().config().in_pool(addr) {
+        return Some(format!("{addr} not in pool"));
     }
+    Some(format!("{addr} {}", server.pool_mut().state(addr, now)))
 }
 
 /// The client host's program: the DHCP client, shared by the card (frames, handled as they
@@ -274,25 +299,15 @@ fn prefix(mask: Option<Ipv4Addr>) -> u8 {
     mask.map_or(24, |m| u32::from(m).count_ones() as u8)
 }
 
-/// Aborts the server task when the story ends, however it ends.
-struct Stop(tokio::task::JoinHandle<Result<()>>);
-
-impl Drop for Stop {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
-}
-
 async fn story(net: SimNet) -> Result<()> {
     net.set_address(CLIENT, None);
     let quiet = Arc::new(AtomicU64::new(0));
-    // Bound before the client speaks, so the first DISCOVER finds the server listening.
-    let port67 = net.udp(SERVER, 67).wrap_err("binding UDP port 67")?;
     let speedup = speedup();
-    let _server = Stop(tokio::spawn(serve(net.clone(), port67, quiet.clone(), speedup)));
-    // A socket on port 68 takes the unicast replies, so the client's stack does not answer
-    // them with "port unreachable"; the DHCP client itself reads its frames off the card.
-    let _port68 = net.udp(CLIENT, 68)?;
+    // Bound before the client speaks, so the first DISCOVER finds the server listening.
+    let _server = serve(&net, quiet.clone(), speedup).wrap_err("binding UDP port 67")?;
+    // Port 68 is bound, so the client's stack takes the unicast replies instead of answering
+    // "port unreachable"; the DHCP client itself reads its frames off the card.
+    let _port68 = net.serve_udp(CLIENT, 68, Box::new(|_, _, _| {}))?;
     let side = Arc::new(Mutex::new(ClientSide {
         client: Client::new(ClientConfig::default()),
         server_mac: [0xff; 6],

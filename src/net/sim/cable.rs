@@ -2,6 +2,7 @@
 //! happen here (drop, delay, duplicate, corrupt the Nth frame), before a frame reaches the
 //! other host.
 
+pub use crate::session::Fate;
 use smoltcp::time::{Duration, Instant};
 use std::collections::VecDeque;
 
@@ -24,17 +25,6 @@ impl Faults {
     }
 }
 
-/// What happened to a frame on the cable, for its step.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Fate {
-    Delivered,
-    Dropped,
-    /// The second copy of a duplicated frame.
-    Duplicate,
-    Corrupted,
-    Delayed(u64),
-}
-
 /// One frame on the cable.
 #[derive(Debug, Clone)]
 pub struct Frame {
@@ -44,6 +34,9 @@ pub struct Frame {
     pub from: usize,
     pub bytes: Vec<u8>,
     pub fate: Fate,
+    /// The sender's state as it sent the frame (of the frame's TCP connection, or what the
+    /// lab says of the host), if there was one to read.
+    pub state: Option<String>,
     /// When it may leave the cable (later than its arrival only when delayed).
     due: Instant,
 }
@@ -62,8 +55,8 @@ impl Cable {
         Cable { faults, count: 0, queue: VecDeque::new() }
     }
 
-    /// A host put a frame on the cable.
-    pub fn enqueue(&mut self, from: usize, mut bytes: Vec<u8>, now: Instant) {
+    /// A host put a frame on the cable, in `state`.
+    pub fn enqueue(&mut self, from: usize, mut bytes: Vec<u8>, now: Instant, state: Option<String>) {
         self.count += 1;
         let number = self.count;
         let mut fate = Fate::Delivered;
@@ -78,7 +71,7 @@ impl Cable {
             fate = Fate::Delayed(ms);
         }
         let duplicate = self.faults.duplicate.contains(&number) && fate == Fate::Delivered;
-        let frame = Frame { number, from, bytes, fate, due };
+        let frame = Frame { number, from, bytes, fate, state, due };
         if duplicate {
             let copy = Frame { fate: Fate::Duplicate, ..frame.clone() };
             self.queue.push_back(frame);
@@ -115,6 +108,16 @@ impl Cable {
         self.queue.is_empty()
     }
 
+    /// How many frames have entered the cable so far: later frames are numbered above it.
+    pub fn entered(&self) -> u64 {
+        self.count
+    }
+
+    /// The first frame from `host` still on the cable that entered it after frame `after`.
+    pub fn first_from(&self, host: usize, after: u64) -> Option<&Frame> {
+        self.queue.iter().find(|f| f.from == host && f.number > after)
+    }
+
     /// When the earliest held-back frame is due, if any.
     pub fn next_due(&self) -> Option<Instant> {
         self.queue.iter().map(|f| f.due).min()
@@ -143,7 +146,7 @@ mod tests {
         let faults = Faults { drop: vec![2], duplicate: vec![3], corrupt: vec![4], delay: vec![(1, 50)] };
         let mut cable = Cable::new(faults);
         for i in 0..5u8 {
-            cable.enqueue(0, vec![i; 8], t(0));
+            cable.enqueue(0, vec![i; 8], t(0), None);
         }
         let fates: Vec<_> = std::iter::from_fn(|| cable.next(t(0))).map(|f| (f.number, f.fate)).collect();
         assert_eq!(
@@ -164,7 +167,7 @@ mod tests {
     #[test]
     fn corruption_changes_exactly_one_byte() {
         let mut cable = Cable::new(Faults { corrupt: vec![1], ..Faults::default() });
-        cable.enqueue(0, vec![0u8; 60], t(0));
+        cable.enqueue(0, vec![0u8; 60], t(0), None);
         let f = cable.next(t(0)).unwrap();
         assert_eq!(f.bytes.iter().filter(|&&b| b != 0).count(), 1);
     }

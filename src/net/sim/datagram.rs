@@ -1,5 +1,7 @@
-//! Datagrams on the lab network: UDP sockets of a host's stack, and raw frames for programs
-//! that speak before their host has an address (a DHCP client sends from 0.0.0.0).
+//! Datagrams on the lab network: programs that serve a UDP port of a host's stack, and raw
+//! frames for programs that speak before their host has an address (a DHCP client sends from
+//! 0.0.0.0). Both run in the moment a frame reaches their host, so the frame's step shows the
+//! state the program is in once it has taken the frame in.
 
 use super::{Inner, SimNet};
 use smoltcp::iface::SocketHandle;
@@ -7,69 +9,17 @@ use smoltcp::socket::udp;
 use smoltcp::wire::{IpAddress, IpCidr, IpEndpoint, Ipv4Address};
 use std::io;
 use std::net::SocketAddrV4;
-use std::task::Poll;
+use std::time::Duration;
 
 /// Datagrams a UDP socket may queue each way.
 const DATAGRAMS: usize = 16;
-
-/// A UDP socket on one host of the lab network.
-pub struct SimUdp {
-    net: SimNet,
-    host: usize,
-    handle: SocketHandle,
-}
-
-fn udp(inner: &mut Inner, host: usize, handle: SocketHandle) -> &mut udp::Socket<'static> {
-    inner.hosts[host].sockets.get_mut::<udp::Socket>(handle)
-}
-
-impl SimUdp {
-    /// Sends a datagram (to 255.255.255.255 for a broadcast).
-    pub async fn send_to(&self, data: &[u8], to: SocketAddrV4) -> io::Result<()> {
-        let endpoint = IpEndpoint::new(IpAddress::Ipv4(*to.ip()), to.port());
-        std::future::poll_fn(|cx| {
-            let mut inner = self.net.lock();
-            let socket = udp(&mut inner, self.host, self.handle);
-            if !socket.can_send() {
-                socket.register_send_waker(cx.waker());
-                return Poll::Pending;
-            }
-            Poll::Ready(socket.send_slice(data, endpoint).map_err(|e| io::Error::other(e.to_string())))
-        })
-        .await?;
-        self.net.kick();
-        Ok(())
-    }
-
-    /// Receives a datagram: its length and its sender.
-    pub async fn recv_from(&self, buf: &mut [u8]) -> io::Result<(usize, SocketAddrV4)> {
-        std::future::poll_fn(|cx| {
-            let mut inner = self.net.lock();
-            let socket = udp(&mut inner, self.host, self.handle);
-            if !socket.can_recv() {
-                socket.register_recv_waker(cx.waker());
-                return Poll::Pending;
-            }
-            let (n, meta) = socket.recv_slice(buf).map_err(|e| io::Error::other(e.to_string()))?;
-            let IpAddress::Ipv4(ip) = meta.endpoint.addr;
-            Poll::Ready(Ok((n, SocketAddrV4::new(ip, meta.endpoint.port))))
-        })
-        .await
-    }
-}
-
-impl Drop for SimUdp {
-    fn drop(&mut self) {
-        self.net.lock().hosts[self.host].sockets.remove(self.handle);
-    }
-}
 
 /// What a program attached to a host's card may do as a frame reaches it (see
 /// [`SimNet::attach`]).
 #[derive(Debug, Default)]
 pub struct HostCtx {
     /// The network's clock now.
-    pub now: std::time::Duration,
+    pub now: Duration,
     /// Frames to put on the cable in answer.
     pub send: Vec<Vec<u8>>,
     /// The host's new state, shown with this frame's step.
@@ -81,14 +31,80 @@ pub struct HostCtx {
 /// A program on a host's card: it sees every frame delivered to the host, as it arrives.
 pub type Handler = Box<dyn FnMut(&[u8], &mut HostCtx) + Send>;
 
+/// What a program serving a UDP port may do with a datagram (see [`SimNet::serve_udp`]).
+#[derive(Debug, Default)]
+pub struct UdpCtx {
+    /// The network's clock now.
+    pub now: Duration,
+    /// Datagrams to send from the same socket: payload and destination (255.255.255.255 for a
+    /// broadcast).
+    pub replies: Vec<(Vec<u8>, SocketAddrV4)>,
+    /// The host's new state, shown with this datagram's step.
+    pub label: Option<String>,
+}
+
+/// A program serving a UDP port: each datagram and its sender, as the host's stack takes it in.
+pub type UdpProgram = Box<dyn FnMut(&[u8], SocketAddrV4, &mut UdpCtx) + Send>;
+
+/// A UDP port served by a program; the port closes when this is dropped.
+pub struct ServedUdp {
+    net: SimNet,
+    host: usize,
+    handle: SocketHandle,
+}
+
+impl Drop for ServedUdp {
+    fn drop(&mut self) {
+        let mut inner = self.net.lock();
+        inner.programs.retain(|p| !(p.host == self.host && p.handle == self.handle));
+        inner.hosts[self.host].sockets.remove(self.handle);
+    }
+}
+
+/// A program and the socket it serves.
+pub(super) struct Served {
+    host: usize,
+    handle: SocketHandle,
+    program: UdpProgram,
+}
+
+impl Inner {
+    /// Hands every datagram waiting on `host`'s served ports to its program and sends what the
+    /// program answers. Returns whether anything was sent (the stack must be polled again).
+    pub(super) fn run_programs(&mut self, host: usize, now: Duration) -> bool {
+        let mut sent = false;
+        let mut buf = vec![0u8; 1500];
+        for served in self.programs.iter_mut().filter(|p| p.host == host) {
+            let socket = self.hosts[host].sockets.get_mut::<udp::Socket>(served.handle);
+            while let Ok((n, meta)) = socket.recv_slice(&mut buf) {
+                let IpAddress::Ipv4(ip) = meta.endpoint.addr;
+                let mut ctx = UdpCtx { now, ..UdpCtx::default() };
+                (served.program)(&buf[..n], SocketAddrV4::new(ip, meta.endpoint.port), &mut ctx);
+                for (data, to) in ctx.replies {
+                    let endpoint = IpEndpoint::new(IpAddress::Ipv4(*to.ip()), to.port());
+                    sent |= socket.send_slice(&data, endpoint).is_ok();
+                }
+                if let Some(label) = ctx.label {
+                    self.labels[host] = Some(label);
+                }
+            }
+        }
+        sent
+    }
+}
+
 impl SimNet {
-    /// A UDP socket on `host`, bound to `port`.
-    pub fn udp(&self, host: usize, port: u16) -> io::Result<SimUdp> {
+    /// Serves UDP `port` of `host` with `program`, which takes each datagram in the moment the
+    /// host's stack does. The socket stays bound until the returned guard is dropped.
+    pub fn serve_udp(&self, host: usize, port: u16, program: UdpProgram) -> io::Result<ServedUdp> {
         let buffer = || udp::PacketBuffer::new(vec![udp::PacketMetadata::EMPTY; DATAGRAMS], vec![0; DATAGRAMS * 1500]);
         let mut socket = udp::Socket::new(buffer(), buffer());
         socket.bind(port).map_err(|e| io::Error::new(io::ErrorKind::AddrInUse, e.to_string()))?;
-        let handle = self.lock().hosts[host].sockets.add(socket);
-        Ok(SimUdp { net: self.clone(), host, handle })
+        let mut inner = self.lock();
+        let handle = inner.hosts[host].sockets.add(socket);
+        inner.programs.push(Served { host, handle, program });
+        drop(inner);
+        Ok(ServedUdp { net: self.clone(), host, handle })
     }
 
     /// Attaches a program to `host`'s card, beside its stack: it takes each frame delivered to
@@ -101,9 +117,14 @@ impl SimNet {
         self.lock().taps[host] = None;
     }
 
-    /// Puts a whole Ethernet frame on the cable from `host`, as if its card sent it.
+    /// Puts a whole Ethernet frame on the cable from `host`, as if its card sent it, with the
+    /// state the lab says the host is in now.
     pub fn send_raw(&self, host: usize, frame: Vec<u8>) {
-        self.lock().hosts[host].port.tx.push_back(frame);
+        let now = self.now();
+        let mut inner = self.lock();
+        let state = inner.labels[host].clone();
+        inner.cable.enqueue(host, frame, super::smol(now), state);
+        drop(inner);
         self.kick();
     }
 

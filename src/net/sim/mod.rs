@@ -11,11 +11,11 @@ mod datagram;
 mod stream;
 
 pub use cable::{Fate, Faults};
-pub use datagram::{Handler, HostCtx, SimUdp};
+pub use datagram::{Handler, HostCtx, ServedUdp, UdpCtx, UdpProgram};
 pub use stream::{SimCarriers, SimListener, SimStream};
 
 use crate::net::Gate;
-use crate::session::{KEEP_BYTES, StepSink};
+use crate::session::{KEEP_BYTES, Moved, StepSink};
 use smoltcp::iface::{Config, Interface, SocketHandle, SocketSet};
 use smoltcp::phy::{self, Device, DeviceCapabilities, Medium};
 use smoltcp::socket::tcp;
@@ -119,6 +119,21 @@ impl Host {
         self.sockets.iter().any(|(_, s)| matches!(s, smoltcp::socket::Socket::Tcp(_)))
     }
 
+    /// The state of this host's end of the TCP connection `local` ↔ `remote`: its socket's,
+    /// `LISTEN` while a listener has not taken the connection in, `CLOSED` when no socket has it.
+    fn tcp_state(&self, local: SocketAddrV4, remote: SocketAddrV4) -> String {
+        let mut listening = false;
+        for (_, s) in self.sockets.iter() {
+            #[allow(irrefutable_let_patterns)]
+            let smoltcp::socket::Socket::Tcp(t) = s else { continue };
+            if endpoint(t.local_endpoint()) == Some(local) && endpoint(t.remote_endpoint()) == Some(remote) {
+                return t.state().to_string();
+            }
+            listening |= t.state() == tcp::State::Listen && t.listen_endpoint().port == local.port();
+        }
+        if listening { "LISTEN".into() } else { "CLOSED".into() }
+    }
+
     /// Each TCP socket's state, `LISTEN` only if there is nothing else to say.
     fn states(&self) -> String {
         let mut states: Vec<String> = self
@@ -137,7 +152,8 @@ impl Host {
     }
 }
 
-/// The hosts' clock: real time, less the time frames spent waiting at the gate.
+/// The hosts' clock: real time, less the time frames spent waiting at the gate. Steps of the
+/// lab network are stamped with it too, so a retransmission reads as the stack's real timer.
 #[derive(Debug)]
 struct Clock {
     start: std::time::Instant,
@@ -146,9 +162,9 @@ struct Clock {
 }
 
 impl Clock {
-    fn now(&self) -> smoltcp::time::Instant {
+    fn elapsed(&self) -> Duration {
         let held = self.paused + self.since.map_or(Duration::ZERO, |s| s.elapsed());
-        smoltcp::time::Instant::from_micros((self.start.elapsed().saturating_sub(held)).as_micros() as i64)
+        self.start.elapsed().saturating_sub(held)
     }
 
     fn pause(&mut self) {
@@ -162,6 +178,18 @@ impl Clock {
     }
 }
 
+/// The clock, readable without the network's lock (the sink reads it while the driver holds
+/// that lock).
+type SharedClock = Arc<Mutex<Clock>>;
+
+fn read(clock: &SharedClock) -> Duration {
+    clock.lock().unwrap_or_else(|e| e.into_inner()).elapsed()
+}
+
+fn smol(d: Duration) -> smoltcp::time::Instant {
+    smoltcp::time::Instant::from_micros(d.as_micros() as i64)
+}
+
 /// Stream offset ranges of one socket's incoming bytes, and the frame step that brought each.
 type Deliveries = Vec<(Range<u64>, u64)>;
 
@@ -169,7 +197,6 @@ type Deliveries = Vec<(Range<u64>, u64)>;
 struct Inner {
     hosts: [Host; 2],
     cable: cable::Cable,
-    clock: Clock,
     /// A frame that passed the cable's faults and waits at the gate.
     held: Option<cable::Frame>,
     /// Sockets whose stream is gone: removed once closed.
@@ -184,9 +211,14 @@ struct Inner {
     bursts: HashMap<(SocketAddrV4, SocketAddrV4), usize>,
     /// Programs attached to each host's card (see [`SimNet::attach`]).
     taps: [Option<Handler>; 2],
+    /// Programs serving UDP ports (see [`SimNet::serve_udp`]).
+    programs: Vec<datagram::Served>,
     /// What a lab says each host's protocol state is (a DHCP client's `BOUND`), shown with
-    /// every frame; TCP states are read from the stack when no lab says anything.
+    /// every frame that is not TCP; a TCP segment shows its connection's state, read from the
+    /// stack.
     labels: [Option<String>; 2],
+    /// Names of connections by server port, for labs with more than one (`echo`).
+    conns: HashMap<u16, String>,
 }
 
 /// What the network needs to know of a TCP segment in a frame.
@@ -219,6 +251,41 @@ impl Segment {
 }
 
 impl Inner {
+    /// `host`'s state as a frame it sends (or receives) shows it: its end of the frame's TCP
+    /// connection; else what the lab says of the host; else its TCP sockets' states.
+    fn state_of(&self, host: usize, seg: Option<&Segment>, sending: bool) -> Option<String> {
+        if let Some(seg) = seg {
+            let (local, remote) = if sending { (seg.src, seg.dst) } else { (seg.dst, seg.src) };
+            return Some(self.hosts[host].tcp_state(local, remote));
+        }
+        if let Some(label) = &self.labels[host] {
+            return Some(label.clone());
+        }
+        self.hosts.iter().any(Host::has_tcp).then(|| self.hosts[host].states())
+    }
+
+    /// Lets `host`'s stack take in what arrived and send what it has.
+    fn poll(&mut self, host: usize, now: Duration) {
+        let host = &mut self.hosts[host];
+        host.iface.poll(smol(now), &mut host.port, &mut host.sockets);
+    }
+
+    /// Puts the frames `host`'s card sent on the cable, each with the state it was sent in.
+    fn flush(&mut self, host: usize, now: Duration) {
+        while let Some(frame) = self.hosts[host].port.tx.pop_front() {
+            let state = self.state_of(host, Segment::parse(&frame).as_ref(), true);
+            self.cable.enqueue(host, frame, smol(now), state);
+        }
+    }
+
+    /// Polls both stacks and puts what they sent on the cable.
+    fn poll_all(&mut self, now: Duration) {
+        for host in [CLIENT, SERVER] {
+            self.poll(host, now);
+            self.flush(host, now);
+        }
+    }
+
     /// Notes which bytes of which socket's stream a TCP segment delivered to host `to`.
     fn log_delivery(&mut self, to: usize, seg: &Segment, step: u64) {
         let (src, dst) = (seg.src, seg.dst);
@@ -265,6 +332,8 @@ impl Inner {
 
 struct Shared {
     inner: Mutex<Inner>,
+    /// The hosts' clock; outside `inner`, so the sink can read it while a step is made.
+    clock: SharedClock,
     /// Wakes the driver: a socket has something to send, or a frame was released.
     kick: Notify,
     /// Wakes whoever waits for a held frame to go (the clock runs again).
@@ -303,24 +372,35 @@ impl Drop for AbortOnDrop {
 }
 
 impl SimNet {
-    /// A new network: the client host at 192.0.2.1, the server host at 192.0.2.2.
+    /// A new network: the client host at 192.0.2.1, the server host at 192.0.2.2. Its steps
+    /// go to `sink`, stamped with the network's clock.
     pub fn new(sink: StepSink, gate: Arc<Gate>, faults: Faults) -> Self {
-        let clock = Clock { start: std::time::Instant::now(), paused: Duration::ZERO, since: None };
-        let now = clock.now();
+        let clock: SharedClock =
+            Arc::new(Mutex::new(Clock { start: std::time::Instant::now(), paused: Duration::ZERO, since: None }));
+        let stamp = clock.clone();
+        sink.set_clock(Arc::new(move || read(&stamp)));
+        let now = smol(read(&clock));
         let inner = Inner {
             hosts: [Host::new(CLIENT, CLIENT_IP, now), Host::new(SERVER, SERVER_IP, now)],
             cable: cable::Cable::new(faults),
-            clock,
             held: None,
             orphans: Vec::new(),
             deliveries: HashMap::new(),
             isns: HashMap::new(),
             bursts: HashMap::new(),
             taps: [None, None],
+            programs: Vec::new(),
             labels: [None, None],
+            conns: HashMap::new(),
         };
-        let shared =
-            Arc::new(Shared { inner: Mutex::new(inner), kick: Notify::new(), resumed: Notify::new(), gate, sink });
+        let shared = Arc::new(Shared {
+            inner: Mutex::new(inner),
+            clock,
+            kick: Notify::new(),
+            resumed: Notify::new(),
+            gate,
+            sink,
+        });
         let driver = tokio::spawn(drive(shared.clone()));
         SimNet { shared, _driver: Arc::new(AbortOnDrop(driver)) }
     }
@@ -357,12 +437,18 @@ impl SimNet {
 
     /// The hosts' clock: time since the network started, less the time frames waited at the gate.
     pub fn now(&self) -> Duration {
-        Duration::from_micros(self.lock().clock.now().total_micros() as u64)
+        read(&self.shared.clock)
     }
 
     /// Says what `host`'s protocol state is, for the steps from now on.
     pub fn set_state(&self, host: usize, label: impl Into<String>) {
         self.lock().labels[host] = Some(label.into());
+    }
+
+    /// Names the TCP connections to or from `port` (`closed-port`), for labs with more than
+    /// one connection: their frames' steps carry the name as `conn`.
+    pub fn name_connection(&self, port: u16, name: impl Into<String>) {
+        self.lock().conns.insert(port, name.into());
     }
 
     /// Waits until the network is quiet: nothing on the cable or at the gate, and every TCP
@@ -393,20 +479,17 @@ impl Shared {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    fn now(&self) -> Duration {
+        read(&self.clock)
+    }
+
     /// Polls both stacks and moves frames across the cable until something must wait.
     fn step(&self) -> Next {
         let mut inner = self.lock();
         let inner = &mut *inner;
         loop {
-            let now = inner.clock.now();
-            for host in &mut inner.hosts {
-                host.iface.poll(now, &mut host.port, &mut host.sockets);
-            }
-            for (i, host) in inner.hosts.iter_mut().enumerate() {
-                while let Some(frame) = host.port.tx.pop_front() {
-                    inner.cable.enqueue(i, frame, now);
-                }
-            }
+            let now = self.now();
+            inner.poll_all(now);
             inner.orphans.retain(|&(h, handle)| {
                 let closed = inner.hosts[h].tcp(handle).state() == tcp::State::Closed;
                 if closed {
@@ -415,7 +498,8 @@ impl Shared {
                 }
                 !closed
             });
-            let Some(frame) = inner.cable.next(now) else {
+            let Some(frame) = inner.cable.next(smol(now)) else {
+                let now = smol(now);
                 let timers = inner.hosts.iter_mut().filter_map(|h| h.iface.poll_delay(now, &h.sockets));
                 let due = inner.cable.next_due().map(|d| d - now);
                 let wait = timers
@@ -430,21 +514,23 @@ impl Shared {
             }
             let from = NAMES[frame.from].to_string();
             inner.held = Some(frame);
-            inner.clock.pause();
+            self.clock.lock().unwrap_or_else(|e| e.into_inner()).pause();
             return Next::Gate(from);
         }
     }
 
     /// A frame leaves the cable: the other host gets it (unless it was dropped), and it
-    /// becomes a step, with both hosts' TCP states once the receiver has taken it in.
+    /// becomes a step with both ends' states: the sender's as it sent the frame, the
+    /// receiver's once it took the frame in.
     fn cross(&self, inner: &mut Inner, frame: cable::Frame) {
         let to = 1 - frame.from;
+        let segment = Segment::parse(&frame.bytes);
+        let receiver_before = inner.state_of(to, segment.as_ref(), false);
+        let answers_from = inner.cable.entered();
         if frame.fate != Fate::Dropped {
+            let now = self.now();
             if let Some(program) = inner.taps[to].as_mut() {
-                let mut ctx = HostCtx {
-                    now: Duration::from_micros(inner.clock.now().total_micros() as u64),
-                    ..HostCtx::default()
-                };
+                let mut ctx = HostCtx { now, ..HostCtx::default() };
                 program(&frame.bytes, &mut ctx);
                 let host = &mut inner.hosts[to];
                 host.port.tx.extend(ctx.send);
@@ -461,12 +547,13 @@ impl Shared {
                 }
             }
             inner.hosts[to].port.rx.push_back(frame.bytes.clone());
-            let now = inner.clock.now();
-            let host = &mut inner.hosts[to];
-            host.iface.poll(now, &mut host.port, &mut host.sockets);
+            inner.poll(to, now);
+            if inner.run_programs(to, now) {
+                inner.poll(to, now);
+            }
+            inner.flush(to, now);
         }
         let msg = crate::wire::frame::decode(&frame.bytes);
-        let segment = Segment::parse(&frame.bytes);
         let len = frame.bytes.len();
         let mut step = msg.into_step(NAMES[frame.from], NAMES[to], frame.bytes, len);
         let said = match frame.fate {
@@ -486,15 +573,24 @@ impl Shared {
             step.summary = format!("[{tag}] {}", step.summary);
             step.notes.insert(0, said);
         }
-        if inner.labels.iter().any(Option::is_some) {
-            step.states =
-                inner.labels.iter().zip(NAMES).map(|(l, n)| (n.to_string(), l.clone().unwrap_or_default())).collect();
-        } else if inner.hosts.iter().any(Host::has_tcp) {
-            step.states = inner.hosts.iter().zip(NAMES).map(|(h, name)| (name.to_string(), h.states())).collect();
+        let sender = frame.state.clone().or_else(|| inner.state_of(frame.from, segment.as_ref(), true));
+        let receiver = inner.state_of(to, segment.as_ref(), false);
+        if let (Some(sender), Some(receiver)) = (&sender, &receiver) {
+            let mut states = [(NAMES[frame.from], sender.clone()), (NAMES[to], receiver.clone())];
+            states.sort_by_key(|(name, _)| NAMES.iter().position(|n| n == name));
+            step.states = states.into_iter().map(|(n, s)| (n.to_string(), s)).collect();
+            if !self.gate.is_free() {
+                step.moved =
+                    moved(inner, frame.from, segment.as_ref(), sender, receiver_before, receiver, answers_from);
+            }
+        }
+        if let Some(seg) = &segment
+            && let Some(name) = inner.conns.get(&seg.src.port()).or_else(|| inner.conns.get(&seg.dst.port()))
+        {
+            step.conn = Some(name.clone());
         }
         step.frame = true;
-        step.lost = frame.fate == Fate::Dropped;
-        step.clock_us = Some(inner.clock.now().total_micros() as u64);
+        step.fate = frame.fate;
         if let Some(seg) = &segment
             && !seg.payload.is_empty()
         {
@@ -518,6 +614,48 @@ impl Shared {
     }
 }
 
+/// Who moved on while the world stood still at the gate, as a frame from `from` crossed: the
+/// sender, if its state changed after it sent the frame; the receiver, if taking the frame in
+/// changed its state and what it answered waits on the cable.
+fn moved(
+    inner: &Inner,
+    from: usize,
+    segment: Option<&Segment>,
+    sent_in: &str,
+    receiver_before: Option<String>,
+    receiver_after: &str,
+    answers_from: u64,
+) -> Vec<Moved> {
+    let to = 1 - from;
+    let mut moved = Vec::new();
+    if let Some(now) = inner.state_of(from, segment, true).filter(|now| now != sent_in)
+        && let Some(next) = inner.cable.first_from(from, 0)
+    {
+        moved.push(Moved { who: NAMES[from].into(), from: sent_in.into(), to: now, waiting: short_name(&next.bytes) });
+    }
+    if let Some(before) = receiver_before.filter(|b| b != receiver_after)
+        && let Some(answer) = inner.cable.first_from(to, answers_from)
+    {
+        moved.push(Moved {
+            who: NAMES[to].into(),
+            from: before,
+            to: receiver_after.into(),
+            waiting: short_name(&answer.bytes),
+        });
+    }
+    moved
+}
+
+/// A frame as a presenter names it: a TCP segment by its flags (`FIN,ACK`), a DHCP message by
+/// its type (`REQUEST`), anything else by its protocol.
+fn short_name(frame: &[u8]) -> String {
+    let msg = crate::wire::frame::decode(frame);
+    match msg.proto {
+        "TCP" | "DHCP" => msg.summary.split_whitespace().next().unwrap_or(msg.proto).to_string(),
+        other => other.to_string(),
+    }
+}
+
 /// The network's engine: polls the stacks, carries frames, waits at the gate and on timers.
 async fn drive(shared: Arc<Shared>) {
     loop {
@@ -525,7 +663,10 @@ async fn drive(shared: Arc<Shared>) {
             Next::Gate(from) => {
                 let release = shared.gate.clone().pass(from).await;
                 let mut inner = shared.lock();
-                inner.clock.resume();
+                shared.clock.lock().unwrap_or_else(|e| e.into_inner()).resume();
+                // What the programs did while the frame waited (a close, say) goes on the cable
+                // first, with the state it was done in: the step can then show who moved on.
+                inner.poll_all(shared.now());
                 if let Some(mut frame) = inner.held.take() {
                     inner.cable.strike(&mut frame, release);
                     shared.cross(&mut inner, frame);

@@ -160,14 +160,14 @@ impl Ladder<'_> {
         // The shaft runs between the lifelines; in flight, only up to the arrow's head.
         let span = (b - a).saturating_sub(1);
         // A lost frame gets only halfway, and ends in a cross.
-        let full = if step.lost { span / 2 } else { span };
+        let full = if step.fate.lost() { span / 2 } else { span };
         let reach = ((full as f32) * progress).round() as u16;
         let line = if unseen { "╌" } else { "─" };
         if reach > 0 {
             // Shaft and head as one string: drawn from the sender up to the head.
             let reach = reach.min(span);
             let shaft = line.repeat(reach as usize - 1);
-            let (right, left) = if step.lost { ("✗", "✗") } else { ("▶", "◀") };
+            let (right, left) = if step.fate.lost() { ("✗", "✗") } else { ("▶", "◀") };
             let (x, text) =
                 if rightward { (a + 1, format!("{shaft}{right}")) } else { (b - reach, format!("{left}{shaft}")) };
             buf.set_string(x, row.y, text, style);
