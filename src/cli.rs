@@ -2,8 +2,8 @@
 //! completed; 1 it failed (the reason, in one line, on stderr); 2 the command line was wrong.
 
 use crate::labs::{self, Lab, LabFuture, run};
+use crate::net::Wire;
 use crate::net::sim::Faults;
-use crate::net::{Gate, Wire};
 use crate::session::Pcap;
 use crate::session::{Format, Step, StepSink, write_step};
 use clap::{Parser, Subcommand};
@@ -278,12 +278,12 @@ pub async fn dispatch(cli: Cli) -> Result<()> {
         Some(Command::Run { lab, wire, connect, format, faults, pcap, interface: None, no_capture, lease_speedup }) => {
             crate::labs::dhcp::set_speedup(lease_speedup);
             let lab = find_lab(&lab).unwrap_or_else(|e| e.exit());
-            let wire = wire.unwrap_or(lab.info().wire);
+            let wire = wire.unwrap_or(lab.info().default_wire());
             let capture = wire == Wire::Host && connect.is_none() && !no_capture;
             if capture && let Err(hint) = crate::net::capture::available() {
                 eprintln!("{hint}");
             }
-            let opts = run::RunOptions { wire, connect, gate: Gate::free(), faults: faults.faults(), capture };
+            let opts = run::RunOptions { connect, faults: faults.faults(), capture, ..run::RunOptions::free(wire) };
             run_lab(lab, opts, format, pcap.as_deref()).await
         }
         Some(Command::Serve { lab, format, sessions, interface: Some(interface), .. }) => {

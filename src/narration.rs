@@ -1,19 +1,32 @@
-//! Narration: what a step means, in plain words. The text lives in `assets/narration/<lang>/<lab>.txt`,
-//! keyed by step kind:
+//! Narration: what a step means at its moment of the story, in plain words. The text lives in
+//! `assets/narration/<lang>/<lab>.txt`, keyed by step kind:
 //!
 //! ```text
-//! [smtp.command.EHLO]
-//! The client introduces itself as {SMTP.domain} and asks which extensions the server has.
+//! [tcp.ack.last]
+//! The last ACK: {from} acknowledges {to}'s FIN ...
 //! ```
 //!
-//! A step of kind `smtp.command.EHLO` takes the text of the longest key that is a prefix of its
-//! kind at a dot boundary (`smtp.command.EHLO`, then `smtp.command`, then `smtp`). `{Path}` is
-//! replaced by the step's field of that path; `{from}`, `{to}`, `{len}` by the step's own values.
+//! A key is chosen from three things, most specific first:
+//! - the step's **kind**, refined by the moment of its conversation (`tcp.ack.handshake`,
+//!   `tcp.ack.last`, `dhcp.ack.renew`; see [`crate::session::moment`]). The longest key that
+//!   is a prefix of the kind at a dot boundary wins: `tcp.ack.last`, then `tcp.ack`, then `tcp`;
+//! - a **variant**, when the step is not what its kind alone says: `~dropped`, `~corrupted`,
+//!   `~duplicate` (what the cable did) or `~again` (a retransmission). A variant never falls
+//!   back to the plain text, which would be untrue of it: `tcp.syn~again` falls back to
+//!   `tcp~again`, then to `frame~again`;
+//! - the **place** it was seen: `@sim` (the lab network), `@host` (the socket API),
+//!   `@captured` (a kernel segment captured on the host), tried before the same key without it.
+//!
+//! `{Path}` is replaced by the step's field of that path; `{from}`, `{to}`, `{len}`,
+//! `{summary}` by the step's own values; `{state.client}` by that endpoint's state when the step
+//! crossed, `{state.from}` and `{state.to}` by the sender's and the receiver's.
 
-use crate::session::Step;
+use crate::net::Wire;
+use crate::session::{Fate, Step};
 use std::collections::HashMap;
 
-/// Narration every lab shares: the transport under the protocol.
+/// Narration every lab shares: ARP, every kind of TCP segment, the socket API's view, and what
+/// the cable's faults do.
 const SHARED: &str = include_str!("../assets/narration/en/tcp.txt");
 
 /// The narration entries of one lab, parsed from its asset file.
@@ -56,39 +69,67 @@ impl Narration {
         Narration { entries }
     }
 
-    /// A lab's narration on top of the text every lab shares (TCP's FIN and RST); the lab's
-    /// own entries win.
+    /// A lab's narration on top of the text every lab shares; the lab's own entries win.
     pub fn for_lab(lab_text: &str) -> Self {
         let mut n = Narration::parse(SHARED);
         n.entries.extend(Narration::parse(lab_text).entries);
         n
     }
 
-    /// The raw text for a kind, by longest dotted prefix.
-    pub fn lookup(&self, kind: &str) -> Option<&str> {
-        let mut k = kind;
+    /// The keys tried for a step, most specific first (see the module's documentation).
+    pub fn keys(step: &Step, wire: Wire) -> Vec<String> {
+        let place = match wire {
+            Wire::Sim => "sim",
+            Wire::Host if step.frame => "captured",
+            Wire::Host => "host",
+        };
+        let variant = step.fate.variant().or(step.again.then_some("again"));
+        let suffix = variant.map(|v| format!("~{v}")).unwrap_or_default();
+        let mut prefixes = Vec::new();
+        let mut kind = step.kind.as_str();
         loop {
-            if let Some(text) = self.entries.get(k) {
-                return Some(text);
+            prefixes.push(kind);
+            match kind.rfind('.') {
+                Some(dot) => kind = &kind[..dot],
+                None => break,
             }
-            k = &k[..k.rfind('.')?];
+        }
+        if variant.is_some() {
+            prefixes.push("frame");
+        }
+        prefixes.into_iter().flat_map(|p| [format!("{p}{suffix}@{place}"), format!("{p}{suffix}")]).collect()
+    }
+
+    /// The key a step's narration comes from, if any.
+    pub fn key(&self, step: &Step, wire: Wire) -> Option<String> {
+        Narration::keys(step, wire).into_iter().find(|k| self.entries.contains_key(k))
+    }
+
+    /// The narration of a step, with its real values filled in; a step held back on the cable
+    /// says so first.
+    pub fn explain(&self, step: &Step, wire: Wire) -> String {
+        let Some(key) = self.key(step, wire) else { return format!("({} has no narration yet)", step.kind) };
+        let text = fill(&self.entries[&key], step);
+        match (step.fate, self.entries.get("frame~delayed")) {
+            (Fate::Delayed(_), Some(lead)) => format!("{}\n\n{text}", fill(lead, step)),
+            _ => text,
         }
     }
 
-    /// The narration of a step, with its real values filled in.
-    pub fn explain(&self, step: &Step) -> Option<String> {
-        let template = self.lookup(&step.kind)?;
-        Some(fill(template, step))
+    /// Placeholders in this step's narration that the step has no value for (for tests); a
+    /// step with no narration at all reports `(no narration)`.
+    pub fn missing(&self, step: &Step, wire: Wire) -> Vec<String> {
+        let Some(key) = self.key(step, wire) else { return vec!["(no narration)".into()] };
+        placeholders(&self.entries[&key]).filter(|name| value(name, step).is_none()).map(str::to_string).collect()
     }
 
-    /// Placeholders in this step's narration that the step has no value for (for tests).
-    pub fn missing(&self, step: &Step) -> Vec<String> {
-        let Some(template) = self.lookup(&step.kind) else { return vec!["(no narration)".into()] };
-        placeholders(template).filter(|name| value(name, step).is_none()).map(str::to_string).collect()
+    /// The raw text of a key, if there is one.
+    pub fn text(&self, key: &str) -> Option<&str> {
+        self.entries.get(key).map(String::as_str)
     }
 
     /// Every key, for tests that check coverage.
-    pub fn keys(&self) -> impl Iterator<Item = &str> {
+    pub fn all_keys(&self) -> impl Iterator<Item = &str> {
         self.entries.keys().map(String::as_str)
     }
 }
@@ -98,7 +139,13 @@ fn value(name: &str, step: &Step) -> Option<String> {
         "from" => Some(step.from.clone()),
         "to" => Some(step.to.clone()),
         "len" => Some(step.len.to_string()),
-        path => step.value(path),
+        "summary" => Some(step.summary.clone()),
+        "state.from" => step.state(&step.from).map(str::to_string),
+        "state.to" => step.state(&step.to).map(str::to_string),
+        _ => match name.strip_prefix("state.") {
+            Some(who) => step.state(who).map(str::to_string),
+            None => step.value(name),
+        },
     }
 }
 
@@ -128,11 +175,49 @@ fn fill(template: &str, step: &Step) -> String {
 mod tests {
     use super::*;
 
+    fn step(kind: &str) -> Step {
+        Step { kind: kind.into(), ..Step::default() }
+    }
+
     #[test]
     fn longest_prefix_wins_and_paragraphs_join() {
         let n = Narration::parse("# c\n[smtp]\nAny SMTP.\n[smtp.command]\nA command\nover two lines.\n\nSecond.\n");
-        assert_eq!(n.lookup("smtp.command.EHLO"), Some("A command over two lines.\n\nSecond."));
-        assert_eq!(n.lookup("smtp.reply.250"), Some("Any SMTP."));
-        assert_eq!(n.lookup("ws.x"), None);
+        assert_eq!(n.explain(&step("smtp.command.EHLO"), Wire::Host), "A command over two lines.\n\nSecond.");
+        assert_eq!(n.explain(&step("smtp.reply.250"), Wire::Host), "Any SMTP.");
+        assert_eq!(n.key(&step("ws.x"), Wire::Host), None);
+    }
+
+    #[test]
+    fn the_place_is_tried_first_at_every_level() {
+        let n = Narration::parse("[tcp.fin]\nAny FIN.\n[tcp.fin@host]\nThe socket API.\n[tcp@captured]\nCaptured.\n");
+        assert_eq!(n.explain(&step("tcp.fin.first"), Wire::Host), "The socket API.");
+        assert_eq!(n.explain(&step("tcp.fin.first"), Wire::Sim), "Any FIN.");
+        let captured = Step { frame: true, ..step("tcp.fin.first") };
+        assert_eq!(n.explain(&captured, Wire::Host), "Any FIN.", "the longer kind wins over the place");
+        assert_eq!(n.explain(&Step { frame: true, ..step("tcp.syn") }, Wire::Host), "Captured.");
+    }
+
+    #[test]
+    fn a_variant_never_falls_back_to_the_plain_text() {
+        let n = Narration::parse("[dhcp.discover]\nA new xid.\n[frame~again]\nSent again.\n[frame~dropped]\nLost.\n");
+        let again = Step { again: true, ..step("dhcp.discover") };
+        assert_eq!(n.explain(&again, Wire::Sim), "Sent again.");
+        let lost = Step { again: true, fate: Fate::Dropped, ..step("dhcp.discover") };
+        assert_eq!(n.explain(&lost, Wire::Sim), "Lost.", "what the cable did comes first");
+        let none = Narration::parse("[dhcp.discover]\nA new xid.\n");
+        assert_eq!(none.key(&again, Wire::Sim), None);
+    }
+
+    #[test]
+    fn states_fill_in_by_name_or_by_role() {
+        let n = Narration::parse("[tcp]\n{from} is {state.from}; {to} is {state.server}.\n");
+        let s = Step {
+            from: "client".into(),
+            to: "server".into(),
+            states: vec![("client".into(), "FIN-WAIT-1".into()), ("server".into(), "CLOSE-WAIT".into())],
+            ..step("tcp.fin")
+        };
+        assert_eq!(n.explain(&s, Wire::Sim), "client is FIN-WAIT-1; server is CLOSE-WAIT.");
+        assert_eq!(n.missing(&Step { states: vec![], ..s }, Wire::Sim), ["state.from", "state.server"]);
     }
 }

@@ -95,8 +95,13 @@ async fn every_step_has_narration_with_real_values_and_inform_is_answered() {
     let narration = protolab::narration::Narration::for_lab(lab.narration());
     let steps = run_dhcp().await;
     for s in &steps {
-        assert!(narration.explain(s).is_some(), "no narration for {}", s.kind);
-        assert_eq!(narration.missing(s), Vec::<String>::new(), "placeholders without a value in {}", s.kind);
+        assert!(narration.key(s, protolab::net::Wire::Sim).is_some(), "no narration for {}", s.kind);
+        assert_eq!(
+            narration.missing(s, protolab::net::Wire::Sim),
+            Vec::<String>::new(),
+            "placeholders without a value in {}",
+            s.kind
+        );
     }
     let d = dhcp(&steps);
     let inform = d.iter().position(|s| v(s, "DHCP.message_type") == "INFORM").expect("an INFORM");

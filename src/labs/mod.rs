@@ -29,8 +29,25 @@ pub struct LabInfo {
     pub rfcs: &'static str,
     /// One line: what the lab shows.
     pub about: &'static str,
+    /// The wires the lab runs on, the one it takes unless told otherwise first.
+    pub wires: &'static [Wire],
+}
+
+impl LabInfo {
     /// The wire the lab runs on unless told otherwise.
-    pub wire: Wire,
+    pub fn default_wire(&self) -> Wire {
+        self.wires[0]
+    }
+
+    /// Whether the lab can run on `wire`.
+    pub fn runs_on(&self, wire: Wire) -> bool {
+        self.wires.contains(&wire)
+    }
+
+    /// The wire to run on when `asked` for one: that one if the lab can, else its own.
+    pub fn wire_for(&self, asked: Option<Wire>) -> Wire {
+        asked.filter(|w| self.runs_on(*w)).unwrap_or(self.default_wire())
+    }
 }
 
 /// What a lab's client gets besides its stream.

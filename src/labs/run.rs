@@ -9,7 +9,7 @@ use crate::session::StepSink;
 use color_eyre::eyre::{Result, WrapErr, bail, eyre};
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::Semaphore;
+use tokio::sync::{Semaphore, mpsc};
 use tokio::task::{JoinHandle, JoinSet};
 
 /// How long the embedded server may take to finish after the client is done.
@@ -30,12 +30,21 @@ pub struct RunOptions {
     /// On the host wire, also record the kernel's own segments of the embedded server's
     /// connections, where the process may capture (CAP_NET_RAW).
     pub capture: bool,
+    /// Where to tell what the run learns besides its steps (the embedded server's real address).
+    pub events: Option<mpsc::UnboundedSender<RunEvent>>,
+}
+
+/// What a run tells whoever started it, besides its steps.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RunEvent {
+    /// The embedded server listens here (on the host wire, an ephemeral loopback port).
+    Listening(std::net::SocketAddr),
 }
 
 impl RunOptions {
     /// Headless: no gate, no faults.
     pub fn free(wire: Wire) -> Self {
-        RunOptions { wire, connect: None, gate: Gate::free(), faults: Faults::default(), capture: false }
+        RunOptions { wire, connect: None, gate: Gate::free(), faults: Faults::default(), capture: false, events: None }
     }
 }
 
@@ -72,7 +81,11 @@ pub async fn exchange(lab: Arc<dyn Lab>, opts: RunOptions, sink: StepSink) -> Re
         Some(addr) => (addr.clone(), None),
         None => {
             let listener = net.listen(&net.server_addr(lab.info().port)).await.wrap_err("cannot listen")?;
-            let addr = listener.local_addr()?.to_string();
+            let local = listener.local_addr()?;
+            if let Some(events) = &opts.events {
+                let _ = events.send(RunEvent::Listening(local));
+            }
+            let addr = local.to_string();
             if opts.capture && !segments {
                 // The kernel's SYN, ACK and FIN segments become steps: no zero-byte FIN steps then.
                 if let Ok(capture) = Capture::open(capture_sink, listener.local_addr()?.port()) {

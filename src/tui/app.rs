@@ -217,7 +217,7 @@ impl LabTab {
         let gate = Gate::stepping(gate_tx);
         self.gate = Some(gate.clone());
         let capture = wire == Wire::Host;
-        let opts = run::RunOptions { wire, connect: None, gate, faults: Default::default(), capture };
+        let opts = run::RunOptions { wire, gate, capture, ..run::RunOptions::free(wire) };
         self.task = Some(tokio::spawn(forward(self.lab.clone(), opts, tab, self.run, gate_rx, events)));
     }
 
@@ -473,7 +473,7 @@ impl App {
     /// Starts every lab; each waits at its gate for the first press.
     pub fn start_all(&mut self, events: &mpsc::UnboundedSender<LabEvent>) {
         for (i, tab) in self.tabs.iter_mut().enumerate() {
-            let wire = self.wire.unwrap_or(tab.lab.info().wire);
+            let wire = tab.lab.info().wire_for(self.wire);
             tab.start(i, wire, events.clone());
         }
     }
@@ -525,7 +525,7 @@ impl App {
             Action::Slower => self.speed = self.speed.saturating_sub(1),
             Action::Rerun => {
                 let i = self.active;
-                let wire = self.wire.unwrap_or(self.tabs[i].lab.info().wire);
+                let wire = self.tabs[i].lab.info().wire_for(self.wire);
                 self.tabs[i].start(i, wire, events.clone());
             }
             Action::NextTab => self.active = (self.active + 1) % self.tabs.len(),

@@ -29,7 +29,7 @@ pub async fn run(lab: Option<String>, wire: Option<Wire>) -> Result<()> {
     app.active = active;
     // Host-wire tabs show the kernel's segments where the process may capture; if it may not,
     // one line says how, until the first key.
-    let host_tabs = app.tabs.iter().any(|t| wire.unwrap_or(t.lab.info().wire) == Wire::Host);
+    let host_tabs = app.tabs.iter().any(|t| t.lab.info().wire_for(wire) == Wire::Host);
     if host_tabs && crate::net::capture::available().is_err() {
         app.note = Some(crate::net::capture::HINT.into());
     }

@@ -130,7 +130,7 @@ pub fn draw(frame: &mut Frame, app: &App, now: Instant) {
     frame.render_widget(Details { step, field: tab.field }, areas.details);
 
     let text = match step {
-        Some(s) => tab.narration.explain(s).unwrap_or_else(|| format!("({} has no narration yet)", s.kind)),
+        Some(s) => tab.narration.explain(s, tab.wire),
         None => format!(
             "{}: {}.\n\nEvery message you will see really crosses a socket on this machine. Press → to let the first one go.",
             info.title, info.about

@@ -28,7 +28,7 @@ pub static INFO: LabInfo = LabInfo {
     port: 67,
     rfcs: "RFC 2131, RFC 2132",
     about: "DORA, renewal at T1, rebinding at T2, RELEASE, and a NAK",
-    wire: Wire::Sim,
+    wires: &[Wire::Sim],
 };
 
 /// How much faster the lease clock runs than the network's, unless set otherwise.

@@ -28,7 +28,7 @@ static INFO: LabInfo = LabInfo {
     title: "SMTP",
     port: 25,
     rfcs: "RFC 5321, RFC 5322",
-    wire: crate::net::Wire::Host,
+    wires: &[crate::net::Wire::Host, crate::net::Wire::Sim],
     about: "the SMTP dialogue: greeting, EHLO, MAIL, RCPT, DATA, QUIT",
 };
 

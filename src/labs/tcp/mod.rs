@@ -17,7 +17,7 @@ static INFO: LabInfo = LabInfo {
     port: 7,
     rfcs: "RFC 9293",
     about: "the 3-way handshake, data and ACKs, FIN each way through TIME-WAIT, RST from a closed port",
-    wire: Wire::Sim,
+    wires: &[Wire::Sim, Wire::Host],
 };
 
 /// What the client sends; the server (an echo service, port 7) sends it back.

@@ -27,7 +27,7 @@ static INFO: LabInfo = LabInfo {
     title: "WebSocket",
     port: 80,
     rfcs: "RFC 6455",
-    wire: crate::net::Wire::Host,
+    wires: &[crate::net::Wire::Host, crate::net::Wire::Sim],
     about: "the HTTP upgrade, Sec-WebSocket-Accept, text/binary echo, ping/pong, the closing handshake",
 };
 
