@@ -15,6 +15,15 @@ pub const HINT: &str =
 /// Frames from the loopback interface, for every run of this process.
 static FRAMES: OnceLock<Result<broadcast::Sender<Vec<u8>>, String>> = OnceLock::new();
 
+/// Frames the capture lost so far, in this process: dropped by the kernel's packet socket, or
+/// by a run that could not keep up.
+static LOST: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// How many captured frames were lost so far (shown on screen when not 0).
+pub fn lost() -> u64 {
+    LOST.load(std::sync::atomic::Ordering::Relaxed)
+}
+
 /// Whether this process can capture (opening the capture if it was not open yet); `Err` is the
 /// one-line reason it cannot.
 pub fn available() -> Result<(), String> {
@@ -52,7 +61,9 @@ impl Capture {
                             bell.1.notify_waiters();
                         }
                     }
-                    Err(broadcast::error::RecvError::Lagged(_)) => continue,
+                    Err(broadcast::error::RecvError::Lagged(n)) => {
+                        LOST.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
+                    }
                     Err(broadcast::error::RecvError::Closed) => return,
                 }
             }
