@@ -18,8 +18,9 @@
 //!   `@captured` (a kernel segment captured on the host), tried before the same key without it.
 //!
 //! `{Path}` is replaced by the step's field of that path; `{from}`, `{to}`, `{len}`,
-//! `{summary}` by the step's own values; `{state.client}` by that endpoint's state when the step
-//! crossed, `{state.from}` and `{state.to}` by the sender's and the receiver's.
+//! `{summary}`, `{malformed}` (the reason) and `{delay}` (ms on the cable) by the step's own
+//! values; `{state.client}` by that endpoint's state when the step crossed, `{state.from}` and
+//! `{state.to}` by the sender's and the receiver's.
 
 use crate::net::Wire;
 use crate::session::{Fate, Step};
@@ -27,7 +28,7 @@ use std::collections::HashMap;
 
 /// Narration every lab shares: ARP, every kind of TCP segment, the socket API's view, and what
 /// the cable's faults do.
-const SHARED: &str = include_str!("../assets/narration/en/tcp.txt");
+const SHARED: &str = include_str!("../assets/narration/en/shared.txt");
 
 /// The narration entries of one lab, parsed from its asset file.
 #[derive(Debug, Default, Clone)]
@@ -140,6 +141,11 @@ fn value(name: &str, step: &Step) -> Option<String> {
         "to" => Some(step.to.clone()),
         "len" => Some(step.len.to_string()),
         "summary" => Some(step.summary.clone()),
+        "malformed" => step.malformed.clone(),
+        "delay" => match step.fate {
+            Fate::Delayed(ms) => Some(ms.to_string()),
+            _ => None,
+        },
         "state.from" => step.state(&step.from).map(str::to_string),
         "state.to" => step.state(&step.to).map(str::to_string),
         _ => match name.strip_prefix("state.") {

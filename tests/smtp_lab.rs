@@ -54,8 +54,8 @@ async fn one_message_from_greeting_to_fin() {
             "smtp.reply.250.text",
             "smtp.command.QUIT",
             "smtp.reply.221.QUIT",
-            "tcp.fin",
-            "tcp.fin",
+            "socket.close.first",
+            "socket.close.second",
         ]
     );
     assert!(steps.iter().all(|s| s.malformed.is_none()), "{steps:#?}");
@@ -210,7 +210,7 @@ async fn a_refusing_real_server_ends_the_run_with_its_reason() {
             "smtp.reply.221.QUIT"
         ]
     );
-    assert!(k.contains(&"tcp.fin"));
+    assert!(k.contains(&"socket.close.first"));
     // The client did not send SIZE: the server did not advertise it.
     assert_eq!(find(&steps, "smtp.command.MAIL").summary, "MAIL FROM:<alice@client.lab>");
     assert!(smtp.mailbox().is_empty());

@@ -41,8 +41,8 @@ async fn upgrade_echo_ping_close_in_order() {
             ("server", "ws.frame.pong"),
             ("client", "ws.frame.close.masked"),
             ("server", "ws.frame.close"),
-            ("server", "tcp.fin"),
-            ("client", "tcp.fin"),
+            ("server", "socket.close.first"),
+            ("client", "socket.close.second"),
         ]
     );
     assert!(steps.iter().all(|s| s.malformed.is_none()), "{steps:#?}");

@@ -229,17 +229,17 @@ impl Recorder {
         if !self.close_steps.load(std::sync::atomic::Ordering::Relaxed) {
             return;
         }
-        // A FIN or RST is a real segment, but the socket API does not show its bytes: len 0.
+        // The close is a real FIN segment, but the socket API does not show its bytes: len 0.
         let msg = match error {
             None => Message::new(
                 Layer::Transport,
                 "TCP",
-                "tcp.fin",
-                format!("FIN: {} closes its side of the connection", way.from),
+                "socket.close",
+                format!("close: {} closes its side (its kernel sends FIN)", way.from),
             ),
             Some(e) => {
-                let what = if e.kind() == io::ErrorKind::ConnectionReset { "RST" } else { "error" };
-                Message::new(Layer::Transport, "TCP", "tcp.rst", format!("{what}: {e}")).malformed(e.to_string())
+                let what = if e.kind() == io::ErrorKind::ConnectionReset { "reset (RST)" } else { "error" };
+                Message::new(Layer::Transport, "TCP", "socket.reset", format!("{what}: {e}")).malformed(e.to_string())
             }
         };
         self.emit(way, &[], msg, 0);

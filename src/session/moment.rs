@@ -1,13 +1,437 @@
-//! The moment of its conversation each step is: a TCP ACK that completes the handshake is not
-//! the ACK of a FIN; a DHCP ACK after DORA is not the ACK of a renewal.
+//! The moment of its conversation each step is. A decoder sees one message; what it means
+//! depends on what came before: the ACK that completes a handshake is not the ACK of a FIN, a
+//! DHCP ACK after a renewal is not the A of DORA, and a segment or a DISCOVER sent again is not
+//! new. [`Moments`] follows every conversation of a run, in step order, and refines each
+//! step's `kind` (`tcp.ack` → `tcp.ack.last`, `dhcp.ack` → `dhcp.ack.renew`) and marks
+//! repetitions (`again`), from the steps' fields alone: sans-IO, the same on every wire.
+//!
+//! TCP (RFC 9293 §3.3, the same reading a packet analyser does):
+//!
+//! ```text
+//!  SYN                      tcp.syn            sent again with the same ISN → again
+//!  SYN,ACK                  tcp.syn-ack
+//!  ACK of the peer's ISN+1  tcp.ack.handshake  the handshake's third segment
+//!  data                     tcp.data           starting below what the side sent already → again
+//!  ACK, ack moves on        tcp.ack.data       acknowledges data
+//!  ACK, same ack            tcp.ack.dup        a duplicate ACK (a copy, a gap) or,
+//!                           tcp.ack.window     with a new window, a window update
+//!  FIN, peer's FIN not seen tcp.fin.first      the active close (`.data` when it carries data)
+//!  FIN after the peer's     tcp.fin.second     the passive close
+//!  ACK of the peer's FIN    tcp.ack.fin        the side that has not closed yet
+//!                           tcp.ack.last       the side that closed first: then TIME-WAIT
+//!  RST answering a SYN      tcp.rst.refused    nothing listens on that port
+//! ```
+//!
+//! On the host wire without a capture, the socket API reports each side's close without its
+//! segment: the first is `socket.close.first` (the active close), the next `socket.close.second`.
+//!
+//! DHCP (RFC 2131): a REQUEST says its own moment (`selecting`, `reboot`, `renew`,
+//! `rebind`; see [`crate::wire::dhcp`]); the server's ACK or NAK takes the moment of the
+//! REQUEST with its xid (`dhcp.ack.selecting` is the A of DORA); a message of a type its sender
+//! already sent with the same xid is sent again.
 
-use super::Step;
+use super::{Fate, Step};
+use std::collections::{HashMap, VecDeque};
+
+/// Conversations followed at once; the oldest is forgotten past this (a long `serve`).
+const MAX_CONVERSATIONS: usize = 1024;
 
 /// Every conversation of one run so far.
 #[derive(Debug, Default)]
-pub struct Moments {}
+pub struct Moments {
+    tcp: Bounded<(String, String), Connection>,
+    dhcp: Bounded<String, Transaction>,
+    /// Closes the socket API reported, by (session, connection): the first is the active one.
+    closes: Bounded<(u32, Option<String>), u32>,
+}
 
 impl Moments {
     /// Refines `step.kind` by what came before it, and marks repetitions.
-    pub fn place(&mut self, _step: &mut Step) {}
+    pub fn place(&mut self, step: &mut Step) {
+        // The cable's second copy of a frame is the same message again: nothing new happened.
+        if step.fate == Fate::Duplicate {
+            return;
+        }
+        match step.proto.as_str() {
+            "TCP" if step.frame => self.tcp_segment(step),
+            "TCP" if step.kind == "socket.close" => {
+                // Who closes first: the socket API's view of the active and the passive close.
+                let seen = self.closes.entry((step.session, step.conn.clone()));
+                *seen += 1;
+                step.kind.push_str(if *seen == 1 { ".first" } else { ".second" });
+            }
+            "DHCP" => self.dhcp_message(step),
+            _ => {}
+        }
+    }
+
+    fn tcp_segment(&mut self, step: &mut Step) {
+        let Some(seg) = Segment::read(step) else { return };
+        let key =
+            if seg.src <= seg.dst { (seg.src.clone(), seg.dst.clone()) } else { (seg.dst.clone(), seg.src.clone()) };
+        let conn = self.tcp.entry(key);
+        let (sender, peer) = conn.sides(&seg.src);
+        let (kind, again) = classify(&seg, sender, peer);
+        // A damaged frame shows what it could; its moment is still the sender's.
+        if step.malformed.is_none() {
+            step.kind = kind;
+        }
+        step.again = again;
+        sender.sent(&seg);
+    }
+
+    fn dhcp_message(&mut self, step: &mut Step) {
+        let (Some(xid), Some(kind)) = (step.value("DHCP.xid"), step.value("DHCP.message_type")) else { return };
+        let t = self.dhcp.entry(xid);
+        let sent = (step.from.clone(), kind.clone());
+        step.again = t.sent.contains(&sent);
+        if !step.again {
+            t.sent.push(sent);
+        }
+        match kind.as_str() {
+            "REQUEST" | "INFORM" => t.asked = Some(step.kind.strip_prefix("dhcp.").unwrap_or(&step.kind).to_string()),
+            "ACK" | "NAK" if !step.kind.ends_with(".inform") => {
+                // The answer takes the moment of the question: request.renew → ack.renew.
+                if let Some(moment) = t.asked.as_deref().and_then(|a| a.strip_prefix("request.")) {
+                    step.kind = format!("{}.{moment}", step.kind);
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+/// A map that forgets its oldest entries past [`MAX_CONVERSATIONS`].
+#[derive(Debug)]
+struct Bounded<K, V> {
+    map: HashMap<K, V>,
+    order: VecDeque<K>,
+}
+
+impl<K, V> Default for Bounded<K, V> {
+    fn default() -> Self {
+        Bounded { map: HashMap::new(), order: VecDeque::new() }
+    }
+}
+
+impl<K: std::hash::Hash + Eq + Clone, V: Default> Bounded<K, V> {
+    fn entry(&mut self, key: K) -> &mut V {
+        if !self.map.contains_key(&key) {
+            if self.order.len() >= MAX_CONVERSATIONS
+                && let Some(old) = self.order.pop_front()
+            {
+                self.map.remove(&old);
+            }
+            self.order.push_back(key.clone());
+        }
+        self.map.entry(key).or_default()
+    }
+}
+
+/// One DHCP exchange (one xid).
+#[derive(Debug, Default)]
+struct Transaction {
+    /// (sender, message type) already seen.
+    sent: Vec<(String, String)>,
+    /// The client's question, as a kind without `dhcp.` (`request.renew`, `inform`).
+    asked: Option<String>,
+}
+
+/// What a TCP segment says, read from a step's fields.
+struct Segment {
+    /// `address:port` of each end.
+    src: String,
+    dst: String,
+    seq: u32,
+    ack: Option<u32>,
+    window: u64,
+    syn: bool,
+    fin: bool,
+    rst: bool,
+    len: u32,
+}
+
+impl Segment {
+    fn read(step: &Step) -> Option<Segment> {
+        let flags = step.value("TCP.flags")?;
+        let has = |f: &str| flags.split(',').any(|x| x == f);
+        let at = |ip: &str, port: &str| Some(format!("{}:{}", step.value(ip)?, step.number(port)?));
+        Some(Segment {
+            src: at("IPv4.src", "TCP.src_port")?,
+            dst: at("IPv4.dst", "TCP.dst_port")?,
+            seq: step.number("TCP.seq")? as u32,
+            ack: has("ACK").then(|| step.number("TCP.ack")).flatten().map(|a| a as u32),
+            window: step.number("TCP.window").unwrap_or(0),
+            syn: has("SYN"),
+            fin: has("FIN"),
+            rst: has("RST"),
+            len: step.number("TCP.payload_len").unwrap_or(0) as u32,
+        })
+    }
+
+    /// The sequence number after this segment: SYN and FIN count one each.
+    fn end(&self) -> u32 {
+        self.seq.wrapping_add(self.len).wrapping_add(u32::from(self.syn)).wrapping_add(u32::from(self.fin))
+    }
+}
+
+/// `a` comes before `b` in sequence space (RFC 9293 §3.4: modulo 2^32).
+fn before(a: u32, b: u32) -> bool {
+    (a.wrapping_sub(b) as i32) < 0
+}
+
+/// What one end of a connection has sent so far.
+#[derive(Debug, Default)]
+struct Side {
+    /// The address and port it sends from.
+    addr: String,
+    /// Its initial sequence number, from its SYN.
+    isn: Option<u32>,
+    /// The sequence number after the last byte (or SYN, FIN) it sent: SND.NXT at its highest.
+    next: Option<u32>,
+    /// Where its FIN sits in sequence space.
+    fin: Option<u32>,
+    /// The last acknowledgment number and window it sent.
+    acked: Option<(u32, u64)>,
+}
+
+impl Side {
+    fn sent(&mut self, seg: &Segment) {
+        if seg.syn {
+            self.isn = Some(seg.seq);
+        }
+        if seg.fin {
+            self.fin = Some(seg.seq.wrapping_add(seg.len));
+        }
+        let end = seg.end();
+        if self.next.is_none_or(|n| before(n, end)) {
+            self.next = Some(end);
+        }
+        if let Some(ack) = seg.ack {
+            self.acked = Some((ack, seg.window));
+        }
+    }
+}
+
+/// Both ends of one TCP connection.
+#[derive(Debug, Default)]
+struct Connection {
+    sides: [Side; 2],
+}
+
+impl Connection {
+    /// (the side sending from `src`, the other), claiming a fresh side for a new address.
+    fn sides(&mut self, src: &str) -> (&mut Side, &mut Side) {
+        let i = match self.sides.iter().position(|s| s.addr == src) {
+            Some(i) => i,
+            None => {
+                let i = self.sides.iter().position(|s| s.addr.is_empty()).unwrap_or(0);
+                self.sides[i] = Side { addr: src.to_string(), ..Side::default() };
+                i
+            }
+        };
+        let [a, b] = &mut self.sides;
+        if i == 0 { (a, b) } else { (b, a) }
+    }
+}
+
+/// The segment's moment, and whether it repeats what its sender sent already.
+fn classify(seg: &Segment, sender: &Side, peer: &Side) -> (String, bool) {
+    let repeats = |from_seq: u32| sender.next.is_some_and(|n| before(from_seq, n));
+    if seg.rst {
+        // A reset answering a SYN from a host that never sent one of its own: nothing listens.
+        let kind = if sender.isn.is_none() && peer.isn.is_some() { "tcp.rst.refused" } else { "tcp.rst" };
+        return (kind.into(), false);
+    }
+    if seg.syn {
+        let kind = if seg.ack.is_some() { "tcp.syn-ack" } else { "tcp.syn" };
+        return (kind.into(), sender.isn == Some(seg.seq));
+    }
+    if seg.fin {
+        let again = sender.fin.is_some_and(|f| f == seg.seq.wrapping_add(seg.len));
+        let mut kind = if peer.fin.is_some() { "tcp.fin.second" } else { "tcp.fin.first" }.to_string();
+        if seg.len > 0 {
+            kind.push_str(".data");
+        }
+        return (kind, again);
+    }
+    if seg.len > 0 {
+        return ("tcp.data".into(), repeats(seg.seq));
+    }
+    let Some(ack) = seg.ack else { return ("tcp".into(), false) };
+    let new_ack = sender.acked.is_none_or(|(a, _)| a != ack);
+    let kind = if peer.fin.is_some_and(|f| ack == f.wrapping_add(1)) && new_ack {
+        if sender.fin.is_some() { "tcp.ack.last" } else { "tcp.ack.fin" }
+    } else if sender.acked.is_none() && peer.isn.is_some_and(|i| ack == i.wrapping_add(1)) {
+        "tcp.ack.handshake"
+    } else if new_ack {
+        "tcp.ack.data"
+    } else if sender.acked.is_some_and(|(_, w)| w != seg.window) {
+        "tcp.ack.window"
+    } else {
+        "tcp.ack.dup"
+    };
+    (kind.into(), false)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::session::Field;
+
+    /// A TCP segment step between 192.0.2.1:5000 (`client`) and 192.0.2.2:7 (`server`).
+    fn seg(from_client: bool, flags: &str, seq: u32, ack: u32, len: u32, window: u64) -> Step {
+        let (src, dst, sp, dp, from, to) = if from_client {
+            ("192.0.2.1", "192.0.2.2", 5000, 7, "client", "server")
+        } else {
+            ("192.0.2.2", "192.0.2.1", 7, 5000, "server", "client")
+        };
+        let f = |p: &str, v: serde_json::Value| Field { path: p.into(), value: v, range: [0, 0] };
+        Step {
+            proto: "TCP".into(),
+            frame: true,
+            from: from.into(),
+            to: to.into(),
+            kind: "tcp".into(),
+            fields: vec![
+                f("IPv4.src", src.into()),
+                f("IPv4.dst", dst.into()),
+                f("TCP.src_port", sp.into()),
+                f("TCP.dst_port", dp.into()),
+                f("TCP.seq", seq.into()),
+                f("TCP.ack", ack.into()),
+                f("TCP.flags", flags.into()),
+                f("TCP.window", window.into()),
+                f("TCP.payload_len", len.into()),
+            ],
+            ..Step::default()
+        }
+    }
+
+    fn kinds(steps: Vec<Step>) -> Vec<String> {
+        let mut m = Moments::default();
+        steps
+            .into_iter()
+            .map(|mut s| {
+                m.place(&mut s);
+                if s.again { format!("{}~again", s.kind) } else { s.kind }
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_whole_connection_near_the_wrap() {
+        // ISNs just below 2^32, so the numbers wrap during the exchange.
+        let (c, s) = (u32::MAX - 2, u32::MAX);
+        let c1 = c.wrapping_add(1);
+        let s1 = s.wrapping_add(1);
+        let steps = vec![
+            seg(true, "SYN", c, 0, 0, 100),
+            seg(false, "SYN,ACK", s, c1, 0, 100),
+            seg(true, "ACK", c1, s1, 0, 100),
+            seg(true, "ACK,PSH", c1, s1, 10, 100),
+            seg(false, "ACK", s1, c1.wrapping_add(10), 0, 100),
+            seg(false, "ACK", s1, c1.wrapping_add(10), 0, 200),
+            seg(true, "ACK,FIN", c1.wrapping_add(10), s1, 0, 100),
+            seg(false, "ACK", s1, c1.wrapping_add(11), 0, 200),
+            seg(false, "ACK,FIN", s1, c1.wrapping_add(11), 0, 200),
+            seg(true, "ACK", c1.wrapping_add(11), s1.wrapping_add(1), 0, 100),
+        ];
+        assert_eq!(
+            kinds(steps),
+            [
+                "tcp.syn",
+                "tcp.syn-ack",
+                "tcp.ack.handshake",
+                "tcp.data",
+                "tcp.ack.data",
+                "tcp.ack.window",
+                "tcp.fin.first",
+                "tcp.ack.fin",
+                "tcp.fin.second",
+                "tcp.ack.last"
+            ]
+        );
+    }
+
+    #[test]
+    fn retransmissions_and_duplicate_acks() {
+        let steps = vec![
+            seg(true, "SYN", 100, 0, 0, 10),
+            seg(true, "SYN", 100, 0, 0, 10),
+            seg(false, "SYN,ACK", 500, 101, 0, 10),
+            seg(true, "ACK", 101, 501, 0, 10),
+            seg(true, "ACK,PSH", 101, 501, 5, 10),
+            seg(true, "ACK,PSH", 101, 501, 5, 10),
+            seg(false, "ACK", 501, 106, 0, 10),
+            seg(false, "ACK", 501, 106, 0, 10),
+            seg(true, "ACK,FIN,PSH", 106, 501, 3, 10),
+            seg(true, "ACK,FIN,PSH", 106, 501, 3, 10),
+        ];
+        assert_eq!(
+            kinds(steps),
+            [
+                "tcp.syn",
+                "tcp.syn~again",
+                "tcp.syn-ack",
+                "tcp.ack.handshake",
+                "tcp.data",
+                "tcp.data~again",
+                "tcp.ack.data",
+                "tcp.ack.dup",
+                "tcp.fin.first.data",
+                "tcp.fin.first.data~again"
+            ]
+        );
+    }
+
+    #[test]
+    fn a_reset_to_a_syn_means_nothing_listens() {
+        let steps = vec![seg(true, "SYN", 9, 0, 0, 10), seg(false, "ACK,RST", 0, 10, 0, 0)];
+        assert_eq!(kinds(steps), ["tcp.syn", "tcp.rst.refused"]);
+    }
+
+    fn dhcp(from: &str, kind: &str, t: &str, xid: &str) -> Step {
+        let f = |p: &str, v: &str| Field { path: p.into(), value: v.into(), range: [0, 0] };
+        Step {
+            proto: "DHCP".into(),
+            from: from.into(),
+            kind: kind.into(),
+            fields: vec![f("DHCP.xid", xid), f("DHCP.message_type", t)],
+            ..Step::default()
+        }
+    }
+
+    #[test]
+    fn answers_take_the_moment_of_their_question() {
+        let steps = vec![
+            dhcp("client", "dhcp.discover", "DISCOVER", "0x1"),
+            dhcp("client", "dhcp.discover", "DISCOVER", "0x1"),
+            dhcp("server", "dhcp.offer", "OFFER", "0x1"),
+            dhcp("client", "dhcp.request.selecting", "REQUEST", "0x1"),
+            dhcp("server", "dhcp.ack", "ACK", "0x1"),
+            dhcp("client", "dhcp.request.renew", "REQUEST", "0x2"),
+            dhcp("server", "dhcp.ack", "ACK", "0x2"),
+            dhcp("client", "dhcp.request.reboot", "REQUEST", "0x3"),
+            dhcp("server", "dhcp.nak", "NAK", "0x3"),
+            dhcp("client", "dhcp.inform", "INFORM", "0x4"),
+            dhcp("server", "dhcp.ack.inform", "ACK", "0x4"),
+        ];
+        assert_eq!(
+            kinds(steps),
+            [
+                "dhcp.discover",
+                "dhcp.discover~again",
+                "dhcp.offer",
+                "dhcp.request.selecting",
+                "dhcp.ack.selecting",
+                "dhcp.request.renew",
+                "dhcp.ack.renew",
+                "dhcp.request.reboot",
+                "dhcp.nak.reboot",
+                "dhcp.inform",
+                "dhcp.ack.inform"
+            ]
+        );
+    }
 }

@@ -232,7 +232,7 @@ fn lease_at(tab: &super::app::LabTab) -> Option<(Lease, f64)> {
         .session
         .range(from..tab.cursor + 1)
         .rev()
-        .find(|s| s.kind == "dhcp.ack" && s.field("DHCP.lease_time").is_some())?;
+        .find(|s| s.kind.starts_with("dhcp.ack") && s.field("DHCP.lease_time").is_some())?;
     let num = |path: &str| ack.value(path).and_then(|v| v.parse::<f64>().ok());
     let length = num("DHCP.lease_time")?;
     let lease = Lease {

@@ -297,8 +297,24 @@ pub fn describe(dhcp_payload: &[u8], offset: usize) -> Message {
         return r.finish("dhcp.malformed", format!("BOOTP xid={}", Xid(msg.xid())));
     };
     lease_notes(&msg, &mut r);
-    let kind = format!("dhcp.{}", type_name(t).to_lowercase());
-    r.finish(&kind, summary(&msg, t))
+    r.finish(&kind(&msg, t), summary(&msg, t))
+}
+
+/// The narration kind: the message type, and for a REQUEST which of its four moments the
+/// message itself says it is (RFC 2131 §4.3.2): `selecting` names the chosen server,
+/// `reboot` (INIT-REBOOT) asks for an address without one, `renew` has the address in
+/// `ciaddr` (a broadcast one is a rebind: only the frame's destination tells, see
+/// [`crate::wire::frame`]). An ACK without a lease answers an INFORM.
+fn kind(msg: &v4::Message, t: MessageType) -> String {
+    let base = format!("dhcp.{}", type_name(t).to_lowercase());
+    let moment = match t {
+        MessageType::Request if !msg.ciaddr().is_unspecified() => "renew",
+        MessageType::Request if addr_option(msg, OptionCode::ServerIdentifier).is_some() => "selecting",
+        MessageType::Request if addr_option(msg, OptionCode::RequestedIpAddress).is_some() => "reboot",
+        MessageType::Ack if lease_time(msg).is_none() => "inform",
+        _ => return base,
+    };
+    format!("{base}.{moment}")
 }
 
 /// The fixed header's fields, those of them the buffer holds whole.
@@ -706,7 +722,10 @@ mod tests {
             let mut m = discover();
             m.opts_mut().insert(DhcpOption::MessageType(t));
             let msg = describe(&encode(&m), 0);
-            assert_eq!((msg.kind.as_str(), msg.malformed.as_deref()), (kind, None));
+            assert_eq!(
+                (msg.kind.split('.').take(2).collect::<Vec<_>>().join("."), msg.malformed.as_deref()),
+                (kind.to_string(), None)
+            );
             assert_eq!(value(&msg, "DHCP.message_type"), &serde_json::json!(type_name(t)));
         }
     }

@@ -148,19 +148,10 @@ fn decode_frame(frame: &[u8], captured: bool) -> Message {
     let mut app = super::dhcp::describe(&frame[range.clone()], range.start);
     // A REQUEST with ciaddr set renews by unicast or, sent to everyone, rebinds (RFC 2131
     // §4.4.5): only the destination tells them apart.
-    let is = |path: &str, value: &str| app.fields.iter().any(|f| f.path == path && f.value == value);
-    let has = |path: &str| app.fields.iter().any(|f| f.path == path);
-    if app.kind == "dhcp.ack" && !has("DHCP.lease_time") {
-        // The answer to an INFORM: settings, no address, no lease.
-        app.kind = "dhcp.ack.settings".into();
-    }
-    let extending = app.kind == "dhcp.request" && !is("DHCP.ciaddr", "0.0.0.0") && !has("DHCP.requested_ip");
-    if extending {
-        let broadcast = below.fields.iter().any(|f| f.path == "IPv4.dst" && f.value == "255.255.255.255");
-        app.kind = if broadcast { "dhcp.request.rebind" } else { "dhcp.request.renew" }.into();
-        if broadcast {
-            app.summary = app.summary.replace(" renew ", " rebind (broadcast) ");
-        }
+    let broadcast = below.fields.iter().any(|f| f.path == "IPv4.dst" && f.value == "255.255.255.255");
+    if app.kind == "dhcp.request.renew" && broadcast {
+        app.kind = "dhcp.request.rebind".into();
+        app.summary = app.summary.replace(" renew ", " rebind (broadcast) ");
     }
     let mut fields = below.fields;
     fields.append(&mut app.fields);

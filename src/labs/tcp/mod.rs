@@ -33,7 +33,7 @@ impl Lab for Tcp {
     }
 
     fn narration(&self) -> &'static str {
-        include_str!("../../../assets/narration/en/tcp-lab.txt")
+        include_str!("../../../assets/narration/en/tcp.txt")
     }
 
     fn decoders(&self) -> (Box<dyn Decoder>, Box<dyn Decoder>) {

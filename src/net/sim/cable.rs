@@ -124,13 +124,13 @@ impl Cable {
     }
 }
 
-/// Flips one byte near the end: past the headers' addresses, inside checksummed data.
+/// Flips the frame's last byte, as noise in the data would: the headers stay readable (the
+/// step still shows which segment it was), and the checksum that covers the data no longer
+/// matches.
 fn flip(bytes: &mut [u8]) {
-    if bytes.is_empty() {
-        return;
+    if let Some(last) = bytes.last_mut() {
+        *last ^= 0xff;
     }
-    let at = bytes.len() - 1 - (bytes.len() / 4).min(bytes.len() - 1) / 2;
-    bytes[at] ^= 0xff;
 }
 
 #[cfg(test)]

@@ -527,7 +527,14 @@ impl Shared {
         let segment = Segment::parse(&frame.bytes);
         let receiver_before = inner.state_of(to, segment.as_ref(), false);
         let answers_from = inner.cable.entered();
-        if frame.fate != Fate::Dropped {
+        let mut msg = crate::wire::frame::decode(&frame.bytes);
+        // A damaged frame that no checksum of its own covers (ARP) is caught by the receiving
+        // card's frame check (the Ethernet FCS, which the lab's frames leave out).
+        let fcs = frame.fate == Fate::Corrupted && msg.malformed.is_none();
+        if fcs {
+            msg = msg.malformed("a byte flipped on the cable: no checksum of its own covers it, so the receiving card's frame check (Ethernet FCS) throws the frame away");
+        }
+        if frame.fate != Fate::Dropped && !fcs {
             let now = self.now();
             if let Some(program) = inner.taps[to].as_mut() {
                 let mut ctx = HostCtx { now, ..HostCtx::default() };
@@ -553,7 +560,6 @@ impl Shared {
             }
             inner.flush(to, now);
         }
-        let msg = crate::wire::frame::decode(&frame.bytes);
         let len = frame.bytes.len();
         let mut step = msg.into_step(NAMES[frame.from], NAMES[to], frame.bytes, len);
         let said = match frame.fate {

@@ -1,0 +1,270 @@
+//! The narration walk: every lab on every wire it runs on, with and without faults on the
+//! cable, and every step it produced must have narration true to its moment: a key, every
+//! placeholder filled, and no claim the step contradicts (a TCP state it is not in, "no data"
+//! on a segment with payload, a retransmission told as new). On the lab network the moment the
+//! narration names must also agree with the states the real stack reports.
+
+use protolab::labs::{self, run};
+use protolab::narration::Narration;
+use protolab::net::{Wire, sim::Faults};
+use protolab::session::{Fate, Step, StepSink};
+use std::collections::HashSet;
+use std::time::Duration;
+use tokio::sync::mpsc;
+
+const STATES: [&str; 11] = [
+    "LISTEN",
+    "SYN-SENT",
+    "SYN-RECEIVED",
+    "ESTABLISHED",
+    "FIN-WAIT-1",
+    "FIN-WAIT-2",
+    "CLOSE-WAIT",
+    "CLOSING",
+    "LAST-ACK",
+    "TIME-WAIT",
+    "CLOSED",
+];
+
+/// One run of the walk.
+struct Walk {
+    lab: &'static str,
+    wire: Wire,
+    faults: Faults,
+    capture: bool,
+}
+
+fn walk(lab: &'static str, wire: Wire) -> Walk {
+    Walk { lab, wire, faults: Faults::default(), capture: false }
+}
+
+impl Walk {
+    fn faults(mut self, faults: Faults) -> Self {
+        self.faults = faults;
+        self
+    }
+
+    fn captured(mut self) -> Self {
+        self.capture = true;
+        self
+    }
+
+    fn name(&self) -> String {
+        format!("{} on {:?}{} {:?}", self.lab, self.wire, if self.capture { " (captured)" } else { "" }, self.faults)
+    }
+}
+
+fn drop(n: u64) -> Faults {
+    Faults { drop: vec![n], ..Faults::default() }
+}
+
+async fn steps(w: &Walk) -> (color_eyre::Result<()>, Vec<Step>) {
+    let lab = labs::find(w.lab).unwrap();
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let opts = run::RunOptions { faults: w.faults.clone(), capture: w.capture, ..run::RunOptions::free(w.wire) };
+    let result = tokio::time::timeout(Duration::from_secs(60), run::exchange(lab, opts, StepSink::new(w.lab, tx)))
+        .await
+        .unwrap_or_else(|_| panic!("{} hangs", w.name()));
+    let mut steps = Vec::new();
+    while let Ok(s) = rx.try_recv() {
+        steps.push(s);
+    }
+    (result, steps)
+}
+
+/// States a narration key may name without the step's states saying so: what its moment
+/// implies (RFC 9293 §3.3.2), for wires that cannot read the stack's states.
+fn implied(key: &str) -> &'static [&'static str] {
+    let base = key.split('@').next().unwrap_or(key);
+    match base {
+        "tcp.syn" => &["SYN-SENT", "LISTEN", "SYN-RECEIVED"],
+        "tcp.syn-ack" => &["SYN-RECEIVED", "ESTABLISHED"],
+        "tcp.ack.handshake" => &["ESTABLISHED"],
+        "tcp.fin.first" | "tcp.fin.first.data" => &["FIN-WAIT-1", "CLOSE-WAIT"],
+        "tcp.ack.fin" => &["CLOSE-WAIT", "FIN-WAIT-2"],
+        "tcp.fin.second" | "tcp.fin.second.data" => &["LAST-ACK", "TIME-WAIT"],
+        "tcp.ack.last" => &["TIME-WAIT", "CLOSED"],
+        "tcp.syn~again" => &["SYN-SENT"],
+        "tcp.syn-ack~again" => &["SYN-RECEIVED", "ESTABLISHED"],
+        "tcp.syn-ack~dropped" => &["SYN-SENT", "SYN-RECEIVED"],
+        "socket.close.second" => &["TIME-WAIT"],
+        // DHCP client states a text may name by its moment (RFC 2131 §4.4).
+        "dhcp.offer~again" => &["SELECTING"],
+        "dhcp.request.reboot" => &["INIT-REBOOT"],
+        "dhcp.nak.reboot" => &["INIT"],
+        _ => &[],
+    }
+}
+
+/// On the lab network, the states the real stack reports must be those the moment means:
+/// (sender's state as it sent, receiver's once it took the frame in).
+fn expected(kind: &str) -> Option<(&'static str, &'static str)> {
+    Some(match kind {
+        "tcp.syn" => ("SYN-SENT", ""),
+        "tcp.syn-ack" => ("SYN-RECEIVED", "ESTABLISHED"),
+        "tcp.ack.handshake" => ("ESTABLISHED", "ESTABLISHED"),
+        "tcp.fin.first" | "tcp.fin.first.data" => ("FIN-WAIT-1", "CLOSE-WAIT"),
+        "tcp.ack.fin" => ("CLOSE-WAIT", "FIN-WAIT-2"),
+        "tcp.fin.second" | "tcp.fin.second.data" => ("LAST-ACK", "TIME-WAIT"),
+        "tcp.ack.last" => ("TIME-WAIT", "CLOSED"),
+        "tcp.rst.refused" => ("CLOSED", "CLOSED"),
+        _ => return None,
+    })
+}
+
+/// Whether a step repeats an earlier one of its run, judged here on its own (not by the
+/// lab's tracker): the same DHCP message type from the same sender with the same xid, or a TCP
+/// segment from the same port starting at the same sequence number with SYN, FIN or data.
+fn repeats(step: &Step, before: &mut HashSet<String>) -> bool {
+    let id = match step.proto.as_str() {
+        "DHCP" => format!("{}|{:?}|{:?}", step.from, step.value("DHCP.message_type"), step.value("DHCP.xid")),
+        "TCP" if step.frame => {
+            let flags = step.value("TCP.flags").unwrap_or_default();
+            let carries = flags.contains("SYN") || flags.contains("FIN") || step.number("TCP.payload_len") > Some(0);
+            if !carries {
+                return false;
+            }
+            format!(
+                "{:?}|{:?}|{:?}|{flags}",
+                step.value("IPv4.src"),
+                step.number("TCP.src_port"),
+                step.number("TCP.seq")
+            )
+        }
+        _ => return false,
+    };
+    // The cable's own copy is not the sender's repetition.
+    step.fate != Fate::Duplicate && !before.insert(id)
+}
+
+/// Every problem with the narration of `steps`.
+fn problems(w: &Walk, steps: &[Step]) -> Vec<String> {
+    let lab = labs::find(w.lab).unwrap();
+    let narration = Narration::for_lab(lab.narration());
+    let mut seen = HashSet::new();
+    let mut out = Vec::new();
+    for s in steps {
+        let at = format!("#{} {} ({})", s.seq, s.summary, s.kind);
+        let Some(key) = narration.key(s, w.wire) else {
+            out.push(format!("{at}: no narration (tried {:?})", Narration::keys(s, w.wire)));
+            continue;
+        };
+        let missing = narration.missing(s, w.wire);
+        if !missing.is_empty() {
+            out.push(format!("{at}: [{key}] has no value for {missing:?}"));
+        }
+        let text = narration.explain(s, w.wire);
+        let allowed: HashSet<&str> = s
+            .states
+            .iter()
+            .map(|(_, st)| st.as_str())
+            .chain(s.moved.iter().flat_map(|m| [m.from.as_str(), m.to.as_str()]))
+            .chain(implied(&key).iter().copied())
+            .collect();
+        for name in STATES {
+            // "CLOSED" inside "CLOSED" only; FIN-WAIT-1 is not FIN-WAIT-2.
+            let named = text.match_indices(name).any(|(i, _)| {
+                let after = text[i + name.len()..].chars().next();
+                !after.is_some_and(|c| c == '-' || c.is_ascii_alphanumeric())
+            });
+            if named && !allowed.contains(name) {
+                out.push(format!("{at}: [{key}] says {name}, the step is in {allowed:?}"));
+            }
+        }
+        let payload = s.number("TCP.payload_len").unwrap_or(0);
+        let says_empty = ["no data", "no payload", "carries no data", "no bytes"].iter().any(|p| text.contains(p));
+        if says_empty && payload > 0 {
+            out.push(format!("{at}: [{key}] says it has no data, it carries {payload} bytes"));
+        }
+        if repeats(s, &mut seen) {
+            if !text.contains("again") {
+                out.push(format!("{at}: [{key}] does not say it is sent again"));
+            }
+            for new in ["random", "picks", "chosen for this", "new for"] {
+                if text.contains(new) {
+                    out.push(format!("{at}: [{key}] says \"{new}\" of a retransmission"));
+                }
+            }
+        }
+        if w.wire == Wire::Sim
+            && s.fate == Fate::Delivered
+            && let Some((sender, receiver)) = expected(&s.kind)
+        {
+            let (got_sender, got_receiver) = (s.state(&s.from).unwrap_or("?"), s.state(&s.to).unwrap_or("?"));
+            if got_sender != sender || (!receiver.is_empty() && got_receiver != receiver) {
+                out.push(format!(
+                    "{at}: the moment means {from} {sender} → {to} {receiver}, the stack says {got_sender} → {got_receiver}",
+                    from = s.from,
+                    to = s.to
+                ));
+            }
+        }
+    }
+    out
+}
+
+/// Runs each walk and fails with every problem found, naming the run.
+async fn check(walks: Vec<Walk>, must_complete: bool) {
+    let mut all = Vec::new();
+    for w in &walks {
+        let (result, steps) = steps(w).await;
+        assert!(!steps.is_empty(), "{}: no steps", w.name());
+        if must_complete && let Err(e) = &result {
+            all.push(format!("{}: the run failed: {e:#}", w.name()));
+        }
+        all.extend(problems(w, &steps).into_iter().map(|p| format!("{}: {p}", w.name())));
+    }
+    assert!(all.is_empty(), "{} problems:\n{}", all.len(), all.join("\n"));
+}
+
+#[tokio::test]
+async fn tcp_on_the_lab_network_with_every_single_drop() {
+    let mut walks = vec![walk("tcp", Wire::Sim)];
+    walks.extend((1..=13).map(|n| walk("tcp", Wire::Sim).faults(drop(n))));
+    walks.push(walk("tcp", Wire::Sim).faults(Faults { duplicate: vec![4, 5, 6, 8], ..Faults::default() }));
+    walks.push(walk("tcp", Wire::Sim).faults(Faults { corrupt: vec![1, 4, 6, 9], ..Faults::default() }));
+    walks.push(walk("tcp", Wire::Sim).faults(Faults { delay: vec![(6, 300)], ..Faults::default() }));
+    check(walks, true).await;
+}
+
+#[tokio::test]
+async fn stream_labs_on_the_lab_network_with_faults() {
+    let mut walks = Vec::new();
+    for lab in ["ws", "smtp"] {
+        walks.push(walk(lab, Wire::Sim));
+        walks.push(walk(lab, Wire::Sim).faults(drop(6)));
+        walks.push(walk(lab, Wire::Sim).faults(Faults {
+            duplicate: vec![6, 7],
+            corrupt: vec![8],
+            ..Faults::default()
+        }));
+    }
+    check(walks, true).await;
+}
+
+#[tokio::test]
+async fn dhcp_with_drops_and_copies_in_dora() {
+    protolab::labs::dhcp::set_speedup(120);
+    let mut walks = vec![walk("dhcp", Wire::Sim)];
+    walks.extend((1..=4).map(|n| walk("dhcp", Wire::Sim).faults(drop(n))));
+    walks.push(walk("dhcp", Wire::Sim).faults(Faults { duplicate: vec![1, 3], corrupt: vec![2], ..Faults::default() }));
+    check(walks, true).await;
+}
+
+#[tokio::test]
+async fn every_lab_on_the_host_wire() {
+    let mut walks = Vec::new();
+    for lab in labs::registry() {
+        let info = lab.info();
+        if !info.runs_on(Wire::Host) {
+            continue;
+        }
+        walks.push(walk(info.name, Wire::Host));
+        if protolab::net::capture::available().is_ok() {
+            walks.push(walk(info.name, Wire::Host).captured());
+        } else {
+            eprintln!("packet capture is not available here: the captured walk is skipped");
+        }
+    }
+    check(walks, true).await;
+}
