@@ -9,7 +9,7 @@ fn protolab() -> Command {
 }
 
 /// The contract's keys (DESIGN.md), and those of them that may be left out.
-const OPTIONAL: &[&str] = &["conn", "truncated", "carried_by"];
+const OPTIONAL: &[&str] = &["conn", "truncated", "carried_by", "states"];
 const KEYS: &[&str] = &[
     "seq",
     "t_us",
@@ -26,6 +26,7 @@ const KEYS: &[&str] = &[
     "truncated",
     "fields",
     "carried_by",
+    "states",
     "malformed",
 ];
 
@@ -67,12 +68,18 @@ fn run_ws_jsonl_follows_the_contract() {
     let field = |s: &serde_json::Value, path: &str| {
         s["fields"].as_array().unwrap().iter().find(|f| f["path"] == path).map(|f| f["value"].clone())
     };
-    assert_eq!(steps[0]["layer"], "application");
-    assert_eq!(steps[0]["proto"], "HTTP");
-    assert_eq!(field(&steps[0], "HTTP.method").unwrap(), "GET");
-    assert_eq!(field(&steps[1], "HTTP.status").unwrap(), 101);
-    assert_eq!(field(&steps[2], "WebSocket.opcode").unwrap(), "text");
-    assert_eq!(field(&steps[2], "WebSocket.masked").unwrap(), true);
+    // Without a capture, the socket API's view: connect() first, then the messages.
+    assert_eq!(
+        (steps[0]["layer"].as_str(), steps[0]["proto"].as_str(), steps[0]["len"].as_u64()),
+        (Some("transport"), Some("TCP"), Some(0))
+    );
+    assert!(steps[0]["summary"].as_str().unwrap().starts_with("connect() to 127.0.0.1:"), "{}", steps[0]);
+    assert_eq!(steps[1]["layer"], "application");
+    assert_eq!(steps[1]["proto"], "HTTP");
+    assert_eq!(field(&steps[1], "HTTP.method").unwrap(), "GET");
+    assert_eq!(field(&steps[2], "HTTP.status").unwrap(), 101);
+    assert_eq!(field(&steps[3], "WebSocket.opcode").unwrap(), "text");
+    assert_eq!(field(&steps[3], "WebSocket.masked").unwrap(), true);
     assert_eq!(steps.last().unwrap()["layer"], "transport");
 }
 
@@ -81,8 +88,11 @@ fn run_text_is_one_line_a_step() {
     let out = protolab().args(["run", "ws", "--no-capture"]).output().unwrap();
     assert!(out.status.success());
     let text = String::from_utf8(out.stdout).unwrap();
-    let first = text.lines().next().unwrap();
-    assert!(first.starts_with("[") && first.contains("client → server") && first.contains("HTTP  GET /lab"), "{first}");
+    let second = text.lines().nth(1).unwrap();
+    assert!(
+        second.starts_with("[") && second.contains("client → server") && second.contains("HTTP  GET /lab"),
+        "{second}"
+    );
 }
 
 #[test]

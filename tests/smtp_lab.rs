@@ -41,6 +41,7 @@ async fn one_message_from_greeting_to_fin() {
     assert_eq!(
         kinds(&steps),
         [
+            "socket.connect",
             "smtp.reply.220",
             "smtp.command.EHLO",
             "smtp.reply.250.EHLO",
@@ -60,6 +61,8 @@ async fn one_message_from_greeting_to_fin() {
     );
     assert!(steps.iter().all(|s| s.malformed.is_none()), "{steps:#?}");
     let dir = |s: &Step| (s.from.clone(), s.to.clone());
+    assert_eq!(dir(&steps[0]), ("client".into(), "server".into()), "the connect comes first");
+    let steps = &steps[1..];
     assert_eq!(dir(&steps[0]), ("server".into(), "client".into()));
     assert_eq!(dir(&steps[1]), ("client".into(), "server".into()));
     assert_eq!((steps[13].from.as_str(), steps[14].from.as_str()), ("server", "client"));
@@ -130,7 +133,8 @@ async fn in_lockstep_each_press_sends_exactly_one_message() {
         assert_eq!(steps.len(), presses, "one step per press: {:?}", kinds(&steps));
         assert!(gate.open_one());
         presses += 1;
-        if presses == 15 {
+        // The connect, then fifteen messages.
+        if presses == 16 {
             break;
         }
     }
@@ -138,7 +142,8 @@ async fn in_lockstep_each_press_sends_exactly_one_message() {
     while let Ok(step) = rx.try_recv() {
         steps.push(step);
     }
-    assert_eq!((presses, steps.len()), (15, 15), "{:?}", kinds(&steps));
+    assert_eq!((presses, steps.len()), (16, 16), "{:?}", kinds(&steps));
+    assert_eq!(steps[0].kind, "socket.connect", "nothing crosses before the first press, not even the SYN");
 }
 
 #[tokio::test]
@@ -199,8 +204,9 @@ async fn a_refusing_real_server_ends_the_run_with_its_reason() {
     // With a remote server, what it says is recorded too.
     let k = kinds(&steps);
     assert_eq!(
-        &k[..7],
+        &k[..8],
         [
+            "socket.connect",
             "smtp.reply.220",
             "smtp.command.EHLO",
             "smtp.reply.250.EHLO",

@@ -21,7 +21,7 @@ const MASK: [u8; 4] = [0x37, 0xfa, 0x21, 0x3d];
 fn ws_steps() -> Vec<Step> {
     let lab = labs::find("ws").unwrap();
     let (tx, mut rx) = mpsc::unbounded_channel();
-    let rec = Recorder::new(StepSink::new("ws", tx), ["client", "server"], lab.decoders());
+    let rec = Recorder::new(StepSink::new("ws", tx), ["client", "server"], lab.decoders(false));
     rec.feed(Dir::ClientToServer, REQUEST.as_bytes());
     rec.feed(Dir::ServerToClient, RESPONSE.as_bytes());
     rec.feed(Dir::ClientToServer, &frame::emit(true, Opcode::Text, Some(MASK), b"Hello"));

@@ -31,6 +31,9 @@ pub struct LabInfo {
     pub about: &'static str,
     /// The wires the lab runs on, the one it takes unless told otherwise first.
     pub wires: &'static [Wire],
+    /// The name of the lab's main connection, for labs that open more than one (`echo`): the
+    /// steps of each connection carry its name as `conn`.
+    pub conn: Option<&'static str>,
 }
 
 impl LabInfo {
@@ -70,7 +73,9 @@ pub trait Lab: Send + Sync + 'static {
 
     /// Fresh decoders for one connection: (client→server, server→client). They may share
     /// state (the WebSocket response decoder checks the key the request decoder saw).
-    fn decoders(&self) -> (Box<dyn Decoder>, Box<dyn Decoder>);
+    /// `segments`: the wire shows the connection's segments as steps of their own (the lab
+    /// network, or a capture), so a lab whose steps are the segments needs nothing more.
+    fn decoders(&self, segments: bool) -> (Box<dyn Decoder>, Box<dyn Decoder>);
 
     /// The embedded server's side of one connection from `peer`.
     fn serve(&self, io: Stream, peer: SocketAddr) -> LabFuture;

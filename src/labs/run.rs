@@ -59,8 +59,12 @@ impl<T> Drop for AbortOnDrop<T> {
 
 /// Runs one exchange; its steps go to `sink`. `Ok` when the exchange completed.
 pub async fn exchange(lab: Arc<dyn Lab>, opts: RunOptions, sink: StepSink) -> Result<()> {
+    let info = lab.info();
     if opts.connect.is_some() && opts.wire != Wire::Host {
         bail!("--connect talks to a real server: it needs --wire host");
+    }
+    if !info.runs_on(opts.wire) {
+        bail!("the {} lab does not run on the {:?} wire", info.name, opts.wire);
     }
     let net = opts.wire.open(&sink, &opts.gate, opts.faults.clone());
     if let Net::Sim(sim) = &net
@@ -71,50 +75,68 @@ pub async fn exchange(lab: Arc<dyn Lab>, opts: RunOptions, sink: StepSink) -> Re
         return Ok(());
     }
     // On the lab network the gate holds frames, and FIN/RST are frames of their own.
-    let segments = net.shows_segments();
-    let app_gate = if segments { Gate::free() } else { opts.gate.clone() };
-    let capture_sink = sink.clone();
-    let rec = Recorder::new(sink, ["client", "server"], lab.decoders());
-    rec.set_close_steps(!segments);
-    let mut _capture = None;
-    let (target, server) = match &opts.connect {
+    let on_sim = net.shows_segments();
+    let app_gate = if on_sim { Gate::free() } else { opts.gate.clone() };
+    let mut capture = None;
+    let (target, listener) = match &opts.connect {
         Some(addr) => (addr.clone(), None),
         None => {
-            let listener = net.listen(&net.server_addr(lab.info().port)).await.wrap_err("cannot listen")?;
+            let listener = net.listen(&net.server_addr(info.port)).await.wrap_err("cannot listen")?;
             let local = listener.local_addr()?;
             if let Some(events) = &opts.events {
                 let _ = events.send(RunEvent::Listening(local));
             }
-            let addr = local.to_string();
-            if opts.capture && !segments {
-                // The kernel's SYN, ACK and FIN segments become steps: no zero-byte FIN steps then.
-                if let Ok(capture) = Capture::open(capture_sink, listener.local_addr()?.port()) {
-                    rec.set_close_steps(false);
-                    _capture = Some(capture);
-                }
+            if let Some(name) = info.conn {
+                net.name_connection(local.port(), name);
             }
-            let (lab, rec, gate) = (lab.clone(), rec.clone(), app_gate.clone());
-            let task = tokio::spawn(with_gate(opts.gate.clone(), async move {
-                let (conn, peer) = listener.accept_conn().await?;
-                let io = tap(conn, rec, Dir::ServerToClient, gate, segments);
-                lab.serve(io, peer).await.wrap_err("server")
-            }));
-            (addr, Some(AbortOnDrop(task)))
+            if let Net::Host(host) = &net
+                && opts.capture
+                && let Ok(c) = Capture::open(sink.clone(), local.port())
+            {
+                // The kernel's own segments become steps, and the messages follow them.
+                let c = Arc::new(c);
+                host.set_capture(c.clone());
+                if let Some(name) = info.conn {
+                    c.name(local.port(), name.to_string());
+                }
+                capture = Some(c);
+            }
+            (local.to_string(), Some(listener))
         }
     };
-    // Inside the gate's scope: the connect's timeout stops while the first frames wait.
+    let segments = on_sim || capture.is_some();
+    let rec_sink = match info.conn {
+        Some(name) => sink.for_conn(name),
+        None => sink.clone(),
+    };
+    let rec = Recorder::new(rec_sink, ["client", "server"], lab.decoders(segments));
+    rec.set_close_steps(!on_sim);
+    if let Some(c) = &capture {
+        rec.follow(c.clone());
+    }
+    // The server speaks only once the client's connect is recorded: the kernel completes the
+    // handshake, and accept() returns, before connect() does.
+    let (connected, ready) = tokio::sync::oneshot::channel::<()>();
+    let server = listener.map(|listener| {
+        let (lab, rec, gate) = (lab.clone(), rec.clone(), app_gate.clone());
+        AbortOnDrop(tokio::spawn(with_gate(opts.gate.clone(), async move {
+            let (conn, peer) = listener.accept_conn().await?;
+            let _ = ready.await;
+            let io = tap(conn, rec, Dir::ServerToClient, gate, on_sim);
+            lab.serve(io, peer).await.wrap_err("server")
+        })))
+    });
+    // Inside the gate's scope: the connect waits there (host), and its timeout stops while the
+    // first frames wait (lab network).
     let conn = with_gate(opts.gate.clone(), net.connect_conn(&target))
         .await
         .wrap_err_with(|| format!("cannot connect to {target}"))?;
-    if let Some(capture) = &_capture {
-        // The kernel's handshake, as steps, before the first message.
-        capture.catch_up(3, Duration::from_millis(5), Duration::from_millis(200)).await;
-    }
+    let _ = connected.send(());
     let io = if opts.connect.is_some() {
         // A real remote server has no tap of its own: ours records both ways.
         Box::new(TapStream::new(conn.io, rec, Dir::ClientToServer, true, app_gate))
     } else {
-        tap(conn, rec, Dir::ClientToServer, app_gate, segments)
+        tap(conn, rec, Dir::ClientToServer, app_gate, on_sim)
     };
     let ctx = ClientCtx { target, net: net.clone() };
     with_gate(opts.gate.clone(), lab.client(io, ctx)).await?;
@@ -129,8 +151,9 @@ pub async fn exchange(lab: Arc<dyn Lab>, opts: RunOptions, sink: StepSink) -> Re
         // The last segments (the final ACK) go out after both programs are done.
         with_gate(opts.gate.clone(), sim.settle()).await;
     }
-    if let Some(capture) = &_capture {
-        capture.catch_up(0, Duration::from_millis(20), Duration::from_millis(500)).await;
+    if let Some(capture) = &capture {
+        // The capture runs a little behind: the last FIN and ACK come after the last message.
+        capture.settle(Duration::from_millis(20), Duration::from_millis(500)).await;
     }
     Ok(())
 }
@@ -162,7 +185,7 @@ pub async fn serve(lab: Arc<dyn Lab>, listener: Listener, sessions: Option<u32>,
         };
         accepted += 1;
         let session = accepted;
-        let rec = Recorder::new(sink.for_session(session), ["client", "server"], lab.decoders());
+        let rec = Recorder::new(sink.for_session(session), ["client", "server"], lab.decoders(false));
         let io = TapStream::new(s, rec, Dir::ServerToClient, true, Gate::free());
         let lab = lab.clone();
         tasks.spawn(async move {

@@ -4,6 +4,7 @@
 
 pub mod capture;
 pub mod gate;
+pub mod host;
 pub mod raw;
 pub mod sim;
 pub mod tap;
@@ -15,7 +16,7 @@ use std::io;
 use std::net::SocketAddr;
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 
 pub use gate::timeout;
 
@@ -54,7 +55,7 @@ pub enum Wire {
 /// A network a lab talks over: kernel sockets, or one lab network.
 #[derive(Clone)]
 pub enum Net {
-    Host,
+    Host(host::HostNet),
     Sim(sim::SimNet),
 }
 
@@ -95,17 +96,18 @@ impl Listener {
 }
 
 impl Wire {
-    /// A network on this wire. The sim wire's frames become steps in `sink` and wait at `gate`.
+    /// A network on this wire for one run. The sim wire's frames become steps in `sink` and
+    /// wait at `gate`; on the host wire the client's connect waits there.
     pub fn open(self, sink: &crate::session::StepSink, gate: &std::sync::Arc<Gate>, faults: sim::Faults) -> Net {
         match self {
-            Wire::Host => Net::Host,
+            Wire::Host => Net::Host(host::HostNet::for_run(sink.clone(), gate.clone())),
             Wire::Sim => Net::Sim(sim::SimNet::new(sink.clone(), gate.clone(), faults)),
         }
     }
 
     /// The wire itself, for `serve` and `listen` on kernel sockets.
     pub async fn listen(self, addr: &str) -> io::Result<Listener> {
-        Net::Host.listen(addr).await
+        Net::Host(host::HostNet::default()).listen(addr).await
     }
 }
 
@@ -114,14 +116,14 @@ impl Net {
     /// any free loopback port on the host, the lab's own port on the lab network.
     pub fn server_addr(&self, port: u16) -> String {
         match self {
-            Net::Host => "127.0.0.1:0".into(),
+            Net::Host(_) => "127.0.0.1:0".into(),
             Net::Sim(_) => format!("{}:{port}", sim::SERVER_IP),
         }
     }
 
     pub async fn listen(&self, addr: &str) -> io::Result<Listener> {
         match self {
-            Net::Host => Ok(Listener::Host(TcpListener::bind(addr).await?)),
+            Net::Host(_) => Ok(Listener::Host(TcpListener::bind(addr).await?)),
             Net::Sim(net) => Ok(Listener::Sim(net.listen(parse(addr)?.port())?)),
         }
     }
@@ -132,19 +134,33 @@ impl Net {
 
     /// Connects, with the connection's carriers on the sim wire.
     pub async fn connect_conn(&self, addr: &str) -> io::Result<Conn> {
-        let timed_out =
-            || io::Error::new(io::ErrorKind::TimedOut, format!("no answer from {addr} in {CONNECT_TIMEOUT:?}"));
         match self {
-            Net::Host => {
-                let s = timeout(CONNECT_TIMEOUT, TcpStream::connect(addr)).await.map_err(|_| timed_out())??;
-                s.set_nodelay(true)?;
-                Ok(Conn { io: Box::new(s), carriers: None })
-            }
+            Net::Host(net) => net.connect(addr).await,
             Net::Sim(net) => {
+                let timed_out =
+                    || io::Error::new(io::ErrorKind::TimedOut, format!("no answer from {addr} in {CONNECT_TIMEOUT:?}"));
                 let s = timeout(CONNECT_TIMEOUT, net.connect(parse(addr)?)).await.map_err(|_| timed_out())??;
                 let carriers: Box<dyn Carriers> = Box::new(s.carriers());
                 Ok(Conn { io: Box::new(s), carriers: Some(carriers) })
             }
+        }
+    }
+
+    /// An address near `server` where nothing listens: the next port on the lab network, where
+    /// the lab decides what listens; on the host, a loopback port just bound and let go.
+    pub async fn closed_port(&self, server: SocketAddr) -> io::Result<SocketAddr> {
+        match self {
+            Net::Host(_) => TcpListener::bind((server.ip(), 0)).await?.local_addr(),
+            Net::Sim(_) => Ok(SocketAddr::new(server.ip(), server.port().wrapping_add(1))),
+        }
+    }
+
+    /// Names the connections to or from `port` (`closed-port`), for labs with more than one:
+    /// their steps carry the name as `conn`.
+    pub fn name_connection(&self, port: u16, name: &str) {
+        match self {
+            Net::Host(net) => net.name_connection(port, name),
+            Net::Sim(net) => net.name_connection(port, name),
         }
     }
 

@@ -142,6 +142,27 @@ mod linux {
         }
     }
 
+    impl RawSocket {
+        /// Frames the kernel dropped on this socket since the last call, because they came
+        /// faster than they were read (PACKET_STATISTICS, which resets as it is read).
+        pub fn drops(&self) -> u64 {
+            // SAFETY: an all-zero tpacket_stats is valid for getsockopt to fill.
+            let mut stats: libc::tpacket_stats = unsafe { std::mem::zeroed() };
+            let mut len = std::mem::size_of::<libc::tpacket_stats>() as libc::socklen_t;
+            // SAFETY: `stats` and `len` are valid for the kernel to write.
+            let r = unsafe {
+                libc::getsockopt(
+                    self.fd.get_ref().as_raw_fd(),
+                    libc::SOL_PACKET,
+                    libc::PACKET_STATISTICS,
+                    &mut stats as *mut libc::tpacket_stats as *mut libc::c_void,
+                    &mut len,
+                )
+            };
+            if r == 0 { u64::from(stats.tp_drops) } else { 0 }
+        }
+    }
+
     /// An interface's Ethernet address, from sysfs.
     pub fn mac_of(interface: &str) -> io::Result<[u8; 6]> {
         let text = std::fs::read_to_string(format!("/sys/class/net/{interface}/address"))

@@ -2,6 +2,7 @@
 //! before each message it sends, and turns the bytes into steps with the lab's decoders.
 
 use super::Carriers;
+use super::capture::Capture;
 use super::gate::Gate;
 use crate::session::{KEEP_BYTES, Layer, StepSink};
 use crate::wire::{Decoded, Decoder, Message};
@@ -32,11 +33,14 @@ impl Dir {
 
 /// One direction of a connection: its decoder and the bytes of the message in progress.
 struct Way {
+    dir: Dir,
     decoder: Box<dyn Decoder>,
     from: String,
     to: String,
     /// Bytes of the message in progress (at most a little over `KEEP_BYTES` of a long one).
     buf: Vec<u8>,
+    /// Where `buf` starts in this direction's stream (bytes before it, from the first).
+    base: u64,
     /// Bytes of a long message still to pass unkept.
     skip: usize,
     /// A FIN or reset was recorded: nothing more comes this way.
@@ -51,6 +55,8 @@ struct Way {
 pub struct Recorder {
     ways: Mutex<[Way; 2]>,
     sink: StepSink,
+    /// The capture of this connection's segments: messages wait there to follow them.
+    capture: std::sync::OnceLock<Arc<Capture>>,
     /// Make a step of each side's FIN: on kernel sockets, where the segments are not seen.
     close_steps: std::sync::atomic::AtomicBool,
 }
@@ -58,19 +64,25 @@ pub struct Recorder {
 impl Recorder {
     /// `decoders` are (client→server, server→client).
     pub fn new(sink: StepSink, names: [&str; 2], decoders: (Box<dyn Decoder>, Box<dyn Decoder>)) -> Arc<Self> {
-        let way = |decoder, from: &str, to: &str| Way {
+        let way = |dir, decoder, from: &str, to: &str| Way {
+            dir,
             decoder,
             from: from.into(),
             to: to.into(),
             buf: Vec::new(),
+            base: 0,
             skip: 0,
             closed: false,
             carriers: Vec::new(),
             last: Vec::new(),
         };
         Arc::new(Recorder {
-            ways: Mutex::new([way(decoders.0, names[0], names[1]), way(decoders.1, names[1], names[0])]),
+            ways: Mutex::new([
+                way(Dir::ClientToServer, decoders.0, names[0], names[1]),
+                way(Dir::ServerToClient, decoders.1, names[1], names[0]),
+            ]),
             sink,
+            capture: std::sync::OnceLock::new(),
             close_steps: std::sync::atomic::AtomicBool::new(true),
         })
     }
@@ -78,6 +90,13 @@ impl Recorder {
     /// Whether FIN and RST become steps of their own (not where the wire shows the segments).
     pub fn set_close_steps(&self, on: bool) {
         self.close_steps.store(on, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// The connection's segments are captured: its messages follow the segments that carried
+    /// them (and name them in `carried_by`), and the captured FINs replace the close steps.
+    pub fn follow(&self, capture: Arc<Capture>) {
+        self.set_close_steps(false);
+        let _ = self.capture.set(capture);
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, [Way; 2]> {
@@ -126,6 +145,7 @@ impl Recorder {
                 // The tail of a long message: counted, never copied.
                 let n = way.skip.min(data.len());
                 way.skip -= n;
+                way.base += n as u64;
                 data = &data[n..];
                 continue;
             }
@@ -162,7 +182,7 @@ impl Recorder {
                             format!("{pending} bytes without a message boundary"),
                         )
                         .malformed(format!("no message boundary in {pending} bytes"));
-                        self.emit(way, &way.buf[at..], msg, pending);
+                        self.emit(way, at, &way.buf[at..], msg, pending);
                         at = way.buf.len();
                     }
                     break;
@@ -171,7 +191,7 @@ impl Recorder {
                 Decoded::Message { msg, len } => {
                     let len = len.max(1);
                     let available = way.buf.len() - at;
-                    self.emit(way, &way.buf[at..at + len.min(available)], msg, len);
+                    self.emit(way, at, &way.buf[at..at + len.min(available)], msg, len);
                     // What follows in the buffer came with the latest bytes.
                     way.carriers = way.last.clone();
                     if len <= available {
@@ -184,17 +204,27 @@ impl Recorder {
             }
         }
         way.buf.drain(..at);
+        way.base += at as u64;
         if way.buf.is_empty() && way.skip == 0 {
             way.carriers.clear();
         }
     }
 
-    /// Hands the sink a step for `msg`: `len` bytes on the wire, the first of them in `bytes`.
-    fn emit(&self, way: &Way, bytes: &[u8], msg: Message, len: usize) {
+    /// Hands the sink a step for `msg`: `len` bytes on the wire from `at` in the buffer, the
+    /// first of them in `bytes`. Where the segments are captured, it follows them.
+    fn emit(&self, way: &Way, at: usize, bytes: &[u8], msg: Message, len: usize) {
         let kept = bytes.len().min(KEEP_BYTES);
         let mut step = msg.into_step(&way.from, &way.to, bytes[..kept].to_vec(), len);
         step.carried_by = way.carriers.clone();
-        self.sink.emit(step);
+        match self.capture.get() {
+            Some(capture) => {
+                let start = way.base + at as u64;
+                capture.message(way.dir, start..start + len as u64, step);
+            }
+            None => {
+                self.sink.emit(step);
+            }
+        }
     }
 
     /// The sender in `dir` closed its side (a FIN went out), or the reader saw it arrive.
@@ -222,7 +252,7 @@ impl Recorder {
             let msg =
                 Message::new(Layer::Application, "?", "malformed", format!("{len} bytes of an unfinished message"))
                     .malformed(reason);
-            self.emit(way, &way.buf, msg, len);
+            self.emit(way, 0, &way.buf, msg, len);
             way.buf.clear();
             way.skip = 0;
         }
@@ -242,7 +272,7 @@ impl Recorder {
                 Message::new(Layer::Transport, "TCP", "socket.reset", format!("{what}: {e}")).malformed(e.to_string())
             }
         };
-        self.emit(way, &[], msg, 0);
+        self.emit(way, 0, &[], msg, 0);
     }
 }
 

@@ -70,7 +70,7 @@ fn tap(c: &mut Criterion) {
                 kept
             });
             let lab = labs::find("ws").unwrap();
-            let rec = Recorder::new(StepSink::new("ws", tx), ["client", "server"], lab.decoders());
+            let rec = Recorder::new(StepSink::new("ws", tx), ["client", "server"], lab.decoders(false));
             rec.feed(Dir::ClientToServer, REQUEST.as_bytes());
             rec.feed(Dir::ServerToClient, RESPONSE.as_bytes());
             let tapped = TapStream::new(s, rec, Dir::ClientToServer, false, Gate::free());

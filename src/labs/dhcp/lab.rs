@@ -29,6 +29,7 @@ pub static INFO: LabInfo = LabInfo {
     rfcs: "RFC 2131, RFC 2132",
     about: "DORA, renewal at T1, rebinding at T2, RELEASE, and a NAK",
     wires: &[Wire::Sim],
+    conn: None,
 };
 
 /// How much faster the lease clock runs than the network's, unless set otherwise.
@@ -65,7 +66,7 @@ impl crate::labs::Lab for Dhcp {
         include_str!("../../../assets/narration/en/dhcp.txt")
     }
 
-    fn decoders(&self) -> (Box<dyn Decoder>, Box<dyn Decoder>) {
+    fn decoders(&self, _segments: bool) -> (Box<dyn Decoder>, Box<dyn Decoder>) {
         (Box::new(FramesOnly), Box::new(FramesOnly))
     }
 

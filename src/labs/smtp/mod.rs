@@ -29,6 +29,7 @@ static INFO: LabInfo = LabInfo {
     port: 25,
     rfcs: "RFC 5321, RFC 5322",
     wires: &[crate::net::Wire::Host, crate::net::Wire::Sim],
+    conn: None,
     about: "the SMTP dialogue: greeting, EHLO, MAIL, RCPT, DATA, QUIT",
 };
 
@@ -72,7 +73,7 @@ impl Lab for Smtp {
         include_str!("../../../assets/narration/en/smtp.txt")
     }
 
-    fn decoders(&self) -> (Box<dyn Decoder>, Box<dyn Decoder>) {
+    fn decoders(&self, _segments: bool) -> (Box<dyn Decoder>, Box<dyn Decoder>) {
         decoder::decoders()
     }
 

@@ -5,7 +5,8 @@
 
 use super::{ClientCtx, Lab, LabFuture, LabInfo};
 use crate::net::{Stream, Wire};
-use crate::wire::{Decoder, FramesOnly};
+use crate::session::Layer;
+use crate::wire::{Decoded, Decoder, FramesOnly, Message, printable};
 use color_eyre::eyre::{Result, WrapErr, bail};
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -18,6 +19,7 @@ static INFO: LabInfo = LabInfo {
     rfcs: "RFC 9293",
     about: "the 3-way handshake, data and ACKs, FIN each way through TIME-WAIT, RST from a closed port",
     wires: &[Wire::Sim, Wire::Host],
+    conn: Some("echo"),
 };
 
 /// What the client sends; the server (an echo service, port 7) sends it back.
@@ -36,8 +38,8 @@ impl Lab for Tcp {
         include_str!("../../../assets/narration/en/tcp.txt")
     }
 
-    fn decoders(&self) -> (Box<dyn Decoder>, Box<dyn Decoder>) {
-        (Box::new(FramesOnly), Box::new(FramesOnly))
+    fn decoders(&self, segments: bool) -> (Box<dyn Decoder>, Box<dyn Decoder>) {
+        if segments { (Box::new(FramesOnly), Box::new(FramesOnly)) } else { (Box::new(Writes), Box::new(Writes)) }
     }
 
     fn serve(&self, io: Stream, _peer: SocketAddr) -> LabFuture {
@@ -46,6 +48,21 @@ impl Lab for Tcp {
 
     fn client(&self, io: Stream, ctx: ClientCtx) -> LabFuture {
         Box::pin(client(io, ctx))
+    }
+}
+
+/// Where the segments are not seen (the host wire without a capture): each write of the lab's
+/// programs is one step, as the socket API shows it: the bytes, not the segments carrying them.
+struct Writes;
+
+impl Decoder for Writes {
+    fn decode(&mut self, buf: &[u8], _keep: usize) -> Decoded {
+        let text = printable(buf, 40);
+        let msg =
+            Message::new(Layer::Transport, "TCP", "socket.data", format!("write: {} bytes \"{text}\"", buf.len()))
+                .field("TCP.payload_len", buf.len(), 0..buf.len())
+                .field("TCP.payload", printable(buf, 256), 0..buf.len());
+        Decoded::Message { msg, len: buf.len() }
     }
 }
 
@@ -92,8 +109,9 @@ async fn client(mut io: Stream, ctx: ClientCtx) -> Result<()> {
     drop(io);
 
     // A port where nothing listens: the server host answers the SYN with RST.
-    let mut closed: SocketAddr = ctx.target.parse().wrap_err("the target is not an address")?;
-    closed.set_port(closed.port() + 1);
+    let server: SocketAddr = ctx.target.parse().wrap_err("the target is not an address")?;
+    let closed = ctx.net.closed_port(server).await.wrap_err("finding a closed port")?;
+    ctx.net.name_connection(closed.port(), "closed-port");
     match ctx.net.connect(&closed.to_string()).await {
         Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => Ok(()),
         Err(e) => bail!("connecting to the closed port {closed}: {e}"),

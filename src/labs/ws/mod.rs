@@ -28,6 +28,7 @@ static INFO: LabInfo = LabInfo {
     port: 80,
     rfcs: "RFC 6455",
     wires: &[crate::net::Wire::Host, crate::net::Wire::Sim],
+    conn: None,
     about: "the HTTP upgrade, Sec-WebSocket-Accept, text/binary echo, ping/pong, the closing handshake",
 };
 
@@ -55,7 +56,7 @@ impl Lab for WebSocket {
         include_str!("../../../assets/narration/en/ws.txt")
     }
 
-    fn decoders(&self) -> (Box<dyn Decoder>, Box<dyn Decoder>) {
+    fn decoders(&self, _segments: bool) -> (Box<dyn Decoder>, Box<dyn Decoder>) {
         let (c, s) = decoder::WsDecoder::pair();
         (Box::new(c), Box::new(s))
     }
