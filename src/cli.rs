@@ -42,7 +42,7 @@ pub enum Command {
     Run {
         /// The lab (`protolab labs` lists them).
         lab: String,
-        /// The wire (default: the lab's own: `sim` for tcp, `host` for the others).
+        /// The wire (default: the lab's own; `protolab labs` lists the wires each lab runs on).
         #[arg(long, value_enum)]
         wire: Option<Wire>,
         /// Talk to this real server instead of the embedded one (host wire).
@@ -146,12 +146,13 @@ pub fn find_lab(name: &str) -> Result<Arc<dyn Lab>, clap::Error> {
     })
 }
 
-/// Prints steps as they arrive until the sender side is gone.
-async fn print_steps(mut rx: mpsc::UnboundedReceiver<Step>, format: Format) -> std::io::Result<()> {
+/// Prints steps as they arrive until the sender side is gone; `sessions`: text lines name the
+/// peer session (`serve`, where several clients' steps interleave).
+async fn print_steps(mut rx: mpsc::UnboundedReceiver<Step>, format: Format, sessions: bool) -> std::io::Result<()> {
     let stdout = std::io::stdout();
     while let Some(step) = rx.recv().await {
         let mut out = stdout.lock();
-        match write_step(&mut out, &step, format).and_then(|()| out.flush()) {
+        match write_step(&mut out, &step, format, sessions).and_then(|()| out.flush()) {
             Ok(()) => {}
             // The reader went away (`| head`): stop printing, quietly.
             Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => return Ok(()),
@@ -163,12 +164,45 @@ async fn print_steps(mut rx: mpsc::UnboundedReceiver<Step>, format: Format) -> s
 
 /// `protolab labs`
 pub fn list_labs(out: &mut impl Write) -> std::io::Result<()> {
-    writeln!(out, "{:<8} {:<10} {:>5}  {:<20} WHAT IT SHOWS", "LAB", "PROTOCOL", "PORT", "RFC")?;
+    writeln!(out, "{:<6} {:<10} {:>5}  {:<19} {:<9} WHAT IT SHOWS", "LAB", "PROTOCOL", "PORT", "RFC", "WIRES")?;
     for lab in labs::registry() {
         let i = lab.info();
-        writeln!(out, "{:<8} {:<10} {:>5}  {:<20} {}", i.name, i.title, i.port, i.rfcs, i.about)?;
+        writeln!(out, "{:<6} {:<10} {:>5}  {:<19} {:<9} {}", i.name, i.title, i.port, i.rfcs, wires(i), i.about)?;
     }
-    Ok(())
+    writeln!(
+        out,
+        "\nWIRES: sim is the lab network (every frame a step), host the kernel's sockets; the first is the default."
+    )
+}
+
+/// The wires a lab runs on, its default first (`sim,host`).
+fn wires(info: &labs::LabInfo) -> String {
+    let name = |w: &Wire| match w {
+        Wire::Sim => "sim",
+        Wire::Host => "host",
+    };
+    info.wires.iter().map(name).collect::<Vec<_>>().join(",")
+}
+
+/// A lab that cannot run on the wire asked for: the usage error that says what to do instead.
+fn refuse_wire(info: &labs::LabInfo, wire: Wire) {
+    if info.runs_on(wire) {
+        return;
+    }
+    let said = |w: Wire| match w {
+        Wire::Sim => "--wire sim (the lab network)",
+        Wire::Host => "--wire host (kernel sockets)",
+    };
+    let instead = match info.name {
+        "dhcp" => ", or --wire host --interface IF for a real interface",
+        _ => "",
+    };
+    usage(&format!(
+        "the {} lab does not run on {}: use {}{instead}",
+        info.name,
+        said(wire).trim_start_matches("--wire "),
+        said(info.default_wire())
+    ));
 }
 
 /// `protolab run LAB`
@@ -201,7 +235,7 @@ async fn drive(
     let (tx, mut rx) = mpsc::unbounded_channel::<Step>();
     let work = work(StepSink::new(name, tx))?;
     let (out_tx, out_rx) = mpsc::unbounded_channel();
-    let printer = tokio::spawn(print_steps(out_rx, format));
+    let printer = tokio::spawn(print_steps(out_rx, format, false));
     tokio::pin!(work);
     let mut result = None;
     loop {
@@ -234,7 +268,7 @@ pub async fn serve_lab(lab: Arc<dyn Lab>, listen: &str, format: Format, sessions
     let addr = listener.local_addr()?;
     eprintln!("listening on {addr}");
     let (tx, rx) = mpsc::unbounded_channel();
-    let printer = tokio::spawn(print_steps(rx, format));
+    let printer = tokio::spawn(print_steps(rx, format, true));
     let sink = StepSink::new(lab.info().name, tx);
     tokio::select! {
         result = run::serve(lab, listener, sessions, sink) => result?,
@@ -278,7 +312,8 @@ pub async fn dispatch(cli: Cli) -> Result<()> {
         Some(Command::Run { lab, wire, connect, format, faults, pcap, interface: None, no_capture, lease_speedup }) => {
             crate::labs::dhcp::set_speedup(lease_speedup);
             let lab = find_lab(&lab).unwrap_or_else(|e| e.exit());
-            let wire = wire.unwrap_or(lab.info().default_wire());
+            let wire = wire.unwrap_or(if connect.is_some() { Wire::Host } else { lab.info().default_wire() });
+            refuse_wire(lab.info(), wire);
             let capture = wire == Wire::Host && connect.is_none() && !no_capture;
             if capture && let Err(hint) = crate::net::capture::available() {
                 eprintln!("{hint}");
@@ -296,7 +331,14 @@ pub async fn dispatch(cli: Cli) -> Result<()> {
             .await
         }
         Some(Command::Serve { lab, listen, format, sessions, interface: None }) => {
-            serve_lab(find_lab(&lab).unwrap_or_else(|e| e.exit()), &listen, format, sessions).await
+            let lab = find_lab(&lab).unwrap_or_else(|e| e.exit());
+            if !lab.info().runs_on(Wire::Host) {
+                usage(&format!(
+                    "serve {name} answers on a real interface: add --interface IF (its lab runs on the lab network: protolab run {name})",
+                    name = lab.info().name
+                ));
+            }
+            serve_lab(lab, &listen, format, sessions).await
         }
     }
 }

@@ -231,6 +231,35 @@ fn serve_smtp_shows_a_pipelined_client_in_order() {
     let quit = steps.lines().position(|l| l.contains("client → server   SMTP  QUIT")).expect(&steps);
     assert!(text < quit, "{steps}");
     assert!(!steps.contains("!!"), "nothing malformed: {steps}");
+    // Several clients' lines interleave in `serve`: each names its session.
+    assert!(steps.lines().all(|l| l.contains("] #1 ")), "{steps}");
+}
+
+#[test]
+fn a_lab_that_cannot_run_on_a_wire_says_so_before_anything_starts() {
+    for args in [
+        &["run", "dhcp", "--wire", "host"][..],
+        &["run", "dhcp", "--connect", "127.0.0.1:67"],
+        &["run", "dhcp", "--wire", "host", "--connect", "127.0.0.1:67"],
+        &["serve", "dhcp"],
+    ] {
+        let out = protolab().args(args).output().unwrap();
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        assert!(out.stdout.is_empty(), "{args:?} printed steps: {}", String::from_utf8_lossy(&out.stdout));
+        let err = String::from_utf8(out.stderr).unwrap();
+        assert_eq!(err.lines().count(), 1, "{args:?}: {err}");
+        assert!(err.contains("--interface IF") && err.contains("lab network"), "{args:?}: {err}");
+    }
+}
+
+#[test]
+fn labs_says_what_each_lab_shows_and_where_it_runs() {
+    let out = protolab().arg("labs").output().unwrap();
+    let text = String::from_utf8(out.stdout).unwrap();
+    let dhcp = text.lines().find(|l| l.starts_with("dhcp")).unwrap();
+    assert!(dhcp.contains("INFORM") && dhcp.contains(" sim "), "{dhcp}");
+    let tcp = text.lines().find(|l| l.starts_with("tcp")).unwrap();
+    assert!(tcp.contains("sim,host") && tcp.contains("TIME-WAIT"), "{tcp}");
 }
 
 #[test]
@@ -247,7 +276,8 @@ fn host_wire_shows_the_kernels_segments_or_says_how_to() {
         // No privileges: one line says what is missing and how to grant it; the lab still runs.
         assert_eq!(err.lines().count(), 1, "{err}");
         assert!(err.contains("setcap cap_net_raw+ep"), "{err}");
-        assert_eq!(steps[0]["proto"], "HTTP");
+        assert!(steps[0]["summary"].as_str().unwrap().starts_with("connect() to "), "{}", steps[0]);
+        assert_eq!(steps[1]["proto"], "HTTP");
         return;
     }
     // Captured: the kernel's own handshake comes first, with ack = peer's seq + 1.

@@ -27,7 +27,7 @@ pub static INFO: LabInfo = LabInfo {
     title: "DHCP",
     port: 67,
     rfcs: "RFC 2131, RFC 2132",
-    about: "DORA, renewal at T1, rebinding at T2, RELEASE, and a NAK",
+    about: "DORA, renewal at T1, rebinding at T2, INFORM, RELEASE, a NAK after a reboot",
     wires: &[Wire::Sim],
     conn: None,
 };
