@@ -264,3 +264,52 @@ async fn every_step_of_the_dialogue_has_filled_in_narration() {
         );
     }
 }
+
+/// The state a step shows is read from the dialogue; it must be the state the lab's real server
+/// is in once it has sent each reply, refusals and commands out of order included.
+#[test]
+fn the_state_each_reply_shows_is_the_servers() {
+    use protolab::labs::smtp::server::Session;
+    use protolab::net::{Dir, Recorder};
+    let smtp = Smtp::default();
+    let mut session = Session::new(Arc::new(Default::default()), Default::default(), "127.0.0.1:9".parse().unwrap());
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let rec = Recorder::new(StepSink::new("smtp", tx), ["client", "server"], smtp.decoders(false));
+    rec.feed(Dir::ServerToClient, &session.greeting().emit());
+    let mut expected = vec![session.state().to_string()];
+    let lines = [
+        "MAIL FROM:<a@b.c>",
+        "EHLO client.lab",
+        "DATA",
+        "MAIL FROM:<alice@client.lab>",
+        "RCPT TO:<x@elsewhere.example>",
+        "RCPT TO:<bob@protolab.test>",
+        "RSET",
+        "MAIL FROM:<alice@client.lab>",
+        "RCPT TO:<bob@protolab.test>",
+        "DATA",
+        "Subject: hi",
+        "",
+        "body",
+        ".",
+        "NOOP",
+        "QUIT",
+    ];
+    for line in lines {
+        let bytes = format!("{line}\r\n");
+        rec.feed(Dir::ClientToServer, bytes.as_bytes());
+        if let Some(reply) = session.input(bytes.as_bytes(), std::time::SystemTime::now()) {
+            rec.feed(Dir::ServerToClient, &reply.emit());
+            expected.push(session.state().to_string());
+        }
+    }
+    drop(rec);
+    let mut shown = Vec::new();
+    while let Ok(s) = rx.try_recv() {
+        if s.kind.starts_with("smtp.reply") {
+            assert_eq!(s.state("client"), s.state("server"), "one session state: {s:?}");
+            shown.push(s.state("server").unwrap().to_string());
+        }
+    }
+    assert_eq!(shown, expected);
+}

@@ -53,6 +53,13 @@ async fn upgrade_echo_ping_close_in_order() {
     assert_eq!(seqs, (2..=steps.len() as u64 + 1).collect::<Vec<_>>());
     assert!(steps.windows(2).all(|w| w[0].t_us <= w[1].t_us));
 
+    // Each end's WebSocket state (RFC 6455): connecting until the 101, open, closing from the
+    // first close frame.
+    let states: Vec<_> = steps.iter().map(|s| (s.state("client"), s.state("server"))).collect();
+    assert_eq!(states[0], (Some("CONNECTING"), Some("CONNECTING")));
+    assert!(states[1..8].iter().all(|s| *s == (Some("OPEN"), Some("OPEN"))), "{states:?}");
+    assert_eq!(states[8..10], [(Some("CLOSING"), Some("CLOSING")); 2]);
+
     // The accept value is derived from the key that really went out.
     let key = steps[0].value("HTTP.header.Sec-WebSocket-Key").unwrap();
     let accept = steps[1].value("HTTP.header.Sec-WebSocket-Accept").unwrap();

@@ -25,6 +25,10 @@
 //! On the host wire without a capture, the socket API reports each side's close without its
 //! segment: the first is `socket.close.first` (the active close), the next `socket.close.second`.
 //!
+//! SMTP and WebSocket have no stack to read: their states (`MAIL-FROM`, `DATA`; `OPEN`,
+//! `CLOSING`) are what the dialogue so far makes them, so a step shows them on any wire, with
+//! our server or a real one.
+//!
 //! DHCP (RFC 2131): a REQUEST says its own moment (`selecting`, `reboot`, `renew`,
 //! `rebind`; see [`crate::wire::dhcp`]); the server's ACK or NAK takes the moment of the
 //! REQUEST with its xid (`dhcp.ack.selecting` is the A of DORA); a message of a type its sender
@@ -43,6 +47,21 @@ pub struct Moments {
     dhcp: Bounded<String, Transaction>,
     /// Closes the socket API reported, by (session, connection): the first is the active one.
     closes: Bounded<(u32, Option<String>), u32>,
+    /// Application dialogues with no stack to read, by (session, connection): each end's state
+    /// as the messages so far make it.
+    dialogues: Bounded<(u32, Option<String>), Dialogue>,
+}
+
+/// What each end of an SMTP session or a WebSocket connection is in: `[client, server]`.
+#[derive(Debug)]
+struct Dialogue {
+    states: [&'static str; 2],
+}
+
+impl Default for Dialogue {
+    fn default() -> Self {
+        Dialogue { states: ["CONNECTING", "CONNECTING"] }
+    }
 }
 
 impl Moments {
@@ -61,8 +80,50 @@ impl Moments {
                 step.kind.push_str(if *seen == 1 { ".first" } else { ".second" });
             }
             "DHCP" => self.dhcp_message(step),
+            "SMTP" | "HTTP" | "WebSocket" if step.layer == super::Layer::Application => self.dialogue(step),
             _ => {}
         }
+    }
+
+    /// The states of an application dialogue after this message: SMTP's session state, as
+    /// the lab's server names it (RFC 5321 §4.1.4's order of commands), the same for both ends;
+    /// WebSocket's per end (RFC 6455 §4, §7: CONNECTING, OPEN, CLOSING, CLOSED).
+    fn dialogue(&mut self, step: &mut Step) {
+        let d = self.dialogues.entry((step.session, step.conn.clone()));
+        let sender = usize::from(step.from == "server");
+        let kind = step.kind.as_str();
+        if step.proto == "SMTP" {
+            let reply = kind.strip_prefix("smtp.reply.");
+            let code = reply.and_then(|r| r.split('.').next()).unwrap_or("");
+            let answers = reply.and_then(|r| r.split_once('.')).map_or("", |(_, a)| a);
+            let next = match (code, answers) {
+                ("220", _) => Some("GREETED"),
+                ("250", "EHLO" | "HELO") => Some("READY"),
+                ("250", "RSET") if d.states[1] != "GREETED" => Some("READY"),
+                ("250", "MAIL") => Some("MAIL-FROM"),
+                ("250" | "251", "RCPT") => Some("RCPT-TO"),
+                ("354", "DATA") => Some("DATA"),
+                (_, "text") => Some("READY"),
+                ("221", _) => Some("QUIT"),
+                _ => None,
+            };
+            if let Some(next) = next {
+                d.states = [next, next];
+            }
+        } else {
+            let other = 1 - sender;
+            match kind {
+                "ws.handshake.response" => d.states = ["OPEN", "OPEN"],
+                "ws.handshake.refused" => d.states = ["CLOSED", "CLOSED"],
+                k if k.starts_with("ws.frame.close") => {
+                    // Whoever sends a close frame, and whoever receives one, is closing.
+                    d.states[sender] = "CLOSING";
+                    d.states[other] = "CLOSING";
+                }
+                _ => {}
+            }
+        }
+        step.states = vec![("client".into(), d.states[0].into()), ("server".into(), d.states[1].into())];
     }
 
     fn tcp_segment(&mut self, step: &mut Step) {
