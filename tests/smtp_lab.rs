@@ -248,23 +248,6 @@ fn narration_covers_the_dialogue() {
     assert!(n.explain(&unknown, protolab::net::Wire::Host).contains("three-digit"));
 }
 
-#[tokio::test]
-async fn every_step_of_the_dialogue_has_filled_in_narration() {
-    let smtp = Arc::new(Smtp::default());
-    let n = protolab::narration::Narration::for_lab(smtp.narration());
-    let (result, steps) = run(&smtp, None).await;
-    result.expect("the exchange completed");
-    for s in &steps {
-        assert!(n.key(s, protolab::net::Wire::Host).is_some(), "no narration for {}", s.kind);
-        assert_eq!(
-            n.missing(s, protolab::net::Wire::Host),
-            Vec::<String>::new(),
-            "placeholders without a value in {}",
-            s.kind
-        );
-    }
-}
-
 /// The state a step shows is read from the dialogue; it must be the state the lab's real server
 /// is in once it has sent each reply, refusals and commands out of order included.
 #[test]
