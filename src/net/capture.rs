@@ -245,12 +245,14 @@ impl Shared {
 /// A captured frame as a step, if it is a TCP segment to or from one of `ports` (the servers'
 /// side); with the server port it matched.
 fn segment_step(frame: &[u8], ports: &HashSet<u16>) -> Option<(Step, u16)> {
-    let msg = crate::wire::frame::decode_captured(frame);
-    if msg.proto != "TCP" {
+    // Every loopback frame of the machine comes by: look at the ports before decoding it all.
+    let packet = etherparse::SlicedPacket::from_ethernet(frame).ok()?;
+    let Some(etherparse::TransportSlice::Tcp(tcp)) = packet.transport else { return None };
+    let (src, dst) = (tcp.source_port(), tcp.destination_port());
+    if !ports.contains(&src) && !ports.contains(&dst) {
         return None;
     }
-    let num = |path: &str| msg.fields.iter().find(|f| f.path == path).and_then(|f| f.value.as_u64());
-    let (src, dst) = (num("TCP.src_port")? as u16, num("TCP.dst_port")? as u16);
+    let msg = crate::wire::frame::decode_captured(frame);
     let (from, to, port) = if ports.contains(&src) {
         ("server", "client", src)
     } else if ports.contains(&dst) {

@@ -146,12 +146,17 @@ impl Net {
         }
     }
 
-    /// An address near `server` where nothing listens: the next port on the lab network, where
-    /// the lab decides what listens; on the host, a loopback port just bound and let go.
-    pub async fn closed_port(&self, server: SocketAddr) -> io::Result<SocketAddr> {
+    /// An address near `server` where nothing should listen: on the host, a port of ours just
+    /// bound and let go; the next port on the lab network (where the lab decides what listens)
+    /// or on a remote host.
+    pub async fn closed_port(&self, server: SocketAddr) -> SocketAddr {
+        let next = SocketAddr::new(server.ip(), server.port().wrapping_add(1));
         match self {
-            Net::Host(_) => TcpListener::bind((server.ip(), 0)).await?.local_addr(),
-            Net::Sim(_) => Ok(SocketAddr::new(server.ip(), server.port().wrapping_add(1))),
+            Net::Host(_) => match TcpListener::bind((server.ip(), 0)).await.and_then(|l| l.local_addr()) {
+                Ok(freed) => freed,
+                Err(_) => next,
+            },
+            Net::Sim(_) => next,
         }
     }
 
