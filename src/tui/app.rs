@@ -276,8 +276,8 @@ impl LabTab {
     pub fn toggle_layers(&mut self) -> Option<String> {
         if !self.layered() {
             return Some(match (self.has_frames, self.has_messages) {
-                (true, _) => "every step here is a frame: one layer, nothing to hide".into(),
-                (_, true) => "every step here is a message (kernel sockets): one layer, nothing to hide".into(),
+                (true, _) => "every step here is a frame: one layer".into(),
+                (_, true) => "every step here is a message: one layer".into(),
                 _ => "no steps yet".into(),
             });
         }
@@ -512,7 +512,12 @@ impl LabTab {
     /// step, the line under it (the gate's prompt) stays in view too.
     pub fn scroll_to_cursor(&mut self, rows: usize) {
         let at_end = self.next_visible(self.cursor + 1, self.shown()).is_none();
-        let rows = if at_end && self.has_last_line() { rows.saturating_sub(1) } else { rows }.max(1);
+        let room = rows.saturating_sub(usize::from(self.has_last_line())).max(1);
+        let rows = if at_end { room } else { rows.max(1) };
+        // A window with room below its last step (the screen grew) moves up to fill it.
+        if let Some(top) = (0..self.shown()).rev().filter(|&i| self.visible(i)).take(room).last() {
+            self.scroll = self.scroll.min(top);
+        }
         if self.cursor < self.scroll {
             self.scroll = self.cursor;
             return;

@@ -183,7 +183,7 @@ pub fn draw(frame: &mut Frame, app: &App, now: Instant) {
         }
     }
 
-    let block = bordered().title(" details ");
+    let block = bordered().title(if app.zoom { " details · zoom, Esc goes back " } else { " details " });
     let inner = block.inner(areas.details);
     frame.render_widget(block, areas.details);
     let step = tab.selected();
@@ -344,9 +344,6 @@ fn status_line(app: &App, cols: usize) -> Line<'static> {
     if let Some(layers) = tab.layers.label() {
         state = format!("{state} · {layers}");
     }
-    if app.zoom {
-        state = format!("{state} · zoom (Esc)");
-    }
     let mut play = if tab.playing { format!("▶ ×{}", tab.speed()) } else { format!("❚❚ ×{}", tab.speed()) };
     if tab.queued > 0 {
         play = format!("{play} · → ×{} queued", tab.queued);
@@ -362,7 +359,7 @@ fn status_line(app: &App, cols: usize) -> Line<'static> {
             .collect::<Vec<_>>()
             .join("  ")
     };
-    let keep = if app.note.is_some() { 60 } else { 24 };
+    let keep = if app.note.is_some() || tab.layers.label().is_some() { 60 } else { 24 };
     let want_state = width(&state).min(keep);
     let mut chosen = hints(u8::MAX, true);
     'pick: for short in [false, true] {
@@ -389,7 +386,8 @@ fn status_line(app: &App, cols: usize) -> Line<'static> {
 
 /// Where help goes on a screen of `area`.
 fn help_popup(area: Rect) -> Rect {
-    let w = 78.min(area.width.saturating_sub(2));
+    // On a narrow screen help takes the whole width, so no border shows doubled beside it.
+    let w = if area.width <= 82 { area.width } else { 78 };
     let h = area.height.saturating_sub(2);
     Rect { x: area.x + (area.width - w) / 2, y: area.y + 1, width: w, height: h }
 }
