@@ -358,12 +358,14 @@ fn help_lists_every_key() {
         assert!(screen.contains(key), "help lacks {key}");
     }
     assert!(screen.contains("setcap cap_net_raw"), "the capture hint stays reachable:\n{screen}");
-    // At 80x24 help scrolls to its end.
+    // At 80x24 help opens on the capture hint, and scrolls to its end.
+    let screen = draw(&mut app, 80, 24);
+    assert!(screen.contains("setcap") && screen.contains("more: j"), "{screen}");
     for _ in 0..40 {
         app.act(Action::FieldDown, 10, &events(), Instant::now());
     }
     let screen = draw(&mut app, 80, 24);
-    assert!(screen.contains("quit (press it twice)") && screen.contains("setcap"), "{screen}");
+    assert!(screen.contains("quit (press it twice)") && screen.contains("wall clock"), "{screen}");
     assert!(app.help, "scrolling keeps help open");
 }
 
@@ -640,6 +642,33 @@ async fn presses_while_an_arrow_flies_each_send_a_message() {
     assert!(task.is_finished(), "the peer still waits: only {} messages went", app.tab().session.len());
     assert_eq!(app.tab().session.len(), 6);
     assert_eq!(app.tab().queued, 0);
+}
+
+/// A press while arrows are still to fly catches up (everything received lands, the cursor
+/// on the newest) and sends the next message.
+#[tokio::test]
+async fn a_press_catches_up_and_sends() {
+    let mut app = ws_app();
+    let (gate_tx, _gate_rx) = mpsc::unbounded_channel();
+    let gate = Gate::stepping(gate_tx);
+    app.tab_mut().gate = Some(gate.clone());
+    let waiter = tokio::spawn(gate.clone().pass("client".into()));
+    while gate.waiting().is_none() {
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    let (tab, run) = (app.active, app.tab().run);
+    let now = Instant::now();
+    for step in ws_steps().into_iter().take(3) {
+        app.on_lab_event(LabEvent { tab, run, kind: LabEventKind::Step(Box::new(step)) }, now);
+    }
+    assert!(app.tab().flight.is_some() && app.tab().revealed == 0, "three steps, the first in the air");
+    app.act(Action::StepForward, 10, &events(), now);
+    assert!(app.tab().flight.is_none() && app.tab().revealed == 3 && app.tab().cursor == 2);
+    tokio::time::timeout(Duration::from_secs(5), waiter).await.expect("the press let the message go").unwrap();
+    // Back in history, → walks forward and sends nothing.
+    app.act(Action::First, 10, &events(), now);
+    app.act(Action::StepForward, 10, &events(), now);
+    assert_eq!((app.tab().cursor, app.tab().queued), (1, 0));
 }
 
 /// Play mode belongs to a tab: starting it on one and switching to another does not make the

@@ -411,27 +411,36 @@ impl LabTab {
         changed || self.flight.is_some()
     }
 
-    /// Lands the arrow in flight at once.
-    fn land(&mut self) {
-        if let Some(f) = self.flight.take() {
-            self.revealed = self.revealed.max(f.index + 1);
+    /// Everything received so far lands at once, the cursor on the newest step: a press at
+    /// the newest step catches up with the exchange before it sends.
+    fn catch_up(&mut self) {
+        if self.flight.is_none() && self.revealed == self.session.len() {
+            return;
+        }
+        self.flight = None;
+        self.revealed = self.session.len();
+        if let Some(newest) = self.prev_visible(self.revealed) {
+            self.point_at(newest);
         }
     }
 
-    /// → : history first; at the newest step, the arrow in flight lands (the next received
-    /// one takes off) and the press sends the message waiting at the gate. When nothing waits
-    /// yet (the peer is still working), the press is kept and spent as soon as something does.
-    /// Returns a short note for the status bar when nothing could happen.
-    pub fn step_forward(&mut self, now: Instant) -> Option<String> {
-        let shown = self.shown();
-        if let Some(next) = self.next_visible(self.cursor + 1, shown).filter(|_| self.visible(self.cursor)) {
-            self.point_at(next);
+    /// Whether the cursor is on the newest step shown (so → sends rather than walks history).
+    fn at_newest(&self) -> bool {
+        !self.visible(self.cursor) || self.next_visible(self.cursor + 1, self.shown()).is_none()
+    }
+
+    /// → : history first; at the newest step, the arrows in flight land (with any step that
+    /// still waited for its arrow) and the press sends the message waiting at the gate. When
+    /// nothing waits yet (the peer is still working), the press is kept and spent as soon as
+    /// something does. Returns a short note for the status bar when nothing could happen.
+    pub fn step_forward(&mut self) -> Option<String> {
+        if !self.at_newest() {
+            if let Some(next) = self.next_visible(self.cursor + 1, self.shown()) {
+                self.point_at(next);
+            }
             return None;
         }
-        if self.flight.is_some() {
-            self.land();
-            self.launch_next(now);
-        }
+        self.catch_up();
         if self.state != RunState::Running {
             return Some("the exchange is over: r runs it again".into());
         }
@@ -451,12 +460,10 @@ impl LabTab {
         if self.wire != Wire::Sim {
             return Some("faults happen on the lab network: this lab runs on kernel sockets");
         }
-        if self.flight.is_some()
-            || self.revealed < self.session.len()
-            || self.next_visible(self.cursor + 1, self.shown()).is_some()
-        {
+        if !self.at_newest() {
             return Some("go to the newest step first (End)");
         }
+        self.catch_up();
         match &self.gate {
             Some(g) if g.release_one(release) => None,
             _ => Some("no frame is waiting at the gate"),
@@ -678,7 +685,7 @@ impl App {
                 }
             }
             Action::Zoom => self.zoom = !self.zoom,
-            Action::StepForward => self.note = self.tab_mut().step_forward(now),
+            Action::StepForward => self.note = self.tab_mut().step_forward(),
             Action::StepBack | Action::First | Action::Last | Action::PageUp | Action::PageDown => {
                 self.tab_mut().move_cursor(action, page)
             }

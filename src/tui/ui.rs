@@ -400,6 +400,13 @@ fn help_lines(app: &App, cols: u16) -> Vec<Line<'static>> {
     let label_w = rows.iter().map(|(label, _)| width(label)).max().unwrap_or(0) + 2;
     let key = Style::new().fg(Color::Yellow);
     let mut lines = Vec::new();
+    // First, when it applies, what the title's "no capture" points at.
+    if let Some(why) = &app.capture_off {
+        for text in wrap(&format!("Kernel sockets: {why}"), cols) {
+            lines.push(Line::styled(text, Style::new().fg(Color::Yellow)));
+        }
+        lines.push(Line::raw(""));
+    }
     let mut entry = |label: &str, help: &str| {
         for (i, text) in wrap(help, cols.saturating_sub(label_w).max(10)).into_iter().enumerate() {
             let label = if i == 0 { label } else { "" };
@@ -421,12 +428,6 @@ fn help_lines(app: &App, cols: u16) -> Vec<Line<'static>> {
         cols,
     ) {
         lines.push(Line::styled(text, dim));
-    }
-    if let Some(why) = &app.capture_off {
-        lines.push(Line::raw(""));
-        for text in wrap(&format!("Kernel sockets: {why}"), cols) {
-            lines.push(Line::styled(text, Style::new().fg(Color::Yellow)));
-        }
     }
     lines
 }
