@@ -170,7 +170,13 @@ fn fill(template: &str, step: &Step) -> String {
             return out;
         };
         let name = &rest[open + 1..open + close];
-        out.push_str(&value(name, step).unwrap_or_else(|| "?".into()));
+        let mut value = value(name, step).unwrap_or_else(|| "?".into());
+        // A name that starts a sentence starts with a capital: "Server acknowledges ...".
+        let starts = out.is_empty() || out.ends_with(". ") || out.ends_with("\n\n");
+        if starts && value.starts_with(|c: char| c.is_ascii_lowercase()) {
+            value[..1].make_ascii_uppercase();
+        }
+        out.push_str(&value);
         rest = &rest[open + close + 1..];
     }
     out.push_str(rest);
@@ -223,7 +229,11 @@ mod tests {
             states: vec![("client".into(), "FIN-WAIT-1".into()), ("server".into(), "CLOSE-WAIT".into())],
             ..step("tcp.fin")
         };
-        assert_eq!(n.explain(&s, Wire::Sim), "client is FIN-WAIT-1; server is CLOSE-WAIT.");
+        assert_eq!(
+            n.explain(&s, Wire::Sim),
+            "Client is FIN-WAIT-1; server is CLOSE-WAIT.",
+            "a sentence starts with a capital"
+        );
         assert_eq!(n.missing(&Step { states: vec![], ..s }, Wire::Sim), ["state.from", "state.server"]);
     }
 }

@@ -1,15 +1,23 @@
-//! The TUI drawn on a TestBackend at fixed sizes. The steps come from fixed bytes fed through
-//! the WebSocket lab's real decoders (times made fixed), so the pictures are stable.
+//! The TUI drawn on a TestBackend at fixed sizes, and driven by its keys.
+//!
+//! The pictures use real steps: the WebSocket lab's decoders fed fixed bytes, and real headless
+//! runs of the DHCP, TCP and SMTP labs on the lab network, with what changes from run to run
+//! (times, sequence numbers, ports, xids, checksums, the date and message id) made fixed.
 
-use protolab::labs;
 use protolab::labs::ws::frame::{self, Opcode};
-use protolab::net::{Dir, Recorder};
-use protolab::session::{Step, StepSink};
-use protolab::tui::app::{App, RunState};
+use protolab::labs::{self, run};
+use protolab::net::{Dir, Gate, GateEvent, Recorder, Wire};
+use protolab::session::{Moved, Step, StepSink};
+use protolab::tui::app::{App, LabEvent, LabEventKind, RunState};
+use protolab::tui::keys::Action;
 use protolab::tui::ui;
 use ratatui::Terminal;
 use ratatui::backend::TestBackend;
-use std::time::Instant;
+use ratatui::buffer::Buffer;
+use ratatui::layout::Rect;
+use ratatui::style::{Color, Modifier};
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 
 const REQUEST: &str = "GET /chat HTTP/1.1\r\nHost: server.example.com\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
@@ -17,6 +25,7 @@ Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n
 const RESPONSE: &str = "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
 Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n";
 const MASK: [u8; 4] = [0x37, 0xfa, 0x21, 0x3d];
+const SIZES: [(u16, u16); 3] = [(80, 24), (120, 40), (200, 60)];
 
 fn ws_steps() -> Vec<Step> {
     let lab = labs::find("ws").unwrap();
@@ -39,59 +48,291 @@ fn ws_steps() -> Vec<Step> {
     steps
 }
 
-/// The app on its WebSocket tab.
-fn ws_app() -> App {
-    let mut app = App::new(labs::registry(), None);
-    app.active = app.tabs.iter().position(|t| t.lab.info().name == "ws").unwrap();
-    app
+/// A real headless run of `lab` on the lab network.
+async fn real_steps(lab: &str) -> Vec<Step> {
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    run::exchange(labs::find(lab).unwrap(), run::RunOptions::free(Wire::Sim), StepSink::new(lab, tx)).await.unwrap();
+    let mut steps = Vec::new();
+    while let Ok(s) = rx.try_recv() {
+        steps.push(s);
+    }
+    steps
 }
 
-fn app_with(steps: Vec<Step>, cursor: usize, field: usize) -> App {
-    let mut app = ws_app();
+/// What a real run chose at random, made the same on every run, in the fields, their bytes,
+/// the summaries and the notes: sequence numbers (counted from fixed ISNs), the client's port,
+/// DHCP xids, checksums, the message's date and id. Times become 1 ms a step, on top of the
+/// quarter second the step fell in (so the DHCP lease clock keeps its shape).
+fn normalize(steps: &mut [Step]) {
+    let client_port =
+        |s: &Step| [s.number("TCP.src_port"), s.number("TCP.dst_port")].into_iter().flatten().find(|&p| p >= 49152);
+    // Each side's ISN, per connection (the client's port names it).
+    let mut isn = HashMap::new();
+    for s in steps.iter() {
+        if s.value("TCP.flags").is_some_and(|f| f.split(',').any(|f| f == "SYN"))
+            && let (Some(port), Some(seq)) = (client_port(s), s.number("TCP.seq"))
+        {
+            isn.entry((port, s.from == "client")).or_insert(seq as u32);
+        }
+    }
+    let ports: Vec<u64> = {
+        let mut p: Vec<u64> = steps.iter().filter_map(client_port).collect();
+        p.dedup();
+        p
+    };
+    let mut texts: Vec<(String, String)> = Vec::new();
+    let mut bytes: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
+    let mut xids = Vec::new();
+    for s in steps.iter_mut() {
+        s.t_us = s.t_us / 250_000 * 250_000 + s.seq * 1000;
+        if let Some(port) = client_port(s) {
+            let from_client = s.from == "client";
+            for (path, own) in [("TCP.seq", from_client), ("TCP.ack", !from_client)] {
+                let (Some(v), Some(&base)) = (s.number(path), isn.get(&(port, own))) else { continue };
+                if v == 0 && path == "TCP.ack" {
+                    continue;
+                }
+                let fixed = (v as u32).wrapping_sub(base).wrapping_add(if own { 1_000_000 } else { 5_000_000 });
+                let name = path.trim_start_matches("TCP.");
+                set(s, path, fixed.into(), &fixed.to_be_bytes());
+                s.summary = s.summary.replace(&format!("{name}={v} "), &format!("{name}={fixed} "));
+                s.summary = s.summary.replace(&format!("{name}={v}"), &format!("{name}={fixed}"));
+            }
+            let fixed = 49152 + ports.iter().position(|&p| p == port).unwrap_or(0) as u16;
+            for path in ["TCP.src_port", "TCP.dst_port"] {
+                if s.number(path) == Some(port) {
+                    set(s, path, fixed.into(), &fixed.to_be_bytes());
+                }
+            }
+        }
+        if let Some(xid) = s.value("DHCP.xid") {
+            let n = xids.iter().position(|x| *x == xid).unwrap_or_else(|| {
+                xids.push(xid.clone());
+                xids.len() - 1
+            });
+            let fixed = 0x0000_a001u32 + n as u32;
+            let text = format!("0x{fixed:08x}");
+            set(s, "DHCP.xid", text.clone().into(), &fixed.to_be_bytes());
+            s.summary = s.summary.replace(&xid, &text);
+        }
+        let checksums: Vec<String> =
+            s.fields.iter().filter(|f| f.path.ends_with(".checksum")).map(|f| f.path.clone()).collect();
+        for path in checksums {
+            if let Some(old) = s.value(&path) {
+                // As the notes say it: "checksums ok: IPv4 header 0xb6cc, TCP 0xf92b".
+                texts.push((format!(" {old}"), " 0x0000".into()));
+            }
+            set(s, &path, "0x0000".into(), &[0, 0]);
+        }
+        for (path, fixed) in [
+            ("SMTP.header.Date", "Sun, 01 Nov 2026 12:00:00 +0000".to_string()),
+            ("SMTP.header.Message-ID", "<0123456789abcdef@client.lab>".to_string()),
+        ] {
+            if let Some(old) = s.value(path)
+                && old.len() == fixed.len()
+            {
+                texts.push((old.clone(), fixed.clone()));
+                bytes.push((old.into_bytes(), fixed.into_bytes()));
+            }
+        }
+    }
+    // The date and the message id ride in the frames that carried the text, too.
+    for s in steps.iter_mut() {
+        for (old, new) in &bytes {
+            let mut at = 0;
+            while let Some(i) = s.bytes[at..].windows(old.len()).position(|w| w == &old[..]) {
+                s.bytes[at + i..at + i + old.len()].copy_from_slice(new);
+                at += i + old.len();
+            }
+        }
+        for (old, new) in &texts {
+            s.summary = s.summary.replace(old, new);
+            for note in &mut s.notes {
+                *note = note.replace(old, new);
+            }
+            for f in &mut s.fields {
+                if let serde_json::Value::String(v) = &mut f.value {
+                    *v = v.replace(old, new);
+                }
+            }
+        }
+    }
+}
+
+/// Sets a field's value and the bytes under it.
+fn set(step: &mut Step, path: &str, value: serde_json::Value, raw: &[u8]) {
+    let Some(f) = step.fields.iter_mut().find(|f| f.path == path) else { return };
+    f.value = value;
+    let [a, b] = f.range;
+    if b - a == raw.len() && b <= step.bytes.len() {
+        step.bytes[a..b].copy_from_slice(raw);
+    }
+}
+
+/// The app on `lab`'s tab, holding `steps`, all shown, the cursor on `cursor`.
+fn app_on(lab: &str, steps: Vec<Step>, cursor: usize) -> App {
+    let mut app = App::new(labs::registry(), None);
+    app.active = app.tabs.iter().position(|t| t.lab.info().name == lab).unwrap();
     let tab = app.tab_mut();
+    tab.wire = tab.lab.info().default_wire();
     let n = steps.len();
     for s in steps {
-        tab.session.push(s);
+        tab.push(s);
     }
     tab.revealed = n;
-    tab.cursor = cursor;
-    tab.field = field;
+    tab.select(cursor);
     tab.state = RunState::Running;
     app
 }
 
-fn draw(app: &App, w: u16, h: u16) -> String {
+fn app_with(steps: Vec<Step>, cursor: usize, field: usize) -> App {
+    let mut app = app_on("ws", steps, cursor);
+    app.tab_mut().field = field;
+    app
+}
+
+/// The app on its WebSocket tab, with no steps.
+fn ws_app() -> App {
+    app_on("ws", Vec::new(), 0)
+}
+
+fn render(app: &mut App, w: u16, h: u16) -> Buffer {
+    ui::settle(app, Rect::new(0, 0, w, h));
     let mut terminal = Terminal::new(TestBackend::new(w, h)).unwrap();
+    terminal.draw(|f| ui::draw(f, app, Instant::now())).unwrap();
+    terminal.backend().buffer().clone()
+}
+
+fn draw(app: &mut App, w: u16, h: u16) -> String {
+    let mut terminal = Terminal::new(TestBackend::new(w, h)).unwrap();
+    ui::settle(app, Rect::new(0, 0, w, h));
     terminal.draw(|f| ui::draw(f, app, Instant::now())).unwrap();
     format!("{}", terminal.backend())
 }
 
+fn events() -> mpsc::UnboundedSender<LabEvent> {
+    mpsc::unbounded_channel().0
+}
+
+// --- The screen at three sizes, for every lab -------------------------------------------------
+
+/// DHCP: the renewal at T1, with the lease timeline; the NAK's long summary in the ladder.
+#[tokio::test]
+async fn dhcp_at_three_sizes() {
+    let mut steps = real_steps("dhcp").await;
+    normalize(&mut steps);
+    let renew = steps.iter().position(|s| s.summary.contains("renew")).unwrap();
+    let mut app = app_on("dhcp", steps, renew);
+    for (w, h) in SIZES {
+        let screen = draw(&mut app, w, h);
+        assert!(screen.contains("renewing"), "the lease timeline at {w}x{h}:\n{screen}");
+        insta::assert_snapshot!(format!("dhcp_{w}x{h}"), screen);
+    }
+}
+
+/// TCP: the server's ACK of the client's FIN, while the server's FIN,ACK waits at the gate.
+#[tokio::test]
+async fn tcp_at_three_sizes() {
+    let mut steps = real_steps("tcp").await;
+    normalize(&mut steps);
+    let fin = steps.iter().position(|s| s.from == "client" && s.summary.starts_with("FIN,ACK")).unwrap();
+    // What a presenter sees when the server has just acknowledged the FIN: its own FIN,ACK was
+    // made at once and waits at the gate (a free run holds nothing, so this is set by hand).
+    steps.truncate(fin + 2);
+    let ack = steps.last_mut().unwrap();
+    assert_eq!(ack.from, "server");
+    ack.states = vec![("client".into(), "FIN-WAIT-2".into()), ("server".into(), "CLOSE-WAIT".into())];
+    ack.moved = vec![Moved {
+        who: "server".into(),
+        from: "CLOSE-WAIT".into(),
+        to: "LAST-ACK".into(),
+        waiting: "FIN,ACK".into(),
+    }];
+    let last = steps.len() - 1;
+    let mut app = app_on("tcp", steps, last);
+    app.tab_mut().waiting = Some("server".into());
+    for (w, h) in SIZES {
+        let screen = draw(&mut app, w, h);
+        assert!(screen.contains("CLOSE-WAIT → LAST-ACK"), "{w}x{h}:\n{screen}");
+        assert!(screen.contains("SYN,ACK seq=5000000"), "the longest summary at {w}x{h}:\n{screen}");
+        insta::assert_snapshot!(format!("tcp_{w}x{h}"), screen);
+    }
+}
+
+/// WebSocket: the 101 with its accept check (on kernel sockets: messages only, wall clock).
 #[test]
-fn ladder_and_details_80x24() {
-    let app = app_with(ws_steps(), 1, 5);
-    insta::assert_snapshot!(draw(&app, 80, 24));
+fn ws_at_three_sizes() {
+    let mut app = app_with(ws_steps(), 1, 0);
+    app.tab_mut().wire = Wire::Host;
+    for (w, h) in SIZES {
+        let screen = draw(&mut app, w, h);
+        insta::assert_snapshot!(format!("ws_{w}x{h}"), screen);
+    }
+}
+
+/// SMTP: the EHLO reply, many lines long, between its TCP segments.
+#[tokio::test]
+async fn smtp_at_three_sizes() {
+    let mut steps = real_steps("smtp").await;
+    normalize(&mut steps);
+    let reply = steps.iter().position(|s| s.summary.contains("greets client.lab (+")).unwrap();
+    let mut app = app_on("smtp", steps, reply);
+    app.tab_mut().wire = Wire::Sim;
+    for (w, h) in SIZES {
+        let screen = draw(&mut app, w, h);
+        insta::assert_snapshot!(format!("smtp_{w}x{h}"), screen);
+    }
+}
+
+/// At 80x24 the accept check is one key away: `z` gives details and narration the screen.
+#[test]
+fn zoom_shows_the_whole_accept_check_at_80x24() {
+    let mut app = app_with(ws_steps(), 1, 0);
+    let screen = draw(&mut app, 80, 24);
+    assert!(screen.contains("z shows all"), "the pane says more is there:\n{screen}");
+    app.act(Action::Zoom, 10, &events(), Instant::now());
+    let screen = draw(&mut app, 80, 24);
+    assert!(screen.contains("= s3pPLMBiTxaQ9kYGzzhZRbK+xOo="), "{screen}");
+    assert!(screen.contains("matches Sec-WebSocket-Accept"), "{screen}");
+    insta::assert_snapshot!("ws_zoom_80x24", screen);
+    app.act(Action::Back, 10, &events(), Instant::now());
+    assert!(!app.zoom, "Esc leaves zoom");
 }
 
 #[test]
-fn ladder_and_details_160x48() {
-    let app = app_with(ws_steps(), 2, 5);
-    insta::assert_snapshot!(draw(&app, 160, 48));
+fn ladder_under_no_color_marks_the_selection() {
+    let mut app = app_with(ws_steps(), 2, 2);
+    app.no_color = true;
+    let buf = render(&mut app, 80, 24);
+    assert!(buf.content.iter().all(|c| c.fg == Color::Reset && c.bg == Color::Reset), "no colour at all");
+    // The selected row: its marker, in reverse video.
+    let marked = (0..24).find(|&y| buf[(1, y)].symbol() == "▶").expect("a marker on the selected row");
+    assert!(buf[(2, marked)].modifier.contains(Modifier::REVERSED));
+    // The selected field: its marker, in reverse video.
+    let field = (0..24)
+        .flat_map(|y| (0..80).map(move |x| (x, y)))
+        .find(|&(x, y)| buf[(x, y)].symbol() == "▸" && x < 40)
+        .expect("a marker on the selected field");
+    assert!(buf[(field.0 + 1, field.1)].modifier.contains(Modifier::REVERSED));
+    let mut app = app_with(ws_steps(), 2, 2);
+    app.no_color = true;
+    insta::assert_snapshot!("no_color_80x24", draw(&mut app, 80, 24));
 }
 
 #[test]
 fn malformed_step_shows_its_reason() {
     let steps = ws_steps();
     let bad = steps.iter().position(|s| s.malformed.is_some()).expect("the unmasked frame");
-    let app = app_with(steps, bad, 0);
-    let screen = draw(&app, 160, 48);
+    let mut app = app_with(steps, bad, 0);
+    let screen = draw(&mut app, 160, 48);
     assert!(screen.contains("malformed: a client's frame must be masked"), "{screen}");
     assert!(screen.contains("!! text \"not masked\""), "{screen}");
 }
 
 #[test]
 fn accept_check_is_shown_for_the_101() {
-    let app = app_with(ws_steps(), 1, 0);
-    let screen = draw(&app, 160, 48);
+    let mut app = app_with(ws_steps(), 1, 0);
+    let screen = draw(&mut app, 160, 48);
     assert!(screen.contains("= s3pPLMBiTxaQ9kYGzzhZRbK+xOo="), "{screen}");
     assert!(screen.contains("matches Sec-WebSocket-Accept"), "{screen}");
 }
@@ -100,23 +341,39 @@ fn accept_check_is_shown_for_the_101() {
 fn empty_tab_invites_the_first_press() {
     let mut app = ws_app();
     app.tab_mut().waiting = Some("client".into());
-    insta::assert_snapshot!(draw(&app, 80, 24));
+    insta::assert_snapshot!(draw(&mut app, 80, 24));
 }
 
 #[test]
 fn help_lists_every_key() {
     let mut app = app_with(ws_steps(), 0, 0);
-    app.help = true;
-    let screen = draw(&app, 100, 30);
-    for b in protolab::tui::keys::BINDINGS.iter().filter(|b| !b.label.is_empty()) {
-        assert!(screen.contains(b.help), "help lacks {:?}", b.help);
+    app.capture_off = Some(protolab::net::capture::HINT.into());
+    app.act(Action::Help, 10, &events(), Instant::now());
+    let screen = draw(&mut app, 100, 50);
+    for (label, help) in protolab::tui::keys::help_rows() {
+        assert!(screen.contains(label), "help lacks {label:?}:\n{screen}");
+        let start: String = help.chars().take(30).collect();
+        assert!(screen.contains(&start), "help lacks {help:?}:\n{screen}");
     }
+    for key in ["h", "j", "k", "l", "g", "G", "Esc", "Ctrl-C", "mouse"] {
+        assert!(screen.contains(key), "help lacks {key}");
+    }
+    assert!(screen.contains("setcap cap_net_raw"), "the capture hint stays reachable:\n{screen}");
+    // At 80x24 help opens on the capture hint, and scrolls to its end.
+    let screen = draw(&mut app, 80, 24);
+    assert!(screen.contains("setcap") && screen.contains("more: j"), "{screen}");
+    for _ in 0..40 {
+        app.act(Action::FieldDown, 10, &events(), Instant::now());
+    }
+    let screen = draw(&mut app, 80, 24);
+    assert!(screen.contains("quit (press it twice)") && screen.contains("wall clock"), "{screen}");
+    assert!(app.help, "scrolling keeps help open");
 }
 
 #[test]
 fn too_small_terminal_says_so() {
-    let app = app_with(ws_steps(), 0, 0);
-    let screen = draw(&app, 40, 10);
+    let mut app = app_with(ws_steps(), 0, 0);
+    let screen = draw(&mut app, 40, 10);
     assert!(screen.contains("terminal too small: 40x10"), "{screen}");
 }
 
@@ -131,92 +388,390 @@ fn long_sessions_scroll_to_the_cursor() {
     }
     let n = steps.len();
     let mut app = app_with(steps, n - 1, 0);
-    app.tab_mut().scroll_to_cursor(ui::layout(ratatui::layout::Rect::new(0, 0, 80, 24)).ladder_rows());
-    let screen = draw(&app, 80, 24);
+    let screen = draw(&mut app, 80, 24);
     assert!(screen.contains(&format!("step {n}/{n}")), "{screen}");
     assert!(screen.contains("FIN"), "the last step is in view: {screen}");
 }
 
+// --- Layout ---------------------------------------------------------------------------------
+
+/// More columns never show less of the ladder: up to the width its widest summary needs, it
+/// takes every column; past it, it keeps that width and the panes go beside it.
 #[tokio::test]
-async fn the_layer_toggle_shows_messages_segments_or_both() {
-    use protolab::labs::run;
-    use protolab::tui::keys::Action;
-    let (tx, mut rx) = mpsc::unbounded_channel();
-    let lab = labs::find("smtp").unwrap();
-    run::exchange(lab, run::RunOptions::free(protolab::net::Wire::Sim), StepSink::new("smtp", tx)).await.unwrap();
-    let mut steps = Vec::new();
-    while let Ok(s) = rx.try_recv() {
-        steps.push(s);
+async fn more_columns_never_show_less_ladder() {
+    let mut steps = real_steps("tcp").await;
+    normalize(&mut steps);
+    // The SYN,ACK's summary, the widest, with the time column, the lifelines and the borders.
+    let want = steps.iter().map(|s| s.summary.chars().count()).max().unwrap() as u16 + 27;
+    let app = app_on("tcp", steps, 0);
+    let mut before = 0;
+    for w in 80..=240 {
+        let areas = ui::layout(Rect::new(0, 0, w, 40), &app);
+        let useful = areas.ladder.width.min(want);
+        assert!(useful >= before, "at {w} columns the ladder shows less ({useful} < {before})");
+        before = useful;
+        assert!(areas.ladder.width >= want.min(w), "at {w} the SYN,ACK is cut");
     }
-    let mut app = App::new(labs::registry(), None);
-    app.active = app.tabs.iter().position(|t| t.lab.info().name == "smtp").unwrap();
-    let n = steps.len();
+}
+
+#[test]
+fn at_80x24_the_ladder_shows_more_than_six_rows() {
+    let app = app_with(ws_steps(), 0, 0);
+    let areas = ui::layout(Rect::new(0, 0, 80, 24), &app);
+    assert!(areas.ladder_rows() >= 8, "{areas:?}");
+    let app = app_on("dhcp", Vec::new(), 0);
+    let areas = ui::layout(Rect::new(0, 0, 80, 24), &app);
+    assert!(areas.ladder_rows() >= 7 && areas.timeline_rows >= 2, "{areas:?}");
+}
+
+#[test]
+fn the_status_line_fits_80_columns_with_help_and_quit() {
+    let mut app = app_with(ws_steps(), 0, 0);
+    app.note = Some(protolab::net::capture::HINT.into());
+    let buf = render(&mut app, 80, 24);
+    let status: String = (0..80).map(|x| buf[(x, 23)].symbol().to_string()).collect();
+    assert!(status.contains("? help") && status.contains("q quit"), "{status}");
+    assert!(status.contains("packet capture is off"), "{status}");
+}
+
+/// The gate's prompt goes between the lifelines, never over them.
+#[test]
+fn the_gate_prompt_leaves_the_lifelines_alone() {
+    let mut app = app_with(ws_steps().into_iter().take(2).collect(), 1, 0);
+    app.tab_mut().waiting = Some("server".into());
+    for (w, h) in SIZES {
+        let buf = render(&mut app, w, h);
+        let row = (0..h)
+            .find(|&y| (0..w).map(|x| buf[(x, y)].symbol()).collect::<String>().contains("has a message ready"))
+            .unwrap_or_else(|| panic!("no prompt at {w}x{h}"));
+        let lifelines: Vec<u16> = (0..w).filter(|&x| buf[(x, row - 1)].symbol() == "│").collect();
+        for x in lifelines.iter().filter(|&&x| x > 1 && x < w - 1) {
+            assert_eq!(buf[(*x, row)].symbol(), "│", "the prompt covers a lifeline at {x} ({w}x{h})");
+        }
+    }
+}
+
+/// The hex dump keeps the selected field's whole range in view (TCP.seq: all four bytes).
+#[tokio::test]
+async fn the_hex_dump_shows_the_whole_selected_field() {
+    let mut steps = real_steps("tcp").await;
+    normalize(&mut steps);
+    let syn = steps.iter().position(|s| s.value("TCP.flags").as_deref() == Some("SYN")).unwrap();
+    let mut app = app_on("tcp", steps, syn);
     let tab = app.tab_mut();
-    for s in steps {
-        tab.session.push(s);
+    tab.field = tab.selected().unwrap().fields.iter().position(|f| f.path == "TCP.seq").unwrap();
+    let buf = render(&mut app, 80, 24);
+    let lit = buf.content.iter().filter(|c| c.bg == Color::Yellow).count();
+    assert_eq!(lit, 4 * 2 + 4, "four bytes lit, in hex and in ASCII");
+}
+
+// --- What the screen says is true -------------------------------------------------------------
+
+#[tokio::test]
+async fn the_lease_timeline_ends_with_release_and_nak() {
+    let steps = real_steps("dhcp").await;
+    let of = |t: &str| steps.iter().position(|s| s.value("DHCP.message_type").as_deref() == Some(t)).unwrap();
+    let (release, nak) = (of("RELEASE"), of("NAK"));
+    let (release_seq, nak_seq) = (steps[release].seq, steps[nak].seq);
+    let mut app = app_on("dhcp", steps, release);
+    for (w, h) in SIZES {
+        let screen = draw(&mut app, w, h);
+        assert!(screen.contains(&format!("no lease: released at #{release_seq}")), "{w}x{h}:\n{screen}");
+        assert!(!screen.contains("into the lease") && !screen.contains("bound"), "{screen}");
     }
-    tab.revealed = n;
-    tab.cursor = 0;
-    let (events, _) = mpsc::unbounded_channel();
-    let rows = ui::layout(ratatui::layout::Rect::new(0, 0, 160, 48)).ladder_rows();
-
-    let both = draw(&app, 160, 48);
-    assert!(both.contains("SYN seq=") && both.contains("EHLO client.lab"), "{both}");
-
-    app.act(Action::ToggleLayers, rows, &events, Instant::now());
-    let messages = draw(&app, 160, 48);
-    assert!(messages.contains("messages only"));
-    assert!(!messages.contains("SYN seq=") && messages.contains("EHLO client.lab"), "{messages}");
-    assert!(!app.tab().selected().unwrap().frame, "the cursor moved to a message");
-
-    app.act(Action::ToggleLayers, rows, &events, Instant::now());
-    let segments = draw(&app, 160, 48);
-    assert!(segments.contains("SYN seq=") && !segments.contains("EHLO client.lab  "), "{segments}");
-    // Moving forward walks the segments only.
-    app.act(Action::StepForward, rows, &events, Instant::now());
-    assert!(app.tab().selected().unwrap().frame);
+    app.tab_mut().select(nak);
+    let screen = draw(&mut app, 120, 40);
+    assert!(screen.contains(&format!("no lease: NAK at #{nak_seq}")), "{screen}");
+    app.tab_mut().select(0);
+    let screen = draw(&mut app, 120, 40);
+    assert!(screen.contains("no lease yet"), "{screen}");
+    // The server's view follows the RELEASE.
+    app.tab_mut().select(release);
+    let screen = draw(&mut app, 120, 40);
+    assert!(screen.contains("192.0.2.10 FREE"), "{screen}");
 }
 
 #[tokio::test]
 async fn the_dhcp_timeline_places_each_step_on_the_lease() {
-    use protolab::labs::run;
-    let (tx, mut rx) = mpsc::unbounded_channel();
-    let lab = labs::find("dhcp").unwrap();
-    run::exchange(lab, run::RunOptions::free(protolab::net::Wire::Sim), StepSink::new("dhcp", tx)).await.unwrap();
-    let mut steps = Vec::new();
-    while let Ok(s) = rx.try_recv() {
-        steps.push(s);
-    }
-    let mut app = App::new(labs::registry(), None);
-    app.active = app.tabs.iter().position(|t| t.lab.info().name == "dhcp").unwrap();
-    let renew = steps.iter().position(|s| s.kind == "dhcp.request.renew").unwrap();
-    let rebind = steps.iter().position(|s| s.kind == "dhcp.request.rebind").unwrap();
-    let n = steps.len();
-    let tab = app.tab_mut();
-    for s in steps {
-        tab.session.push(s);
-    }
-    tab.revealed = n;
-
-    app.tab_mut().cursor = 3;
-    let at_ack = draw(&app, 120, 40);
+    let steps = real_steps("dhcp").await;
+    let renew = steps.iter().position(|s| s.summary.contains(" renew ")).unwrap();
+    let rebind = steps.iter().position(|s| s.summary.contains(" rebind ")).unwrap();
+    let mut app = app_on("dhcp", steps, 3);
+    let at_ack = draw(&mut app, 120, 40);
     assert!(at_ack.contains("lease of 192.0.2.10 from #4: 120 s"), "{at_ack}");
     assert!(at_ack.contains("0.0 s into the lease, bound"), "{at_ack}");
 
-    app.tab_mut().cursor = renew;
-    let at_t1 = draw(&app, 120, 40);
+    app.tab_mut().select(renew);
+    let at_t1 = draw(&mut app, 120, 40);
     assert!(at_t1.contains("s into the lease, renewing"), "{at_t1}");
 
-    app.tab_mut().cursor = rebind;
-    let at_t2 = draw(&app, 120, 40);
+    app.tab_mut().select(rebind);
+    let at_t2 = draw(&mut app, 120, 40);
     assert!(at_t2.contains("s into the lease, rebinding"), "{at_t2}");
     assert!(at_t2.contains("T1 60") && at_t2.contains("T2 105"), "{at_t2}");
+    let compact = draw(&mut app, 80, 24);
+    assert!(compact.contains("rebinding") && compact.contains("T2 105"), "{compact}");
+}
+
+#[test]
+fn titles_show_the_real_port_and_where_a_lab_runs() {
+    let mut app = App::new(labs::registry(), Some(Wire::Host));
+    for tab in app.tabs.iter_mut() {
+        tab.wire = tab.lab.info().wire_for(Some(Wire::Host));
+    }
+    app.active = app.tabs.iter().position(|t| t.lab.info().name == "ws").unwrap();
+    let screen = draw(&mut app, 120, 40);
+    assert!(!screen.contains("port 80"), "no port is claimed before the server listens:\n{screen}");
+    let (tab, run) = (app.active, app.tab().run);
+    let addr = "127.0.0.1:43817".parse().unwrap();
+    app.on_lab_event(LabEvent { tab, run, kind: LabEventKind::Listening(addr) }, Instant::now());
+    let screen = draw(&mut app, 120, 40);
+    assert!(screen.contains("port 43817") && screen.contains("kernel sockets"), "{screen}");
+    assert!(screen.contains("wall clock"), "{screen}");
+
+    app.active = app.tabs.iter().position(|t| t.lab.info().name == "dhcp").unwrap();
+    let screen = draw(&mut app, 80, 24);
+    assert!(screen.contains("runs on the lab network"), "{screen}");
+    assert!(screen.contains("lab clock"), "{screen}");
+}
+
+// --- Keys and modes ---------------------------------------------------------------------------
+
+#[test]
+fn esc_goes_back_and_never_quits() {
+    let mut app = app_with(ws_steps(), 0, 0);
+    let now = Instant::now();
+    app.act(Action::Help, 10, &events(), now);
+    assert!(app.help);
+    app.act(Action::Back, 10, &events(), now);
+    assert!(!app.help && !app.quit, "Esc closes help");
+    app.act(Action::Zoom, 10, &events(), now);
+    app.act(Action::Back, 10, &events(), now);
+    assert!(!app.zoom && !app.quit, "Esc leaves zoom");
+    app.act(Action::Back, 10, &events(), now);
+    assert!(!app.quit, "Esc with nothing to close does not quit");
+    assert!(app.note.as_deref().unwrap_or_default().contains("q quits"));
+}
+
+#[test]
+fn q_quits_at_once() {
+    let mut app = app_with(ws_steps(), 0, 0);
+    app.act(Action::Quit, 10, &events(), Instant::now());
+    assert!(app.quit);
+}
+
+#[test]
+fn ctrl_c_quits_when_pressed_twice() {
+    let mut app = app_with(ws_steps(), 0, 0);
+    let now = Instant::now();
+    app.act(Action::Interrupt, 10, &events(), now);
+    assert!(!app.quit);
+    let screen = draw(&mut app, 80, 24);
+    assert!(screen.contains("press Ctrl-C again to quit"), "{screen}");
+    assert!(app.next_tick(now).is_some(), "the note lapses by itself");
+    // Too late: it asks again.
+    app.act(Action::Interrupt, 10, &events(), now + Duration::from_secs(3));
+    assert!(!app.quit);
+    app.act(Action::Interrupt, 10, &events(), now + Duration::from_secs(4));
+    assert!(app.quit);
+}
+
+/// Feeds what a peer did (its waits at the gate, its steps) to the app.
+fn pump(
+    app: &mut App,
+    gate_rx: &mut mpsc::UnboundedReceiver<GateEvent>,
+    steps: &mut mpsc::UnboundedReceiver<Step>,
+    now: Instant,
+) {
+    let (tab, run) = (app.active, app.tab().run);
+    loop {
+        let kind = if let Ok(step) = steps.try_recv() {
+            LabEventKind::Step(Box::new(step))
+        } else if let Ok(GateEvent::Waiting { from }) = gate_rx.try_recv() {
+            LabEventKind::Waiting(from)
+        } else {
+            break;
+        };
+        app.on_lab_event(LabEvent { tab, run, kind }, now);
+    }
+}
+
+/// A peer that sends `n` of the WebSocket steps, each after a press at the gate, thinking a
+/// moment between them.
+fn peer(gate: std::sync::Arc<Gate>, n: usize) -> (tokio::task::JoinHandle<()>, mpsc::UnboundedReceiver<Step>) {
+    let (tx, rx) = mpsc::unbounded_channel();
+    let task = tokio::spawn(async move {
+        for s in ws_steps().into_iter().take(n) {
+            gate.clone().pass(s.from.clone()).await;
+            let _ = tx.send(s);
+            tokio::time::sleep(Duration::from_millis(15)).await;
+        }
+    });
+    (task, rx)
+}
+
+/// Six quick presses, each while an arrow flies, send six messages.
+#[tokio::test]
+async fn presses_while_an_arrow_flies_each_send_a_message() {
+    let mut app = ws_app();
+    let (gate_tx, mut gate_rx) = mpsc::unbounded_channel();
+    let gate = Gate::stepping(gate_tx);
+    app.tab_mut().gate = Some(gate.clone());
+    let (task, mut steps) = peer(gate, 6);
+    // The first message waits at the gate.
+    while app.tab().waiting.is_none() {
+        tokio::time::sleep(Duration::from_millis(2)).await;
+        pump(&mut app, &mut gate_rx, &mut steps, Instant::now());
+    }
+    let mut now = Instant::now();
+    for press in 0..6 {
+        app.act(Action::StepForward, 10, &events(), now);
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        pump(&mut app, &mut gate_rx, &mut steps, now);
+        if press > 0 {
+            assert!(app.tab().flight.is_some() || app.tab().queued > 0 || app.tab().session.len() > press);
+        }
+        // 100 ms apart: each arrow (700 ms) is still in the air at the next press.
+        now += Duration::from_millis(100);
+    }
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !task.is_finished() && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        pump(&mut app, &mut gate_rx, &mut steps, now);
+    }
+    pump(&mut app, &mut gate_rx, &mut steps, now);
+    assert!(task.is_finished(), "the peer still waits: only {} messages went", app.tab().session.len());
+    assert_eq!(app.tab().session.len(), 6);
+    assert_eq!(app.tab().queued, 0);
+}
+
+/// A press while arrows are still to fly catches up (everything received lands, the cursor
+/// on the newest) and sends the next message.
+#[tokio::test]
+async fn a_press_catches_up_and_sends() {
+    let mut app = ws_app();
+    let (gate_tx, _gate_rx) = mpsc::unbounded_channel();
+    let gate = Gate::stepping(gate_tx);
+    app.tab_mut().gate = Some(gate.clone());
+    let waiter = tokio::spawn(gate.clone().pass("client".into()));
+    while gate.waiting().is_none() {
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    let (tab, run) = (app.active, app.tab().run);
+    let now = Instant::now();
+    for step in ws_steps().into_iter().take(3) {
+        app.on_lab_event(LabEvent { tab, run, kind: LabEventKind::Step(Box::new(step)) }, now);
+    }
+    assert!(app.tab().flight.is_some() && app.tab().revealed == 0, "three steps, the first in the air");
+    app.act(Action::StepForward, 10, &events(), now);
+    assert!(app.tab().flight.is_none() && app.tab().revealed == 3 && app.tab().cursor == 2);
+    tokio::time::timeout(Duration::from_secs(5), waiter).await.expect("the press let the message go").unwrap();
+    // Back in history, → walks forward and sends nothing.
+    app.act(Action::First, 10, &events(), now);
+    app.act(Action::StepForward, 10, &events(), now);
+    assert_eq!((app.tab().cursor, app.tab().queued), (1, 0));
+}
+
+/// Play mode belongs to a tab: starting it on one and switching to another does not make the
+/// other play.
+#[tokio::test]
+async fn play_mode_belongs_to_its_tab() {
+    let mut app = App::new(labs::registry(), None);
+    let mut gates = Vec::new();
+    for tab in app.tabs.iter_mut().take(2) {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let gate = Gate::stepping(tx);
+        tab.gate = Some(gate.clone());
+        let waiter = tokio::spawn(gate.clone().pass("client".into()));
+        gates.push((gate, waiter, rx));
+    }
+    while gates.iter().any(|(g, _, _)| g.waiting().is_none()) {
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    let now = Instant::now();
+    app.act(Action::TogglePlay, 10, &events(), now);
+    app.act(Action::Faster, 10, &events(), now);
+    app.act(Action::NextTab, 10, &events(), now);
+    assert!(!app.tab().playing, "the other tab does not play");
+    assert_eq!(app.tab().speed(), 1.0, "nor does it share the speed");
+    app.tick(now + Duration::from_secs(5));
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    assert!(gates[0].1.is_finished(), "the playing tab let its message go");
+    assert!(!gates[1].1.is_finished(), "the other tab did not");
+    assert!(app.tabs[0].playing && app.tabs[0].speed() == 2.0);
+}
+
+#[tokio::test]
+async fn v_leaves_a_one_layer_lab_alone_and_says_why() {
+    let steps = real_steps("tcp").await;
+    let n = steps.len();
+    let mut app = app_on("tcp", steps, 3);
+    app.act(Action::ToggleLayers, 10, &events(), Instant::now());
+    let screen = draw(&mut app, 80, 24);
+    assert!(screen.contains(&format!("step 4/{n}")), "{screen}");
+    assert!(screen.contains("every step here is a frame"), "{screen}");
+    assert_eq!(app.tab().layers, protolab::tui::app::Layers::Both);
+
+    let mut app = app_with(ws_steps(), 0, 0);
+    app.act(Action::ToggleLayers, 10, &events(), Instant::now());
+    assert_eq!(app.tab().layers, protolab::tui::app::Layers::Both);
+    assert!(app.note.as_deref().unwrap().contains("every step here is a message"));
+}
+
+#[test]
+fn lease_clock_keys_step_through_the_table_the_right_way() {
+    use protolab::labs::dhcp::{set_speedup, speedup};
+    let before = speedup();
+    let mut app = app_on("dhcp", Vec::new(), 0);
+    let press = |app: &mut App, a| app.act(a, 10, &events(), Instant::now());
+    set_speedup(7);
+    press(&mut app, Action::LeaseFaster);
+    assert_eq!(speedup(), 10);
+    set_speedup(7);
+    press(&mut app, Action::LeaseSlower);
+    assert_eq!(speedup(), 5);
+    set_speedup(600);
+    press(&mut app, Action::LeaseFaster);
+    assert_eq!(speedup(), 600, "nothing in the table is faster");
+    press(&mut app, Action::LeaseSlower);
+    assert_eq!(speedup(), 120);
+    // Elsewhere the keys say what they are for.
+    app.active = app.tabs.iter().position(|t| t.lab.info().name == "tcp").unwrap();
+    press(&mut app, Action::LeaseFaster);
+    assert_eq!(speedup(), 120);
+    assert!(app.note.as_deref().unwrap().contains("DHCP tab"));
+    set_speedup(before);
+}
+
+#[tokio::test]
+async fn the_layer_toggle_shows_messages_segments_or_both() {
+    let steps = real_steps("smtp").await;
+    let mut app = app_on("smtp", steps, 0);
+    let rows = ui::layout(Rect::new(0, 0, 160, 48), &app).ladder_rows();
+
+    let both = draw(&mut app, 160, 48);
+    assert!(both.contains("SYN seq=") && both.contains("EHLO client.lab"), "{both}");
+
+    app.act(Action::ToggleLayers, rows, &events(), Instant::now());
+    let messages = draw(&mut app, 160, 48);
+    assert!(messages.contains("messages only"));
+    assert!(!messages.contains("SYN seq=") && messages.contains("EHLO client.lab"), "{messages}");
+    assert!(!app.tab().selected().unwrap().frame, "the cursor moved to a message");
+    assert!(messages.contains("step 1/"), "the count is of the rows shown: {messages}");
+
+    app.act(Action::ToggleLayers, rows, &events(), Instant::now());
+    let segments = draw(&mut app, 160, 48);
+    assert!(segments.contains("SYN seq=") && !segments.contains("EHLO client.lab  "), "{segments}");
+    // Moving forward walks the segments only.
+    app.act(Action::StepForward, rows, &events(), Instant::now());
+    assert!(app.tab().selected().unwrap().frame);
+    app.act(Action::Back, rows, &events(), Instant::now());
+    assert_eq!(app.tab().layers, protolab::tui::app::Layers::Both, "Esc shows every layer again");
 }
 
 #[test]
 fn positions_follow_when_a_full_session_drops_its_oldest_steps() {
     use protolab::session::Session;
-    use protolab::tui::app::{LabEvent, LabEventKind};
     let mut app = ws_app();
     let tab_index = app.active;
     app.tab_mut().session = Session::with_bounds(5, usize::MAX);
@@ -225,7 +780,7 @@ fn positions_follow_when_a_full_session_drops_its_oldest_steps() {
     for step in ws_steps().into_iter().chain(ws_steps()).take(12) {
         app.on_lab_event(LabEvent { tab: tab_index, run, kind: LabEventKind::Step(Box::new(step)) }, now);
         // Let each arrow land.
-        now += std::time::Duration::from_secs(2);
+        now += Duration::from_secs(2);
         app.tick(now);
     }
     let tab = app.tab();
@@ -233,6 +788,24 @@ fn positions_follow_when_a_full_session_drops_its_oldest_steps() {
     assert!(tab.revealed <= tab.session.len() && tab.cursor < tab.session.len());
     let selected = tab.selected().expect("a step is selected");
     assert_eq!(selected.seq, tab.session.get(tab.session.len() - 1).unwrap().seq, "the newest, as before the drops");
-    let screen = draw(&app, 80, 24);
+    let screen = draw(&mut app, 80, 24);
     assert!(screen.contains("step 5/5"), "{screen}");
+}
+
+#[test]
+fn narration_scrolls_and_says_when_there_is_more() {
+    let mut app = app_with(ws_steps(), 1, 0);
+    let screen = draw(&mut app, 80, 24);
+    assert!(screen.contains("more: J"), "{screen}");
+    for _ in 0..50 {
+        app.act(Action::ScrollDown, 10, &events(), Instant::now());
+    }
+    let screen = draw(&mut app, 80, 24);
+    assert!(screen.contains("↑ K") && !screen.contains("more: J"), "{screen}");
+    app.act(Action::ScrollUp, 10, &events(), Instant::now());
+    let screen = draw(&mut app, 80, 24);
+    assert!(screen.contains("↑↓ more"), "{screen}");
+    // Another step starts at its top.
+    app.act(Action::StepForward, 10, &events(), Instant::now());
+    assert_eq!(app.tab().narration_scroll, 0);
 }

@@ -1,11 +1,12 @@
-//! The TUI's state: one tab per lab, each with its own run, session and cursor. Events come in
-//! (keys, mouse, steps from the labs), the state changes, and `ui::draw` shows it.
+//! The TUI's state: one tab per lab, each with its own run, session, cursor and play mode.
+//! Events come in (keys, mouse, steps from the labs), the state changes, and `ui::draw` shows it.
 
 use super::keys::Action;
 use crate::labs::{Lab, run};
 use crate::narration::Narration;
 use crate::net::{Gate, GateEvent, Release, Wire};
 use crate::session::{Session, Step, StepSink};
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
@@ -13,10 +14,16 @@ use tokio::task::JoinHandle;
 
 /// Play and animation speeds, as multipliers.
 pub const SPEEDS: [f32; 6] = [0.25, 0.5, 1.0, 2.0, 4.0, 8.0];
+/// The speed a tab starts at (×1).
+const DEFAULT_SPEED: usize = 2;
 /// How long an arrow takes to cross the ladder at speed ×1.
 const FLIGHT: Duration = Duration::from_millis(700);
 /// The pause between two messages when playing at ×1.
 const PLAY_PAUSE: Duration = Duration::from_millis(1200);
+/// Presses of → kept while nothing waits at the gate yet.
+pub const MAX_QUEUED: u8 = 8;
+/// How long a first Ctrl-C waits for the second.
+pub const CTRL_C_WINDOW: Duration = Duration::from_secs(2);
 
 /// What a lab run tells the UI, tagged with the tab and the run it belongs to.
 #[derive(Debug)]
@@ -32,6 +39,8 @@ pub enum LabEventKind {
     Step(Box<Step>),
     /// An endpoint waits at the gate with its next message.
     Waiting(String),
+    /// The embedded server listens here (on the host wire, an ephemeral port).
+    Listening(SocketAddr),
     /// The exchange ended: completed, or failed with a one-line reason.
     Done(Result<(), String>),
 }
@@ -111,6 +120,8 @@ pub struct LabTab {
     pub field: usize,
     /// The first ladder row shown.
     pub scroll: usize,
+    /// The first narration line shown; back to the top when another step is selected.
+    pub narration_scroll: usize,
     pub flight: Option<Flight>,
     pub state: RunState,
     /// Who waits at the gate now.
@@ -123,7 +134,26 @@ pub struct LabTab {
     pub layers: Layers,
     /// The DHCP lease clock's speed-up in the current run.
     pub lease_speedup: u32,
-    gate: Option<Arc<Gate>>,
+    /// Play mode: this lab's gate opens by itself. Each tab plays on its own.
+    pub playing: bool,
+    /// Index into [`SPEEDS`]: this tab's play and animation speed.
+    pub speed: usize,
+    /// When play mode last let a message go.
+    pub last_play: Instant,
+    /// Presses of → given while nothing waited at the gate yet (the peer was still working):
+    /// each lets the next waiting message go as soon as it arrives.
+    pub queued: u8,
+    /// The embedded server's real address in the current run, once it listens.
+    pub listening: Option<SocketAddr>,
+    /// The widest summary seen on this tab, in columns: the ladder asks for room to show it.
+    /// Kept across runs, so a re-run does not reshuffle the screen.
+    pub widest: usize,
+    /// Whether the session holds frames (whole Ethernet frames) and messages (reassembled from
+    /// a stream): `v` only has something to hide when it holds both.
+    pub has_frames: bool,
+    pub has_messages: bool,
+    /// The current run's gate (public for tests that play the peer's part).
+    pub gate: Option<Arc<Gate>>,
     task: Option<JoinHandle<()>>,
 }
 
@@ -138,6 +168,7 @@ impl LabTab {
             cursor: 0,
             field: 0,
             scroll: 0,
+            narration_scroll: 0,
             flight: None,
             state: RunState::Running,
             waiting: None,
@@ -145,14 +176,48 @@ impl LabTab {
             wire: Wire::Host,
             layers: Layers::Both,
             lease_speedup: crate::labs::dhcp::DEFAULT_SPEEDUP,
+            playing: false,
+            speed: DEFAULT_SPEED,
+            last_play: Instant::now(),
+            queued: 0,
+            listening: None,
+            widest: 0,
+            has_frames: false,
+            has_messages: false,
             gate: None,
             task: None,
         }
     }
 
+    /// This tab's speed, as a multiplier.
+    pub fn speed(&self) -> f32 {
+        SPEEDS[self.speed]
+    }
+
+    /// Adds a step to the session, keeping positions and what the layout measures in step
+    /// with it. Returns how many of the oldest steps were dropped to make room.
+    pub fn push(&mut self, step: Step) -> usize {
+        let label = super::text::width(&step.summary) + if step.malformed.is_some() { 3 } else { 0 };
+        self.widest = self.widest.max(label);
+        self.has_frames |= step.frame;
+        self.has_messages |= !step.frame;
+        let dropped = self.session.push(step);
+        if dropped > 0 {
+            // Positions count from the oldest step kept: shift them with it.
+            self.revealed = self.revealed.saturating_sub(dropped);
+            self.cursor = self.cursor.saturating_sub(dropped);
+            self.scroll = self.scroll.saturating_sub(dropped);
+            self.flight = self.flight.and_then(|f| f.index.checked_sub(dropped).map(|index| Flight { index, ..f }));
+        }
+        dropped
+    }
+
     /// Selects `index` and, in it, the first field of the step's own protocol (a TCP segment's
     /// `TCP.src_port`, not its Ethernet header).
     fn point_at(&mut self, index: usize) {
+        if index != self.cursor {
+            self.narration_scroll = 0;
+        }
         self.cursor = index;
         self.field = self.session.get(index).map_or(0, |s| {
             let own = format!("{}.", s.proto);
@@ -185,9 +250,43 @@ impl LabTab {
         (from..self.shown()).filter(|&i| self.visible(i))
     }
 
-    /// Shows the next layer choice; the cursor moves to the nearest visible step.
-    pub fn toggle_layers(&mut self) {
-        self.layers = self.layers.next();
+    /// The selected step's place among the visible steps shown, and how many those are:
+    /// what the status bar counts (with a layer hidden, only the rows on screen count).
+    pub fn position(&self) -> Option<(usize, usize)> {
+        let shown = self.shown();
+        if shown == 0 {
+            return None;
+        }
+        let cursor = self.cursor.min(shown - 1);
+        if self.layers == Layers::Both {
+            return Some((cursor + 1, shown));
+        }
+        let total = self.rows_from(0).count();
+        let at = (0..=cursor).filter(|&i| self.visible(i)).count();
+        (total > 0).then_some((at.max(1), total))
+    }
+
+    /// Whether the session has two layers for `v` to choose between.
+    pub fn layered(&self) -> bool {
+        self.has_frames && self.has_messages
+    }
+
+    /// Shows the next layer choice; the cursor moves to the nearest visible step. A session
+    /// of one layer is left alone, with the reason.
+    pub fn toggle_layers(&mut self) -> Option<String> {
+        if !self.layered() {
+            return Some(match (self.has_frames, self.has_messages) {
+                (true, _) => "every step here is a frame: one layer".into(),
+                (_, true) => "every step here is a message: one layer".into(),
+                _ => "no steps yet".into(),
+            });
+        }
+        self.set_layers(self.layers.next());
+        None
+    }
+
+    fn set_layers(&mut self, layers: Layers) {
+        self.layers = layers;
         if !self.visible(self.cursor) {
             let shown = self.shown();
             if let Some(i) = self.prev_visible(self.cursor).or_else(|| self.next_visible(self.cursor, shown)) {
@@ -210,8 +309,13 @@ impl LabTab {
         self.cursor = 0;
         self.field = 0;
         self.scroll = 0;
+        self.narration_scroll = 0;
         self.flight = None;
         self.waiting = None;
+        self.queued = 0;
+        self.listening = None;
+        self.has_frames = false;
+        self.has_messages = false;
         self.state = RunState::Running;
         let (gate_tx, gate_rx) = mpsc::unbounded_channel();
         let gate = Gate::stepping(gate_tx);
@@ -228,24 +332,22 @@ impl LabTab {
     }
 
     /// A step, a wait or the end arrived from this tab's run.
-    pub fn on_event(&mut self, kind: LabEventKind, speed: f32, now: Instant) {
+    pub fn on_event(&mut self, kind: LabEventKind, now: Instant) {
         match kind {
             LabEventKind::Step(step) => {
-                let dropped = self.session.push(*step);
-                if dropped > 0 {
-                    // Positions count from the oldest step kept: shift them with it.
-                    self.revealed = self.revealed.saturating_sub(dropped);
-                    self.cursor = self.cursor.saturating_sub(dropped);
-                    self.scroll = self.scroll.saturating_sub(dropped);
-                    self.flight =
-                        self.flight.and_then(|f| f.index.checked_sub(dropped).map(|index| Flight { index, ..f }));
-                }
+                self.push(*step);
                 self.waiting = self.gate.as_ref().and_then(|g| g.waiting());
-                self.launch_next(speed, now);
+                self.launch_next(now);
+                self.spend_queued();
             }
-            LabEventKind::Waiting(from) => self.waiting = Some(from),
+            LabEventKind::Waiting(from) => {
+                self.waiting = Some(from);
+                self.spend_queued();
+            }
+            LabEventKind::Listening(addr) => self.listening = Some(addr),
             LabEventKind::Done(result) => {
                 self.waiting = None;
+                self.queued = 0;
                 self.state = match result {
                     Ok(()) => RunState::Completed,
                     Err(reason) => RunState::Failed(reason),
@@ -254,9 +356,21 @@ impl LabTab {
         }
     }
 
+    /// Lets presses given early go, one for each message now waiting at the gate.
+    fn spend_queued(&mut self) {
+        let mut spent = false;
+        while self.queued > 0 && self.gate.as_ref().is_some_and(|g| g.open_one()) {
+            self.queued -= 1;
+            spent = true;
+        }
+        if spent {
+            self.waiting = self.gate.as_ref().and_then(|g| g.waiting());
+        }
+    }
+
     /// Starts the next arrow if none is flying and a received step is not shown yet. Steps the
     /// ladder hides are revealed at once, without an arrow.
-    fn launch_next(&mut self, speed: f32, now: Instant) {
+    fn launch_next(&mut self, now: Instant) {
         while self.flight.is_none() && self.revealed < self.session.len() {
             let index = self.revealed;
             // Follow the newest step if the presenter was looking at the newest.
@@ -265,56 +379,80 @@ impl LabTab {
                 self.revealed += 1;
                 continue;
             }
-            self.flight = Some(Flight { index, start: now, duration: FLIGHT.div_f32(speed) });
+            self.flight = Some(Flight { index, start: now, duration: FLIGHT.div_f32(self.speed()) });
             if following {
                 self.point_at(index);
             }
         }
     }
 
-    /// Advances the arrow in flight; true while something still moves.
-    pub fn tick(&mut self, speed: f32, now: Instant) -> bool {
+    /// Advances the arrow in flight and, in play mode, opens the gate when it is time; true
+    /// while something still moves or the screen changed.
+    pub fn tick(&mut self, now: Instant) -> bool {
+        let mut changed = false;
         if let Some(f) = self.flight
             && f.progress(now) >= 1.0
         {
             self.flight = None;
             self.revealed = self.revealed.max(f.index + 1);
-            self.launch_next(speed, now);
+            self.launch_next(now);
+            changed = true;
         }
-        self.flight.is_some()
+        if self.playing {
+            if now.duration_since(self.last_play) >= PLAY_PAUSE.div_f32(self.speed()) && self.open_gate() {
+                self.last_play = now;
+            }
+            // Nothing more will come: stop playing, so an idle screen uses no CPU.
+            if self.state != RunState::Running && self.flight.is_none() && self.revealed == self.session.len() {
+                self.playing = false;
+                changed = true;
+            }
+        }
+        changed || self.flight.is_some()
     }
 
-    /// Lands the arrow in flight at once.
-    fn land(&mut self) {
-        if let Some(f) = self.flight.take() {
-            self.revealed = self.revealed.max(f.index + 1);
+    /// Everything received so far lands at once, the cursor on the newest step: a press at
+    /// the newest step catches up with the exchange before it sends.
+    fn catch_up(&mut self) {
+        if self.flight.is_none() && self.revealed == self.session.len() {
+            return;
+        }
+        self.flight = None;
+        self.revealed = self.session.len();
+        if let Some(newest) = self.prev_visible(self.revealed) {
+            self.point_at(newest);
         }
     }
 
-    /// → : history first, then the arrow in flight, then the message at the gate.
-    /// Returns a short note for the status bar when nothing could happen.
-    pub fn step_forward(&mut self, speed: f32, now: Instant) -> Option<&'static str> {
-        let shown = self.shown();
-        if let Some(next) = self.next_visible(self.cursor + 1, shown).filter(|_| self.visible(self.cursor)) {
-            self.point_at(next);
+    /// Whether the cursor is on the newest step shown (so → sends rather than walks history).
+    fn at_newest(&self) -> bool {
+        !self.visible(self.cursor) || self.next_visible(self.cursor + 1, self.shown()).is_none()
+    }
+
+    /// → : history first; at the newest step, the arrows in flight land (with any step that
+    /// still waited for its arrow) and the press sends the message waiting at the gate. When
+    /// nothing waits yet (the peer is still working), the press is kept and spent as soon as
+    /// something does. Returns a short note for the status bar when nothing could happen.
+    pub fn step_forward(&mut self) -> Option<String> {
+        if !self.at_newest() {
+            if let Some(next) = self.next_visible(self.cursor + 1, self.shown()) {
+                self.point_at(next);
+            }
             return None;
         }
-        if self.flight.is_some() {
-            self.land();
-            self.launch_next(speed, now);
-            return None;
-        }
-        if self.revealed < self.session.len() {
-            self.launch_next(speed, now);
-            return None;
+        self.catch_up();
+        if self.state != RunState::Running {
+            return Some("the exchange is over: r runs it again".into());
         }
         if self.gate.as_ref().is_some_and(|g| g.open_one()) {
+            self.waiting = self.gate.as_ref().and_then(|g| g.waiting());
             return None;
         }
-        match self.state {
-            RunState::Running => Some("waiting for the peer…"),
-            _ => Some("the exchange is over: r runs it again"),
+        if self.queued >= MAX_QUEUED {
+            return Some(format!("{MAX_QUEUED} presses are already waiting for the peer"));
         }
+        self.queued += 1;
+        None
     }
 
     /// Lets the waiting frame go with a fault on the cable (the lab network only).
@@ -322,12 +460,10 @@ impl LabTab {
         if self.wire != Wire::Sim {
             return Some("faults happen on the lab network: this lab runs on kernel sockets");
         }
-        if self.flight.is_some()
-            || self.revealed < self.session.len()
-            || self.next_visible(self.cursor + 1, self.shown()).is_some()
-        {
+        if !self.at_newest() {
             return Some("go to the newest step first (End)");
         }
+        self.catch_up();
         match &self.gate {
             Some(g) if g.release_one(release) => None,
             _ => Some("no frame is waiting at the gate"),
@@ -374,9 +510,21 @@ impl LabTab {
         self.field = if down { (self.field + 1).min(n - 1) } else { self.field.saturating_sub(1) };
     }
 
-    /// Keeps the cursor inside a ladder window of `rows` rows (of visible steps).
+    /// Whether the ladder draws a line under its newest step (the gate's prompt, or the end).
+    pub fn has_last_line(&self) -> bool {
+        self.flight.is_none() && (self.waiting.is_some() || self.state != RunState::Running)
+    }
+
+    /// Keeps the cursor inside a ladder window of `rows` rows (of visible steps); at the newest
+    /// step, the line under it (the gate's prompt) stays in view too.
     pub fn scroll_to_cursor(&mut self, rows: usize) {
-        let rows = rows.max(1);
+        let at_end = self.next_visible(self.cursor + 1, self.shown()).is_none();
+        let room = rows.saturating_sub(usize::from(self.has_last_line())).max(1);
+        let rows = if at_end { room } else { rows.max(1) };
+        // A window with room below its last step (the screen grew) moves up to fill it.
+        if let Some(top) = (0..self.shown()).rev().filter(|&i| self.visible(i)).take(room).last() {
+            self.scroll = self.scroll.min(top);
+        }
         if self.cursor < self.scroll {
             self.scroll = self.cursor;
             return;
@@ -395,10 +543,10 @@ impl LabTab {
     }
 }
 
-/// Runs one exchange and forwards its steps, gate waits and end to the UI.
+/// Runs one exchange and forwards its steps, gate waits, server address and end to the UI.
 async fn forward(
     lab: Arc<dyn Lab>,
-    opts: run::RunOptions,
+    mut opts: run::RunOptions,
     tab: usize,
     run_no: u32,
     mut gate_rx: mpsc::UnboundedReceiver<GateEvent>,
@@ -408,11 +556,14 @@ async fn forward(
         let _ = events.send(LabEvent { tab, run: run_no, kind });
     };
     let (step_tx, mut step_rx) = mpsc::unbounded_channel();
+    let (run_tx, mut run_rx) = mpsc::unbounded_channel();
+    opts.events = Some(run_tx);
     let exchange = run::exchange(lab.clone(), opts, StepSink::new(lab.info().name, step_tx));
     tokio::pin!(exchange);
     let result = loop {
         tokio::select! {
             biased;
+            Some(run::RunEvent::Listening(addr)) = run_rx.recv() => send(LabEventKind::Listening(addr)),
             Some(step) = step_rx.recv() => send(LabEventKind::Step(Box::new(step))),
             Some(GateEvent::Waiting { from }) = gate_rx.recv() => send(LabEventKind::Waiting(from)),
             result = &mut exchange => break result,
@@ -431,16 +582,21 @@ pub struct App {
     pub tabs: Vec<LabTab>,
     pub active: usize,
     pub help: bool,
-    /// Index into [`SPEEDS`].
-    pub speed: usize,
-    pub playing: bool,
-    /// When play mode last let a message go.
-    pub last_play: Instant,
+    /// The first help line shown (help scrolls on small screens).
+    pub help_scroll: usize,
+    /// Details and narration take the whole screen.
+    pub zoom: bool,
     /// A short note for the status bar ("waiting for the peer…").
     pub note: Option<String>,
     pub quit: bool,
-    /// Runs every lab on this wire instead of its own.
+    /// Runs every lab on this wire instead of its own (where the lab can).
     pub wire: Option<Wire>,
+    /// When the first Ctrl-C came: a second one before [`CTRL_C_WINDOW`] is over quits.
+    pub interrupted: Option<Instant>,
+    /// Draw without colour (`NO_COLOR`): selection by reverse video and marker glyphs only.
+    pub no_color: bool,
+    /// Why host-wire tabs show no kernel segments, when packet capture is unavailable.
+    pub capture_off: Option<String>,
 }
 
 impl App {
@@ -449,17 +605,15 @@ impl App {
             tabs: labs.into_iter().map(LabTab::new).collect(),
             active: 0,
             help: false,
-            speed: 2,
-            playing: false,
-            last_play: Instant::now(),
+            help_scroll: 0,
+            zoom: false,
             note: None,
             quit: false,
             wire,
+            interrupted: None,
+            no_color: false,
+            capture_off: None,
         }
-    }
-
-    pub fn speed(&self) -> f32 {
-        SPEEDS[self.speed]
     }
 
     pub fn tab(&self) -> &LabTab {
@@ -468,6 +622,12 @@ impl App {
 
     pub fn tab_mut(&mut self) -> &mut LabTab {
         &mut self.tabs[self.active]
+    }
+
+    /// Whether `tab` runs on the lab network although every lab was asked to run on kernel
+    /// sockets (a lab that cannot run there, such as DHCP).
+    pub fn moved_to_lab_network(&self, tab: &LabTab) -> bool {
+        self.wire.is_some_and(|w| !tab.lab.info().runs_on(w))
     }
 
     /// Starts every lab; each waits at its gate for the first press.
@@ -479,50 +639,81 @@ impl App {
     }
 
     pub fn on_lab_event(&mut self, event: LabEvent, now: Instant) {
-        let speed = self.speed();
         if let Some(tab) = self.tabs.get_mut(event.tab)
             && tab.run == event.run
         {
-            tab.on_event(event.kind, speed, now);
+            tab.on_event(event.kind, now);
         }
     }
 
     /// Performs an action. `page` is the ladder's height in rows.
     pub fn act(&mut self, action: Action, page: usize, events: &mpsc::UnboundedSender<LabEvent>, now: Instant) {
         self.note = None;
-        if self.help && action != Action::Quit && action != Action::Help {
-            self.help = false;
+        if action != Action::Interrupt {
+            self.interrupted = None;
+        }
+        if self.help {
+            match action {
+                Action::FieldUp | Action::ScrollUp | Action::StepBack => {
+                    self.help_scroll = self.help_scroll.saturating_sub(1)
+                }
+                Action::FieldDown | Action::ScrollDown => self.help_scroll += 1,
+                Action::PageUp => self.help_scroll = self.help_scroll.saturating_sub(page.max(1)),
+                Action::PageDown => self.help_scroll += page.max(1),
+                Action::First => self.help_scroll = 0,
+                Action::Quit => self.quit = true,
+                Action::Interrupt => self.interrupt(now),
+                // Any other key closes help, and does nothing else.
+                _ => self.help = false,
+            }
             return;
         }
-        let speed = self.speed();
         match action {
-            Action::Quit if self.help => self.help = false,
             Action::Quit => self.quit = true,
-            Action::Help => self.help = !self.help,
-            Action::StepForward => self.note = self.tab_mut().step_forward(speed, now).map(Into::into),
+            Action::Interrupt => self.interrupt(now),
+            Action::Help => {
+                self.help = true;
+                self.help_scroll = 0;
+            }
+            Action::Back => {
+                if self.zoom {
+                    self.zoom = false;
+                } else if self.tab().layers != Layers::Both {
+                    self.tab_mut().set_layers(Layers::Both);
+                } else {
+                    self.note = Some("nothing to go back from: q quits".into());
+                }
+            }
+            Action::Zoom => self.zoom = !self.zoom,
+            Action::StepForward => self.note = self.tab_mut().step_forward(),
             Action::StepBack | Action::First | Action::Last | Action::PageUp | Action::PageDown => {
                 self.tab_mut().move_cursor(action, page)
             }
             Action::DropFrame => self.note = self.tab_mut().release(Release::Drop).map(Into::into),
             Action::DuplicateFrame => self.note = self.tab_mut().release(Release::Duplicate).map(Into::into),
             Action::CorruptFrame => self.note = self.tab_mut().release(Release::Corrupt).map(Into::into),
-            Action::ToggleLayers => self.tab_mut().toggle_layers(),
-            Action::LeaseSlower | Action::LeaseFaster => {
-                use crate::labs::dhcp::{SPEEDUPS, set_speedup, speedup};
-                let at = SPEEDUPS.iter().position(|&s| s >= speedup()).unwrap_or(2);
-                let to =
-                    if action == Action::LeaseFaster { (at + 1).min(SPEEDUPS.len() - 1) } else { at.saturating_sub(1) };
-                set_speedup(SPEEDUPS[to]);
-                self.note = Some(format!("lease clock ×{} from the next run (r)", SPEEDUPS[to]));
-            }
+            Action::ToggleLayers => self.note = self.tab_mut().toggle_layers(),
+            Action::LeaseSlower | Action::LeaseFaster => self.note = Some(self.lease_clock(action)),
             Action::FieldUp => self.tab_mut().move_field(false),
             Action::FieldDown => self.tab_mut().move_field(true),
-            Action::TogglePlay => {
-                self.playing = !self.playing;
-                self.last_play = now - PLAY_PAUSE;
+            Action::ScrollUp => {
+                let tab = self.tab_mut();
+                tab.narration_scroll = tab.narration_scroll.saturating_sub(1);
             }
-            Action::Faster => self.speed = (self.speed + 1).min(SPEEDS.len() - 1),
-            Action::Slower => self.speed = self.speed.saturating_sub(1),
+            Action::ScrollDown => self.tab_mut().narration_scroll += 1,
+            Action::TogglePlay => {
+                let tab = self.tab_mut();
+                tab.playing = !tab.playing;
+                tab.last_play = now - PLAY_PAUSE;
+            }
+            Action::Faster => {
+                let tab = self.tab_mut();
+                tab.speed = (tab.speed + 1).min(SPEEDS.len() - 1);
+            }
+            Action::Slower => {
+                let tab = self.tab_mut();
+                tab.speed = tab.speed.saturating_sub(1);
+            }
             Action::Rerun => {
                 let i = self.active;
                 let wire = self.tabs[i].lab.info().wire_for(self.wire);
@@ -530,43 +721,75 @@ impl App {
             }
             Action::NextTab => self.active = (self.active + 1) % self.tabs.len(),
             Action::PrevTab => self.active = (self.active + self.tabs.len() - 1) % self.tabs.len(),
+            Action::GoTo(i) if i < self.tabs.len() => self.active = i,
+            Action::GoTo(i) => self.note = Some(format!("there is no lab {}", i + 1)),
         }
         let rows = page;
         self.tab_mut().scroll_to_cursor(rows);
     }
 
-    /// Moves arrows and, in play mode, opens the gate; true when the screen changed (an arrow
-    /// moved or landed).
+    /// Ctrl-C: the first one asks for a second; the second within the window quits.
+    fn interrupt(&mut self, now: Instant) {
+        match self.interrupted {
+            Some(first) if now.duration_since(first) < CTRL_C_WINDOW => self.quit = true,
+            _ => {
+                self.interrupted = Some(now);
+                self.note = Some("press Ctrl-C again to quit".into());
+            }
+        }
+    }
+
+    /// `[` and `]`: the next slower or faster lease clock of the table, for the DHCP lab's next
+    /// run. A value outside the table (from `--lease-speedup`) moves to its nearest neighbour
+    /// in the asked direction, never the other way.
+    fn lease_clock(&mut self, action: Action) -> String {
+        use crate::labs::dhcp::{SPEEDUPS, set_speedup, speedup};
+        if self.tab().lab.info().name != "dhcp" {
+            return "[ ] set the DHCP lease clock: on the DHCP tab".into();
+        }
+        let now = speedup();
+        let to = if action == Action::LeaseFaster {
+            SPEEDUPS.iter().copied().filter(|&s| s > now).min()
+        } else {
+            SPEEDUPS.iter().copied().filter(|&s| s < now).max()
+        };
+        match to {
+            Some(to) => {
+                set_speedup(to);
+                format!("lease clock ×{to} from the next run (r)")
+            }
+            None if action == Action::LeaseFaster => format!("lease clock ×{now}: the fastest there is"),
+            None => format!("lease clock ×{now}: the slowest there is"),
+        }
+    }
+
+    /// Moves arrows, plays the tabs that play, and lets an unanswered Ctrl-C lapse; true when
+    /// the screen changed.
     pub fn tick(&mut self, now: Instant) -> bool {
-        let speed = self.speed();
         let mut busy = false;
         for tab in &mut self.tabs {
-            busy |= tab.flight.is_some();
-            tab.tick(speed, now);
+            busy |= tab.tick(now);
         }
-        if self.playing {
-            let tab = &mut self.tabs[self.active];
-            if now.duration_since(self.last_play) >= PLAY_PAUSE.div_f32(speed) && tab.open_gate() {
-                self.last_play = now;
+        if let Some(first) = self.interrupted
+            && now.duration_since(first) >= CTRL_C_WINDOW
+        {
+            self.interrupted = None;
+            if self.note.as_deref() == Some("press Ctrl-C again to quit") {
+                self.note = None;
             }
-            // Nothing more will come: stop playing, so an idle screen uses no CPU.
-            if tab.state != RunState::Running && tab.flight.is_none() && tab.revealed == tab.session.len() {
-                self.playing = false;
-                busy = true;
-            }
+            busy = true;
         }
         busy
     }
 
     /// How long until the next tick is useful; `None` when idle (no CPU used).
-    pub fn next_tick(&self) -> Option<Duration> {
-        let flying = self.tabs.iter().any(|t| t.flight.is_some());
-        if flying {
+    pub fn next_tick(&self, now: Instant) -> Option<Duration> {
+        if self.tabs.iter().any(|t| t.flight.is_some()) {
             Some(Duration::from_millis(33))
-        } else if self.playing {
+        } else if self.tabs.iter().any(|t| t.playing) {
             Some(Duration::from_millis(100))
         } else {
-            None
+            self.interrupted.map(|first| (first + CTRL_C_WINDOW).saturating_duration_since(now))
         }
     }
 

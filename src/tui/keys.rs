@@ -33,16 +33,82 @@ pub enum Action {
     CorruptFrame,
     NextTab,
     PrevTab,
+    /// The lab in this tab (0 is the first).
+    GoTo(usize),
     FieldUp,
     FieldDown,
+    /// Scroll the narration.
+    ScrollUp,
+    ScrollDown,
+    /// Details and narration over the whole screen, and back.
+    Zoom,
     Help,
+    /// Close a popup, leave a mode; never quits.
+    Back,
+    /// Quit at once.
     Quit,
+    /// Ctrl-C: the second within a moment quits.
+    Interrupt,
 }
 
-/// One row of the key table.
+/// A key as the table writes it: a code and the modifiers held with it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Key {
+    pub code: KeyCode,
+    pub mods: KeyModifiers,
+}
+
+const fn key(code: KeyCode) -> Key {
+    Key { code, mods: KeyModifiers::NONE }
+}
+
+const fn ch(c: char) -> Key {
+    key(KeyCode::Char(c))
+}
+
+const fn shift(code: KeyCode) -> Key {
+    Key { code, mods: KeyModifiers::SHIFT }
+}
+
+const fn ctrl(c: char) -> Key {
+    Key { code: KeyCode::Char(c), mods: KeyModifiers::CONTROL }
+}
+
+impl Key {
+    /// How help writes the key.
+    pub fn name(&self) -> String {
+        let code = match self.code {
+            KeyCode::Right => "→".into(),
+            KeyCode::Left => "←".into(),
+            KeyCode::Up => "↑".into(),
+            KeyCode::Down => "↓".into(),
+            KeyCode::Char(' ') => "space".into(),
+            KeyCode::Char(c) => c.to_string(),
+            KeyCode::Home => "Home".into(),
+            KeyCode::End => "End".into(),
+            KeyCode::PageUp => "PgUp".into(),
+            KeyCode::PageDown => "PgDn".into(),
+            KeyCode::Tab => "Tab".into(),
+            KeyCode::BackTab => "Shift-Tab".into(),
+            KeyCode::Esc => "Esc".into(),
+            KeyCode::F(n) => format!("F{n}"),
+            other => format!("{other:?}"),
+        };
+        if self.mods.contains(KeyModifiers::CONTROL) {
+            format!("Ctrl-{}", code.to_uppercase())
+        } else if self.mods.contains(KeyModifiers::SHIFT) {
+            format!("Shift-{code}")
+        } else {
+            code
+        }
+    }
+}
+
+/// One row of the key table. Rows with an empty `help` belong to the row above: help shows
+/// them on one line, under that row's `label`.
 pub struct Binding {
-    pub keys: &'static [KeyCode],
-    /// How the keys are written in help and the status bar.
+    pub keys: &'static [Key],
+    /// How the keys of this row and the rows that follow it are written in help.
     pub label: &'static str,
     pub action: Action,
     pub help: &'static str,
@@ -50,107 +116,147 @@ pub struct Binding {
 
 pub const BINDINGS: &[Binding] = &[
     Binding {
-        keys: &[KeyCode::Right, KeyCode::Char(' '), KeyCode::Char('l')],
-        label: "→ space",
+        keys: &[key(KeyCode::Right), ch(' '), ch('l')],
+        label: "→ space l",
         action: Action::StepForward,
-        help: "next step; at the newest, send the waiting message",
+        help: "next step; at the newest, send the waiting message (pressed early: queued)",
     },
+    Binding { keys: &[key(KeyCode::Left), ch('h')], label: "← h", action: Action::StepBack, help: "previous step" },
     Binding {
-        keys: &[KeyCode::Left, KeyCode::Char('h')],
-        label: "←",
-        action: Action::StepBack,
-        help: "previous step (history only)",
-    },
-    Binding {
-        keys: &[KeyCode::Up, KeyCode::Char('k')],
-        label: "↑ ↓",
+        keys: &[key(KeyCode::Up), ch('k')],
+        label: "↑ ↓ k j",
         action: Action::FieldUp,
         help: "select a field: its bytes light up in the hex dump",
     },
-    Binding { keys: &[KeyCode::Down, KeyCode::Char('j')], label: "", action: Action::FieldDown, help: "" },
+    Binding { keys: &[key(KeyCode::Down), ch('j')], label: "", action: Action::FieldDown, help: "" },
     Binding {
-        keys: &[KeyCode::Home, KeyCode::Char('g')],
-        label: "Home End",
+        keys: &[key(KeyCode::Home), ch('g')],
+        label: "Home End g G",
         action: Action::First,
         help: "first / last step",
     },
-    Binding { keys: &[KeyCode::End, KeyCode::Char('G')], label: "", action: Action::Last, help: "" },
-    Binding { keys: &[KeyCode::PageUp], label: "PgUp PgDn", action: Action::PageUp, help: "page through the ladder" },
-    Binding { keys: &[KeyCode::PageDown], label: "", action: Action::PageDown, help: "" },
+    Binding { keys: &[key(KeyCode::End), ch('G')], label: "", action: Action::Last, help: "" },
     Binding {
-        keys: &[KeyCode::Char('p')],
+        keys: &[key(KeyCode::PageUp)],
+        label: "PgUp PgDn",
+        action: Action::PageUp,
+        help: "a page of steps back / ahead",
+    },
+    Binding { keys: &[key(KeyCode::PageDown)], label: "", action: Action::PageDown, help: "" },
+    Binding {
+        keys: &[ch('K'), shift(KeyCode::Up)],
+        label: "K J Shift-↑↓",
+        action: Action::ScrollUp,
+        help: "scroll the narration (the wheel over it, too)",
+    },
+    Binding { keys: &[ch('J'), shift(KeyCode::Down)], label: "", action: Action::ScrollDown, help: "" },
+    Binding {
+        keys: &[ch('z')],
+        label: "z",
+        action: Action::Zoom,
+        help: "zoom: details and narration take the screen (all notes, more bytes)",
+    },
+    Binding {
+        keys: &[ch('p')],
         label: "p",
         action: Action::TogglePlay,
-        help: "play / pause: send each message by itself",
+        help: "play / pause this lab: each message goes by itself",
     },
     Binding {
-        keys: &[KeyCode::Char('+'), KeyCode::Char('=')],
-        label: "+ -",
+        keys: &[ch('+'), ch('=')],
+        label: "+ - = _",
         action: Action::Faster,
-        help: "play and animate faster / slower",
+        help: "this lab plays and animates faster / slower",
     },
-    Binding { keys: &[KeyCode::Char('-'), KeyCode::Char('_')], label: "", action: Action::Slower, help: "" },
+    Binding { keys: &[ch('-'), ch('_')], label: "", action: Action::Slower, help: "" },
     Binding {
-        keys: &[KeyCode::Char('r')],
+        keys: &[ch('r')],
         label: "r",
         action: Action::Rerun,
         help: "run the lab again from scratch (new keys, new ids)",
     },
     Binding {
-        keys: &[KeyCode::Char('d')],
+        keys: &[ch('d')],
         label: "d u c",
         action: Action::DropFrame,
         help: "lab network: drop / duplicate / corrupt the waiting frame",
     },
-    Binding { keys: &[KeyCode::Char('u')], label: "", action: Action::DuplicateFrame, help: "" },
-    Binding { keys: &[KeyCode::Char('c')], label: "", action: Action::CorruptFrame, help: "" },
+    Binding { keys: &[ch('u')], label: "", action: Action::DuplicateFrame, help: "" },
+    Binding { keys: &[ch('c')], label: "", action: Action::CorruptFrame, help: "" },
     Binding {
-        keys: &[KeyCode::Char('[')],
-        label: "[ ]",
-        action: Action::LeaseSlower,
-        help: "DHCP: lease clock slower / faster (next run)",
-    },
-    Binding { keys: &[KeyCode::Char(']')], label: "", action: Action::LeaseFaster, help: "" },
-    Binding {
-        keys: &[KeyCode::Char('v')],
+        keys: &[ch('v')],
         label: "v",
         action: Action::ToggleLayers,
-        help: "lab network: show messages + segments, messages, segments",
+        help: "messages + segments, messages only, segments only",
     },
-    Binding { keys: &[KeyCode::Tab], label: "Tab 1-9", action: Action::NextTab, help: "next lab / lab by number" },
-    Binding { keys: &[KeyCode::BackTab], label: "", action: Action::PrevTab, help: "" },
-    Binding { keys: &[KeyCode::Char('?'), KeyCode::F(1)], label: "?", action: Action::Help, help: "this help" },
     Binding {
-        keys: &[KeyCode::Char('q'), KeyCode::Esc],
-        label: "q Ctrl-C",
-        action: Action::Quit,
-        help: "quit (Esc closes help first)",
+        keys: &[ch('[')],
+        label: "[ ]",
+        action: Action::LeaseSlower,
+        help: "DHCP: lease clock slower / faster (from the next run)",
     },
+    Binding { keys: &[ch(']')], label: "", action: Action::LeaseFaster, help: "" },
+    Binding {
+        keys: &[key(KeyCode::Tab)],
+        label: "Tab Shift-Tab 1-9",
+        action: Action::NextTab,
+        help: "next / previous lab, lab by number",
+    },
+    Binding { keys: &[key(KeyCode::BackTab)], label: "", action: Action::PrevTab, help: "" },
+    Binding { keys: &[ch('1')], label: "", action: Action::GoTo(0), help: "" },
+    Binding { keys: &[ch('2')], label: "", action: Action::GoTo(1), help: "" },
+    Binding { keys: &[ch('3')], label: "", action: Action::GoTo(2), help: "" },
+    Binding { keys: &[ch('4')], label: "", action: Action::GoTo(3), help: "" },
+    Binding { keys: &[ch('5')], label: "", action: Action::GoTo(4), help: "" },
+    Binding { keys: &[ch('6')], label: "", action: Action::GoTo(5), help: "" },
+    Binding { keys: &[ch('7')], label: "", action: Action::GoTo(6), help: "" },
+    Binding { keys: &[ch('8')], label: "", action: Action::GoTo(7), help: "" },
+    Binding { keys: &[ch('9')], label: "", action: Action::GoTo(8), help: "" },
+    Binding { keys: &[ch('?'), key(KeyCode::F(1))], label: "? F1", action: Action::Help, help: "this help" },
+    Binding {
+        keys: &[key(KeyCode::Esc)],
+        label: "Esc",
+        action: Action::Back,
+        help: "back: close help, leave zoom, show every layer again",
+    },
+    Binding { keys: &[ch('q')], label: "q", action: Action::Quit, help: "quit" },
+    Binding { keys: &[ctrl('c')], label: "Ctrl-C Ctrl-C", action: Action::Interrupt, help: "quit (press it twice)" },
 ];
 
-/// The action for a key press, if any. Digits pick tabs and are handled by the caller.
-pub fn action_for(key: KeyEvent) -> Option<Action> {
-    if key.modifiers.contains(KeyModifiers::CONTROL) && matches!(key.code, KeyCode::Char('c')) {
-        return Some(Action::Quit);
+/// The action for a key press, if any.
+pub fn action_for(event: KeyEvent) -> Option<Action> {
+    let mut mods = event.modifiers & (KeyModifiers::CONTROL | KeyModifiers::ALT | KeyModifiers::SHIFT);
+    // A capital letter or a back-tab comes with Shift on some terminals and not on others.
+    if matches!(event.code, KeyCode::Char(_) | KeyCode::BackTab) {
+        mods.remove(KeyModifiers::SHIFT);
     }
-    BINDINGS.iter().find(|b| b.keys.contains(&key.code)).map(|b| b.action)
+    BINDINGS.iter().find(|b| b.keys.iter().any(|k| k.code == event.code && k.mods == mods)).map(|b| b.action)
 }
 
-/// The short key list for the status bar.
-pub fn status_hint() -> String {
-    let pick = |a: Action, word: &str| {
-        BINDINGS.iter().find(|b| b.action == a).map(|b| format!("{} {word}", b.label)).unwrap_or_default()
-    };
-    [
-        pick(Action::StepForward, "send/next"),
-        pick(Action::StepBack, "back"),
-        pick(Action::TogglePlay, "play"),
-        pick(Action::Rerun, "re-run"),
-        pick(Action::Help, "help"),
-        "q quit".to_string(),
-    ]
-    .join("  ")
+/// Help's lines: each row of the table with its followers, as (label, help).
+pub fn help_rows() -> Vec<(&'static str, &'static str)> {
+    BINDINGS.iter().filter(|b| !b.help.is_empty()).map(|b| (b.label, b.help)).collect()
 }
+
+/// A key hint for the status bar: its long and short forms, and how much it is wanted.
+pub struct Hint {
+    pub action: Action,
+    pub long: &'static str,
+    pub short: &'static str,
+    /// Hints with a lower rank go first when the line is short; 0 is never left out.
+    pub rank: u8,
+}
+
+/// The status bar's key hints, in the order shown; help and quit are always there.
+pub const HINTS: &[Hint] = &[
+    Hint { action: Action::StepForward, long: "→ send/next", short: "→ next", rank: 5 },
+    Hint { action: Action::StepBack, long: "← back", short: "← back", rank: 3 },
+    Hint { action: Action::TogglePlay, long: "p play", short: "p play", rank: 4 },
+    Hint { action: Action::Zoom, long: "z zoom", short: "z zoom", rank: 2 },
+    Hint { action: Action::Rerun, long: "r re-run", short: "r rerun", rank: 1 },
+    Hint { action: Action::Help, long: "? help", short: "? help", rank: 0 },
+    Hint { action: Action::Quit, long: "q quit", short: "q quit", rank: 0 },
+];
 
 #[cfg(test)]
 mod tests {
@@ -178,16 +284,23 @@ mod tests {
             LeaseFaster,
             NextTab,
             PrevTab,
+            GoTo(0),
             FieldUp,
             FieldDown,
+            ScrollUp,
+            ScrollDown,
+            Zoom,
             Help,
+            Back,
             Quit,
+            Interrupt,
         ];
         for a in all {
             match a {
                 StepForward | StepBack | First | Last | PageUp | PageDown | TogglePlay | Faster | Slower | Rerun
                 | DropFrame | DuplicateFrame | CorruptFrame | ToggleLayers | LeaseSlower | LeaseFaster | NextTab
-                | PrevTab | FieldUp | FieldDown | Help | Quit => {}
+                | PrevTab | GoTo(_) | FieldUp | FieldDown | ScrollUp | ScrollDown | Zoom | Help | Back | Quit
+                | Interrupt => {}
             }
         }
         all.to_vec()
@@ -208,5 +321,42 @@ mod tests {
                 assert!(seen.insert(format!("{k:?}")), "{k:?} is bound twice");
             }
         }
+    }
+
+    /// Help writes every key that works: each key's name is in the label of its group.
+    #[test]
+    fn every_key_is_in_its_help_label() {
+        let mut label = "";
+        for b in BINDINGS {
+            if !b.help.is_empty() {
+                label = b.label;
+            }
+            for k in b.keys {
+                let name = k.name();
+                let digit = matches!(k.code, KeyCode::Char('1'..='9'));
+                let shown = if digit {
+                    label.contains("1-9")
+                } else if let Some(arrow) = name.strip_prefix("Shift-").filter(|a| a.chars().count() == 1) {
+                    label.contains(&format!("Shift-{arrow}")) || label.contains("Shift-↑↓")
+                } else {
+                    label.split(' ').any(|word| word == name)
+                };
+                assert!(shown, "{name} is missing from help's {label:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn keys_map_as_people_expect() {
+        let press = |code, mods| action_for(KeyEvent::new(code, mods));
+        assert_eq!(press(KeyCode::Esc, KeyModifiers::NONE), Some(Action::Back));
+        assert_eq!(press(KeyCode::Char('q'), KeyModifiers::NONE), Some(Action::Quit));
+        assert_eq!(press(KeyCode::Char('c'), KeyModifiers::CONTROL), Some(Action::Interrupt));
+        assert_eq!(press(KeyCode::Char('c'), KeyModifiers::NONE), Some(Action::CorruptFrame));
+        assert_eq!(press(KeyCode::Char('G'), KeyModifiers::SHIFT), Some(Action::Last));
+        assert_eq!(press(KeyCode::Down, KeyModifiers::SHIFT), Some(Action::ScrollDown));
+        assert_eq!(press(KeyCode::Down, KeyModifiers::NONE), Some(Action::FieldDown));
+        assert_eq!(press(KeyCode::BackTab, KeyModifiers::SHIFT), Some(Action::PrevTab));
+        assert_eq!(press(KeyCode::Char('3'), KeyModifiers::NONE), Some(Action::GoTo(2)));
     }
 }

@@ -3,13 +3,14 @@
 
 pub mod app;
 pub mod keys;
+pub mod text;
 pub mod ui;
 pub mod widgets;
 
 use app::{App, LabEvent};
 use color_eyre::Result;
 use crossterm::event::{
-    DisableMouseCapture, EnableMouseCapture, Event, EventStream, KeyCode, KeyEventKind, MouseButton, MouseEventKind,
+    DisableMouseCapture, EnableMouseCapture, Event, EventStream, KeyEventKind, MouseButton, MouseEventKind,
 };
 use futures_util::StreamExt;
 use keys::Action;
@@ -27,11 +28,14 @@ pub async fn run(lab: Option<String>, wire: Option<Wire>) -> Result<()> {
     let active = lab.and_then(|name| labs.iter().position(|l| l.info().name == name)).unwrap_or(0);
     let mut app = App::new(labs, wire);
     app.active = active;
+    // Without colour, selection shows by reverse video and marker glyphs (https://no-color.org).
+    app.no_color = std::env::var_os("NO_COLOR").is_some();
     // Host-wire tabs show the kernel's segments where the process may capture; if it may not,
-    // one line says how, until the first key.
+    // the status says so until the first key, and help keeps saying how to enable it.
     let host_tabs = app.tabs.iter().any(|t| t.lab.info().wire_for(wire) == Wire::Host);
     if host_tabs && crate::net::capture::available().is_err() {
-        app.note = Some(crate::net::capture::HINT.into());
+        app.capture_off = Some(crate::net::capture::HINT.into());
+        app.note = Some("packet capture is off: ? says how to turn it on".into());
     }
 
     // A panic on the TUI's own thread restores the terminal before the report; a panic in a
@@ -64,22 +68,17 @@ async fn event_loop(terminal: &mut DefaultTerminal, app: &mut App) -> Result<()>
     let (tx, mut rx) = mpsc::unbounded_channel::<LabEvent>();
     app.start_all(&tx);
     let mut input = EventStream::new();
-    let mut areas = ui::layout(terminal.size()?.into());
+    let mut areas = ui::settle(app, terminal.size()?.into());
     let mut dirty = true;
     while !app.quit {
         let now = Instant::now();
         let busy = app.tick(now);
         if dirty || busy {
-            for tab in &mut app.tabs {
-                tab.scroll_to_cursor(areas.ladder_rows());
-            }
-            terminal.draw(|frame| {
-                areas = ui::layout(frame.area());
-                ui::draw(frame, app, now);
-            })?;
+            areas = ui::settle(app, terminal.size()?.into());
+            terminal.draw(|frame| ui::draw(frame, app, now))?;
             dirty = false;
         }
-        let tick = app.next_tick();
+        let tick = app.next_tick(now);
         tokio::select! {
             event = input.next() => match event {
                 Some(Ok(event)) => dirty = on_terminal_event(app, event, &areas, &tx),
@@ -103,40 +102,25 @@ async fn event_loop(terminal: &mut DefaultTerminal, app: &mut App) -> Result<()>
 /// Applies a key, mouse or resize event; true when the screen must be redrawn.
 fn on_terminal_event(app: &mut App, event: Event, areas: &ui::Areas, tx: &mpsc::UnboundedSender<LabEvent>) -> bool {
     let rows = areas.ladder_rows();
+    let now = Instant::now();
     match event {
-        Event::Key(key) if key.kind != KeyEventKind::Release => {
-            if let KeyCode::Char(c @ '1'..='9') = key.code {
-                let i = c as usize - '1' as usize;
-                if i < app.tabs.len() && !app.help {
-                    app.active = i;
-                }
-                app.help = false;
-                return true;
-            }
-            match keys::action_for(key) {
-                Some(action) => app.act(action, rows, tx, Instant::now()),
-                None if app.help => app.help = false,
-                None => return false,
-            }
-            true
-        }
+        Event::Key(key) if key.kind != KeyEventKind::Release => match keys::action_for(key) {
+            Some(action) => app.act(action, rows, tx, now),
+            // An unbound key closes help, and otherwise does nothing.
+            None if app.help => app.help = false,
+            None => return false,
+        },
         Event::Mouse(mouse) => {
-            let now = Instant::now();
+            let (x, y) = (mouse.column, mouse.row);
             match mouse.kind {
                 MouseEventKind::Down(MouseButton::Left) => {
                     if app.help {
                         app.help = false;
-                    } else if mouse.row == areas.tabs.y {
-                        // Tabs are drawn as " N Title " separated by "│".
-                        let mut x = areas.tabs.x;
-                        for i in 0..app.tabs.len() {
-                            let w = app.tabs[i].lab.info().title.len() as u16 + 5;
-                            if mouse.column >= x && mouse.column < x + w {
-                                app.active = i;
-                            }
-                            x += w;
+                    } else if y == areas.tabs.y {
+                        if let Some(i) = ui::tab_at(app, areas, x) {
+                            app.act(Action::GoTo(i), rows, tx, now);
                         }
-                    } else if let Some(row) = areas.ladder_row_at(mouse.column, mouse.row) {
+                    } else if let Some(row) = areas.ladder_row_at(x, y) {
                         let tab = app.tab_mut();
                         let index = tab.rows_from(tab.scroll).nth(row);
                         if let Some(index) = index {
@@ -144,27 +128,28 @@ fn on_terminal_event(app: &mut App, event: Event, areas: &ui::Areas, tx: &mpsc::
                         }
                     }
                 }
-                MouseEventKind::ScrollDown => app.act(
-                    if in_rect(areas.details, mouse.column, mouse.row) { Action::FieldDown } else { Action::PageDown },
-                    3,
-                    tx,
-                    now,
-                ),
-                MouseEventKind::ScrollUp => app.act(
-                    if in_rect(areas.details, mouse.column, mouse.row) { Action::FieldUp } else { Action::PageUp },
-                    3,
-                    tx,
-                    now,
-                ),
+                MouseEventKind::ScrollDown | MouseEventKind::ScrollUp => {
+                    let down = mouse.kind == MouseEventKind::ScrollDown;
+                    let action = if app.help || in_rect(areas.narration, x, y) {
+                        if down { Action::ScrollDown } else { Action::ScrollUp }
+                    } else if in_rect(areas.details, x, y) {
+                        if down { Action::FieldDown } else { Action::FieldUp }
+                    } else if down {
+                        Action::PageDown
+                    } else {
+                        Action::PageUp
+                    };
+                    // The wheel moves through the ladder three steps at a time.
+                    app.act(action, 3, tx, now);
+                }
                 _ => return false,
             }
-            true
         }
-        Event::Resize(..) => true,
-        _ => false,
+        Event::Resize(..) => {}
+        _ => return false,
     }
+    true
 }
-
 fn in_rect(r: ratatui::layout::Rect, x: u16, y: u16) -> bool {
     x >= r.x && x < r.right() && y >= r.y && y < r.bottom()
 }

@@ -1,30 +1,47 @@
 //! Drawing the whole screen from the app state: pure, no I/O. The layout function is shared
 //! with the mouse handler, so a click lands where the drawing put things.
+//!
+//! The layout gives each pane what it needs by priority, the ladder first: it takes the width
+//! its widest summary needs, and the details and narration go beside it only when they get a
+//! useful width there; otherwise they go below it, so a wider screen never shows less.
 
-use super::app::{App, RunState};
-use super::keys::{BINDINGS, status_hint};
+use super::app::{App, LabTab, RunState};
+use super::keys::{HINTS, help_rows};
+use super::text::{fit, width, wrap};
 use super::widgets::{
     details::Details,
-    ladder::{HEADER, Ladder},
-    timeline::{Lease, Timeline},
+    ladder::{EndpointState, HEADER, Ladder, width_for_label},
+    timeline::{self, Lease, LeaseView, Timeline},
 };
+use crate::net::Wire;
+use crate::session::Step;
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::{Color, Modifier, Style};
+use ratatui::symbols::merge::MergeStrategy;
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Block, Borders, Clear, Paragraph, Tabs, Wrap};
+use ratatui::widgets::{Block, Clear, Paragraph, Tabs, Wrap};
 use std::time::Instant;
 
 /// Smallest usable terminal.
 pub const MIN_W: u16 = 60;
 pub const MIN_H: u16 = 16;
+/// The side column (details over narration) goes beside the ladder only from this width on.
+const SIDE_MIN: u16 = 50;
+/// Past this width the side column leaves the rest to the ladder.
+const SIDE_MAX: u16 = 84;
+/// The ladder asks for room for summaries this wide at least, and at most.
+const LABEL_MIN: usize = 45;
+const LABEL_MAX: usize = 83;
 
-/// Where each region goes.
+/// Where each region goes. Neighbouring panes share their border lines.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Areas {
     pub tabs: Rect,
-    /// The ladder's block, borders included.
+    /// The ladder's block, borders included (no height when zoomed).
     pub ladder: Rect,
+    /// Rows at the bottom of the ladder's block for the DHCP lease timeline.
+    pub timeline_rows: u16,
     pub details: Rect,
     pub narration: Rect,
     pub status: Rect,
@@ -33,32 +50,87 @@ pub struct Areas {
 impl Areas {
     /// Rows of steps the ladder shows (inside its borders, under its header).
     pub fn ladder_rows(&self) -> usize {
-        self.ladder.height.saturating_sub(2 + HEADER) as usize
+        self.ladder.height.saturating_sub(2 + HEADER + self.timeline_rows) as usize
     }
 
     /// The step row under a click at row `y`, relative to the first shown row.
     pub fn ladder_row_at(&self, x: u16, y: u16) -> Option<usize> {
         let top = self.ladder.y + 1 + HEADER;
-        let inside = x > self.ladder.x && x < self.ladder.right() - 1 && y >= top && y < self.ladder.bottom() - 1;
+        let bottom = top + self.ladder_rows() as u16;
+        let inside = x > self.ladder.x && x + 1 < self.ladder.right() && y >= top && y < bottom;
         inside.then(|| (y - top) as usize)
     }
 }
 
-/// Wide screens put details and narration beside the ladder; narrow ones below it.
-pub fn layout(area: Rect) -> Areas {
+/// Whether a tab shows a lease timeline under its ladder.
+fn has_timeline(tab: &LabTab) -> bool {
+    tab.lab.info().name == "dhcp"
+}
+
+/// The width the ladder's block asks for: its widest summary whole (within bounds).
+fn ladder_want(tab: &LabTab) -> u16 {
+    width_for_label(tab.widest.clamp(LABEL_MIN, LABEL_MAX) as u16) + 2
+}
+
+/// Details (left) and narration (right) side by side in `r`, sharing a border.
+fn beside(r: Rect) -> (Rect, Rect) {
+    let dw = (r.width / 2).clamp(42.min(r.width), 76);
+    (Rect { width: dw, ..r }, Rect { x: r.x + dw - 1, width: r.width + 1 - dw, ..r })
+}
+
+/// The screen's regions for the active tab.
+pub fn layout(area: Rect, app: &App) -> Areas {
     let [tabs, main, status] =
         Layout::vertical([Constraint::Length(1), Constraint::Min(0), Constraint::Length(1)]).areas(area);
-    if area.width >= 120 {
-        let [ladder, side] = Layout::horizontal([Constraint::Percentage(56), Constraint::Percentage(44)]).areas(main);
-        let [details, narration] =
-            Layout::vertical([Constraint::Percentage(62), Constraint::Percentage(38)]).areas(side);
-        Areas { tabs, ladder, details, narration, status }
-    } else {
-        let [ladder, lower] = Layout::vertical([Constraint::Percentage(45), Constraint::Percentage(55)]).areas(main);
-        let [details, narration] =
-            Layout::horizontal([Constraint::Percentage(55), Constraint::Percentage(45)]).areas(lower);
-        Areas { tabs, ladder, details, narration, status }
+    let tab = app.tab();
+    if app.zoom {
+        let (details, narration) = beside(main);
+        return Areas { tabs, ladder: Rect { height: 0, ..main }, timeline_rows: 0, details, narration, status };
     }
+    let timeline_rows = if !has_timeline(tab) {
+        0
+    } else if main.height >= 30 {
+        timeline::FULL
+    } else {
+        timeline::COMPACT
+    };
+    let want = ladder_want(tab);
+    if main.width >= want + SIDE_MIN {
+        let side_w = (main.width - want).min(SIDE_MAX);
+        let ladder = Rect { width: main.width - side_w + 1, ..main };
+        let side = Rect { x: ladder.right() - 1, width: side_w, ..main };
+        let details_h = side.height * 3 / 5;
+        let details = Rect { height: details_h, ..side };
+        let narration = Rect { y: side.y + details_h - 1, height: side.height + 1 - details_h, ..side };
+        return Areas { tabs, ladder, timeline_rows, details, narration, status };
+    }
+    // Stacked: the lower panes get two fifths of what is left besides borders, and at small
+    // heights about half, up to eight rows.
+    let t = main.height.saturating_sub(5);
+    let content = (t * 2 / 5).max(t.div_ceil(2).saturating_sub(1).min(8));
+    let ladder = Rect { height: main.height.saturating_sub(content + 1), ..main };
+    let lower = Rect { y: ladder.bottom().saturating_sub(1), height: content + 2, ..main };
+    let (details, narration) = beside(lower);
+    Areas { tabs, ladder, timeline_rows, details, narration, status }
+}
+
+/// Before drawing: lays out the screen, keeps the cursor in the ladder's view and the scrolled
+/// texts within their length. Returns the layout, for the mouse.
+pub fn settle(app: &mut App, area: Rect) -> Areas {
+    let areas = layout(area, app);
+    app.tab_mut().scroll_to_cursor(areas.ladder_rows());
+    let (w, h) = (areas.narration.width.saturating_sub(2), areas.narration.height.saturating_sub(2));
+    let lines = wrap(&narration_text(app, app.tab()), w as usize).len();
+    let tab = app.tab_mut();
+    tab.narration_scroll = tab.narration_scroll.min(lines.saturating_sub(h as usize));
+    let popup = help_popup(area);
+    let lines = help_lines(app, popup.width.saturating_sub(2)).len();
+    app.help_scroll = app.help_scroll.min(lines.saturating_sub(popup.height.saturating_sub(2) as usize));
+    areas
+}
+
+fn bordered<'a>() -> Block<'a> {
+    Block::bordered().merge_borders(MergeStrategy::Exact)
 }
 
 pub fn draw(frame: &mut Frame, app: &App, now: Instant) {
@@ -69,142 +141,329 @@ pub fn draw(frame: &mut Frame, app: &App, now: Instant) {
         frame.render_widget(Paragraph::new(text).wrap(Wrap { trim: true }), area);
         return;
     }
-    let areas = layout(area);
+    let areas = layout(area, app);
     let tab = app.tab();
+    draw_tabs(frame, app, areas.tabs);
 
-    let titles: Vec<Line> =
-        app.tabs.iter().enumerate().map(|(i, t)| Line::from(format!("{} {}", i + 1, t.lab.info().title))).collect();
-    frame.render_widget(
-        Tabs::new(titles)
-            .select(app.active)
-            .highlight_style(Style::new().fg(Color::Black).bg(Color::Cyan).add_modifier(Modifier::BOLD))
-            .divider("│"),
-        areas.tabs,
-    );
-    let brand = " protolab ";
-    if areas.tabs.width > 40 {
-        let x = areas.tabs.right() - brand.len() as u16;
-        frame.buffer_mut().set_string(x, areas.tabs.y, brand, Style::new().fg(Color::DarkGray));
+    if areas.ladder.height > 0 {
+        let block = bordered().title(ladder_title(app, tab, areas.ladder.width.saturating_sub(4) as usize));
+        let inner = block.inner(areas.ladder);
+        frame.render_widget(block, areas.ladder);
+        let rows = areas.timeline_rows.min(inner.height);
+        let ladder_area = Rect { height: inner.height - rows, ..inner };
+        let footer = match &tab.state {
+            RunState::Running => None,
+            RunState::Completed => {
+                Some(("✓ exchange completed — r runs it again".to_string(), Style::new().fg(Color::Green)))
+            }
+            RunState::Failed(reason) => {
+                Some((format!("✗ {reason}"), Style::new().fg(Color::Red).add_modifier(Modifier::BOLD)))
+            }
+        };
+        frame.render_widget(
+            Ladder {
+                session: &tab.session,
+                endpoints: &["client", "server"],
+                shown: tab.shown(),
+                cursor: tab.cursor,
+                scroll: tab.scroll,
+                flight: tab.flight,
+                now,
+                waiting: tab.waiting.as_deref(),
+                footer,
+                states: states_at(tab),
+                layers: tab.layers,
+                clock: if tab.wire == Wire::Sim { "lab clock" } else { "wall clock" },
+            },
+            ladder_area,
+        );
+        if rows > 0 {
+            let area = Rect { y: ladder_area.bottom(), height: rows, ..inner };
+            frame.render_widget(Timeline { view: lease_view(tab) }, area);
+        }
     }
 
-    let info = tab.lab.info();
-    // A DHCP lease in view gets a timeline under the ladder.
-    let lease = lease_at(tab);
-    let mut ladder_area = areas.ladder;
-    if let Some((lease, now)) = lease.filter(|_| areas.ladder.height >= 14) {
-        let [top, bottom] = Layout::vertical([Constraint::Min(0), Constraint::Length(5)]).areas(areas.ladder);
-        ladder_area = top;
-        frame.render_widget(Timeline { lease, now }, bottom);
-    }
-    let ladder_block =
-        Block::new().borders(Borders::ALL).title(format!(" {} · {} · port {} ", info.title, info.rfcs, info.port));
-    let inner = ladder_block.inner(ladder_area);
-    frame.render_widget(ladder_block, ladder_area);
-    let footer = match &tab.state {
-        RunState::Running => None,
-        RunState::Completed => {
-            Some(("✓ exchange completed — r runs it again".to_string(), Style::new().fg(Color::Green)))
-        }
-        RunState::Failed(reason) => {
-            Some((format!("✗ {reason}"), Style::new().fg(Color::Red).add_modifier(Modifier::BOLD)))
-        }
-    };
-    frame.render_widget(
-        Ladder {
-            session: &tab.session,
-            endpoints: &["client", "server"],
-            shown: tab.shown(),
-            cursor: tab.cursor,
-            scroll: tab.scroll,
-            flight: tab.flight,
-            now,
-            waiting: tab.waiting.as_deref(),
-            footer,
-            states: states_at(tab),
-            layers: tab.layers,
-        },
-        inner,
-    );
-
+    let block = bordered().title(if app.zoom { " details · zoom, Esc goes back " } else { " details " });
+    let inner = block.inner(areas.details);
+    frame.render_widget(block, areas.details);
     let step = tab.selected();
-    frame.render_widget(Details { step, field: tab.field }, areas.details);
+    Details { step, field: tab.field, moved: moved_sentences(tab) }.draw(inner, frame.buffer_mut());
 
-    let text = match step {
-        Some(s) => tab.narration.explain(s, tab.wire),
-        None => format!(
-            "{}: {}.\n\nEvery message you will see really crosses a socket on this machine. Press → to let the first one go.",
-            info.title, info.about
-        ),
-    };
-    frame.render_widget(
-        Paragraph::new(text)
-            .wrap(Wrap { trim: true })
-            .block(Block::new().borders(Borders::ALL).title(" what happens ")),
-        areas.narration,
-    );
-
-    frame.render_widget(status_line(app), areas.status);
+    draw_narration(frame, app, areas.narration);
+    frame.render_widget(status_line(app, areas.status.width as usize), areas.status);
     if app.help {
-        draw_help(frame, area);
+        draw_help(frame, app, area);
+    }
+    if app.no_color {
+        strip_colour(frame);
     }
 }
 
-fn status_line(app: &App) -> Paragraph<'static> {
+/// The tabs' labels, as drawn (`1 DHCP`, with `▶` while that lab plays).
+pub fn tab_labels(app: &App) -> Vec<String> {
+    app.tabs
+        .iter()
+        .enumerate()
+        .map(|(i, t)| format!("{} {}{}", i + 1, t.lab.info().title, if t.playing { " ▶" } else { "" }))
+        .collect()
+}
+
+/// The tab under column `x` of the tab bar. Tabs are drawn as ` label ` separated by `│`.
+pub fn tab_at(app: &App, areas: &Areas, x: u16) -> Option<usize> {
+    let mut left = areas.tabs.x;
+    for (i, label) in tab_labels(app).iter().enumerate() {
+        let w = width(label) as u16 + 2;
+        if x >= left && x < left + w {
+            return Some(i);
+        }
+        left += w + 1;
+    }
+    None
+}
+
+fn draw_tabs(frame: &mut Frame, app: &App, area: Rect) {
+    let labels = tab_labels(app);
+    let used: usize = labels.iter().map(|l| width(l) + 3).sum();
+    frame.render_widget(
+        Tabs::new(labels.into_iter().map(Line::from).collect::<Vec<_>>())
+            .select(app.active)
+            .highlight_style(Style::new().fg(Color::Black).bg(Color::Cyan).add_modifier(Modifier::BOLD))
+            .divider("│"),
+        area,
+    );
+    let brand = " protolab ";
+    if used + brand.len() <= area.width as usize {
+        let x = area.right() - brand.len() as u16;
+        frame.buffer_mut().set_string(x, area.y, brand, Style::new().fg(Color::DarkGray));
+    }
+}
+
+/// The ladder's title: the lab, its RFCs, the server's real port, the wire, and what the
+/// capture could not do. Parts are left out, least needed first, until it fits `max`.
+fn ladder_title(app: &App, tab: &LabTab, max: usize) -> Line<'static> {
+    let info = tab.lab.info();
+    let plain = Style::new();
+    let warn = Style::new().fg(Color::Yellow);
+    // (text, style, how much it is needed: higher stays longer)
+    let mut parts: Vec<(String, Style, u8)> =
+        vec![(info.title.to_string(), plain, 9), (info.rfcs.to_string(), plain, 1)];
+    let port = match (tab.listening, tab.wire) {
+        (Some(addr), _) => Some(addr.port()),
+        (None, Wire::Sim) => Some(info.port),
+        (None, Wire::Host) => None,
+    };
+    if let Some(port) = port {
+        parts.push((format!("port {port}"), plain, 6));
+    }
+    if app.moved_to_lab_network(tab) {
+        parts.push(("runs on the lab network".into(), warn, 7));
+    } else {
+        let wire = if tab.wire == Wire::Sim { "lab network" } else { "kernel sockets" };
+        parts.push((wire.into(), plain, 4));
+    }
+    if tab.wire == Wire::Host {
+        let lost = crate::net::capture::lost();
+        if lost > 0 {
+            let style = Style::new().fg(Color::Red).add_modifier(Modifier::BOLD);
+            parts.push((format!("capture lost {lost} frame{}", if lost == 1 { "" } else { "s" }), style, 8));
+        } else if app.capture_off.is_some() {
+            parts.push(("no capture: ? says why".into(), warn, 3));
+        }
+    }
+    let total = |parts: &[(String, Style, u8)]| parts.iter().map(|p| width(&p.0) + 3).sum::<usize>() + 1;
+    while total(&parts) > max && parts.len() > 1 {
+        let least = parts.iter().enumerate().min_by_key(|(_, p)| p.2).map(|(i, _)| i).unwrap_or(0);
+        parts.remove(least);
+    }
+    let mut spans = vec![Span::raw(" ")];
+    for (i, (text, style, _)) in parts.into_iter().enumerate() {
+        if i > 0 {
+            spans.push(Span::raw(" · "));
+        }
+        spans.push(Span::styled(fit(&text, max.saturating_sub(2)), style));
+    }
+    spans.push(Span::raw(" "));
+    Line::from(spans)
+}
+
+/// The narration of the selected step, or what the lab is before its first step.
+fn narration_text(app: &App, tab: &LabTab) -> String {
+    if let Some(step) = tab.selected() {
+        return tab.narration.explain(step, tab.wire);
+    }
+    let info = tab.lab.info();
+    let wire = if app.moved_to_lab_network(tab) {
+        "This lab runs on the lab network (it cannot run on kernel sockets): an in-process network where \
+         every Ethernet frame waits at the gate until you press →."
+    } else if tab.wire == Wire::Sim {
+        "It runs on the lab network: an in-process network where every Ethernet frame waits at the gate \
+         until you press →."
+    } else {
+        "Every message really crosses a socket on this machine, and waits at the gate until you press →."
+    };
+    format!("{}: {}.\n\n{wire}\n\nPress → to let the first one go.", info.title, info.about)
+}
+
+fn draw_narration(frame: &mut Frame, app: &App, area: Rect) {
     let tab = app.tab();
-    let shown = tab.shown();
-    let position =
-        if shown == 0 { "no steps".to_string() } else { format!("step {}/{}", tab.cursor.min(shown - 1) + 1, shown) };
-    let state = match (&tab.state, &tab.waiting, &app.note) {
+    let inner = bordered().inner(area);
+    let lines = wrap(&narration_text(app, tab), inner.width as usize);
+    let rows = inner.height as usize;
+    let last = lines.len().saturating_sub(rows);
+    let scroll = tab.narration_scroll.min(last);
+    let mut block = bordered().title(" what happens ");
+    let hint = match (scroll > 0, scroll < last) {
+        (false, true) => Some(" ↓ more: J "),
+        (true, true) => Some(" ↑↓ more: K J "),
+        (true, false) => Some(" ↑ K "),
+        (false, false) => None,
+    };
+    if let Some(hint) = hint {
+        block = block.title_bottom(Line::styled(hint, Style::new().fg(Color::Yellow)).right_aligned());
+    }
+    frame.render_widget(block, area);
+    let shown: Vec<Line> = lines.into_iter().skip(scroll).take(rows).map(Line::from).collect();
+    frame.render_widget(Paragraph::new(shown), inner);
+}
+
+/// The status line: where the cursor is, what the run does, play mode; then the key hints
+/// that fit, always keeping `? help` and `q quit`.
+fn status_line(app: &App, cols: usize) -> Line<'static> {
+    let tab = app.tab();
+    let position = match tab.position() {
+        Some((at, of)) => format!(" step {at}/{of} "),
+        None => " no steps ".into(),
+    };
+    let mut state = match (&tab.state, &tab.waiting, &app.note) {
         (_, _, Some(note)) => note.clone(),
         (RunState::Running, Some(who), _) => format!("{who} waits at the gate"),
         (RunState::Running, None, _) => "running".into(),
         (RunState::Completed, _, _) => "completed".into(),
         (RunState::Failed(_), _, _) => "failed".into(),
     };
-    let state = match tab.layers.label() {
-        Some(layers) => format!("{state} · {layers}"),
-        None => state,
-    };
-    let play = if app.playing { format!("▶ ×{}", app.speed()) } else { format!("❚❚ ×{}", app.speed()) };
-    Paragraph::new(Line::from(vec![
-        Span::styled(format!(" {position} "), Style::new().fg(Color::Black).bg(Color::Cyan)),
-        Span::styled(format!(" {state} "), Style::new().fg(Color::Yellow)),
-        Span::raw(format!("{play}  ")),
-        Span::styled(status_hint(), Style::new().fg(Color::DarkGray)),
-    ]))
-}
-
-fn draw_help(frame: &mut Frame, area: Rect) {
-    let mut lines = vec![Line::styled("keys", Style::new().add_modifier(Modifier::BOLD)), Line::raw("")];
-    for b in BINDINGS.iter().filter(|b| !b.label.is_empty()) {
-        lines.push(Line::from(vec![
-            Span::styled(format!("{:<10}", b.label), Style::new().fg(Color::Yellow)),
-            Span::raw(b.help),
-        ]));
+    if let Some(layers) = tab.layers.label() {
+        state = format!("{state} · {layers}");
     }
-    lines.push(Line::from(vec![
-        Span::styled(format!("{:<10}", "mouse"), Style::new().fg(Color::Yellow)),
-        Span::raw("click a step to select it; the wheel scrolls"),
-    ]));
-    lines.push(Line::raw(""));
-    lines.push(Line::styled(
-        "Each message waits at the gate until you press →; then it really goes.",
-        Style::new().fg(Color::DarkGray),
-    ));
-    let w = 74.min(area.width.saturating_sub(2));
-    let h = (lines.len() as u16 + 2).min(area.height.saturating_sub(2));
-    let popup = Rect { x: area.x + (area.width - w) / 2, y: area.y + (area.height - h) / 2, width: w, height: h };
-    frame.render_widget(Clear, popup);
-    frame.render_widget(
-        Paragraph::new(lines)
-            .wrap(Wrap { trim: false })
-            .block(Block::new().borders(Borders::ALL).title(" help — any key closes ")),
-        popup,
-    );
+    let mut play = if tab.playing { format!("▶ ×{}", tab.speed()) } else { format!("❚❚ ×{}", tab.speed()) };
+    if tab.queued > 0 {
+        play = format!("{play} · → ×{} queued", tab.queued);
+    }
+    let fixed = width(&position) + width(&play) + 4;
+    // The most hints that fit beside the state, long forms first, then short ones; help and
+    // quit always. The state keeps a few words; a note (the answer to a key) keeps them all.
+    let hints = |min_rank: u8, short: bool| {
+        HINTS
+            .iter()
+            .filter(|h| h.rank == 0 || h.rank >= min_rank)
+            .map(|h| if short { h.short } else { h.long })
+            .collect::<Vec<_>>()
+            .join("  ")
+    };
+    let keep = if app.note.is_some() || tab.layers.label().is_some() { 60 } else { 24 };
+    let want_state = width(&state).min(keep);
+    let mut chosen = hints(u8::MAX, true);
+    'pick: for short in [false, true] {
+        for min_rank in 1..=HINTS.iter().map(|h| h.rank).max().unwrap_or(0) + 1 {
+            let text = hints(min_rank, short);
+            if fixed + want_state + width(&text) <= cols {
+                chosen = text;
+                break 'pick;
+            }
+        }
+    }
+    let state = fit(&state, cols.saturating_sub(fixed + width(&chosen)));
+    let pad = cols.saturating_sub(fixed + width(&state) + width(&chosen));
+    Line::from(vec![
+        Span::styled(position, Style::new().fg(Color::Black).bg(Color::Cyan)),
+        Span::raw(" "),
+        Span::styled(state, Style::new().fg(Color::Yellow)),
+        Span::raw("  "),
+        Span::raw(play),
+        Span::raw(" ".repeat(pad + 1)),
+        Span::styled(chosen, Style::new().fg(Color::DarkGray)),
+    ])
 }
 
-/// The endpoints' states after the selected step, each marked when that step changed it.
-fn states_at(tab: &super::app::LabTab) -> Vec<(String, String, bool)> {
+/// Where help goes on a screen of `area`.
+fn help_popup(area: Rect) -> Rect {
+    // On a narrow screen help takes the whole width, so no border shows doubled beside it.
+    let w = if area.width <= 82 { area.width } else { 78 };
+    let h = area.height.saturating_sub(2);
+    Rect { x: area.x + (area.width - w) / 2, y: area.y + 1, width: w, height: h }
+}
+
+/// Help's lines at `cols` columns: every key of the table, the mouse, the gate, and how to turn
+/// packet capture on when it is off.
+fn help_lines(app: &App, cols: u16) -> Vec<Line<'static>> {
+    let cols = cols as usize;
+    let rows = help_rows();
+    let label_w = rows.iter().map(|(label, _)| width(label)).max().unwrap_or(0) + 2;
+    let key = Style::new().fg(Color::Yellow);
+    let mut lines = Vec::new();
+    // First, when it applies, what the title's "no capture" points at.
+    if let Some(why) = &app.capture_off {
+        for text in wrap(&format!("Kernel sockets: {why}"), cols) {
+            lines.push(Line::styled(text, Style::new().fg(Color::Yellow)));
+        }
+        lines.push(Line::raw(""));
+    }
+    let mut entry = |label: &str, help: &str| {
+        for (i, text) in wrap(help, cols.saturating_sub(label_w).max(10)).into_iter().enumerate() {
+            let label = if i == 0 { label } else { "" };
+            lines.push(Line::from(vec![
+                Span::styled(format!("{label}{}", " ".repeat(label_w.saturating_sub(width(label)))), key),
+                Span::raw(text),
+            ]));
+        }
+    };
+    for (label, help) in rows {
+        entry(label, help);
+    }
+    entry("mouse", "click a step or a tab; the wheel moves through steps, fields (over details) or the narration");
+    let dim = Style::new().fg(Color::DarkGray);
+    lines.push(Line::raw(""));
+    for text in wrap(
+        "Each message waits at the gate until you press →; then it really goes. On the lab network times are \
+         the lab's clock, which stops while a frame waits; on kernel sockets they are the wall clock.",
+        cols,
+    ) {
+        lines.push(Line::styled(text, dim));
+    }
+    lines
+}
+
+fn draw_help(frame: &mut Frame, app: &App, area: Rect) {
+    let popup = help_popup(area);
+    let lines = help_lines(app, popup.width.saturating_sub(2));
+    let rows = popup.height.saturating_sub(2) as usize;
+    let popup = Rect { height: popup.height.min(lines.len() as u16 + 2), ..popup };
+    let last = lines.len().saturating_sub(rows);
+    let scroll = app.help_scroll.min(last);
+    let mut block = Block::bordered().title(" help · Esc closes ");
+    if scroll < last {
+        block = block.title_bottom(Line::styled(" ↓ more: j ", Style::new().fg(Color::Yellow)).right_aligned());
+    }
+    frame.render_widget(Clear, popup);
+    let inner = block.inner(popup);
+    frame.render_widget(block, popup);
+    frame.render_widget(Paragraph::new(lines.into_iter().skip(scroll).take(rows).collect::<Vec<_>>()), inner);
+}
+
+/// Without colour (`NO_COLOR`): what a background colour marked is shown in reverse video, and
+/// every other colour goes, so the terminal never resets the reverse video with it.
+fn strip_colour(frame: &mut Frame) {
+    for cell in frame.buffer_mut().content.iter_mut() {
+        if cell.bg != Color::Reset {
+            cell.modifier |= Modifier::REVERSED;
+        }
+        cell.fg = Color::Reset;
+        cell.bg = Color::Reset;
+    }
+}
+
+/// The endpoints' states at the selected step: bold when that step changed one, `FROM → TO`
+/// for one that moved on while its next frame waits at the gate.
+fn states_at(tab: &LabTab) -> Vec<EndpointState> {
     let Some(step) = tab.selected().filter(|s| !s.states.is_empty()) else { return Vec::new() };
     // The states before it: from the nearest earlier step that has them (looking back a little,
     // so a frame costs the same in a long session).
@@ -212,37 +471,81 @@ fn states_at(tab: &super::app::LabTab) -> Vec<(String, String, bool)> {
     let before = tab.session.range(from..tab.cursor).rev().find(|s| !s.states.is_empty()).map(|s| &s.states);
     step.states
         .iter()
-        .map(|(name, state)| {
-            let was = before.and_then(|b| b.iter().find(|(n, _)| n == name)).map(|(_, s)| s);
-            (name.clone(), state.clone(), was.is_some_and(|w| w != state) || (was.is_none() && state != "CLOSED"))
+        .map(|(who, state)| {
+            if let Some(m) = step.moved.iter().find(|m| &m.who == who) {
+                return EndpointState { who: who.clone(), text: format!("{} → {}", m.from, m.to), changed: true };
+            }
+            let was = before.and_then(|b| b.iter().find(|(n, _)| n == who)).map(|(_, s)| s);
+            let changed = was.is_some_and(|w| w != state) || (was.is_none() && state != "CLOSED");
+            EndpointState { who: who.clone(), text: state.clone(), changed }
         })
         .collect()
 }
 
-/// The DHCP lease in force at the selected step (the latest ACK with a lease before it), and
-/// the step's moment on the lease clock. Looks back a bounded way, so a frame costs the same in
-/// a long session.
-fn lease_at(tab: &super::app::LabTab) -> Option<(Lease, f64)> {
-    let step = tab.selected()?;
+/// What the details pane says about endpoints that moved on at the selected step: in the
+/// present while the frame still waits at the gate, in the past once it went.
+fn moved_sentences(tab: &LabTab) -> Vec<String> {
+    let Some(step) = tab.selected() else { return Vec::new() };
+    let newest = tab.cursor + 1 >= tab.session.len() && tab.flight.is_none();
+    let live = newest && tab.state == RunState::Running && tab.waiting.is_some();
+    step.moved
+        .iter()
+        .map(|m| {
+            if live {
+                format!("{}: {} → {}, its {} waits at the gate", m.who, m.from, m.to, m.waiting)
+            } else {
+                format!("{}: {} → {} while its {} waited at the gate", m.who, m.from, m.to, m.waiting)
+            }
+        })
+        .collect()
+}
+
+/// Whether a step is an ACK that grants a lease (not the settings-only ACK of an INFORM).
+fn grants_lease(step: &Step) -> bool {
+    step.value("DHCP.message_type").as_deref() == Some("ACK") && step.field("DHCP.lease_time").is_some()
+}
+
+/// Why a step ends the lease in force, if it does: the client let it go, the server refused
+/// it, or the client fell back to INIT (expiry).
+fn ends_lease(step: &Step) -> Option<String> {
+    match step.value("DHCP.message_type").as_deref() {
+        Some("RELEASE") => return Some(format!("no lease: released at #{}", step.seq)),
+        Some("NAK") => return Some(format!("no lease: NAK at #{}", step.seq)),
+        Some("DECLINE") => return Some(format!("no lease: declined at #{}", step.seq)),
+        _ => {}
+    }
+    let client = step.state("client")?;
+    (client == "INIT" || client.starts_with("INIT "))
+        .then(|| format!("no lease: the client is in INIT at #{}", step.seq))
+}
+
+/// The DHCP lease in force at the selected step, and the step's moment on the lease clock:
+/// walking back from the step, the first ACK that grants a lease, unless a RELEASE, a NAK or
+/// the client's fall to INIT comes first. Looks back a bounded way, so a frame costs the same
+/// in a long session.
+fn lease_view(tab: &LabTab) -> LeaseView {
+    let Some(step) = tab.selected() else { return LeaseView::None("no lease yet".into()) };
     let speedup = f64::from(tab.lease_speedup);
-    let secs = |s: &crate::session::Step| Some(s.t_us as f64 / 1e6 * speedup);
-    let now = secs(step)?;
+    let secs = |s: &Step| s.t_us as f64 / 1e6 * speedup;
     let from = tab.cursor.saturating_sub(256);
-    let ack = tab
-        .session
-        .range(from..tab.cursor + 1)
-        .rev()
-        .find(|s| s.kind.starts_with("dhcp.ack") && s.field("DHCP.lease_time").is_some())?;
-    let num = |path: &str| ack.value(path).and_then(|v| v.parse::<f64>().ok());
-    let length = num("DHCP.lease_time")?;
-    let lease = Lease {
-        speedup: tab.lease_speedup,
-        addr: ack.value("DHCP.yiaddr").unwrap_or_default(),
-        seq: ack.seq,
-        start: secs(ack)?,
-        t1: num("DHCP.renewal_time").unwrap_or(length * 0.5),
-        t2: num("DHCP.rebinding_time").unwrap_or(length * 0.875),
-        length,
-    };
-    Some((lease, now))
+    for s in tab.session.range(from..tab.cursor + 1).rev() {
+        if grants_lease(s) {
+            let num = |path: &str| s.value(path).and_then(|v| v.parse::<f64>().ok());
+            let Some(length) = num("DHCP.lease_time") else { break };
+            let lease = Lease {
+                speedup: tab.lease_speedup,
+                addr: s.value("DHCP.yiaddr").unwrap_or_default(),
+                seq: s.seq,
+                start: secs(s),
+                t1: num("DHCP.renewal_time").unwrap_or(length * 0.5),
+                t2: num("DHCP.rebinding_time").unwrap_or(length * 0.875),
+                length,
+            };
+            return LeaseView::Held { lease, now: secs(step) };
+        }
+        if let Some(why) = ends_lease(s) {
+            return LeaseView::None(why);
+        }
+    }
+    LeaseView::None("no lease yet: DISCOVER, OFFER, REQUEST, ACK get one".into())
 }

@@ -217,8 +217,10 @@ pub fn udp_payload(frame: &[u8]) -> Option<(u16, u16, Range<usize>)> {
 struct Reading<'a> {
     frame: &'a [u8],
     fields: Vec<Field>,
-    /// Checks that passed and things worth knowing (`TCP checksum ok`, padding).
+    /// Things worth knowing (a broadcast, padding).
     notes: Vec<String>,
+    /// Checksums that matched (`TCP 0xdfbf`), said in one note.
+    sums_ok: Vec<String>,
     /// Checks that failed; any one makes the step malformed.
     problems: Vec<String>,
     /// Captured on a real interface: transport checksums may not be filled in yet.
@@ -227,7 +229,14 @@ struct Reading<'a> {
 
 impl<'a> Reading<'a> {
     fn new(frame: &'a [u8]) -> Self {
-        Reading { frame, fields: Vec::new(), notes: Vec::new(), problems: Vec::new(), captured: false }
+        Reading {
+            frame,
+            fields: Vec::new(),
+            notes: Vec::new(),
+            sums_ok: Vec::new(),
+            problems: Vec::new(),
+            captured: false,
+        }
     }
 
     /// Adds a field; `range` is inside the whole frame.
@@ -246,7 +255,7 @@ impl<'a> Reading<'a> {
     /// Compares a checksum as sent with the one the bytes call for.
     fn checksum(&mut self, what: &str, sent: u16, expected: u16) {
         if sent == expected {
-            self.note(format!("{what} checksum ok (0x{sent:04x})"));
+            self.sums_ok.push(format!("{what} 0x{sent:04x}"));
         } else if self.captured && matches!(what, "TCP" | "UDP") {
             self.note(format!(
                 "{what} checksum 0x{sent:04x} is a placeholder: the sending card fills it in on the way out (checksum offload)"
@@ -262,6 +271,9 @@ impl<'a> Reading<'a> {
         let mut msg = Message::new(layer, proto, kind, summary);
         msg.fields = self.fields;
         msg.notes = self.notes;
+        if !self.sums_ok.is_empty() {
+            msg.notes.push(format!("checksums ok: {}", self.sums_ok.join(", ")));
+        }
         if !self.problems.is_empty() {
             msg = msg.malformed(self.problems.join("; "));
         }
@@ -1171,10 +1183,11 @@ mod tests {
         assert_eq!(range(&msg, "TCP.payload_len"), 74..74);
         assert_eq!(
             msg.notes,
-            [
-                "IPv4 header checksum ok (0x".to_string() + &value(&msg, "IPv4.checksum").as_str().unwrap()[2..] + ")",
-                format!("TCP checksum ok ({})", value(&msg, "TCP.checksum").as_str().unwrap())
-            ]
+            [format!(
+                "checksums ok: IPv4 header {}, TCP {}",
+                value(&msg, "IPv4.checksum").as_str().unwrap(),
+                value(&msg, "TCP.checksum").as_str().unwrap()
+            )]
         );
         assert_ranges_encode_values(&frame, &msg);
     }
@@ -1287,7 +1300,7 @@ mod tests {
         assert_eq!(value(&msg, "ICMP.identifier"), 0x1234);
         assert_eq!(value(&msg, "ICMP.sequence"), 1);
         assert_eq!(value(&msg, "ICMP.payload_len"), 8);
-        assert!(msg.notes.iter().any(|n| n.starts_with("ICMP checksum ok")));
+        assert!(msg.notes.iter().any(|n| n.starts_with("checksums ok:") && n.contains("ICMP 0x")));
         assert_ranges_encode_values(&frame, &msg);
     }
 
@@ -1302,7 +1315,7 @@ mod tests {
         assert_eq!(value(&msg, "UDP.dst_port"), 5001);
         assert_eq!(value(&msg, "UDP.length"), 308);
         assert_eq!(value(&msg, "UDP.payload_len"), 300);
-        assert!(msg.notes.iter().any(|n| n.starts_with("UDP checksum ok")));
+        assert!(msg.notes.iter().any(|n| n.starts_with("checksums ok:") && n.contains("UDP 0x")));
         assert_ranges_encode_values(&frame, &msg);
         assert_eq!(udp_payload(&frame), Some((5000, 5001, 42..342)));
         assert_eq!(udp_payload(&syn()), None);

@@ -50,6 +50,7 @@ fn ladder(c: &mut Criterion) {
                     footer: None,
                     states: Vec::new(),
                     layers: Default::default(),
+                    clock: "lab clock",
                 }
                 .render(area, &mut buf);
             });

@@ -127,12 +127,15 @@ impl WsDecoder {
             match (key, head.header("Sec-WebSocket-Accept")) {
                 (Some(key), Some(accept)) => {
                     let expected = frame::accept_key(&key);
-                    msg.notes.push(format!("base64(SHA-1(\"{key}\" + \"{}\"))", frame::GUID));
-                    msg.notes.push(format!("  = {expected}"));
+                    let derivation =
+                        [format!("  = base64(SHA-1(\"{key}\" + \"{}\"))", frame::GUID), format!("  = {expected}")];
                     if expected == accept {
-                        msg.notes.push("  matches Sec-WebSocket-Accept ✓".into());
+                        // The verdict first: on a small screen it is the line that shows.
+                        msg.notes.push("matches Sec-WebSocket-Accept ✓: base64(SHA-1(key + GUID))".into());
+                        msg.notes.extend(derivation);
                         msg.summary.push_str("  (accept ✓)");
                     } else {
+                        msg.notes.extend(derivation);
                         msg = msg.malformed(format!(
                             "Sec-WebSocket-Accept {accept} does not match the key (expected {expected})"
                         ));

@@ -1,95 +1,170 @@
-//! The details pane: what the selected step is, its decoded fields (one selected), the checks
-//! worth seeing (the accept key matches), and its bytes with the selected field lit.
+//! The details pane: what the selected step is, who moved on while it crossed, the checks worth
+//! seeing (the accept key matches), its decoded fields (one selected, marked `▸`), and its bytes
+//! with the selected field's whole range lit and in view.
 
 use super::hexdump;
 use crate::session::Step;
+use crate::tui::text::{fit, wrap};
 use ratatui::buffer::Buffer;
-use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::layout::Rect;
 use ratatui::style::{Color, Modifier, Style};
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Block, Borders, Paragraph, Widget, Wrap};
+use ratatui::widgets::{Paragraph, Widget};
+
+/// The marker of the selected field.
+pub const MARKER: &str = "▸";
 
 pub struct Details<'a> {
     pub step: Option<&'a Step>,
     /// Index of the selected field.
     pub field: usize,
+    /// Sentences about endpoints that moved on while this step's world stood still at the gate
+    /// (`server: CLOSE-WAIT → LAST-ACK, its FIN,ACK waits at the gate`).
+    pub moved: Vec<String>,
 }
 
-impl Widget for Details<'_> {
-    fn render(self, area: Rect, buf: &mut Buffer) {
-        let block = Block::new().borders(Borders::ALL).title(" details ");
-        let inner = block.inner(area);
-        block.render(area, buf);
+/// What the pane could not show for want of room (so its frame can say how to see it).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Cut {
+    /// Lines of notes (and moved sentences) left out.
+    pub notes: usize,
+}
+
+impl Details<'_> {
+    /// Draws the pane's content in `area` (inside its frame); says what did not fit.
+    pub fn draw(self, area: Rect, buf: &mut Buffer) -> Cut {
         let Some(step) = self.step else {
-            Paragraph::new("No step yet. Press → to send the first message.")
-                .style(Style::new().fg(Color::DarkGray))
-                .wrap(Wrap { trim: true })
-                .render(inner, buf);
-            return;
+            let lines: Vec<Line> = wrap("No step yet. Press → to send the first message.", area.width as usize)
+                .into_iter()
+                .map(|l| Line::styled(l, Style::new().fg(Color::DarkGray)))
+                .collect();
+            Paragraph::new(lines).render(area, buf);
+            return Cut::default();
         };
-        let mut lines = vec![Line::from(vec![
-            Span::styled(format!("#{} ", step.seq), Style::new().add_modifier(Modifier::BOLD)),
-            Span::raw(format!("{} → {}  ", step.from, step.to)),
-            Span::styled(step.proto.clone(), Style::new().fg(Color::Cyan)),
-            Span::raw(format!("  {} bytes{}", step.len, if step.truncated { " (first 64 KiB kept)" } else { "" })),
-        ])];
+        if area.height == 0 || area.width == 0 {
+            return Cut::default();
+        }
+        let cols = area.width as usize;
+        let rows = area.height as usize;
+        let mut lines = vec![fit_line(
+            vec![
+                Span::styled(format!("#{} ", step.seq), Style::new().add_modifier(Modifier::BOLD)),
+                Span::raw(format!("{} → {}  ", step.from, step.to)),
+                Span::styled(step.proto.clone(), Style::new().fg(Color::Cyan)),
+                Span::raw(format!("  {} bytes{}", step.len, if step.truncated { " (first 64 KiB kept)" } else { "" })),
+            ],
+            cols,
+        )];
+        let mut extra: Vec<Line> = Vec::new();
         if let Some(reason) = &step.malformed {
-            lines.push(Line::styled(
-                format!("malformed: {reason}"),
-                Style::new().fg(Color::Red).add_modifier(Modifier::BOLD),
+            let style = Style::new().fg(Color::Red).add_modifier(Modifier::BOLD);
+            extra.extend(wrap(&format!("malformed: {reason}"), cols).into_iter().map(|l| Line::styled(l, style)));
+        }
+        for sentence in &self.moved {
+            let style = Style::new().fg(Color::Yellow).add_modifier(Modifier::BOLD);
+            extra.extend(wrap(sentence, cols).into_iter().map(|l| Line::styled(l, style)));
+        }
+        for note in &step.notes {
+            extra.extend(wrap(note, cols).into_iter().map(|l| Line::styled(l, Style::new().fg(Color::Green))));
+        }
+
+        // The bytes: their share of the pane, down to two rows (or the selected field's whole
+        // range, where it fits) when the notes need the room.
+        let per = hexdump::per_row(area.width);
+        let hex_total = step.bytes.len().div_ceil(per);
+        let n_fields = step.fields.len();
+        let selected = self.field.min(n_fields.saturating_sub(1));
+        let range = step.fields.get(selected).map(|f| f.range[0]..f.range[1].max(f.range[0] + 1));
+        let field_rows = range.as_ref().map_or(1, |r| (r.end - 1) / per - r.start / per + 1);
+        let hex_min = 2.max(field_rows.min(rows / 2));
+        let text_needed = lines.len() + extra.len() + n_fields.min(3);
+        let hex_rows = if hex_total == 0 || rows < 4 {
+            0
+        } else {
+            rows.saturating_sub(text_needed).clamp(hex_min, hex_min.max(rows * 2 / 5)).min(hex_total)
+        };
+        // A rule over the bytes, where there is room for it.
+        let rule = hex_rows > 0 && rows >= 14;
+        let text_rows = rows - hex_rows - usize::from(rule);
+
+        // The notes come before the fields; the fields keep at least a row (two where there
+        // is room) with the selected one in it.
+        let min_fields = n_fields.min(if text_rows >= 6 { 2 } else { 1 });
+        let room = text_rows.saturating_sub(lines.len() + min_fields);
+        let mut cut = Cut::default();
+        if extra.len() > room {
+            cut.notes = extra.len() - room.saturating_sub(1);
+            extra.truncate(room.saturating_sub(1));
+            if room > 0 {
+                extra.push(Line::styled(
+                    format!("… {} more line{}: z shows all", cut.notes, if cut.notes == 1 { "" } else { "s" }),
+                    Style::new().fg(Color::DarkGray),
+                ));
+            }
+        }
+        lines.extend(extra);
+        let field_room = text_rows.saturating_sub(lines.len());
+        let name_w = step.fields.iter().map(|f| f.path.len()).max().unwrap_or(0).min(cols / 2);
+        let first = selected.saturating_sub(field_room.saturating_sub(1) / 2).min(n_fields.saturating_sub(field_room));
+        for (i, f) in step.fields.iter().enumerate().skip(first).take(field_room) {
+            let picked = i == selected;
+            let style = if picked { Style::new().add_modifier(Modifier::REVERSED) } else { Style::new() };
+            let marker = if picked { MARKER } else { " " };
+            lines.push(fit_line(
+                vec![
+                    Span::styled(format!("{marker}{:<name_w$} ", f.path), style.fg(Color::Yellow)),
+                    Span::styled(f.display_value(), style),
+                ],
+                cols,
             ));
         }
-        // One budget for the pane: the hex dump keeps a few rows; the header comes first, then
-        // the checks (notes), then a window of fields that always holds the selected one.
-        let cols = inner.width.max(1) as usize;
-        let rows_of = |l: &Line| l.width().max(1).div_ceil(cols);
-        let per = hexdump::per_row(inner.width);
-        let hex_rows = step.bytes.len().div_ceil(per);
-        let hex_reserve = if hex_rows == 0 { 0 } else { (hex_rows + 1).min(5) };
-        let budget = (inner.height as usize).saturating_sub(hex_reserve).max(1);
-        let head_rows: usize = lines.iter().map(rows_of).sum();
-        let min_fields = step.fields.len().min(3);
-        let mut note_budget = budget.saturating_sub(head_rows + min_fields);
-        for note in &step.notes {
-            let line = Line::styled(note.clone(), Style::new().fg(Color::Green));
-            let rows = rows_of(&line);
-            if rows > note_budget {
-                break;
+        let text_height = text_rows.min(lines.len()) as u16;
+        Paragraph::new(lines).render(Rect { height: text_height, ..area }, buf);
+        if hex_rows == 0 {
+            return cut;
+        }
+        // The bytes right under the text, centred on the selected field's range (its start
+        // first if it is longer than the window).
+        let first_row = match &range {
+            Some(r) => {
+                let (r0, r1) = (r.start / per, (r.end - 1) / per);
+                let span = r1 - r0 + 1;
+                let first = if span >= hex_rows { r0 } else { r0.saturating_sub((hex_rows - span) / 2) };
+                first.min(hex_total - hex_rows)
             }
-            note_budget -= rows;
-            lines.push(line);
+            None => 0,
+        };
+        let mut y = area.y + text_height;
+        if rule {
+            let (from, to) = (first_row * per, ((first_row + hex_rows) * per).min(step.bytes.len()));
+            let label = fit(&format!("─ bytes {from}–{to} of {} ", step.bytes.len()), cols);
+            buf.set_string(area.x, y, label, Style::new().fg(Color::DarkGray));
+            y += 1;
         }
-        let used: usize = lines.iter().map(rows_of).sum();
-        let room = budget.saturating_sub(used).max(1);
-        let width = step.fields.iter().map(|f| f.path.len()).max().unwrap_or(0).min(inner.width as usize / 2);
-        let selected = self.field.min(step.fields.len().saturating_sub(1));
-        let first = selected.saturating_sub(room.saturating_sub(1) / 2).min(step.fields.len().saturating_sub(room));
-        for (i, f) in step.fields.iter().enumerate().skip(first).take(room) {
-            let style = if i == selected { Style::new().add_modifier(Modifier::REVERSED) } else { Style::new() };
-            // One row a field: the value is cut to fit.
-            let room_for_value = cols.saturating_sub(width + 1).max(8);
-            let mut value = f.display_value();
-            if value.chars().count() > room_for_value {
-                value = value.chars().take(room_for_value - 1).chain(std::iter::once('…')).collect();
-            }
-            lines.push(Line::from(vec![
-                Span::styled(format!("{:<width$} ", f.path), style.fg(Color::Yellow)),
-                Span::styled(value, style),
-            ]));
+        for line in hexdump::lines(&step.bytes, range, per, first_row, hex_rows) {
+            buf.set_line(area.x, y, &line, area.width);
+            y += 1;
         }
-        let text_rows = lines.iter().map(rows_of).sum::<usize>().min(budget) as u16;
-        let [top, bottom] = Layout::vertical([Constraint::Length(text_rows), Constraint::Min(0)]).areas(inner);
-        Paragraph::new(lines).wrap(Wrap { trim: false }).render(top, buf);
-        if bottom.height == 0 || step.bytes.is_empty() {
-            return;
-        }
-        let range = step.fields.get(selected).map(|f| f.range[0]..f.range[1]);
-        // Scroll the dump so the selected field's first byte is in view.
-        let rows = bottom.height as usize - 1;
-        let want = range.as_ref().map_or(0, |r| hexdump::row_of(r.start, per));
-        let first = want.saturating_sub(rows.saturating_sub(1));
-        let mut hex = vec![Line::styled("─ bytes ─", Style::new().fg(Color::DarkGray))];
-        hex.extend(hexdump::lines(&step.bytes, range, per, first, rows));
-        Paragraph::new(hex).render(bottom, buf);
+        cut
     }
+}
+
+/// One line of spans, cut to `cols` columns with `…`.
+fn fit_line(spans: Vec<Span<'static>>, cols: usize) -> Line<'static> {
+    let mut left = cols;
+    let mut out = Vec::new();
+    for span in spans {
+        if left == 0 {
+            break;
+        }
+        let w = span.width();
+        if w <= left {
+            left -= w;
+            out.push(span);
+        } else {
+            out.push(Span::styled(fit(&span.content, left), span.style));
+            left = 0;
+        }
+    }
+    Line::from(out)
 }

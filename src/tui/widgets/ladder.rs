@@ -1,19 +1,45 @@
-//! The ladder: a lifeline per endpoint, an arrow per step, the selected step highlighted and
-//! the newest arrow moving while its bytes are in flight. Only the visible rows are laid out.
+//! The ladder: a lifeline per endpoint, an arrow per step, the selected step highlighted (and
+//! marked `▶`, so it shows without colour) and the newest arrow moving while its bytes are in
+//! flight. Only the visible rows are laid out.
 
 use crate::session::{Layer, Session, Step};
 use crate::tui::app::{Flight, Layers};
+use crate::tui::text::{fit, width};
 use ratatui::buffer::Buffer;
 use ratatui::layout::Rect;
 use ratatui::style::{Color, Modifier, Style};
-use ratatui::text::Span;
 use ratatui::widgets::Widget;
 use std::time::Instant;
 
-/// Width of the time column (`  0.001234 `).
-const TIME_W: u16 = 11;
+/// Width of the time column: the selection marker and ten columns of seconds.
+pub const TIME_W: u16 = 11;
 /// Rows above the arrows: the endpoints' names, and their states.
 pub const HEADER: u16 = 2;
+/// Columns from the time column to the first lifeline (the clock's name fits left of the
+/// first endpoint's).
+const GAP: u16 = 3;
+/// Columns right of the last lifeline (half a name).
+const RIGHT: u16 = 4;
+/// Columns a label needs besides its text: two spaces around it, a bit of shaft each side,
+/// the arrow head.
+const LABEL_PAD: u16 = 6;
+/// The marker of the selected row.
+pub const MARKER: &str = "▶";
+
+/// Inner width a ladder of two endpoints needs to show a label of `label` columns whole.
+pub fn width_for_label(label: u16) -> u16 {
+    TIME_W + GAP + 1 + label + LABEL_PAD + RIGHT
+}
+
+/// An endpoint's state under its name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EndpointState {
+    pub who: String,
+    /// What is shown: the state, or `FROM → TO` when it moved on while its frame waits.
+    pub text: String,
+    /// The selected step changed it (or it moved on): drawn bold.
+    pub changed: bool,
+}
 
 /// What the ladder draws: a window onto the session.
 pub struct Ladder<'a> {
@@ -27,21 +53,23 @@ pub struct Ladder<'a> {
     pub scroll: usize,
     pub flight: Option<Flight>,
     pub now: Instant,
-    /// Who waits at the gate: drawn as a hint row under the last step.
+    /// Who waits at the gate: drawn as a prompt between the lifelines under the last step.
     pub waiting: Option<&'a str>,
     /// The closing line, once the run is over.
     pub footer: Option<(String, Style)>,
-    /// Each endpoint's state after the selected step, and whether that step changed it.
-    pub states: Vec<(String, String, bool)>,
+    /// Each endpoint's state at the selected step.
+    pub states: Vec<EndpointState>,
     /// Which steps get a row.
     pub layers: Layers,
+    /// What the time column counts (`lab clock`, `wall clock`).
+    pub clock: &'a str,
 }
 
 impl Ladder<'_> {
     /// X position of each lifeline inside `area`.
     fn lifelines(&self, area: Rect) -> Vec<u16> {
-        let left = area.x + TIME_W + 2;
-        let right = area.right().saturating_sub(5).max(left + 1);
+        let left = area.x + TIME_W + GAP;
+        let right = area.right().saturating_sub(RIGHT).max(left + 1);
         let n = self.endpoints.len().max(2) as u16;
         (0..n).map(|i| left + (right - left) * i / (n - 1)).collect()
     }
@@ -51,6 +79,19 @@ impl Ladder<'_> {
     }
 }
 
+/// Seconds in at most ten columns: microseconds while they fit, fewer digits after that.
+pub fn seconds(t_us: u64) -> String {
+    let secs = t_us as f64 / 1e6;
+    let text = if secs < 100.0 {
+        format!("{secs:.6}")
+    } else if secs < 10_000.0 {
+        format!("{secs:.4}")
+    } else {
+        format!("{secs:.1}")
+    };
+    format!("{text:>10}")
+}
+
 impl Widget for Ladder<'_> {
     fn render(self, area: Rect, buf: &mut Buffer) {
         if area.height < HEADER + 1 || area.width < TIME_W + 10 {
@@ -58,32 +99,34 @@ impl Widget for Ladder<'_> {
         }
         let lines = self.lifelines(area);
         let dim = Style::new().fg(Color::DarkGray);
-        // Header: endpoint names centred on their lifelines.
+        // Header: which clock the times are on, and the endpoint names on their lifelines.
+        buf.set_stringn(area.x + 1, area.y, self.clock, TIME_W as usize - 1, dim);
         for (i, name) in self.endpoints.iter().enumerate() {
-            let x = lines[i]
-                .saturating_sub(name.len() as u16 / 2)
-                .max(area.x)
-                .min(area.right().saturating_sub(name.len() as u16));
+            let w = width(name) as u16;
+            // Centred on its lifeline, clear of the clock's name.
+            let x = lines[i].saturating_sub(w / 2).max(area.x + TIME_W + 1).min(area.right().saturating_sub(w));
             buf.set_string(x, area.y, name, Style::new().add_modifier(Modifier::BOLD));
         }
-        // Under each name, its state after the selected step (bold when that step changed it).
-        for (name, state, changed) in &self.states {
-            let i = self.column(name);
-            let w = state.chars().count() as u16;
-            let x = lines[i].saturating_sub(w / 2).max(area.x).min(area.right().saturating_sub(w));
-            let style = if *changed {
+        // Under each name, its state: each in its own slot, so two long ones never overlap.
+        for (i, &x) in lines.iter().enumerate() {
+            let Some(state) = self.states.iter().find(|s| self.column(&s.who) == i) else {
+                buf.set_string(x, area.y + 1, "│", dim);
+                continue;
+            };
+            let slot_start = if i == 0 { area.x + TIME_W } else { (lines[i - 1] + x) / 2 + 1 };
+            let slot_end = if i + 1 == lines.len() { area.right() } else { (x + lines[i + 1]) / 2 };
+            let room = slot_end.saturating_sub(slot_start) as usize;
+            let text = fit(&state.text, room);
+            let w = width(&text) as u16;
+            let sx = x.saturating_sub(w / 2).max(slot_start).min(slot_end.saturating_sub(w));
+            let style = if state.changed {
                 Style::new().fg(Color::Yellow).add_modifier(Modifier::BOLD)
             } else {
                 Style::new().fg(Color::DarkGray)
             };
-            buf.set_string(x, area.y + 1, state, style);
+            buf.set_string(sx, area.y + 1, text, style);
         }
         let body = Rect { y: area.y + HEADER, height: area.height - HEADER, ..area };
-        if self.states.is_empty() {
-            for &x in &lines {
-                buf.set_string(x, area.y + 1, "│", dim);
-            }
-        }
         for row in 0..body.height {
             for &x in &lines {
                 buf.set_string(x, body.y + row, "│", dim);
@@ -107,31 +150,23 @@ impl Widget for Ladder<'_> {
             self.arrow(step, index == self.cursor, progress, &lines, Rect { y, height: 1, ..body }, buf);
             y += 1;
         }
-        let below = |y: u16| y < body.bottom();
-        // The hint and the footer go under the newest step, once it is in view.
+        // The prompt and the footer go under the newest step, between the lifelines.
         let after = last.map_or(self.scroll, |i| i + 1);
         let at_end = self.session.range(after..self.shown).all(|s| !self.layers.shows(s));
-        if let Some(who) = self.waiting.filter(|_| at_end && self.flight.is_none())
-            && below(y)
-        {
-            let x = lines[self.column(who)];
-            let hint = format!("▸ {who} has a message ready: press → to send it");
-            let w = hint.chars().count() as u16;
-            // Beside the sender's lifeline, on the side where there is room.
-            let hx = if x + 1 + w <= area.right() { x + 1 } else { x.saturating_sub(w + 1).max(area.x) };
-            buf.set_stringn(
-                hx,
-                y,
-                hint,
-                (area.right() - hx) as usize,
-                Style::new().fg(Color::Yellow).add_modifier(Modifier::ITALIC),
-            );
-            y += 1;
+        if !at_end || self.flight.is_some() || y >= body.bottom() {
+            return;
         }
-        if let Some((text, style)) = self.footer.filter(|_| at_end && self.flight.is_none())
-            && below(y)
-        {
-            buf.set_string(area.x + 1, y, text, style);
+        let (a, b) = (lines[0], lines[lines.len() - 1]);
+        let room = b.saturating_sub(a + 3) as usize;
+        if let Some(who) = self.waiting {
+            let long = format!("▸ {who} has a message ready: press → to send it");
+            let text = if width(&long) <= room { long } else { fit(&format!("▸ {who}: press →"), room) };
+            let w = width(&text) as u16;
+            // Beside the sender's lifeline.
+            let x = if self.column(who) + 1 == lines.len() && lines.len() > 1 { b - 1 - w } else { a + 2 };
+            buf.set_string(x, y, text, Style::new().fg(Color::Yellow).add_modifier(Modifier::ITALIC));
+        } else if let Some((text, style)) = self.footer {
+            buf.set_string(a + 2, y, fit(&text, room), style);
         }
     }
 }
@@ -153,10 +188,13 @@ impl Ladder<'_> {
         if selected {
             style = style.add_modifier(Modifier::REVERSED | Modifier::BOLD);
         }
-        let secs = step.t_us as f64 / 1e6;
-        let time_style =
-            if selected { Style::new().add_modifier(Modifier::REVERSED) } else { Style::new().fg(Color::DarkGray) };
-        buf.set_string(row.x, row.y, format!("{secs:>10.6}"), time_style);
+        let time_style = if selected {
+            Style::new().add_modifier(Modifier::REVERSED | Modifier::BOLD)
+        } else {
+            Style::new().fg(Color::DarkGray)
+        };
+        let marker = if selected { MARKER } else { " " };
+        buf.set_string(row.x, row.y, format!("{marker}{}", seconds(step.t_us)), time_style);
         // The shaft runs between the lifelines; in flight, only up to the arrow's head.
         let span = (b - a).saturating_sub(1);
         // A lost frame gets only halfway, and ends in a cross.
@@ -178,17 +216,12 @@ impl Ladder<'_> {
             label.push_str("!! ");
         }
         label.push_str(&step.summary);
-        let room = full.saturating_sub(4) as usize;
+        let room = full.saturating_sub(LABEL_PAD - 2) as usize;
         if room > 3 && reach > 2 {
-            let text: String = if label.chars().count() > room {
-                label.chars().take(room - 1).chain(std::iter::once('…')).collect()
-            } else {
-                label
-            };
-            let w = text.chars().count() as u16;
+            let text = fit(&label, room);
+            let w = width(&text) as u16;
             let x = if rightward { a + 2 } else { b - 1 - w - 1 };
-            Span::styled(format!(" {text} "), style)
-                .render(Rect { x: x.saturating_sub(1), y: row.y, width: w + 2, height: 1 }, buf);
+            buf.set_string(x.saturating_sub(1), row.y, format!(" {text} "), style);
         }
     }
 }
