@@ -1,7 +1,7 @@
 //! The SMTP decoders: client→server bytes become one step per command line (or one step for the
 //! whole message text after a 354), server→client bytes one step per reply, multi-line or not.
 //!
-//! The two directions share a [`Dialogue`]: the command decoder must know that the server said
+//! The two directions share a `Dialogue`: the command decoder must know that the server said
 //! 354 to switch to message text, and the reply decoder which command a reply answers (replies
 //! come back in the order of the commands, even when the client pipelines them, RFC 2920).
 
