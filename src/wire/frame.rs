@@ -14,7 +14,7 @@
 //! [`decode`] gives one [`Message`] per frame, at the highest layer the frame holds whole
 //! (DESIGN.md, "The step"), with the fields of every layer under it, outermost first, each with its
 //! byte range inside the frame so the hex pane can light it up. etherparse reads the headers; the
-//! offset tables in [`field`] say where each field sits, for those ranges.
+//! offset tables in `field` say where each field sits, for those ranges.
 //!
 //! A frame the cable corrupted is still a step: the fields that could be read, and `malformed`
 //! listing every check that failed: a header cut short, a length that points past the frame, a
