@@ -81,6 +81,14 @@ async fn the_whole_lease_from_dora_to_nak() {
     let nak = d.last().unwrap();
     assert_eq!(v(nak, "DHCP.message_type"), "NAK");
     assert!(nak.summary.contains("192.0.2.200 is not in this server's pool"), "{}", nak.summary);
+
+    // Each step shows the server's view once it took the message in: the RELEASE frees the
+    // address on its own step; the refused address is not the pool's; the client starts over.
+    assert_eq!(release.state("server"), Some("192.0.2.10 FREE"));
+    assert_eq!(release.state("client"), Some("INIT"));
+    assert_eq!(nak.state("server"), Some("192.0.2.200 not in pool"));
+    assert_eq!(nak.state("client"), Some("INIT"));
+    assert_eq!(d[0].state("server"), Some("192.0.2.10 OFFERED"), "the DISCOVER reserved an address");
 }
 
 #[tokio::test]

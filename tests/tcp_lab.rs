@@ -203,3 +203,53 @@ async fn a_duplicated_segment_is_acknowledged_again() {
     let echoes = tcp(&steps).into_iter().filter(|s| s.from == "server" && num(s, "TCP.payload_len") > 0).count();
     assert_eq!(echoes, 1);
 }
+
+/// A presenter who talks 150 ms about every frame: the lab clock stops meanwhile, so the
+/// retransmitted SYN after a lost SYN-ACK reads as the stack's own timer (about 1 s), and the
+/// states each step shows are those it crossed with, with who moved on while it waited.
+#[tokio::test]
+async fn a_slow_presenter_changes_neither_the_timers_nor_the_states() {
+    use protolab::net::{Gate, GateEvent, Release};
+    let lab = labs::find("tcp").unwrap();
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let (gtx, mut grx) = mpsc::unbounded_channel();
+    let gate = Gate::stepping(gtx);
+    let presser = {
+        let gate = gate.clone();
+        tokio::spawn(async move {
+            let mut waits = 0;
+            while let Some(GateEvent::Waiting { .. }) = grx.recv().await {
+                waits += 1;
+                tokio::time::sleep(Duration::from_millis(150)).await;
+                // The 4th frame at the gate is the SYN-ACK: lose it.
+                assert!(gate.release_one(if waits == 4 { Release::Drop } else { Release::Send }));
+            }
+        })
+    };
+    let started = std::time::Instant::now();
+    let opts = run::RunOptions { gate, ..run::RunOptions::free(Wire::Sim) };
+    tokio::time::timeout(LIMIT, run::exchange(lab, opts, StepSink::new("tcp", tx))).await.unwrap().unwrap();
+    let wall = started.elapsed();
+    presser.abort();
+    let mut steps = Vec::new();
+    while let Ok(s) = rx.try_recv() {
+        steps.push(s);
+    }
+    let syns: Vec<_> = steps.iter().filter(|s| flags(s) == "SYN" && num(s, "TCP.dst_port") == 7).collect();
+    let timer = (syns[1].t_us - syns[0].t_us) as f64 / 1e6;
+    assert!((0.9..1.6).contains(&timer), "the SYN timer reads {timer:.3} s on the lab clock");
+    let lab_time = Duration::from_micros(steps.last().unwrap().t_us);
+    assert!(wall > lab_time + Duration::from_secs(1), "the presenter's {wall:?} are not in the lab's {lab_time:?}");
+
+    // The server's ACK of the client's FIN: sent in CLOSE-WAIT; its program closed while the
+    // ACK waited, so it is LAST-ACK now and its FIN waits behind.
+    let ack_of_fin = steps.iter().find(|s| s.kind == "tcp.ack.fin").expect("the ACK of the FIN");
+    assert_eq!((ack_of_fin.state("server"), ack_of_fin.state("client")), (Some("CLOSE-WAIT"), Some("FIN-WAIT-2")));
+    let moved: Vec<_> = ack_of_fin.moved.iter().map(|m| (m.who.as_str(), m.from.as_str(), m.to.as_str())).collect();
+    assert_eq!(moved, [("server", "CLOSE-WAIT", "LAST-ACK")]);
+    assert!(ack_of_fin.moved[0].waiting.contains("FIN"), "{:?}", ack_of_fin.moved);
+    // Taking the SYN in, the server went to SYN-RECEIVED, and its SYN-ACK waited.
+    let first = syns[0];
+    assert_eq!(first.state("server"), Some("SYN-RECEIVED"));
+    assert!(first.moved.iter().any(|m| m.who == "server" && m.from == "LISTEN" && m.waiting.starts_with("SYN,ACK")));
+}
