@@ -147,8 +147,9 @@ async fn random_faults_complete_or_fail_clearly_never_hang() {
     }
 }
 
-/// Presses → for every frame, but `d` (drop) for the `n`th frame that waits at the gate.
-async fn run_stepping_with_drop(n: usize) -> (color_eyre::Result<()>, Vec<Step>) {
+/// Presses → for every frame after `pause`, as a presenter who talks that long about each, but
+/// `d` (drop) for the `n`th frame that waits at the gate. Also returns the run's wall time.
+async fn run_stepping_with_drop(n: usize, pause: Duration) -> (color_eyre::Result<()>, Vec<Step>, Duration) {
     use protolab::net::{Gate, GateEvent, Release};
     let lab = labs::find("tcp").unwrap();
     let (tx, mut rx) = mpsc::unbounded_channel();
@@ -160,26 +161,29 @@ async fn run_stepping_with_drop(n: usize) -> (color_eyre::Result<()>, Vec<Step>)
             let mut waits = 0;
             while let Some(GateEvent::Waiting { .. }) = grx.recv().await {
                 waits += 1;
+                tokio::time::sleep(pause).await;
                 let release = if waits == n { Release::Drop } else { Release::Send };
                 assert!(gate.release_one(release));
             }
         })
     };
+    let started = std::time::Instant::now();
     let opts = run::RunOptions { gate, ..run::RunOptions::free(Wire::Sim) };
     let result =
         tokio::time::timeout(LIMIT, run::exchange(lab, opts, StepSink::new("tcp", tx))).await.expect("never hangs");
+    let wall = started.elapsed();
     presser.abort();
     let mut steps = Vec::new();
     while let Ok(s) = rx.try_recv() {
         steps.push(s);
     }
-    (result, steps)
+    (result, steps, wall)
 }
 
 #[tokio::test]
 async fn dropping_the_waiting_syn_ack_at_the_gate_brings_a_retransmission() {
     // Frames at the gate: ARP request, ARP reply, SYN, SYN-ACK (the 4th).
-    let (result, steps) = run_stepping_with_drop(4).await;
+    let (result, steps, _) = run_stepping_with_drop(4, Duration::ZERO).await;
     result.expect("the connection still completes");
     let syn_acks: Vec<_> = steps.iter().filter(|s| flags(s) == "SYN,ACK").collect();
     assert!(syn_acks[0].summary.starts_with("[dropped]"), "{:?}", syn_acks[0].summary);
@@ -209,32 +213,9 @@ async fn a_duplicated_segment_is_acknowledged_again() {
 /// states each step shows are those it crossed with, with who moved on while it waited.
 #[tokio::test]
 async fn a_slow_presenter_changes_neither_the_timers_nor_the_states() {
-    use protolab::net::{Gate, GateEvent, Release};
-    let lab = labs::find("tcp").unwrap();
-    let (tx, mut rx) = mpsc::unbounded_channel();
-    let (gtx, mut grx) = mpsc::unbounded_channel();
-    let gate = Gate::stepping(gtx);
-    let presser = {
-        let gate = gate.clone();
-        tokio::spawn(async move {
-            let mut waits = 0;
-            while let Some(GateEvent::Waiting { .. }) = grx.recv().await {
-                waits += 1;
-                tokio::time::sleep(Duration::from_millis(150)).await;
-                // The 4th frame at the gate is the SYN-ACK: lose it.
-                assert!(gate.release_one(if waits == 4 { Release::Drop } else { Release::Send }));
-            }
-        })
-    };
-    let started = std::time::Instant::now();
-    let opts = run::RunOptions { gate, ..run::RunOptions::free(Wire::Sim) };
-    tokio::time::timeout(LIMIT, run::exchange(lab, opts, StepSink::new("tcp", tx))).await.unwrap().unwrap();
-    let wall = started.elapsed();
-    presser.abort();
-    let mut steps = Vec::new();
-    while let Ok(s) = rx.try_recv() {
-        steps.push(s);
-    }
+    // The 4th frame at the gate is the SYN-ACK: lost.
+    let (result, steps, wall) = run_stepping_with_drop(4, Duration::from_millis(150)).await;
+    result.unwrap();
     let syns: Vec<_> = steps.iter().filter(|s| flags(s) == "SYN" && num(s, "TCP.dst_port") == 7).collect();
     let timer = (syns[1].t_us - syns[0].t_us) as f64 / 1e6;
     assert!((0.9..1.6).contains(&timer), "the SYN timer reads {timer:.3} s on the lab clock");
