@@ -87,9 +87,14 @@ fn implied(key: &str) -> &'static [&'static str] {
         "tcp.syn~again" => &["SYN-SENT"],
         "tcp.syn-ack~again" => &["SYN-RECEIVED", "ESTABLISHED"],
         "tcp.syn-ack~dropped" => &["SYN-SENT", "SYN-RECEIVED"],
+        "tcp.ack.handshake~dropped" => &["ESTABLISHED", "SYN-RECEIVED"],
+        "tcp.ack.fin~dropped" => &["FIN-WAIT-1"],
+        "tcp.ack.last~dropped" | "tcp.ack.last.fin-again" => &["LAST-ACK", "TIME-WAIT"],
+        "tcp.ack.fin.fin-again" => &["CLOSE-WAIT"],
+        "tcp.rst.closed" => &["TIME-WAIT"],
         "socket.close.second" => &["TIME-WAIT"],
         // DHCP client states a text may name by its moment (RFC 2131 §4.4).
-        "dhcp.offer~again" => &["SELECTING"],
+        "dhcp.offer~again" | "dhcp.offer~dropped" => &["SELECTING"],
         "dhcp.request.reboot" => &["INIT-REBOOT"],
         "dhcp.nak.reboot" => &["INIT"],
         _ => &[],
@@ -106,7 +111,8 @@ fn expected(kind: &str) -> Option<(&'static str, &'static str)> {
         "tcp.fin.first" | "tcp.fin.first.data" => ("FIN-WAIT-1", "CLOSE-WAIT"),
         "tcp.ack.fin" => ("CLOSE-WAIT", "FIN-WAIT-2"),
         "tcp.fin.second" | "tcp.fin.second.data" => ("LAST-ACK", "TIME-WAIT"),
-        "tcp.ack.last" => ("TIME-WAIT", "CLOSED"),
+        "tcp.ack.last" | "tcp.ack.last.fin-again" => ("TIME-WAIT", "CLOSED"),
+        "tcp.rst.closed" => ("CLOSED", "CLOSED"),
         "tcp.rst.refused" => ("CLOSED", "CLOSED"),
         _ => return None,
     })
@@ -137,12 +143,50 @@ fn repeats(step: &Step, before: &mut HashSet<String>) -> bool {
     step.fate != Fate::Duplicate && !before.insert(id)
 }
 
+/// Where a TCP state lies on the way from opening to closed (RFC 9293 §3.3.2), for the check that
+/// no endpoint's state runs backwards; CLOSED counts as the end once the endpoint left its start
+/// (a refused SYN-SENT ends CLOSED too).
+fn rank(state: &str, opened: bool) -> u8 {
+    match state {
+        "CLOSED" if opened => 6,
+        "LISTEN" | "CLOSED" => 0,
+        "SYN-SENT" | "SYN-RECEIVED" => 1,
+        "ESTABLISHED" => 2,
+        "FIN-WAIT-1" | "CLOSE-WAIT" => 3,
+        "FIN-WAIT-2" | "CLOSING" | "LAST-ACK" => 4,
+        "TIME-WAIT" => 5,
+        _ => 0,
+    }
+}
+
+/// Each endpoint's TCP states, step after step of one connection, never run backwards.
+fn backwards(steps: &[Step]) -> Vec<String> {
+    let mut last: std::collections::HashMap<(String, String), (u8, String)> = Default::default();
+    let mut out = Vec::new();
+    for s in steps.iter().filter(|s| s.proto == "TCP" && s.frame) {
+        let ports = [s.number("TCP.src_port"), s.number("TCP.dst_port")];
+        let conn = format!("{:?}", ports.iter().flatten().min().zip(ports.iter().flatten().max()));
+        for (who, state) in &s.states {
+            let key = (conn.clone(), who.clone());
+            let opened = last.get(&key).is_some_and(|(r, _)| *r >= 1);
+            let r = rank(state, opened);
+            if let Some((before, was)) = last.get(&key)
+                && r < *before
+            {
+                out.push(format!("#{} {}: {who} goes back from {was} to {state}", s.seq, s.summary));
+            }
+            last.insert(key, (r, state.clone()));
+        }
+    }
+    out
+}
+
 /// Every problem with the narration of `steps`.
 fn problems(w: &Walk, steps: &[Step]) -> Vec<String> {
     let lab = labs::find(w.lab).unwrap();
     let narration = Narration::for_lab(lab.narration());
     let mut seen = HashSet::new();
-    let mut out = Vec::new();
+    let mut out = backwards(steps);
     for s in steps {
         let at = format!("#{} {} ({})", s.seq, s.summary, s.kind);
         let Some(key) = narration.key(s, w.wire) else {
@@ -223,6 +267,8 @@ async fn tcp_on_the_lab_network_with_every_single_drop() {
     walks.extend((1..=13).map(|n| walk("tcp", Wire::Sim).faults(drop(n))));
     walks.push(walk("tcp", Wire::Sim).faults(Faults { duplicate: vec![4, 5, 6, 8], ..Faults::default() }));
     walks.push(walk("tcp", Wire::Sim).faults(Faults { corrupt: vec![1, 4, 6, 9], ..Faults::default() }));
+    walks.extend((5..=11).map(|n| walk("tcp", Wire::Sim).faults(Faults { corrupt: vec![n], ..Faults::default() })));
+    walks.extend((5..=11).map(|n| walk("tcp", Wire::Sim).faults(Faults { duplicate: vec![n], ..Faults::default() })));
     walks.push(walk("tcp", Wire::Sim).faults(Faults { delay: vec![(6, 300)], ..Faults::default() }));
     check(walks, true).await;
 }
@@ -248,6 +294,7 @@ async fn dhcp_with_drops_and_copies_in_dora() {
     let mut walks = vec![walk("dhcp", Wire::Sim)];
     walks.extend((1..=4).map(|n| walk("dhcp", Wire::Sim).faults(drop(n))));
     walks.push(walk("dhcp", Wire::Sim).faults(Faults { duplicate: vec![1, 3], corrupt: vec![2], ..Faults::default() }));
+    walks.push(walk("dhcp", Wire::Sim).faults(Faults { duplicate: vec![3, 4], ..Faults::default() }));
     check(walks, true).await;
 }
 

@@ -19,7 +19,9 @@
 //!  FIN after the peer's     tcp.fin.second     the passive close
 //!  ACK of the peer's FIN    tcp.ack.fin        the side that has not closed yet
 //!                           tcp.ack.last       the side that closed first: then TIME-WAIT
+//!                           ….fin-again        the same ACK for a FIN that came again
 //!  RST answering a SYN      tcp.rst.refused    nothing listens on that port
+//!  RST after its FIN's ACK  tcp.rst.closed     the connection is gone on that side
 //! ```
 //!
 //! On the host wire without a capture, the socket API reports each side's close without its
@@ -301,7 +303,15 @@ fn classify(seg: &Segment, sender: &Side, peer: &Side) -> (String, bool) {
     let repeats = |from_seq: u32| sender.next.is_some_and(|n| before(from_seq, n));
     if seg.rst {
         // A reset answering a SYN from a host that never sent one of its own: nothing listens.
-        let kind = if sender.isn.is_none() && peer.isn.is_some() { "tcp.rst.refused" } else { "tcp.rst" };
+        // From a host whose own FIN was acknowledged: the connection is gone on its side.
+        let closed = sender.fin.is_some_and(|f| peer.acked.is_some_and(|(a, _)| a == f.wrapping_add(1)));
+        let kind = if sender.isn.is_none() && peer.isn.is_some() {
+            "tcp.rst.refused"
+        } else if closed {
+            "tcp.rst.closed"
+        } else {
+            "tcp.rst"
+        };
         return (kind.into(), false);
     }
     if seg.syn {
@@ -321,8 +331,14 @@ fn classify(seg: &Segment, sender: &Side, peer: &Side) -> (String, bool) {
     }
     let Some(ack) = seg.ack else { return ("tcp".into(), false) };
     let new_ack = sender.acked.is_none_or(|(a, _)| a != ack);
-    let kind = if peer.fin.is_some_and(|f| ack == f.wrapping_add(1)) && new_ack {
-        if sender.fin.is_some() { "tcp.ack.last" } else { "tcp.ack.fin" }
+    let kind = if peer.fin.is_some_and(|f| ack == f.wrapping_add(1)) {
+        // Acknowledged once already: the FIN came again (the first ACK was lost, or copied).
+        match (sender.fin.is_some(), new_ack) {
+            (true, true) => "tcp.ack.last",
+            (true, false) => "tcp.ack.last.fin-again",
+            (false, true) => "tcp.ack.fin",
+            (false, false) => "tcp.ack.fin.fin-again",
+        }
     } else if sender.acked.is_none() && peer.isn.is_some_and(|i| ack == i.wrapping_add(1)) {
         "tcp.ack.handshake"
     } else if new_ack {
@@ -442,6 +458,37 @@ mod tests {
                 "tcp.ack.dup",
                 "tcp.fin.first.data",
                 "tcp.fin.first.data~again"
+            ]
+        );
+    }
+
+    #[test]
+    fn a_fin_sent_again_is_acknowledged_again_and_a_closed_side_resets() {
+        let steps = vec![
+            seg(true, "SYN", 100, 0, 0, 10),
+            seg(false, "SYN,ACK", 500, 101, 0, 10),
+            seg(true, "ACK", 101, 501, 0, 10),
+            seg(true, "ACK,FIN", 101, 501, 0, 10),
+            seg(false, "ACK,FIN", 501, 102, 0, 10),
+            seg(true, "ACK", 102, 502, 0, 10),
+            // The last ACK was lost: the FIN again, acknowledged again from TIME-WAIT.
+            seg(false, "ACK,FIN", 501, 102, 0, 10),
+            seg(true, "ACK", 102, 502, 0, 10),
+            // A late copy reaches the side that is gone: it resets.
+            seg(false, "ACK,RST", 502, 0, 0, 0),
+        ];
+        assert_eq!(
+            kinds(steps),
+            [
+                "tcp.syn",
+                "tcp.syn-ack",
+                "tcp.ack.handshake",
+                "tcp.fin.first",
+                "tcp.fin.second",
+                "tcp.ack.last",
+                "tcp.fin.second~again",
+                "tcp.ack.last.fin-again",
+                "tcp.rst.closed"
             ]
         );
     }

@@ -341,7 +341,12 @@ impl LabTab {
                 self.spend_queued();
             }
             LabEventKind::Waiting(from) => {
-                self.waiting = Some(from);
+                // The gate knows best: a press kept from earlier may have let this wait go
+                // before its event arrived here.
+                self.waiting = match &self.gate {
+                    Some(g) => g.waiting(),
+                    None => Some(from),
+                };
                 self.spend_queued();
             }
             LabEventKind::Listening(addr) => self.listening = Some(addr),

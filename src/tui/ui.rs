@@ -174,6 +174,8 @@ pub fn draw(frame: &mut Frame, app: &App, now: Instant) {
                 states: states_at(tab),
                 layers: tab.layers,
                 clock: if tab.wire == Wire::Sim { "lab clock" } else { "wall clock" },
+                main_conn: tab.lab.info().conn,
+                conn: tab.selected().and_then(|s| s.conn.as_deref()),
             },
             ladder_area,
         );
@@ -465,10 +467,15 @@ fn strip_colour(frame: &mut Frame) {
 /// for one that moved on while its next frame waits at the gate.
 fn states_at(tab: &LabTab) -> Vec<EndpointState> {
     let Some(step) = tab.selected().filter(|s| !s.states.is_empty()) else { return Vec::new() };
-    // The states before it: from the nearest earlier step that has them (looking back a little,
-    // so a frame costs the same in a long session).
+    // The states before it: from the nearest earlier step of the same connection that has them
+    // (looking back a little, so a frame costs the same in a long session).
     let from = tab.cursor.saturating_sub(64);
-    let before = tab.session.range(from..tab.cursor).rev().find(|s| !s.states.is_empty()).map(|s| &s.states);
+    let before = tab
+        .session
+        .range(from..tab.cursor)
+        .rev()
+        .find(|s| !s.states.is_empty() && s.conn == step.conn)
+        .map(|s| &s.states);
     step.states
         .iter()
         .map(|(who, state)| {

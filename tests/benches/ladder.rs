@@ -51,6 +51,8 @@ fn ladder(c: &mut Criterion) {
                     states: Vec::new(),
                     layers: Default::default(),
                     clock: "lab clock",
+                    main_conn: None,
+                    conn: None,
                 }
                 .render(area, &mut buf);
             });

@@ -219,6 +219,19 @@ struct Inner {
     labels: [Option<String>; 2],
     /// Names of connections by server port, for labs with more than one (`echo`).
     conns: HashMap<u16, String>,
+    /// Each host's state as the steps shown so far left it, per TCP connection (`None`: what
+    /// the lab says of the host), and how many frames had entered the cable when a step last
+    /// changed it: a frame sent before that shows the later state, not the one it was sent in.
+    shown: HashMap<(usize, StateKey), (u64, String)>,
+}
+
+/// Which of a host's states a frame speaks of: its end of a TCP connection (local, remote), or
+/// the host as a whole.
+type StateKey = Option<(SocketAddrV4, SocketAddrV4)>;
+
+/// The state a frame speaks of, for the host sending it (or receiving it).
+fn state_key(seg: Option<&Segment>, sending: bool) -> StateKey {
+    seg.map(|s| if sending { (s.src, s.dst) } else { (s.dst, s.src) })
 }
 
 /// What the network needs to know of a TCP segment in a frame.
@@ -392,6 +405,7 @@ impl SimNet {
             programs: Vec::new(),
             labels: [None, None],
             conns: HashMap::new(),
+            shown: HashMap::new(),
         };
         let shared = Arc::new(Shared {
             inner: Mutex::new(inner),
@@ -579,8 +593,19 @@ impl Shared {
             step.summary = format!("[{tag}] {}", step.summary);
             step.notes.insert(0, said);
         }
-        let sender = frame.state.clone().or_else(|| inner.state_of(frame.from, segment.as_ref(), true));
+        // The sender's state as it sent the frame, unless a step shown since (a frame that
+        // reached it while this one was on its way) changed it.
+        let sender_key = (frame.from, state_key(segment.as_ref(), true));
+        let sender = match inner.shown.get(&sender_key) {
+            Some((entered, state)) if *entered >= frame.number => Some(state.clone()),
+            _ => frame.state.clone().or_else(|| inner.state_of(frame.from, segment.as_ref(), true)),
+        };
         let receiver = inner.state_of(to, segment.as_ref(), false);
+        if frame.fate != Fate::Dropped
+            && let Some(receiver) = &receiver
+        {
+            inner.shown.insert((to, state_key(segment.as_ref(), false)), (answers_from, receiver.clone()));
+        }
         if let (Some(sender), Some(receiver)) = (&sender, &receiver) {
             let mut states = [(NAMES[frame.from], sender.clone()), (NAMES[to], receiver.clone())];
             states.sort_by_key(|(name, _)| NAMES.iter().position(|n| n == name));

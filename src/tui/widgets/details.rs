@@ -52,6 +52,7 @@ impl Details<'_> {
                 Span::raw(format!("{} → {}  ", step.from, step.to)),
                 Span::styled(step.proto.clone(), Style::new().fg(Color::Cyan)),
                 Span::raw(format!("  {} bytes{}", step.len, if step.truncated { " (first 64 KiB kept)" } else { "" })),
+                Span::raw(step.conn.as_ref().map(|c| format!("  conn {c}")).unwrap_or_default()),
             ],
             cols,
         )];

@@ -63,6 +63,11 @@ pub struct Ladder<'a> {
     pub layers: Layers,
     /// What the time column counts (`lab clock`, `wall clock`).
     pub clock: &'a str,
+    /// The lab's main connection, in a lab that opens more than one (`echo`): steps of the
+    /// others are labelled with theirs.
+    pub main_conn: Option<&'a str>,
+    /// The connection whose states the states row shows (the selected step's), if named.
+    pub conn: Option<&'a str>,
 }
 
 impl Ladder<'_> {
@@ -106,6 +111,10 @@ impl Widget for Ladder<'_> {
             // Centred on its lifeline, clear of the clock's name.
             let x = lines[i].saturating_sub(w / 2).max(area.x + TIME_W + 1).min(area.right().saturating_sub(w));
             buf.set_string(x, area.y, name, Style::new().add_modifier(Modifier::BOLD));
+        }
+        // Which connection the states are of, where a lab has several: left of the states.
+        if let Some(conn) = self.conn {
+            buf.set_stringn(area.x + 1, area.y + 1, conn, TIME_W as usize - 1, dim);
         }
         // Under each name, its state: each in its own slot, so two long ones never overlap.
         for (i, &x) in lines.iter().enumerate() {
@@ -214,6 +223,9 @@ impl Ladder<'_> {
         let mut label = String::new();
         if step.malformed.is_some() {
             label.push_str("!! ");
+        }
+        if let Some(conn) = step.conn.as_deref().filter(|c| Some(*c) != self.main_conn) {
+            label.push_str(&format!("[{conn}] "));
         }
         label.push_str(&step.summary);
         let room = full.saturating_sub(LABEL_PAD - 2) as usize;
