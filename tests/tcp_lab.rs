@@ -234,3 +234,36 @@ async fn a_slow_presenter_changes_neither_the_timers_nor_the_states() {
     assert_eq!(first.state("server"), Some("SYN-RECEIVED"));
     assert!(first.moved.iter().any(|m| m.who == "server" && m.from == "LISTEN" && m.waiting.starts_with("SYN,ACK")));
 }
+
+/// On the host wire a capture has no stack to read: the states come from the segments. On the
+/// lab network both exist, so the reading from the segments is checked against the real stack's,
+/// step by step, with and without lost frames.
+#[tokio::test]
+async fn the_states_read_from_the_segments_are_the_stacks() {
+    use protolab::session::moment::Moments;
+    let mut faults = vec![Faults::default()];
+    faults.extend((1..=13).map(|n| Faults { drop: vec![n], ..Faults::default() }));
+    faults.extend((3..=13).map(|n| Faults { corrupt: vec![n], ..Faults::default() }));
+    faults.extend((3..=13).map(|n| Faults { duplicate: vec![n], ..Faults::default() }));
+    let mut wrong = Vec::new();
+    for f in faults {
+        let (result, steps) = run_tcp(f.clone()).await;
+        result.unwrap();
+        let mut moments = Moments::default();
+        for real in steps.iter().filter(|s| s.proto == "TCP") {
+            let mut read = Step { states: Vec::new(), kind: "tcp".into(), again: false, ..real.clone() };
+            moments.place(&mut read);
+            for (who, state) in &read.states {
+                if real.state(who) != Some(state.as_str()) {
+                    wrong.push(format!(
+                        "{f:?} #{} {}: {who} read {state}, the stack says {:?}",
+                        real.seq,
+                        real.summary,
+                        real.state(who)
+                    ));
+                }
+            }
+        }
+    }
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+}

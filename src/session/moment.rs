@@ -135,12 +135,27 @@ impl Moments {
         let conn = self.tcp.entry(key);
         let (sender, peer) = conn.sides(&seg.src);
         let (kind, again) = classify(&seg, sender, peer);
-        // A damaged frame shows what it could; its moment is still the sender's.
+        sender.sent(&seg);
+        // A damaged frame shows what it could; its moment is still the sender's. Sending moves
+        // the sender's state even if the cable loses the frame; only a frame that arrives whole
+        // moves the receiver's.
+        let delivered = step.malformed.is_none() && !step.fate.lost();
+        follow(&kind, &seg, sender, peer, delivered);
+        if step.states.is_empty() {
+            // No stack to read (a capture): the states the segments themselves say.
+            let mut states = Vec::new();
+            for (who, side) in [(&step.from, &*sender), (&step.to, &*peer)] {
+                if let Some(state) = side.state {
+                    states.push((who.clone(), state.to_string()));
+                }
+            }
+            states.sort_by_key(|(who, _)| who != "client");
+            step.states = states;
+        }
         if step.malformed.is_none() {
             step.kind = kind;
         }
         step.again = again;
-        sender.sent(&seg);
     }
 
     fn dhcp_message(&mut self, step: &mut Step) {
@@ -256,6 +271,8 @@ struct Side {
     fin: Option<u32>,
     /// The last acknowledgment number and window it sent.
     acked: Option<(u32, u64)>,
+    /// Its TCP state as the segments so far say it (RFC 9293 §3.3.2), once one has.
+    state: Option<&'static str>,
 }
 
 impl Side {
@@ -295,6 +312,43 @@ impl Connection {
         };
         let [a, b] = &mut self.sides;
         if i == 0 { (a, b) } else { (b, a) }
+    }
+}
+
+/// The states a segment of this moment moves its sender and, if it arrives, its receiver to
+/// (RFC 9293 §3.3.2), as a packet analyser follows them: the sender is in the state it sent the
+/// segment from, the receiver in the one taking it in leads to. A segment sent again means
+/// what it meant the first time.
+fn follow(kind: &str, seg: &Segment, sender: &mut Side, peer: &mut Side, delivered: bool) {
+    let moment = kind.strip_prefix("tcp.").unwrap_or(kind);
+    let (s, p): (Option<&'static str>, Option<&'static str>) = match moment {
+        "syn" => (Some("SYN-SENT"), None),
+        "syn-ack" => (Some("SYN-RECEIVED"), Some("ESTABLISHED")),
+        "ack.handshake" => (Some("ESTABLISHED"), Some("ESTABLISHED")),
+        "fin.first" | "fin.first.data" => (Some("FIN-WAIT-1"), Some("CLOSE-WAIT")),
+        "ack.fin" | "ack.fin.fin-again" => (None, Some("FIN-WAIT-2")),
+        "fin.second" | "fin.second.data" => {
+            // The side that closed first: its FIN acknowledged (here or before) → TIME-WAIT.
+            let acked = peer.fin.is_some_and(|f| seg.ack == Some(f.wrapping_add(1)));
+            let peer_next = if acked || peer.state == Some("FIN-WAIT-2") { "TIME-WAIT" } else { "CLOSING" };
+            (Some("LAST-ACK"), Some(peer_next))
+        }
+        "ack.last" | "ack.last.fin-again" => (Some("TIME-WAIT"), Some("CLOSED")),
+        m if m.starts_with("rst") => (Some("CLOSED"), Some("CLOSED")),
+        _ => {
+            // Data and acknowledgments: a side not yet seen is past the handshake if it sends
+            // them; one that acknowledges a SYN-RECEIVED peer's SYN completes its handshake (the
+            // third segment was lost, or rode with the first data).
+            let completes =
+                peer.state == Some("SYN-RECEIVED") && peer.isn.is_some_and(|i| seg.ack == Some(i.wrapping_add(1)));
+            (sender.state.or(Some("ESTABLISHED")), completes.then_some("ESTABLISHED"))
+        }
+    };
+    if s.is_some() {
+        sender.state = s;
+    }
+    if p.is_some() && delivered {
+        peer.state = p;
     }
 }
 
