@@ -7,7 +7,7 @@ use crate::net::sim::Faults;
 use crate::session::Pcap;
 use crate::session::{Format, Step, StepSink, write_step};
 use clap::{Parser, Subcommand};
-use color_eyre::eyre::{Result, WrapErr, eyre};
+use color_eyre::eyre::{Result, WrapErr};
 use std::io::Write;
 use std::path::Path;
 use std::sync::Arc;
@@ -305,7 +305,11 @@ pub async fn dispatch(cli: Cli) -> Result<()> {
             let name = lab.info().name;
             drive(name, format, None, move |sink| {
                 lab.run_interface(&interface, sink)
-                    .ok_or_else(|| eyre!("the {name} lab has no client for a real interface"))
+                    // Nothing has started yet: a usage error, exit 2.
+                    .map(Ok)
+                    .unwrap_or_else(|| {
+                        usage(&format!("the {name} lab has no client for a real interface: drop --interface"))
+                    })
             })
             .await
         }
@@ -325,8 +329,9 @@ pub async fn dispatch(cli: Cli) -> Result<()> {
             let lab = find_lab(&lab).unwrap_or_else(|e| e.exit());
             let name = lab.info().name;
             drive(name, format, None, move |sink| {
-                lab.serve_interface(&interface, sink, sessions)
-                    .ok_or_else(|| eyre!("the {name} lab serves on sockets, not on an interface: drop --interface"))
+                lab.serve_interface(&interface, sink, sessions).map(Ok).unwrap_or_else(|| {
+                    usage(&format!("the {name} lab serves on sockets, not on an interface: drop --interface"))
+                })
             })
             .await
         }

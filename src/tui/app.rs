@@ -12,6 +12,9 @@ use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
+/// The field selected first in a step of each protocol that has a telling one.
+const LEAD_FIELDS: [&str; 5] = ["TCP.seq", "DHCP.message_type", "ARP.operation", "ICMP.type", "WebSocket.opcode"];
+
 /// Play and animation speeds, as multipliers.
 pub const SPEEDS: [f32; 6] = [0.25, 0.5, 1.0, 2.0, 4.0, 8.0];
 /// The speed a tab starts at (×1).
@@ -220,8 +223,11 @@ impl LabTab {
         }
         self.cursor = index;
         self.field = self.session.get(index).map_or(0, |s| {
+            // The field that says most of what the step is (with its neighbours in view on a
+            // small screen: a TCP segment's seq and ack), else the first of its own protocol.
+            let lead = LEAD_FIELDS.iter().find_map(|p| s.fields.iter().position(|f| f.path == *p));
             let own = format!("{}.", s.proto);
-            s.fields.iter().position(|f| f.path.starts_with(&own)).unwrap_or(0)
+            lead.or_else(|| s.fields.iter().position(|f| f.path.starts_with(&own))).unwrap_or(0)
         });
     }
 
