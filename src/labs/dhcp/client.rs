@@ -279,8 +279,21 @@ pub struct Client {
     lease: Option<Lease>,
     /// What the client waits for next.
     timer: Option<Timer>,
+    /// An INFORM still waiting for its answer: sent again, with the same xid, on the
+    /// acquisition backoff (§4.1), beside the lease's own timers.
+    inform: Option<Inform>,
     /// Recent state changes, oldest first.
     transitions: VecDeque<Transition>,
+}
+
+/// An INFORM in flight.
+#[derive(Debug, Clone)]
+struct Inform {
+    out: Outgoing,
+    /// Times sent so far.
+    tries: u32,
+    /// When to send it again (or give up).
+    at: Instant,
 }
 
 impl Client {
@@ -298,6 +311,7 @@ impl Client {
             offer: None,
             lease: None,
             timer: None,
+            inform: None,
             transitions: VecDeque::new(),
         }
     }
@@ -332,7 +346,13 @@ impl Client {
 
     /// When [`Client::on_timer`] wants to run next.
     pub fn next_timer(&self) -> Option<Instant> {
-        self.timer.map(|t| t.at)
+        let inform = self.inform.as_ref().map(|i| i.at);
+        self.timer.map(|t| t.at).into_iter().chain(inform).min()
+    }
+
+    /// Whether an INFORM still waits for its answer.
+    pub fn informing(&self) -> bool {
+        self.inform.is_some()
     }
 
     /// The one place the state changes: records `state=A=>B`.
@@ -379,6 +399,11 @@ impl Client {
     /// ignored.
     pub fn on_message(&mut self, msg: &v4::Message, now: Instant) -> Option<Outgoing> {
         if msg.opcode() != Opcode::BootReply || msg.xid() != self.xid.0 || chaddr(msg) != self.config.mac {
+            return None;
+        }
+        // The answer to an INFORM: settings, no lease. Nothing else changes.
+        if self.inform.is_some() && msg.opts().msg_type() == Some(MessageType::Ack) && msg.yiaddr().is_unspecified() {
+            self.inform = None;
             return None;
         }
         let server_id = match msg.opts().get(OptionCode::ServerIdentifier) {
@@ -437,12 +462,37 @@ impl Client {
         self.exchange_start = now;
         let mut message = self.message(MessageType::Inform, addr, now);
         message.opts_mut().insert(parameter_request_list());
-        Some(Outgoing { message, from: SocketAddrV4::new(addr, 68), to: SocketAddrV4::new(server_id, 67) })
+        let out = Outgoing { message, from: SocketAddrV4::new(addr, 68), to: SocketAddrV4::new(server_id, 67) };
+        self.inform = Some(Inform { out: out.clone(), tries: 1, at: now + self.backoff(1) });
+        Some(out)
+    }
+
+    /// The wait before the next try of a message sent `tries` times while acquiring (§4.1):
+    /// 4 s, doubling, at most 64 s.
+    fn backoff(&self, tries: u32) -> Duration {
+        let doublings = tries.saturating_sub(1).min(16);
+        (self.config.retransmit_initial * (1 << doublings)).min(self.config.retransmit_max)
     }
 
     /// Time passed: retransmits, renews, rebinds, gives the lease up or starts over, as due. Call
     /// it when [`Client::next_timer`] comes, and again while `next_timer` is not in the future.
     pub fn on_timer(&mut self, now: Instant) -> Option<Outgoing> {
+        // An INFORM without an answer: again, with the same xid, until it has tried enough.
+        let held = self.lease.as_ref().is_some_and(|l| now < l.expires_at());
+        if let Some(inform) = self.inform.as_mut().filter(|i| held && now >= i.at) {
+            if inform.tries >= self.config.request_tries {
+                self.inform = None;
+            } else {
+                inform.tries += 1;
+                let tries = inform.tries;
+                let out = inform.out.clone();
+                let wait = self.backoff(tries);
+                if let Some(inform) = self.inform.as_mut() {
+                    inform.at = now + wait;
+                }
+                return Some(out);
+            }
+        }
         let timer = self.timer?;
         if now < timer.at {
             return None;
@@ -487,6 +537,7 @@ impl Client {
             return None;
         }
         let lease = self.lease.take()?;
+        self.inform = None;
         self.xid = Xid::random();
         let mut m = self.message(MessageType::Release, lease.addr, now);
         m.opts_mut().insert(DhcpOption::ServerIdentifier(lease.server_id));
@@ -512,6 +563,7 @@ impl Client {
     /// Back to INIT without a lease, starting over after `delay`.
     fn restart(&mut self, now: Instant, delay: Duration) {
         self.lease = None;
+        self.inform = None;
         self.offer = None;
         self.reboot_addr = None;
         self.timer = Some(Timer { at: now + delay, kind: TimerKind::Restart });
@@ -520,6 +572,8 @@ impl Client {
 
     /// A new exchange: a fresh xid, `secs` counting from now.
     fn new_exchange(&mut self, now: Instant) {
+        // A new exchange takes the xid: an INFORM still waiting could not be told apart.
+        self.inform = None;
         self.xid = Xid::random();
         self.exchange_start = now;
         self.request_sent = now;
@@ -574,11 +628,7 @@ impl Client {
         match (self.state, &self.lease) {
             (State::Renewing, Some(l)) => retry(l.t2_at(), TimerKind::Rebind),
             (State::Rebinding, Some(l)) => retry(l.expires_at(), TimerKind::Expire),
-            _ => {
-                let doublings = self.tries.saturating_sub(1).min(16);
-                let wait = (self.config.retransmit_initial * (1 << doublings)).min(self.config.retransmit_max);
-                Timer { at: now + wait, kind: TimerKind::Retransmit }
-            }
+            _ => Timer { at: now + self.backoff(self.tries), kind: TimerKind::Retransmit },
         }
     }
 
@@ -1028,5 +1078,39 @@ mod tests {
         assert!(ack.message.opts().get(OptionCode::AddressLeaseTime).is_none(), "no lease");
         assert_eq!(c.on_message(&wire::parse(&ack.bytes()).unwrap(), now), None);
         assert_eq!((c.state(), c.lease().cloned()), (State::Bound, lease));
+        assert!(!c.informing(), "answered: nothing more to send");
+    }
+
+    #[test]
+    fn an_unanswered_inform_is_sent_again_with_the_same_xid_then_given_up() {
+        let mut server = Server::default();
+        let mut c = Client::new(ClientConfig::default());
+        let now = Instant::from_secs(1);
+        let mut out = c.start(now);
+        while let Some(o) = out {
+            let reply = server.handle(&o.message, now).unwrap();
+            out = c.on_message(&wire::parse(&reply.bytes()).unwrap(), now);
+        }
+        let first = c.inform(now).unwrap();
+        // Lost: 4 s later it goes again, then after 8 s; the lease's own timers are untouched.
+        assert_eq!(c.next_timer(), Some(now + Duration::from_secs(4)));
+        let again = c.on_timer(now + Duration::from_secs(4)).expect("the INFORM again");
+        assert_eq!(again.message.xid(), first.message.xid());
+        assert_eq!(again.message.opts().msg_type(), Some(MessageType::Inform));
+        assert_eq!(c.next_timer(), Some(now + Duration::from_secs(12)));
+        // This time the answer comes.
+        let ack = server.handle(&again.message, now).unwrap();
+        assert_eq!(c.on_message(&wire::parse(&ack.bytes()).unwrap(), now), None);
+        assert!(!c.informing());
+        assert_eq!(c.state(), State::Bound);
+        // One never answered is sent four times in all (after 4, 8 and 16 s more) and given up
+        // 32 s later, which here is T1: the lease's own timer still fires, and renews.
+        c.inform(now).unwrap();
+        let sent = [4, 12, 28].iter().filter_map(|&t| c.on_timer(now + Duration::from_secs(t))).count();
+        assert_eq!(sent, 3);
+        let renewal = c.on_timer(now + Duration::from_secs(60)).expect("T1 came");
+        assert_eq!(renewal.message.opts().msg_type(), Some(MessageType::Request));
+        assert!(!c.informing());
+        assert_eq!(c.state(), State::Renewing);
     }
 }

@@ -256,27 +256,21 @@ impl Story {
         f(&self.side.lock().unwrap_or_else(|e| e.into_inner()).client)
     }
 
-    /// Waits for a reply to the client's current exchange (one that changes no state).
-    async fn answered(&self, what: &str) -> Result<()> {
-        let xid = self.client(|c| c.xid().0);
-        let wait = async {
-            loop {
-                let changed = self.changed.notified();
-                if self.side.lock().unwrap_or_else(|e| e.into_inner()).last_reply == Some(xid) {
-                    return;
-                }
-                changed.await;
-            }
-        };
-        crate::net::timeout(PHASE, wait).await.map_err(|_| color_eyre::eyre::eyre!("no {what} within {PHASE:?}"))
+    /// The lease clock now, where a phase of the story begins.
+    fn now(&self) -> Instant {
+        lab_now(&self.net, self.speedup)
     }
 
-    /// Lets frames and timers drive the client until `done` holds.
-    async fn run_until(&self, what: &str, done: impl Fn(&Client) -> bool) -> Result<()> {
+    /// Lets frames and timers drive the client until `done` holds: retransmissions, T1, T2,
+    /// expiry and starting over happen as they would, so a lost frame is recovered from.
+    async fn run_until(&self, what: &str, done: impl Fn(&ClientSide) -> bool) -> Result<()> {
         let work = async {
             loop {
                 let changed = self.changed.notified();
-                let (finished, timer) = self.client(|c| (done(c), c.next_timer()));
+                let (finished, timer) = {
+                    let side = self.side.lock().unwrap_or_else(|e| e.into_inner());
+                    (done(&side), side.client.next_timer())
+                };
                 if finished {
                     return;
                 }
@@ -320,38 +314,49 @@ async fn story(net: SimNet) -> Result<()> {
     let story = Story { net: net.clone(), side, changed, speedup };
     net.set_state(SERVER, "listening on 67");
 
-    // Phases are judged by what the client went through: a frame may carry it through a state
-    // between two looks.
-    let went = |from: State, to: State| move |c: &Client| c.transitions().any(|t| t.from == from && t.to == to);
+    // Each phase is judged by what the client went through since the phase began (a frame may
+    // carry it through a state between two looks), so a lost frame that changes the path (a
+    // renewal lost, then a rebind; a rebind lost, then a lease from scratch) still ends it.
+    let went = |from: Option<State>, to: State, since: Instant| {
+        move |side: &ClientSide| {
+            side.client.transitions().any(|t| t.at >= since && t.to == to && from.is_none_or(|f| t.from == f))
+        }
+    };
 
     // DORA: DISCOVER, OFFER, REQUEST, ACK.
+    let since = story.now();
     story.act(|c, now| c.start(now));
-    story.run_until("lease", went(State::Requesting, State::Bound)).await?;
+    story.run_until("lease", went(None, State::Bound, since)).await?;
 
-    // T1: the client renews by unicast, and the server extends the lease.
-    story.run_until("renewal", went(State::Renewing, State::Bound)).await?;
+    // T1: the client renews by unicast, and the server extends the lease (had the renewal been
+    // lost, the client would rebind at T2).
+    let since = story.now();
+    story.run_until("renewal", went(None, State::Bound, since)).await?;
 
     // The server goes quiet until T2: at T1 the renewal goes unanswered; at T2 the client
     // rebinds by broadcast, and the server (back again) answers.
+    let since = story.now();
     let t2 = story.client(|c| c.lease().map_or(Duration::ZERO, |l| l.t2_at().since_start()));
     quiet.store(t2.as_micros() as u64, Ordering::Relaxed);
-    story.run_until("lease after rebinding", went(State::Rebinding, State::Bound)).await?;
+    story.run_until("lease after rebinding", went(None, State::Bound, since)).await?;
 
     // INFORM: with its address, the client asks only for the other settings; the server's
-    // ACK carries no lease, and nothing about the lease changes.
+    // ACK carries no lease, and nothing about the lease changes. Unanswered, it asks again.
     story.act(|c, now| c.inform(now));
-    story.answered("the answer to INFORM").await?;
+    let xid = story.client(|c| c.xid().0);
+    story.run_until("answer to INFORM", |side: &ClientSide| side.last_reply == Some(xid)).await?;
 
     // RELEASE: the client gives the address back and forgets it.
     story.act(|c, now| c.release(now));
     net.set_address(CLIENT, None);
 
     // A client that boots asking for an address the server will not give: NAK.
+    let since_reboot = story.now();
     story.act(|c, now| {
         *c = Client::new(ClientConfig { requested_ip: Some(UNGIVEABLE), ..ClientConfig::default() });
         c.start(now)
     });
-    story.run_until("NAK", went(State::Rebooting, State::Init)).await?;
+    story.run_until("NAK", went(Some(State::Rebooting), State::Init, since_reboot)).await?;
     Ok(())
 }
 
