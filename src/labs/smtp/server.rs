@@ -99,6 +99,12 @@ struct Transaction {
     too_big: bool,
     /// A text line was over 1000 octets: the text is read to its end, then refused.
     line_too_long: bool,
+    /// The last text line ended with CR LF: a `.` line here ends the text. After a bare LF it
+    /// does not: only CR LF . CR LF ends DATA (§4.1.1.4), or bytes after a bare LF and a dot
+    /// would run as commands (SMTP smuggling).
+    at_line_start: bool,
+    /// The text has a bare LF or a bare CR: it is read to its end, then refused.
+    bare_line_end: bool,
 }
 
 /// One client's SMTP session, sans-IO: lines in, replies out. Time comes in as an argument.
@@ -256,6 +262,7 @@ impl Session {
             Command::Data => match self.state {
                 State::RcptTo => {
                     self.enter(State::Data);
+                    self.transaction.at_line_start = true;
                     Reply::new(C::START_MAIL_INPUT, "end data with <CR><LF>.<CR><LF>")
                 }
                 // §3.3: DATA with no accepted recipient may get 503 or 554.
@@ -317,8 +324,10 @@ impl Session {
             return None;
         }
         let t = &mut self.transaction;
+        let starts_line = std::mem::replace(&mut t.at_line_start, end == LineEnd::Crlf);
+        t.bare_line_end |= end == LineEnd::BareLf || body.contains(&b'\r');
         let kept = match end {
-            LineEnd::Crlf if body == b"." => return Some(self.end_of_text(now)),
+            LineEnd::Crlf if body == b"." && starts_line => return Some(self.end_of_text(now)),
             // §4.5.2: the client doubled a leading dot; take one away.
             LineEnd::Crlf => body.strip_prefix(b".").unwrap_or(body).len() + 2,
             // A bare LF does not end a line in SMTP: keep the bytes as they came.
@@ -330,8 +339,13 @@ impl Session {
             return None;
         }
         match end {
-            LineEnd::Crlf => {
+            LineEnd::Crlf if starts_line => {
                 t.text.extend_from_slice(body.strip_prefix(b".").unwrap_or(body));
+                t.text.extend_from_slice(b"\r\n");
+            }
+            // After a bare LF this is not the start of a line: no dot to undo.
+            LineEnd::Crlf => {
+                t.text.extend_from_slice(body);
                 t.text.extend_from_slice(b"\r\n");
             }
             LineEnd::BareLf => t.text.extend_from_slice(line),
@@ -353,6 +367,14 @@ impl Session {
         if t.too_big {
             let max = self.config.max_message_size;
             return Reply::new(ReplyCode::EXCEEDED_STORAGE, format!("message exceeds the limit of {max} octets"));
+        }
+        if t.bare_line_end {
+            // A line may end only in CR LF (§2.3.8); a server that took a bare LF as a line end
+            // could be made to end the text early and run the rest as commands.
+            return Reply::new(
+                ReplyCode::TRANSACTION_FAILED,
+                "message refused: a bare LF or CR in the text (only CR LF ends a line)",
+            );
         }
         let id = self.mailbox.next_id();
         let unix = now.duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
@@ -533,6 +555,29 @@ mod tests {
             .iter()
             .map(|l| s.input(format!("{l}\r\n").as_bytes(), UNIX_EPOCH).map(|r| r.code.0).unwrap_or(0))
             .collect()
+    }
+
+    #[test]
+    fn only_crlf_dot_crlf_ends_the_text_and_a_bare_lf_refuses_it() {
+        let mut s = session();
+        codes(&mut s, &["EHLO x", "MAIL FROM:<a@b.c>", "RCPT TO:<bob@protolab.test>", "DATA"]);
+        // The smuggling attempt: LF . CR LF, then commands of a second, forged message.
+        for line in ["Subject: hi\r\n", "body\n", ".\r\n", "MAIL FROM:<forged@bank.example>\r\n", "QUIT\r\n"] {
+            assert_eq!(s.input(line.as_bytes(), UNIX_EPOCH), None, "{line:?} is text, not a command");
+        }
+        assert_eq!(s.state(), State::Data);
+        let reply = s.input(b".\r\n", UNIX_EPOCH).expect("CR LF . CR LF ends the text");
+        assert_eq!(reply.code.0, 554, "{reply}");
+        assert_eq!(s.state(), State::Ready);
+        assert!(s.mailbox.is_empty(), "nothing queued");
+        // A bare CR is refused the same way; a clean text right after is accepted.
+        codes(&mut s, &["MAIL FROM:<a@b.c>", "RCPT TO:<bob@protolab.test>", "DATA"]);
+        assert_eq!(codes(&mut s, &["a\rb", "."]), [0, 554]);
+        assert_eq!(
+            codes(&mut s, &["MAIL FROM:<a@b.c>", "RCPT TO:<bob@protolab.test>", "DATA", "ok", "."]),
+            [250, 250, 354, 0, 250]
+        );
+        assert_eq!(s.mailbox.len(), 1);
     }
 
     #[test]

@@ -262,6 +262,11 @@ fn path_and_params<'a>(rest: &'a str, keyword: &str) -> Result<(Path<'a>, Vec<Pa
     if mailbox.starts_with('@') {
         mailbox = mailbox.split_once(':').map(|(_, m)| m).unwrap_or_default();
     }
+    // A NUL or another control character has no place in an address (§4.1.2), and downstream
+    // software that stops at a NUL would read another address than the one checked here.
+    if mailbox.contains(|c: char| c.is_control()) {
+        return Err(format!("<{}> holds a control character: not a mailbox", mailbox.escape_debug()));
+    }
     if !mailbox.is_empty() && !mailbox.eq_ignore_ascii_case("postmaster") {
         match mailbox.rfind('@') {
             Some(at) if at > 0 && at + 1 < mailbox.len() && !mailbox.contains(char::is_whitespace) => {}
@@ -552,6 +557,19 @@ mod tests {
         assert_eq!(Command::parse_line(b"QUIT\r\n"), Ok(Command::Quit));
         assert_eq!(Command::parse_line(b"STARTTLS\r\n"), Ok(Command::NotImplemented { verb: "STARTTLS" }));
         assert_eq!(Command::parse_line(b"GARBAGE\r\n"), Ok(Command::Unknown { verb: "GARBAGE" }));
+    }
+
+    #[test]
+    fn an_address_with_a_nul_or_a_control_character_is_refused_with_501() {
+        for line in [
+            &b"MAIL FROM:<a\0@b.c>\r\n"[..],
+            b"RCPT TO:<bob\x01@protolab.test>\r\n",
+            b"RCPT TO:<bob@proto\x7flab.test>\r\n",
+        ] {
+            let err = Command::parse_line(line).expect_err("refused");
+            assert_eq!(err.reply().code.0, 501, "{line:?}: {err:?}");
+            assert!(err.reply().text().contains("control character"), "{}", err.reply());
+        }
     }
 
     #[test]

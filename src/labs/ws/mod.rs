@@ -134,8 +134,10 @@ async fn serve(io: Stream) -> Result<()> {
         Ok(key) => key,
         Err(reason) => {
             let body = format!("not a WebSocket upgrade: {reason}\n");
+            // RFC 6455 §4.4: a refused version names the version(s) this server speaks.
+            let version = if reason.contains("Version") { "Sec-WebSocket-Version: 13\r\n" } else { "" };
             let refusal = format!(
-                "HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                "HTTP/1.1 400 Bad Request\r\n{version}Content-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
                 body.len()
             );
             io.write_all(refusal.as_bytes()).await?;
