@@ -46,7 +46,7 @@ pub enum Command {
         #[arg(long, value_enum)]
         wire: Option<Wire>,
         /// Talk to this real server instead of the embedded one (host wire).
-        #[arg(long, value_name = "HOST:PORT")]
+        #[arg(long, value_name = "HOST:PORT", value_parser = parse_host_port)]
         connect: Option<String>,
         #[arg(long, value_enum, default_value_t)]
         format: Format,
@@ -65,14 +65,14 @@ pub enum Command {
         no_capture: bool,
         /// DHCP: how much faster than the network the lease clock runs (a 120 s lease takes
         /// 6 s at the default 20).
-        #[arg(long, value_name = "N", default_value_t = crate::labs::dhcp::DEFAULT_SPEEDUP, value_parser = clap::value_parser!(u32).range(1..=600))]
-        lease_speedup: u32,
+        #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=600))]
+        lease_speedup: Option<u32>,
     },
     /// Run the embedded server for outside clients and print each session's steps.
     Serve {
         /// The lab whose server to run (`protolab labs` lists them).
         lab: String,
-        #[arg(long, value_name = "ADDR:PORT", default_value = "127.0.0.1:0")]
+        #[arg(long, value_name = "ADDR:PORT", default_value = "127.0.0.1:0", value_parser = parse_listen)]
         listen: String,
         #[arg(long, value_enum, default_value_t)]
         format: Format,
@@ -89,21 +89,32 @@ pub enum Command {
 /// Faults on the sim wire's cable; frames are counted from 1 as they enter it.
 #[derive(Debug, Clone, Default, clap::Args)]
 pub struct FaultArgs {
-    /// Drop the Nth frame (repeatable).
-    #[arg(long, value_name = "N")]
+    /// Drop the Nth frame (repeatable; frames count from 1).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
     drop: Vec<u64>,
-    /// Hold the Nth frame back MS milliseconds (repeatable).
+    /// Hold the Nth frame back MS milliseconds, at most 10000 (repeatable).
     #[arg(long, value_name = "N:MS", value_parser = parse_delay)]
     delay: Vec<(u64, u64)>,
     /// Deliver the Nth frame twice (repeatable).
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
     duplicate: Vec<u64>,
     /// Flip a byte of the Nth frame (repeatable).
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
     corrupt: Vec<u64>,
 }
 
 impl FaultArgs {
+    /// A frame has one fate on the cable: two faults named for one frame is a usage error.
+    fn check(&self) {
+        let mut seen = std::collections::HashSet::new();
+        let all = self.drop.iter().chain(&self.duplicate).chain(&self.corrupt).chain(self.delay.iter().map(|(n, _)| n));
+        for n in all {
+            if !seen.insert(*n) {
+                usage(&format!("frame {n} is given two faults: one frame, one fault"));
+            }
+        }
+    }
+
     pub fn faults(&self) -> Faults {
         Faults {
             drop: self.drop.clone(),
@@ -114,12 +125,40 @@ impl FaultArgs {
     }
 }
 
+/// The longest a frame may be held back on the cable: longer, and a run would end first.
+const MAX_DELAY_MS: u64 = 10_000;
+
 fn parse_delay(s: &str) -> Result<(u64, u64), String> {
     let (n, ms) = s.split_once(':').ok_or("expected N:MS, e.g. 3:500")?;
-    Ok((
-        n.parse().map_err(|_| format!("bad frame number {n:?}"))?,
-        ms.parse().map_err(|_| format!("bad delay {ms:?}"))?,
-    ))
+    let n: u64 = n.parse().map_err(|_| format!("bad frame number {n:?}"))?;
+    let ms: u64 = ms.parse().map_err(|_| format!("bad delay {ms:?} (milliseconds, 1 to {MAX_DELAY_MS})"))?;
+    if n == 0 {
+        return Err("frames count from 1".into());
+    }
+    if !(1..=MAX_DELAY_MS).contains(&ms) {
+        return Err(format!("a delay is 1 to {MAX_DELAY_MS} ms, not {ms}"));
+    }
+    Ok((n, ms))
+}
+
+/// `HOST:PORT` for `--connect`: a host (a name or an address) and a port from 1 to 65535.
+fn parse_host_port(s: &str) -> Result<String, String> {
+    let (host, port) = s.rsplit_once(':').ok_or("expected HOST:PORT, e.g. mail.example:25")?;
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    if host.is_empty() {
+        return Err("no host before the port".into());
+    }
+    match port.parse::<u16>() {
+        Ok(p) if p > 0 => Ok(s.to_string()),
+        _ => Err(format!("bad port {port:?} (1 to 65535)")),
+    }
+}
+
+/// `ADDR:PORT` for `--listen`: an IP address and a port (0 picks a free one).
+fn parse_listen(s: &str) -> Result<String, String> {
+    s.parse::<std::net::SocketAddr>()
+        .map(|_| s.to_string())
+        .map_err(|_| format!("expected an IP address and a port, e.g. 127.0.0.1:2525, not {s:?}"))
 }
 
 /// A command line that asks for something impossible: one line, exit status 2.
@@ -314,8 +353,14 @@ pub async fn dispatch(cli: Cli) -> Result<()> {
             .await
         }
         Some(Command::Run { lab, wire, connect, format, faults, pcap, interface: None, no_capture, lease_speedup }) => {
-            crate::labs::dhcp::set_speedup(lease_speedup);
             let lab = find_lab(&lab).unwrap_or_else(|e| e.exit());
+            faults.check();
+            if let Some(times) = lease_speedup {
+                if lab.info().name != "dhcp" {
+                    usage("--lease-speedup sets the DHCP lab's lease clock: it goes with `run dhcp`");
+                }
+                crate::labs::dhcp::set_speedup(times);
+            }
             let wire = wire.unwrap_or(if connect.is_some() { Wire::Host } else { lab.info().default_wire() });
             refuse_wire(lab.info(), wire);
             let capture = wire == Wire::Host && connect.is_none() && !no_capture;

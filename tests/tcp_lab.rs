@@ -245,6 +245,7 @@ async fn the_states_read_from_the_segments_are_the_stacks() {
     faults.extend((1..=13).map(|n| Faults { drop: vec![n], ..Faults::default() }));
     faults.extend((3..=13).map(|n| Faults { corrupt: vec![n], ..Faults::default() }));
     faults.extend((3..=13).map(|n| Faults { duplicate: vec![n], ..Faults::default() }));
+    faults.extend([(5, 3000), (6, 300), (8, 500), (9, 200)].map(|d| Faults { delay: vec![d], ..Faults::default() }));
     let mut wrong = Vec::new();
     for f in faults {
         let (result, steps) = run_tcp(f.clone()).await;

@@ -13,6 +13,7 @@
 //!  ACK of the peer's ISN+1  tcp.ack.handshake  the handshake's third segment
 //!  data                     tcp.data           starting below what the side sent already → again
 //!  ACK, ack moves on        tcp.ack.data       acknowledges data
+//!  ACK below one sent       tcp.ack.old        held up on the way, it arrives late
 //!  ACK, same ack            tcp.ack.dup        a duplicate ACK (a copy, a gap) or,
 //!                           tcp.ack.window     with a new window, a window update
 //!  FIN, peer's FIN not seen tcp.fin.first      the active close (`.data` when it carries data)
@@ -135,7 +136,7 @@ impl Moments {
         let conn = self.tcp.entry(key);
         let (sender, peer) = conn.sides(&seg.src);
         let (kind, again) = classify(&seg, sender, peer);
-        sender.sent(&seg);
+        sender.sent(&seg, peer.fin.is_some());
         // A damaged frame shows what it could; its moment is still the sender's. Sending moves
         // the sender's state even if the cable loses the frame; only a frame that arrives whole
         // moves the receiver's.
@@ -269,6 +270,10 @@ struct Side {
     next: Option<u32>,
     /// Where its FIN sits in sequence space.
     fin: Option<u32>,
+    /// How many times it sent its FIN.
+    fins: u32,
+    /// It sent its FIN before the peer's was seen: the active close, which ends in TIME-WAIT.
+    closed_first: bool,
     /// The last acknowledgment number and window it sent.
     acked: Option<(u32, u64)>,
     /// Its TCP state as the segments so far say it (RFC 9293 §3.3.2), once one has.
@@ -276,18 +281,21 @@ struct Side {
 }
 
 impl Side {
-    fn sent(&mut self, seg: &Segment) {
+    fn sent(&mut self, seg: &Segment, peer_closed: bool) {
         if seg.syn {
             self.isn = Some(seg.seq);
         }
         if seg.fin {
+            self.closed_first |= self.fin.is_none() && !peer_closed;
             self.fin = Some(seg.seq.wrapping_add(seg.len));
+            self.fins += 1;
         }
         let end = seg.end();
         if self.next.is_none_or(|n| before(n, end)) {
             self.next = Some(end);
         }
-        if let Some(ack) = seg.ack {
+        // An acknowledgment older than one already sent (held up on the way) changes nothing.
+        if let Some(ack) = seg.ack.filter(|&a| self.acked.is_none_or(|(last, _)| !before(a, last))) {
             self.acked = Some((ack, seg.window));
         }
     }
@@ -334,6 +342,9 @@ fn follow(kind: &str, seg: &Segment, sender: &mut Side, peer: &mut Side, deliver
             (Some("LAST-ACK"), Some(peer_next))
         }
         "ack.last" | "ack.last.fin-again" => (Some("TIME-WAIT"), Some("CLOSED")),
+        // A side that is done resets a late segment; the peer takes the reset only if its
+        // sequence number is exactly the next it expects (RFC 5961 §3.2), else ignores it.
+        "rst.closed" => (Some("CLOSED"), (sender.next == Some(seg.seq)).then_some("CLOSED")),
         m if m.starts_with("rst") => (Some("CLOSED"), Some("CLOSED")),
         _ => {
             // Data and acknowledgments: a side not yet seen is past the handshake if it sends
@@ -344,12 +355,27 @@ fn follow(kind: &str, seg: &Segment, sender: &mut Side, peer: &mut Side, deliver
             (sender.state.or(Some("ESTABLISHED")), completes.then_some("ESTABLISHED"))
         }
     };
-    if s.is_some() {
-        sender.state = s;
+    // States only move on: a late segment (held up on the way) never takes one back.
+    if let Some(s) = s.filter(|&s| forward(sender.state, s)) {
+        sender.state = Some(s);
     }
-    if p.is_some() && delivered {
-        peer.state = p;
+    if let Some(p) = p.filter(|&p| delivered && forward(peer.state, p)) {
+        peer.state = Some(p);
     }
+}
+
+/// Whether moving from `now` to `next` goes forward on the way from opening to closed.
+fn forward(now: Option<&str>, next: &str) -> bool {
+    let rank = |s: &str| match s {
+        "SYN-SENT" | "SYN-RECEIVED" => 1,
+        "ESTABLISHED" => 2,
+        "FIN-WAIT-1" | "CLOSE-WAIT" => 3,
+        "FIN-WAIT-2" | "CLOSING" | "LAST-ACK" => 4,
+        "TIME-WAIT" => 5,
+        "CLOSED" => 6,
+        _ => 0,
+    };
+    now.is_none_or(|now| rank(next) >= rank(now))
 }
 
 /// The segment's moment, and whether it repeats what its sender sent already.
@@ -384,14 +410,19 @@ fn classify(seg: &Segment, sender: &Side, peer: &Side) -> (String, bool) {
         return ("tcp.data".into(), repeats(seg.seq));
     }
     let Some(ack) = seg.ack else { return ("tcp".into(), false) };
+    if sender.acked.is_some_and(|(last, _)| before(ack, last)) {
+        return ("tcp.ack.old".into(), false);
+    }
     let new_ack = sender.acked.is_none_or(|(a, _)| a != ack);
     let kind = if peer.fin.is_some_and(|f| ack == f.wrapping_add(1)) {
-        // Acknowledged once already: the FIN came again (the first ACK was lost, or copied).
-        match (sender.fin.is_some(), new_ack) {
-            (true, true) => "tcp.ack.last",
-            (true, false) => "tcp.ack.last.fin-again",
-            (false, true) => "tcp.ack.fin",
-            (false, false) => "tcp.ack.fin.fin-again",
+        // The side that closed first sends the last ACK; acknowledged once already, the ACK
+        // answers the FIN sent again, or it is a late copy of the same ACK.
+        match (sender.closed_first, new_ack, peer.fins > 1) {
+            (true, true, _) => "tcp.ack.last",
+            (true, false, true) => "tcp.ack.last.fin-again",
+            (false, true, _) => "tcp.ack.fin",
+            (false, false, true) => "tcp.ack.fin.fin-again",
+            (_, false, false) => "tcp.ack.dup",
         }
     } else if sender.acked.is_none() && peer.isn.is_some_and(|i| ack == i.wrapping_add(1)) {
         "tcp.ack.handshake"

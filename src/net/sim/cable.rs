@@ -23,6 +23,11 @@ impl Faults {
     pub fn is_empty(&self) -> bool {
         self.drop.is_empty() && self.delay.is_empty() && self.duplicate.is_empty() && self.corrupt.is_empty()
     }
+
+    /// The longest hold on the cable: a run waits that much more for its last frames.
+    pub fn longest_delay(&self) -> std::time::Duration {
+        std::time::Duration::from_millis(self.delay.iter().map(|&(_, ms)| ms).max().unwrap_or(0))
+    }
 }
 
 /// One frame on the cable.
@@ -53,6 +58,11 @@ pub struct Cable {
 impl Cable {
     pub fn new(faults: Faults) -> Self {
         Cable { faults, count: 0, queue: VecDeque::new() }
+    }
+
+    /// The faults the cable applies.
+    pub fn faults(&self) -> &Faults {
+        &self.faults
     }
 
     /// A host put a frame on the cable, in `state`.

@@ -475,7 +475,9 @@ impl SimNet {
                 tokio::time::sleep(Duration::from_millis(5)).await;
             }
         };
-        let _ = crate::net::timeout(Duration::from_secs(3), quiet).await;
+        // A frame held back on the cable is still to come: wait for it too.
+        let limit = Duration::from_secs(3) + self.lock().cable.faults().longest_delay();
+        let _ = crate::net::timeout(limit, quiet).await;
     }
 
     /// The stream's socket is no longer used: close it and forget it once closed.
