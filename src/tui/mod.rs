@@ -9,12 +9,16 @@ pub mod widgets;
 
 use app::{App, LabEvent};
 use color_eyre::Result;
+use crossterm::cursor::Show;
 use crossterm::event::{
     DisableMouseCapture, EnableMouseCapture, Event, EventStream, KeyEventKind, MouseButton, MouseEventKind,
 };
+use crossterm::terminal::{EnterAlternateScreen, LeaveAlternateScreen};
 use futures_util::StreamExt;
 use keys::Action;
-use ratatui::DefaultTerminal;
+use ratatui::backend::CrosstermBackend;
+use ratatui::{DefaultTerminal, Terminal};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 use tokio::sync::mpsc;
 
@@ -48,20 +52,44 @@ pub async fn run(lab: Option<String>, wire: Option<Wire>) -> Result<()> {
         }
         previous(info);
     }));
-    let mut terminal = ratatui::init();
-    if let Err(e) = crossterm::execute!(std::io::stdout(), EnableMouseCapture) {
-        restore();
-        return Err(e.into());
-    }
+    let mut terminal = match enter() {
+        Ok(terminal) => terminal,
+        Err(e) => {
+            restore();
+            return Err(e.into());
+        }
+    };
     let result = event_loop(&mut terminal, &mut app).await;
     app.shutdown();
     restore();
     result
 }
 
+/// Whether the terminal may be in the TUI's modes: set before the first change, cleared by the
+/// first [`restore`].
+static ENTERED: AtomicBool = AtomicBool::new(false);
+
+/// Raw mode, the alternate screen and mouse reporting. Not `ratatui::init`: its panic hook would
+/// restore the terminal on any thread's panic, a lab's included; here [`restore`] is the only
+/// way back.
+fn enter() -> std::io::Result<DefaultTerminal> {
+    // First, so that a failure halfway still restores what was changed.
+    ENTERED.store(true, Ordering::SeqCst);
+    crossterm::terminal::enable_raw_mode()?;
+    crossterm::execute!(std::io::stdout(), EnterAlternateScreen, EnableMouseCapture)?;
+    Terminal::new(CrosstermBackend::new(std::io::stdout()))
+}
+
+/// Gives the terminal back as it was before [`enter`]: mouse reporting off (while raw mode still
+/// keeps late reports from echoing), the main screen, the cursor shown, then the saved terminal
+/// modes. Every way out calls it (quit, error, the TUI thread's panic, a signal); only the first
+/// call after [`enter`] writes anything.
 fn restore() {
-    let _ = crossterm::execute!(std::io::stdout(), DisableMouseCapture);
-    ratatui::restore();
+    if !ENTERED.swap(false, Ordering::SeqCst) {
+        return;
+    }
+    let _ = crossterm::execute!(std::io::stdout(), DisableMouseCapture, LeaveAlternateScreen, Show);
+    let _ = crossterm::terminal::disable_raw_mode();
 }
 
 async fn event_loop(terminal: &mut DefaultTerminal, app: &mut App) -> Result<()> {
