@@ -3,6 +3,7 @@
 
 pub mod app;
 pub mod keys;
+mod signals;
 pub mod text;
 pub mod ui;
 pub mod widgets;
@@ -18,6 +19,7 @@ use futures_util::StreamExt;
 use keys::Action;
 use ratatui::backend::CrosstermBackend;
 use ratatui::{DefaultTerminal, Terminal};
+use signals::Signals;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 use tokio::sync::mpsc;
@@ -25,7 +27,8 @@ use tokio::sync::mpsc;
 use crate::net::Wire;
 
 /// Opens the TUI on `lab`'s tab (or the first), runs until quit, and restores the terminal on
-/// every way out, panics included.
+/// every way out, panics included. A terminating signal (SIGTERM, SIGINT, SIGHUP, SIGQUIT) stops
+/// the labs, restores the terminal and then ends the process by that same signal.
 /// `wire` overrides each lab's own wire.
 pub async fn run(lab: Option<String>, wire: Option<Wire>) -> Result<()> {
     let labs = crate::labs::registry();
@@ -52,6 +55,8 @@ pub async fn run(lab: Option<String>, wire: Option<Wire>) -> Result<()> {
         }
         previous(info);
     }));
+    // Caught before the terminal changes: from here on, a signal waits for the event loop.
+    let mut signals = Signals::catch()?;
     let mut terminal = match enter() {
         Ok(terminal) => terminal,
         Err(e) => {
@@ -59,10 +64,20 @@ pub async fn run(lab: Option<String>, wire: Option<Wire>) -> Result<()> {
             return Err(e.into());
         }
     };
-    let result = event_loop(&mut terminal, &mut app).await;
+    let result = event_loop(&mut terminal, &mut app, &mut signals).await;
     app.shutdown();
     restore();
-    result
+    match result? {
+        End::Quit => Ok(()),
+        End::Signal(n) => signals::die_of(n),
+    }
+}
+
+/// Why the event loop ended.
+enum End {
+    Quit,
+    /// A caught terminating signal, by number.
+    Signal(i32),
 }
 
 /// Whether the terminal may be in the TUI's modes: set before the first change, cleared by the
@@ -92,7 +107,7 @@ fn restore() {
     let _ = crossterm::terminal::disable_raw_mode();
 }
 
-async fn event_loop(terminal: &mut DefaultTerminal, app: &mut App) -> Result<()> {
+async fn event_loop(terminal: &mut DefaultTerminal, app: &mut App, signals: &mut Signals) -> Result<End> {
     let (tx, mut rx) = mpsc::unbounded_channel::<LabEvent>();
     app.start_all(&tx);
     let mut input = EventStream::new();
@@ -108,6 +123,8 @@ async fn event_loop(terminal: &mut DefaultTerminal, app: &mut App) -> Result<()>
         }
         let tick = app.next_tick(now);
         tokio::select! {
+            // Between two draws: never in the middle of an escape sequence.
+            n = signals.recv() => return Ok(End::Signal(n)),
             event = input.next() => match event {
                 Some(Ok(event)) => dirty = on_terminal_event(app, event, &areas, &tx),
                 Some(Err(e)) => return Err(e.into()),
@@ -124,7 +141,7 @@ async fn event_loop(terminal: &mut DefaultTerminal, app: &mut App) -> Result<()>
             _ = tokio::time::sleep(tick.unwrap_or_default()), if tick.is_some() => {}
         }
     }
-    Ok(())
+    Ok(End::Quit)
 }
 
 /// Applies a key, mouse or resize event; true when the screen must be redrawn.
