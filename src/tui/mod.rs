@@ -3,25 +3,32 @@
 
 pub mod app;
 pub mod keys;
+mod signals;
 pub mod text;
 pub mod ui;
 pub mod widgets;
 
 use app::{App, LabEvent};
 use color_eyre::Result;
+use crossterm::cursor::Show;
 use crossterm::event::{
     DisableMouseCapture, EnableMouseCapture, Event, EventStream, KeyEventKind, MouseButton, MouseEventKind,
 };
+use crossterm::terminal::{EnterAlternateScreen, LeaveAlternateScreen};
 use futures_util::StreamExt;
 use keys::Action;
-use ratatui::DefaultTerminal;
+use ratatui::backend::CrosstermBackend;
+use ratatui::{DefaultTerminal, Terminal};
+use signals::Signals;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 use tokio::sync::mpsc;
 
 use crate::net::Wire;
 
 /// Opens the TUI on `lab`'s tab (or the first), runs until quit, and restores the terminal on
-/// every way out, panics included.
+/// every way out, panics included. A terminating signal (SIGTERM, SIGINT, SIGHUP, SIGQUIT) stops
+/// the labs, restores the terminal and then ends the process by that same signal.
 /// `wire` overrides each lab's own wire.
 pub async fn run(lab: Option<String>, wire: Option<Wire>) -> Result<()> {
     let labs = crate::labs::registry();
@@ -48,23 +55,59 @@ pub async fn run(lab: Option<String>, wire: Option<Wire>) -> Result<()> {
         }
         previous(info);
     }));
-    let mut terminal = ratatui::init();
-    if let Err(e) = crossterm::execute!(std::io::stdout(), EnableMouseCapture) {
-        restore();
-        return Err(e.into());
-    }
-    let result = event_loop(&mut terminal, &mut app).await;
+    // Caught before the terminal changes: from here on, a signal waits for the event loop.
+    let mut signals = Signals::catch()?;
+    let mut terminal = match enter() {
+        Ok(terminal) => terminal,
+        Err(e) => {
+            restore();
+            return Err(e.into());
+        }
+    };
+    let result = event_loop(&mut terminal, &mut app, &mut signals).await;
     app.shutdown();
     restore();
-    result
+    match result? {
+        End::Quit => Ok(()),
+        End::Signal(n) => signals::die_of(n),
+    }
 }
 
+/// Why the event loop ended.
+enum End {
+    Quit,
+    /// A caught terminating signal, by number.
+    Signal(i32),
+}
+
+/// Whether the terminal may be in the TUI's modes: set before the first change, cleared by the
+/// first [`restore`].
+static ENTERED: AtomicBool = AtomicBool::new(false);
+
+/// Raw mode, the alternate screen and mouse reporting. Not `ratatui::init`: its panic hook would
+/// restore the terminal on any thread's panic, a lab's included; here [`restore`] is the only
+/// way back.
+fn enter() -> std::io::Result<DefaultTerminal> {
+    // First, so that a failure halfway still restores what was changed.
+    ENTERED.store(true, Ordering::SeqCst);
+    crossterm::terminal::enable_raw_mode()?;
+    crossterm::execute!(std::io::stdout(), EnterAlternateScreen, EnableMouseCapture)?;
+    Terminal::new(CrosstermBackend::new(std::io::stdout()))
+}
+
+/// Gives the terminal back as it was before [`enter`]: mouse reporting off (while raw mode still
+/// keeps late reports from echoing), the main screen, the cursor shown, then the saved terminal
+/// modes. Every way out calls it (quit, error, the TUI thread's panic, a signal); only the first
+/// call after [`enter`] writes anything.
 fn restore() {
-    let _ = crossterm::execute!(std::io::stdout(), DisableMouseCapture);
-    ratatui::restore();
+    if !ENTERED.swap(false, Ordering::SeqCst) {
+        return;
+    }
+    let _ = crossterm::execute!(std::io::stdout(), DisableMouseCapture, LeaveAlternateScreen, Show);
+    let _ = crossterm::terminal::disable_raw_mode();
 }
 
-async fn event_loop(terminal: &mut DefaultTerminal, app: &mut App) -> Result<()> {
+async fn event_loop(terminal: &mut DefaultTerminal, app: &mut App, signals: &mut Signals) -> Result<End> {
     let (tx, mut rx) = mpsc::unbounded_channel::<LabEvent>();
     app.start_all(&tx);
     let mut input = EventStream::new();
@@ -80,6 +123,8 @@ async fn event_loop(terminal: &mut DefaultTerminal, app: &mut App) -> Result<()>
         }
         let tick = app.next_tick(now);
         tokio::select! {
+            // Between two draws: never in the middle of an escape sequence.
+            n = signals.recv() => return Ok(End::Signal(n)),
             event = input.next() => match event {
                 Some(Ok(event)) => dirty = on_terminal_event(app, event, &areas, &tx),
                 Some(Err(e)) => return Err(e.into()),
@@ -96,7 +141,7 @@ async fn event_loop(terminal: &mut DefaultTerminal, app: &mut App) -> Result<()>
             _ = tokio::time::sleep(tick.unwrap_or_default()), if tick.is_some() => {}
         }
     }
-    Ok(())
+    Ok(End::Quit)
 }
 
 /// Applies a key, mouse or resize event; true when the screen must be redrawn.
