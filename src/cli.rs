@@ -5,13 +5,13 @@ use crate::labs::{self, Lab, LabFuture, run};
 use crate::net::Wire;
 use crate::net::sim::Faults;
 use crate::session::Pcap;
-use crate::session::{Format, Step, StepSink, write_step};
+use crate::session::{Bounds, Format, Polled, StepQueue, StepSink, write_step};
 use clap::{Parser, Subcommand};
 use color_eyre::eyre::{Result, WrapErr};
 use std::io::Write;
 use std::path::Path;
 use std::sync::Arc;
-use tokio::sync::mpsc;
+use std::time::Duration;
 
 #[derive(Debug, Parser)]
 #[command(name = "protolab", version, about = "See network protocols work, one real message at a time.")]
@@ -185,20 +185,80 @@ pub fn find_lab(name: &str) -> Result<Arc<dyn Lab>, clap::Error> {
     })
 }
 
-/// Prints steps as they arrive until the sender side is gone; `sessions`: text lines name the
-/// peer session (`serve`, where several clients' steps interleave).
-async fn print_steps(mut rx: mpsc::UnboundedReceiver<Step>, format: Format, sessions: bool) -> std::io::Result<()> {
-    let stdout = std::io::stdout();
-    while let Some(step) = rx.recv().await {
-        let mut out = stdout.lock();
-        match write_step(&mut out, &step, format, sessions).and_then(|()| out.flush()) {
-            Ok(()) => {}
-            // The reader went away (`| head`): stop printing, quietly.
-            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => return Ok(()),
-            Err(e) => return Err(e),
+/// How long, once the work is over, the printer may take to write what is left: a stdout
+/// nobody reads must not keep the process alive.
+const PRINTER_GRACE: Duration = Duration::from_secs(10);
+
+/// Prints a run's steps from its queue on a thread of its own, so writing to a stdout that
+/// nobody reads never holds up the runtime (the labs, `serve`'s clients, the signal handler).
+/// Frames also go to `pcap`. Says on stderr when steps were dropped because it fell behind.
+struct Printer {
+    done: std::sync::mpsc::Receiver<std::io::Result<()>>,
+}
+
+impl Printer {
+    /// `sessions`: text lines name the peer session (`serve`, where clients' steps interleave).
+    fn start(queue: Arc<StepQueue>, format: Format, sessions: bool, mut pcap: Option<Pcap>) -> Printer {
+        let (done_tx, done) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let result = (|| {
+                let stdout = std::io::stdout();
+                let mut printing = true;
+                let mut told = 0;
+                loop {
+                    let step = match queue.next_blocking(Duration::from_secs(1)) {
+                        Polled::Step(step) => *step,
+                        Polled::Empty => {
+                            told = tell_dropped(&queue, told);
+                            continue;
+                        }
+                        Polled::Closed => break,
+                    };
+                    if let Some(p) = pcap.as_mut().filter(|_| step.frame) {
+                        p.write(&step).map_err(|e| std::io::Error::other(format!("writing the pcap file: {e}")))?;
+                    }
+                    if printing {
+                        let mut out = stdout.lock();
+                        match write_step(&mut out, &step, format, sessions).and_then(|()| out.flush()) {
+                            Ok(()) => {}
+                            // The reader went away (`| head`): stop printing, quietly.
+                            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => printing = false,
+                            Err(e) => return Err(e),
+                        }
+                    }
+                }
+                tell_dropped(&queue, told);
+                Ok(())
+            })();
+            let _ = done_tx.send(result);
+        });
+        Printer { done }
+    }
+
+    /// Waits for the printer to write what is left (the queue closes when the run's last sink
+    /// goes), at most `grace`.
+    async fn finish(self, grace: Duration) -> Result<()> {
+        let waited = tokio::task::spawn_blocking(move || self.done.recv_timeout(grace)).await?;
+        match waited {
+            Ok(result) => result.wrap_err("writing steps"),
+            Err(_) => {
+                eprintln!("protolab: stdout did not take the last steps in {grace:?}: not written");
+                Ok(())
+            }
         }
     }
-    Ok(())
+}
+
+/// Says on stderr how many steps were dropped since it last said (`told`); returns the count.
+fn tell_dropped(queue: &StepQueue, told: u64) -> u64 {
+    let dropped = queue.dropped();
+    if dropped > told {
+        eprintln!(
+            "protolab: {} steps dropped, {dropped} in all: the output could not keep up (their seq numbers are missing)",
+            dropped - told
+        );
+    }
+    dropped
 }
 
 /// `protolab labs`
@@ -268,36 +328,15 @@ pub async fn run_lab(lab: Arc<dyn Lab>, opts: run::RunOptions, format: Format, p
 async fn drive(
     name: &str,
     format: Format,
-    mut pcap: Option<Pcap>,
+    pcap: Option<Pcap>,
     work: impl FnOnce(StepSink) -> Result<LabFuture>,
 ) -> Result<()> {
-    let (tx, mut rx) = mpsc::unbounded_channel::<Step>();
-    let work = work(StepSink::new(name, tx))?;
-    let (out_tx, out_rx) = mpsc::unbounded_channel();
-    let printer = tokio::spawn(print_steps(out_rx, format, false));
-    tokio::pin!(work);
-    let mut result = None;
-    loop {
-        tokio::select! {
-            step = rx.recv() => match step {
-                Some(step) => {
-                    if let Some(p) = pcap.as_mut().filter(|_| step.frame) {
-                        p.write(&step).wrap_err("writing the pcap file")?;
-                    }
-                    let _ = out_tx.send(step);
-                }
-                // Every sink is gone: the work is over, or about to be.
-                None => break,
-            },
-            r = &mut work, if result.is_none() => result = Some(r),
-        }
-    }
-    let result = match result {
-        Some(r) => r,
-        None => work.await,
-    };
-    drop(out_tx);
-    printer.await?.wrap_err("writing steps")?;
+    let (sink, queue) = StepSink::queued(name, Bounds::default());
+    let work = work(sink)?;
+    let printer = Printer::start(queue, format, false, pcap);
+    let result = work.await;
+    // Every step of the run is queued once its last sink is gone; let them be written.
+    printer.finish(PRINTER_GRACE).await?;
     result
 }
 
@@ -306,15 +345,19 @@ pub async fn serve_lab(lab: Arc<dyn Lab>, listen: &str, format: Format, sessions
     let listener = Wire::Host.listen(listen).await.wrap_err_with(|| format!("cannot listen on {listen}"))?;
     let addr = listener.local_addr()?;
     eprintln!("listening on {addr}");
-    let (tx, rx) = mpsc::unbounded_channel();
-    let printer = tokio::spawn(print_steps(rx, format, true));
-    let sink = StepSink::new(lab.info().name, tx);
+    let (sink, queue) = StepSink::queued(lab.info().name, Bounds::default());
+    let printer = Printer::start(queue, format, true, None);
     tokio::select! {
-        result = run::serve(lab, listener, sessions, sink) => result?,
-        _ = tokio::signal::ctrl_c() => eprintln!("interrupted"),
+        result = run::serve(lab, listener, sessions, sink) => {
+            result?;
+            printer.finish(PRINTER_GRACE).await
+        }
+        // Ends at once, whatever the reader of stdout does.
+        _ = tokio::signal::ctrl_c() => {
+            eprintln!("interrupted");
+            Ok(())
+        }
     }
-    printer.await?.wrap_err("writing steps")?;
-    Ok(())
 }
 
 /// Runs the parsed command line.

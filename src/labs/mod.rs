@@ -83,6 +83,13 @@ pub trait Lab: Send + Sync + 'static {
     /// The client scenario, talking to `ctx.target` over `io`.
     fn client(&self, io: Stream, ctx: ClientCtx) -> LabFuture;
 
+    /// What the embedded server says to a client it has no room for (`serve` at its connection
+    /// limit), in the protocol's own words, before it closes: SMTP's `421`, an HTTP `503`.
+    /// `None`: the connection is just closed.
+    fn busy(&self) -> Option<Vec<u8>> {
+        None
+    }
+
     /// For labs whose steps are packets rather than a stream (DHCP): the whole exchange, run
     /// on the lab network directly. Stream labs leave it `None`.
     fn packets(&self, _net: &SimNet) -> Option<LabFuture> {

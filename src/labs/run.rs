@@ -3,12 +3,14 @@
 
 use super::{ClientCtx, Lab};
 use crate::net::capture::Capture;
+use crate::net::limits::{Limited, Limits};
 use crate::net::sim::Faults;
 use crate::net::{Conn, Dir, Gate, Listener, Net, Recorder, Stream, TapStream, Wire, with_gate};
 use crate::session::StepSink;
 use color_eyre::eyre::{Result, WrapErr, bail, eyre};
 use std::sync::Arc;
 use std::time::Duration;
+use tokio::io::AsyncWriteExt;
 use tokio::sync::{Semaphore, mpsc};
 use tokio::task::{JoinHandle, JoinSet};
 
@@ -165,15 +167,47 @@ fn tap(conn: Conn, rec: Arc<Recorder>, out: Dir, gate: Arc<Gate>, segments: bool
     if segments { Box::new(tapped.reading(conn.carriers)) } else { Box::new(tapped) }
 }
 
-/// Serves outside clients on `listener` until `sessions` sessions have ended (or forever).
-/// Each connection is a session with its own number; a failing session is reported on stderr
-/// and the others go on.
+/// How `serve` treats outside clients.
+#[derive(Debug, Clone, Copy)]
+pub struct ServeOptions {
+    /// Clients served at once; one more gets the lab's busy answer and is closed.
+    pub max_connections: usize,
+    /// Limits on each session: its whole length, and how long a write may wait.
+    pub limits: Limits,
+}
+
+impl Default for ServeOptions {
+    fn default() -> Self {
+        ServeOptions { max_connections: MAX_CONNECTIONS, limits: Limits::default() }
+    }
+}
+
+/// Clients being turned away at once; past this, a connection is closed without a word.
+const MAX_REFUSING: usize = 64;
+/// How long the busy answer may take to go.
+const REFUSAL_WRITE: Duration = Duration::from_secs(2);
+
+/// Serves outside clients on `listener` until `sessions` sessions have ended (or forever), with
+/// the default [`ServeOptions`].
 pub async fn serve(lab: Arc<dyn Lab>, listener: Listener, sessions: Option<u32>, sink: StepSink) -> Result<()> {
-    let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    serve_with(lab, listener, sessions, sink, ServeOptions::default()).await
+}
+
+/// Serves outside clients. Each connection is a session with its own number; a failing session
+/// is reported on stderr and the others go on. Past `max_connections`, a client gets the lab's
+/// busy answer (recorded as its session's steps) and is closed, so nobody waits unseen.
+pub async fn serve_with(
+    lab: Arc<dyn Lab>,
+    listener: Listener,
+    sessions: Option<u32>,
+    sink: StepSink,
+    opts: ServeOptions,
+) -> Result<()> {
+    let slots = Arc::new(Semaphore::new(opts.max_connections));
+    let refusing = Arc::new(Semaphore::new(MAX_REFUSING));
     let mut tasks = JoinSet::new();
     let mut accepted = 0u32;
     while sessions.is_none_or(|n| accepted < n) {
-        let permit = slots.clone().acquire_owned().await?;
         let (s, peer) = match listener.accept().await {
             Ok(conn) => conn,
             Err(e) => {
@@ -186,13 +220,31 @@ pub async fn serve(lab: Arc<dyn Lab>, listener: Listener, sessions: Option<u32>,
         accepted += 1;
         let session = accepted;
         let rec = Recorder::new(sink.for_session(session), ["client", "server"], lab.decoders(false));
-        let io = TapStream::new(s, rec, Dir::ServerToClient, true, Gate::free());
-        let lab = lab.clone();
-        tasks.spawn(async move {
-            let result = lab.serve(Box::new(io), peer).await;
-            drop(permit);
-            (session, peer, result)
-        });
+        match slots.clone().try_acquire_owned() {
+            Ok(permit) => {
+                let io = TapStream::new(Limited::new(s, opts.limits), rec, Dir::ServerToClient, true, Gate::free());
+                let lab = lab.clone();
+                tasks.spawn(async move {
+                    let result = lab.serve(Box::new(io), peer).await;
+                    drop(permit);
+                    (session, peer, result)
+                });
+            }
+            Err(_) => {
+                let Ok(turn) = refusing.clone().try_acquire_owned() else { continue };
+                let busy = lab.busy();
+                let limit = opts.max_connections;
+                tasks.spawn(async move {
+                    let mut io = TapStream::new(s, rec, Dir::ServerToClient, true, Gate::free());
+                    if let Some(busy) = busy {
+                        let _ = tokio::time::timeout(REFUSAL_WRITE, io.write_all(&busy)).await;
+                    }
+                    let _ = tokio::time::timeout(REFUSAL_WRITE, io.shutdown()).await;
+                    drop(turn);
+                    (session, peer, Err(eyre!("turned away: {limit} clients are served already")))
+                });
+            }
+        }
         while let Some(done) = tasks.try_join_next() {
             report(done);
         }

@@ -3,11 +3,13 @@
 mod format;
 pub mod moment;
 mod pcap;
+pub mod queue;
 mod sink;
 mod step;
 
 pub use format::{Format, text_line, write_step};
 pub use pcap::Pcap;
+pub use queue::{Bounds, Polled, StepQueue};
 pub use sink::{Clock, StepSink};
 pub use step::{Fate, Field, KEEP_BYTES, Layer, Moved, Step, hex};
 

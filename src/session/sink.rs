@@ -3,6 +3,7 @@
 
 use super::Step;
 use super::moment::Moments;
+use super::queue::{Bounds, StepQueue};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
@@ -35,7 +36,25 @@ struct Shared {
     /// The next `seq` and the conversations so far; the lock also keeps channel order equal to
     /// `seq` order.
     order: Mutex<Order>,
-    tx: mpsc::UnboundedSender<Step>,
+    out: Out,
+}
+
+/// Where the steps go.
+enum Out {
+    /// A channel the reader drains (tests, and readers that keep up by construction).
+    Channel(mpsc::UnboundedSender<Step>),
+    /// A bounded queue: the lab never waits, and what the reader cannot take is dropped,
+    /// counted (`run`, `serve`, the TUI).
+    Queue(Arc<StepQueue>),
+}
+
+impl Drop for Shared {
+    fn drop(&mut self) {
+        // The last sink of the run is gone: the reader gets what is queued, then the end.
+        if let Out::Queue(q) = &self.out {
+            q.close();
+        }
+    }
 }
 
 struct Order {
@@ -45,6 +64,17 @@ struct Order {
 
 impl StepSink {
     pub fn new(lab: &str, tx: mpsc::UnboundedSender<Step>) -> Self {
+        Self::with_out(lab, Out::Channel(tx))
+    }
+
+    /// A sink whose steps go to a bounded queue, for a reader that may fall behind (a printer,
+    /// the screen): the queue to read them from.
+    pub fn queued(lab: &str, bounds: Bounds) -> (Self, Arc<StepQueue>) {
+        let queue = Arc::new(StepQueue::new(bounds));
+        (Self::with_out(lab, Out::Queue(queue.clone())), queue)
+    }
+
+    fn with_out(lab: &str, out: Out) -> Self {
         let order = Order { next: 1, moments: Moments::default() };
         StepSink {
             shared: Arc::new(Shared {
@@ -52,7 +82,7 @@ impl StepSink {
                 start: Instant::now(),
                 clock: OnceLock::new(),
                 order: Mutex::new(order),
-                tx,
+                out,
             }),
             session: 1,
             conn: None,
@@ -96,8 +126,17 @@ impl StepSink {
         }
         order.moments.place(&mut step);
         let seq = step.seq;
-        if self.shared.tx.send(step).is_ok() {
-            order.next += 1;
+        match &self.shared.out {
+            Out::Channel(tx) => {
+                if tx.send(step).is_ok() {
+                    order.next += 1;
+                }
+            }
+            // A dropped step keeps its number: the gap in `seq` shows the loss.
+            Out::Queue(q) => {
+                q.push(step);
+                order.next += 1;
+            }
         }
         seq
     }

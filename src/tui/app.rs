@@ -566,23 +566,24 @@ async fn forward(
     let send = |kind| {
         let _ = events.send(LabEvent { tab, run: run_no, kind });
     };
-    let (step_tx, mut step_rx) = mpsc::unbounded_channel();
+    // Bounded: a lab that floods the screen has its newest steps dropped, never the UI's memory.
+    let (sink, queue) = StepSink::queued(lab.info().name, crate::session::Bounds::default());
     let (run_tx, mut run_rx) = mpsc::unbounded_channel();
     opts.events = Some(run_tx);
-    let exchange = run::exchange(lab.clone(), opts, StepSink::new(lab.info().name, step_tx));
+    let exchange = run::exchange(lab.clone(), opts, sink);
     tokio::pin!(exchange);
     let result = loop {
         tokio::select! {
             biased;
             Some(run::RunEvent::Listening(addr)) = run_rx.recv() => send(LabEventKind::Listening(addr)),
-            Some(step) = step_rx.recv() => send(LabEventKind::Step(Box::new(step))),
+            Some(step) = queue.next() => send(LabEventKind::Step(Box::new(step))),
             Some(GateEvent::Waiting { from }) = gate_rx.recv() => send(LabEventKind::Waiting(from)),
             result = &mut exchange => break result,
         }
     };
-    // The last steps (the FINs) may still be in the channel.
-    while let Ok(step) = step_rx.try_recv() {
-        send(LabEventKind::Step(Box::new(step)));
+    // The last steps (the FINs) may still be in the queue.
+    while let crate::session::Polled::Step(step) = queue.next_blocking(Duration::ZERO) {
+        send(LabEventKind::Step(step));
     }
     let reason = result.map_err(|e| e.chain().map(|c| c.to_string()).collect::<Vec<_>>().join(": "));
     send(LabEventKind::Done(reason));

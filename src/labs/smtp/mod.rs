@@ -84,4 +84,9 @@ impl Lab for Smtp {
     fn client(&self, io: Stream, ctx: ClientCtx) -> LabFuture {
         Box::pin(async move { client::run(io, &ctx.target).await })
     }
+
+    fn busy(&self) -> Option<Vec<u8>> {
+        let text = format!("{} too many connections: try again later", self.config.hostname);
+        Some(wire::Reply::new(wire::ReplyCode::SERVICE_NOT_AVAILABLE, text).emit())
+    }
 }

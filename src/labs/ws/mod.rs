@@ -68,6 +68,17 @@ impl Lab for WebSocket {
     fn client(&self, io: Stream, ctx: ClientCtx) -> LabFuture {
         Box::pin(client(io, ctx.target))
     }
+
+    fn busy(&self) -> Option<Vec<u8>> {
+        let body = "too many connections: try again later\n";
+        Some(
+            format!(
+                "HTTP/1.1 503 Service Unavailable\r\nRetry-After: 10\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            )
+            .into_bytes(),
+        )
+    }
 }
 
 fn config() -> WebSocketConfig {
