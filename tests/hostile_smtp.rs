@@ -41,6 +41,20 @@ async fn greeted(addr: SocketAddr) -> (TcpStream, Vec<u8>) {
     (s, buf)
 }
 
+/// Connects and opens a transaction up to the 354 that asks for the text.
+async fn in_data(addr: SocketAddr) -> (TcpStream, Vec<u8>) {
+    let (mut s, mut buf) = greeted(addr).await;
+    for (line, code) in [
+        (&b"EHLO client.lab\r\n"[..], 250),
+        (b"MAIL FROM:<a@client.lab>\r\n", 250),
+        (b"RCPT TO:<bob@protolab.test>\r\n", 250),
+        (b"DATA\r\n", 354),
+    ] {
+        assert_eq!(say(&mut s, &mut buf, line).await.code.0, code, "{}", String::from_utf8_lossy(line));
+    }
+    (s, buf)
+}
+
 /// Reads until the server closes the connection (or `LIMIT`): what came, and how long it took.
 async fn until_closed(s: &mut TcpStream) -> (Vec<u8>, Duration) {
     let start = Instant::now();
@@ -77,13 +91,7 @@ async fn send_one(addr: SocketAddr) -> u16 {
 #[tokio::test]
 async fn smuggling_after_a_bare_lf_is_text_refused_whole() {
     let (addr, smtp, mut steps) = serving(2).await;
-    let mut s = TcpStream::connect(addr).await.unwrap();
-    let mut buf = Vec::new();
-    reply(&mut s, &mut buf).await;
-    for line in [&b"EHLO evil.lab\r\n"[..], b"MAIL FROM:<a@evil.lab>\r\n", b"RCPT TO:<bob@protolab.test>\r\n"] {
-        say(&mut s, &mut buf, line).await;
-    }
-    assert_eq!(say(&mut s, &mut buf, b"DATA\r\n").await.code.0, 354);
+    let (mut s, mut buf) = in_data(addr).await;
     let payload = b"Subject: first\r\n\r\nhello\n.\r\nMAIL FROM:<ceo@bank.example>\r\nRCPT TO:<bob@protolab.test>\r\nDATA\r\nSubject: forged\r\n\r\npay now\r\n.\r\n";
     s.write_all(payload).await.unwrap();
     let answer = reply(&mut s, &mut buf).await;
@@ -193,12 +201,7 @@ async fn old_abuse_still_gets_the_protocols_answers() {
     drop(s);
 
     // 12 MiB of text: read to its end, then refused as too big; nothing kept.
-    let (mut s, mut buf) = greeted(addr).await;
-    for line in
-        [&b"EHLO big.lab\r\n"[..], b"MAIL FROM:<a@big.lab>\r\n", b"RCPT TO:<bob@protolab.test>\r\n", b"DATA\r\n"]
-    {
-        say(&mut s, &mut buf, line).await;
-    }
+    let (mut s, mut buf) = in_data(addr).await;
     let line = [vec![b'a'; 998], b"\r\n".to_vec()].concat();
     let chunk = line.repeat(1024);
     for _ in 0..12 {
@@ -208,12 +211,7 @@ async fn old_abuse_still_gets_the_protocols_answers() {
     drop(s);
 
     // Half-close in the middle of the text: the session ends, nothing is queued.
-    let (mut s, mut buf) = greeted(addr).await;
-    for line in
-        [&b"EHLO half.lab\r\n"[..], b"MAIL FROM:<a@half.lab>\r\n", b"RCPT TO:<bob@protolab.test>\r\n", b"DATA\r\n"]
-    {
-        say(&mut s, &mut buf, line).await;
-    }
+    let (mut s, _) = in_data(addr).await;
     s.write_all(b"Subject: cut\r\n\r\nhalf a mess").await.unwrap();
     s.shutdown().await.unwrap();
     until_closed(&mut s).await;

@@ -1057,16 +1057,22 @@ mod tests {
         ]));
     }
 
-    #[test]
-    fn inform_asks_for_settings_only_and_changes_nothing() {
+    /// A server, and a client bound by a whole DORA with it at `now`.
+    fn bound_by_dora(now: Instant) -> (Server, Client) {
         let mut server = Server::default();
         let mut c = Client::new(ClientConfig::default());
-        let now = Instant::from_secs(1);
         let mut out = c.start(now);
         while let Some(o) = out {
             let reply = server.handle(&o.message, now).unwrap();
             out = c.on_message(&wire::parse(&reply.bytes()).unwrap(), now);
         }
+        (server, c)
+    }
+
+    #[test]
+    fn inform_asks_for_settings_only_and_changes_nothing() {
+        let now = Instant::from_secs(1);
+        let (mut server, mut c) = bound_by_dora(now);
         assert_eq!(c.state(), State::Bound);
         let lease = c.lease().cloned();
         let inform = c.inform(now).expect("bound clients may inform");
@@ -1083,14 +1089,8 @@ mod tests {
 
     #[test]
     fn an_unanswered_inform_is_sent_again_with_the_same_xid_then_given_up() {
-        let mut server = Server::default();
-        let mut c = Client::new(ClientConfig::default());
         let now = Instant::from_secs(1);
-        let mut out = c.start(now);
-        while let Some(o) = out {
-            let reply = server.handle(&o.message, now).unwrap();
-            out = c.on_message(&wire::parse(&reply.bytes()).unwrap(), now);
-        }
+        let (mut server, mut c) = bound_by_dora(now);
         let first = c.inform(now).unwrap();
         // Lost: 4 s later it goes again, then after 8 s; the lease's own timers are untouched.
         assert_eq!(c.next_timer(), Some(now + Duration::from_secs(4)));
