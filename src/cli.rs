@@ -20,6 +20,17 @@ pub struct Cli {
     pub command: Option<Command>,
 }
 
+impl Cli {
+    /// Whether this command opens raw sockets of its own as it runs (a lab on a real
+    /// interface), and so must keep CAP_NET_RAW: every other one gives it up at start.
+    pub fn needs_raw_sockets(&self) -> bool {
+        matches!(
+            self.command,
+            Some(Command::Run { interface: Some(_), .. } | Command::Serve { interface: Some(_), .. })
+        )
+    }
+}
+
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// The terminal lab, every lab a tab (the default).

@@ -308,3 +308,39 @@ fn the_lease_clock_is_adjustable() {
     assert!((0.9..1.8).contains(&secs), "T1 came {secs:.2} s after the ACK");
     assert_eq!(protolab().args(["run", "dhcp", "--lease-speedup", "0"]).output().unwrap().status.code(), Some(2));
 }
+
+/// The capability each thread of a process holds in its effective set, read from /proc.
+fn effective_caps(pid: u32) -> Vec<u64> {
+    std::fs::read_dir(format!("/proc/{pid}/task"))
+        .unwrap()
+        .map(|task| {
+            let status = std::fs::read_to_string(task.unwrap().path().join("status")).unwrap();
+            let hex = status.lines().find_map(|l| l.strip_prefix("CapEff:")).unwrap().trim();
+            u64::from_str_radix(hex, 16).unwrap()
+        })
+        .collect()
+}
+
+/// Started with CAP_NET_RAW (as root here), the process keeps the capture socket but gives the
+/// capability up in every thread, the runtime's included; a lab on a real interface keeps it.
+#[test]
+fn no_thread_keeps_cap_net_raw_once_the_capture_socket_is_made() {
+    const CAP_NET_RAW: u64 = 1 << 13;
+    if effective_caps(std::process::id()).iter().all(|caps| caps & CAP_NET_RAW == 0) {
+        eprintln!("skipped: this test process has no CAP_NET_RAW to give up");
+        return;
+    }
+    let mut child = protolab()
+        .args(["serve", "ws", "--listen", "127.0.0.1:0", "--sessions", "1"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stderr.take().unwrap()).read_line(&mut line).unwrap();
+    let caps = effective_caps(child.id());
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(caps.len() > 1, "the runtime's threads are running: {caps:x?}");
+    assert!(caps.iter().all(|c| c & CAP_NET_RAW == 0), "{caps:x?}");
+}

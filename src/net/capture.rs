@@ -1,7 +1,8 @@
 //! Packet capture on the host wire (Linux, CAP_NET_RAW): the kernel's own TCP segments of a
 //! lab's loopback connections, as steps beside the application messages. One capture socket
-//! serves the whole process; it is opened once, after which the capability is dropped, and each
-//! run takes the frames of its own ports. Without the capability, [`Capture::open`] says in one
+//! serves the whole process, and each run takes the frames of its own ports. The binary makes that
+//! socket before its runtime starts any thread ([`open_early`]) and then gives up CAP_NET_RAW,
+//! so no thread of the process holds it while labs talk to strangers. Without the capability, [`Capture::open`] says in one
 //! line what is missing and how to grant it, and nothing else changes.
 //!
 //! A message is recorded the moment a program writes it, before its kernel has sent the
@@ -263,10 +264,29 @@ fn segment_step(frame: &[u8], ports: &HashSet<u16>) -> Option<(Step, u16)> {
     Some((Step { frame: true, ..msg.into_step(from, to, frame.to_vec(), frame.len()) }, port))
 }
 
+/// The capture socket made by [`open_early`], or why it could not be made.
+#[cfg(target_os = "linux")]
+static EARLY: Mutex<Option<Result<std::os::fd::OwnedFd, String>>> = Mutex::new(None);
+
+/// Makes the capture socket while the process has one thread, then gives up CAP_NET_RAW for
+/// the whole process: capabilities belong to each thread, and the threads made later (the
+/// runtime's) start with their maker's. The socket receives nothing until a run needs it.
+/// Call it before any thread starts; without it, the socket is made on first use and the
+/// capability kept.
+pub fn open_early() {
+    #[cfg(target_os = "linux")]
+    {
+        let socket = super::raw::socket().map_err(|_| HINT.to_string());
+        *EARLY.lock().unwrap_or_else(|e| e.into_inner()) = Some(socket);
+        drop_net_raw();
+    }
+}
+
 #[cfg(target_os = "linux")]
 fn start() -> Result<broadcast::Sender<Vec<u8>>, String> {
-    let socket = super::raw::RawSocket::open("lo").map_err(|_| HINT.to_string())?;
-    drop_net_raw();
+    let early = EARLY.lock().unwrap_or_else(|e| e.into_inner()).take();
+    let fd = early.unwrap_or_else(|| super::raw::socket().map_err(|_| HINT.to_string()))?;
+    let socket = super::raw::RawSocket::bind(fd, "lo").map_err(|e| format!("packet capture is off: {e}"))?;
     let (tx, _) = broadcast::channel(1024);
     let sender = tx.clone();
     tokio::spawn(async move {
@@ -293,7 +313,7 @@ fn start() -> Result<broadcast::Sender<Vec<u8>>, String> {
     Err("packet capture is Linux-only; use --wire sim to see every segment".into())
 }
 
-/// Gives up CAP_NET_RAW once the capture socket is open: the process needs it no more.
+/// Gives up CAP_NET_RAW on the calling thread (effective, permitted and inheritable).
 #[cfg(target_os = "linux")]
 fn drop_net_raw() {
     /// `_LINUX_CAPABILITY_VERSION_3`: two 32-bit words of each set.

@@ -42,23 +42,33 @@ mod linux {
         Ok(index as i32)
     }
 
+    /// A packet socket that receives nothing until [`RawSocket::bind`] binds it: the step that
+    /// needs CAP_NET_RAW, which a process can take while it still has the capability and bind
+    /// later (protocol 0: no frame is queued meanwhile).
+    pub fn socket() -> io::Result<OwnedFd> {
+        // SAFETY: plain socket(2); the result is checked before use.
+        let fd = unsafe { libc::socket(libc::AF_PACKET, libc::SOCK_RAW | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC, 0) };
+        if fd < 0 {
+            return Err(explain(io::Error::last_os_error(), "a raw socket (to send from 0.0.0.0)"));
+        }
+        // SAFETY: `fd` is a fresh, valid descriptor that nothing else owns.
+        Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+    }
+
     impl RawSocket {
+        /// A packet socket on `interface`, sending and receiving every Ethernet frame.
         pub fn open(interface: &str) -> io::Result<RawSocket> {
+            Self::bind(socket()?, interface)
+        }
+
+        /// Binds a socket made by [`socket`] to `interface`, from which it receives every
+        /// frame (binding needs no privilege: only making the socket does).
+        pub fn bind(fd: OwnedFd, interface: &str) -> io::Result<RawSocket> {
             let index = index_of(interface)?;
-            let protocol = (libc::ETH_P_ALL as u16).to_be() as i32;
-            // SAFETY: plain socket(2); the result is checked before use.
-            let fd = unsafe {
-                libc::socket(libc::AF_PACKET, libc::SOCK_RAW | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC, protocol)
-            };
-            if fd < 0 {
-                return Err(explain(io::Error::last_os_error(), "a raw socket (to send from 0.0.0.0)"));
-            }
-            // SAFETY: `fd` is a fresh, valid descriptor that nothing else owns.
-            let fd = unsafe { OwnedFd::from_raw_fd(fd) };
             // SAFETY: an all-zero sockaddr_ll is valid; the fields that matter are set below.
             let mut addr: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
             addr.sll_family = libc::AF_PACKET as u16;
-            addr.sll_protocol = protocol as u16;
+            addr.sll_protocol = (libc::ETH_P_ALL as u16).to_be();
             addr.sll_ifindex = index;
             // SAFETY: `addr` is a valid sockaddr_ll and the length matches it.
             let r = unsafe {
@@ -206,4 +216,4 @@ mod linux {
 }
 
 #[cfg(target_os = "linux")]
-pub use linux::{RawSocket, ipv4_of, mac_of};
+pub use linux::{RawSocket, ipv4_of, mac_of, socket};
