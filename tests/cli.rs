@@ -344,3 +344,35 @@ fn no_thread_keeps_cap_net_raw_once_the_capture_socket_is_made() {
     assert!(caps.len() > 1, "the runtime's threads are running: {caps:x?}");
     assert!(caps.iter().all(|c| c & CAP_NET_RAW == 0), "{caps:x?}");
 }
+
+/// A session that ends badly is told on stderr when it ends, not when the next client comes.
+#[test]
+fn serve_tells_a_session_that_ended_at_once() {
+    use std::io::Read;
+    let mut child = protolab()
+        .args(["serve", "smtp", "--listen", "127.0.0.1:0"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut err = BufReader::new(child.stderr.take().unwrap());
+    let mut line = String::new();
+    err.read_line(&mut line).unwrap();
+    let addr = line.trim().strip_prefix("listening on ").expect("first stderr line").to_string();
+    let mut client = std::net::TcpStream::connect(&addr).unwrap();
+    let mut greeting = [0u8; 64];
+    let _ = client.read(&mut greeting).unwrap();
+    // Gone in the middle of the dialogue, without QUIT.
+    drop(client);
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut line = String::new();
+        let _ = err.read_line(&mut line);
+        let _ = tx.send(line);
+    });
+    let told = rx.recv_timeout(Duration::from_secs(5));
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let told = told.expect("the session's end was not told");
+    assert!(told.starts_with("session 1 ("), "{told}");
+}

@@ -208,7 +208,14 @@ pub async fn serve_with(
     let mut tasks = JoinSet::new();
     let mut accepted = 0u32;
     while sessions.is_none_or(|n| accepted < n) {
-        let (s, peer) = match listener.accept().await {
+        // Sessions that end are told as they end, not when the next client comes.
+        let accepted_conn = loop {
+            tokio::select! {
+                conn = listener.accept() => break conn,
+                Some(done) = tasks.join_next() => report(done),
+            }
+        };
+        let (s, peer) = match accepted_conn {
             Ok(conn) => conn,
             Err(e) => {
                 // Out of descriptors and the like: say so, and give it a moment, not a spin.
@@ -244,9 +251,6 @@ pub async fn serve_with(
                     (session, peer, Err(eyre!("turned away: {limit} clients are served already")))
                 });
             }
-        }
-        while let Some(done) = tasks.try_join_next() {
-            report(done);
         }
     }
     while let Some(done) = tasks.join_next().await {
