@@ -210,8 +210,8 @@ fn draw(app: &mut App, w: u16, h: u16) -> String {
     format!("{}", terminal.backend())
 }
 
-fn events() -> mpsc::UnboundedSender<LabEvent> {
-    mpsc::unbounded_channel().0
+fn events() -> mpsc::Sender<LabEvent> {
+    mpsc::channel(16).0
 }
 
 // --- The screen at three sizes, for every lab -------------------------------------------------

@@ -303,7 +303,7 @@ impl LabTab {
     }
 
     /// Starts a fresh run: the old one is cancelled, its sockets closed.
-    pub fn start(&mut self, tab: usize, wire: Wire, events: mpsc::UnboundedSender<LabEvent>) {
+    pub fn start(&mut self, tab: usize, wire: Wire, events: mpsc::Sender<LabEvent>) {
         if let Some(task) = self.task.take() {
             task.abort();
         }
@@ -561,10 +561,12 @@ async fn forward(
     tab: usize,
     run_no: u32,
     mut gate_rx: mpsc::UnboundedReceiver<GateEvent>,
-    events: mpsc::UnboundedSender<LabEvent>,
+    events: mpsc::Sender<LabEvent>,
 ) {
-    let send = |kind| {
-        let _ = events.send(LabEvent { tab, run: run_no, kind });
+    // The UI's channel is bounded too: while the screen is behind, steps wait in the run's
+    // queue (which drops the newest past its bound) instead of piling up in between.
+    let send = async |kind| {
+        let _ = events.send(LabEvent { tab, run: run_no, kind }).await;
     };
     // Bounded: a lab that floods the screen has its newest steps dropped, never the UI's memory.
     let (sink, queue) = StepSink::queued(lab.info().name, crate::session::Bounds::default());
@@ -575,18 +577,18 @@ async fn forward(
     let result = loop {
         tokio::select! {
             biased;
-            Some(run::RunEvent::Listening(addr)) = run_rx.recv() => send(LabEventKind::Listening(addr)),
-            Some(step) = queue.next() => send(LabEventKind::Step(Box::new(step))),
-            Some(GateEvent::Waiting { from }) = gate_rx.recv() => send(LabEventKind::Waiting(from)),
+            Some(run::RunEvent::Listening(addr)) = run_rx.recv() => send(LabEventKind::Listening(addr)).await,
+            Some(step) = queue.next() => send(LabEventKind::Step(Box::new(step))).await,
+            Some(GateEvent::Waiting { from }) = gate_rx.recv() => send(LabEventKind::Waiting(from)).await,
             result = &mut exchange => break result,
         }
     };
     // The last steps (the FINs) may still be in the queue.
     while let crate::session::Polled::Step(step) = queue.next_blocking(Duration::ZERO) {
-        send(LabEventKind::Step(step));
+        send(LabEventKind::Step(step)).await;
     }
     let reason = result.map_err(|e| e.chain().map(|c| c.to_string()).collect::<Vec<_>>().join(": "));
-    send(LabEventKind::Done(reason));
+    send(LabEventKind::Done(reason)).await;
 }
 
 /// The whole TUI's state.
@@ -643,7 +645,7 @@ impl App {
     }
 
     /// Starts every lab; each waits at its gate for the first press.
-    pub fn start_all(&mut self, events: &mpsc::UnboundedSender<LabEvent>) {
+    pub fn start_all(&mut self, events: &mpsc::Sender<LabEvent>) {
         for (i, tab) in self.tabs.iter_mut().enumerate() {
             let wire = tab.lab.info().wire_for(self.wire);
             tab.start(i, wire, events.clone());
@@ -659,7 +661,7 @@ impl App {
     }
 
     /// Performs an action. `page` is the ladder's height in rows.
-    pub fn act(&mut self, action: Action, page: usize, events: &mpsc::UnboundedSender<LabEvent>, now: Instant) {
+    pub fn act(&mut self, action: Action, page: usize, events: &mpsc::Sender<LabEvent>, now: Instant) {
         self.note = None;
         if action != Action::Interrupt {
             self.interrupted = None;

@@ -107,8 +107,12 @@ fn restore() {
     let _ = crossterm::terminal::disable_raw_mode();
 }
 
+/// Lab events waiting for the UI, across all tabs: past it, the labs' own queues hold (and
+/// bound) what the screen has not taken yet.
+const LAB_EVENTS: usize = 1024;
+
 async fn event_loop(terminal: &mut DefaultTerminal, app: &mut App, signals: &mut Signals) -> Result<End> {
-    let (tx, mut rx) = mpsc::unbounded_channel::<LabEvent>();
+    let (tx, mut rx) = mpsc::channel::<LabEvent>(LAB_EVENTS);
     app.start_all(&tx);
     let mut input = EventStream::new();
     let mut areas = ui::settle(app, terminal.size()?.into());
@@ -145,7 +149,7 @@ async fn event_loop(terminal: &mut DefaultTerminal, app: &mut App, signals: &mut
 }
 
 /// Applies a key, mouse or resize event; true when the screen must be redrawn.
-fn on_terminal_event(app: &mut App, event: Event, areas: &ui::Areas, tx: &mpsc::UnboundedSender<LabEvent>) -> bool {
+fn on_terminal_event(app: &mut App, event: Event, areas: &ui::Areas, tx: &mpsc::Sender<LabEvent>) -> bool {
     let rows = areas.ladder_rows();
     let now = Instant::now();
     match event {
