@@ -613,8 +613,15 @@ impl Shared {
             states.sort_by_key(|(name, _)| NAMES.iter().position(|n| n == name));
             step.states = states.into_iter().map(|(n, s)| (n.to_string(), s)).collect();
             if !self.gate.is_free() {
-                step.moved =
-                    moved(inner, frame.from, segment.as_ref(), sender, receiver_before, receiver, answers_from);
+                step.moved = moved(
+                    inner,
+                    (frame.from, frame.number),
+                    segment.as_ref(),
+                    sender,
+                    receiver_before,
+                    receiver,
+                    answers_from,
+                );
             }
         }
         if let Some(seg) = &segment
@@ -647,12 +654,12 @@ impl Shared {
     }
 }
 
-/// Who moved on while the world stood still at the gate, as a frame from `from` crossed: the
+/// Who moved on while the world stood still at the gate, as frame `number` from `from` crossed: the
 /// sender, if its state changed after it sent the frame; the receiver, if taking the frame in
 /// changed its state and what it answered waits on the cable.
 fn moved(
     inner: &Inner,
-    from: usize,
+    (from, number): (usize, u64),
     segment: Option<&Segment>,
     sent_in: &str,
     receiver_before: Option<String>,
@@ -661,8 +668,10 @@ fn moved(
 ) -> Vec<Moved> {
     let to = 1 - from;
     let mut moved = Vec::new();
+    // What the sender sent next: a frame still on the cable from before this one (held back)
+    // is not it.
     if let Some(now) = inner.state_of(from, segment, true).filter(|now| now != sent_in)
-        && let Some(next) = inner.cable.first_from(from, 0)
+        && let Some(next) = inner.cable.first_from(from, number)
     {
         moved.push(Moved { who: NAMES[from].into(), from: sent_in.into(), to: now, waiting: short_name(&next.bytes) });
     }
