@@ -236,4 +236,14 @@ mod tests {
         );
         assert_eq!(n.missing(&Step { states: vec![], ..s }, Wire::Sim), ["state.from", "state.server"]);
     }
+
+    /// Each moment the tracker can give a segment has a text of its own, not a more general
+    /// one: even those no lab of ours produces (a simultaneous close) can come from a capture.
+    #[test]
+    fn every_tcp_moment_has_its_own_text() {
+        let n = Narration::parse(SHARED);
+        for &moment in crate::session::moment::TCP_MOMENTS {
+            assert_eq!(n.key(&step(moment), Wire::Sim).as_deref(), Some(moment));
+        }
+    }
 }

@@ -491,6 +491,29 @@ async fn the_lease_timeline_ends_with_release_and_nak() {
     assert!(screen.contains("192.0.2.10 FREE"), "{screen}");
 }
 
+/// A lease granted by an ACK the cable lost was never granted: the client has none until the
+/// ACK it gets when the REQUEST is sent again.
+#[tokio::test]
+async fn a_lost_ack_grants_no_lease() {
+    let clean = real_steps("dhcp").await;
+    let is_ack = |s: &Step| s.value("DHCP.message_type").as_deref() == Some("ACK");
+    let first_ack = clean.iter().filter(|s| s.frame).position(is_ack).unwrap() as u64 + 1;
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let faults = protolab::net::sim::Faults { drop: vec![first_ack], ..Default::default() };
+    let opts = run::RunOptions { faults, ..run::RunOptions::free(Wire::Sim) };
+    run::exchange(labs::find("dhcp").unwrap(), opts, StepSink::new("dhcp", tx)).await.unwrap();
+    let steps: Vec<Step> = std::iter::from_fn(|| rx.try_recv().ok()).collect();
+    let lost = steps.iter().position(|s| is_ack(s) && s.fate.lost()).expect("the first ACK is lost");
+    let granted = lost + 1 + steps[lost + 1..].iter().position(is_ack).unwrap();
+    let mut app = app_on("dhcp", steps.clone(), lost);
+    let screen = draw(&mut app, 120, 40);
+    assert!(screen.contains("no lease yet"), "{screen}");
+    app.tab_mut().select(granted);
+    let screen = draw(&mut app, 120, 40);
+    let addr = steps[granted].value("DHCP.yiaddr").unwrap();
+    assert!(screen.contains(&format!("lease of {addr} from #{}", steps[granted].seq)), "{screen}");
+}
+
 #[tokio::test]
 async fn the_dhcp_timeline_places_each_step_on_the_lease() {
     let steps = real_steps("dhcp").await;

@@ -17,9 +17,12 @@
 //!  ACK, same ack            tcp.ack.dup        a duplicate ACK (a copy, a gap) or,
 //!                           tcp.ack.window     with a new window, a window update
 //!  FIN, peer's FIN not seen tcp.fin.first      the active close (`.data` when it carries data)
-//!  FIN after the peer's     tcp.fin.second     the passive close
+//!  FIN acking the peer's    tcp.fin.second     the passive close
+//!  FIN, the peer's on its   tcp.fin.simultaneous both closed at once: FINs cross on the way
+//!    way, not acknowledged
 //!  ACK of the peer's FIN    tcp.ack.fin        the side that has not closed yet
 //!                           tcp.ack.last       the side that closed first: then TIME-WAIT
+//!                           tcp.ack.closing    in a simultaneous close: CLOSING → TIME-WAIT
 //!                           ….fin-again        the same ACK for a FIN that came again
 //!  RST answering a SYN      tcp.rst.refused    nothing listens on that port
 //!  RST after its FIN's ACK  tcp.rst.closed     the connection is gone on that side
@@ -39,6 +42,34 @@
 
 use super::{Fate, Step};
 use std::collections::{HashMap, VecDeque};
+
+/// Every moment a TCP segment can have (`.data` marks a FIN that carries data), for checks
+/// that each has its own narration.
+pub const TCP_MOMENTS: &[&str] = &[
+    "tcp.syn",
+    "tcp.syn-ack",
+    "tcp.ack.handshake",
+    "tcp.data",
+    "tcp.ack.data",
+    "tcp.ack.dup",
+    "tcp.ack.window",
+    "tcp.ack.old",
+    "tcp.fin.first",
+    "tcp.fin.first.data",
+    "tcp.fin.second",
+    "tcp.fin.second.data",
+    "tcp.fin.simultaneous",
+    "tcp.fin.simultaneous.data",
+    "tcp.ack.fin",
+    "tcp.ack.fin.fin-again",
+    "tcp.ack.last",
+    "tcp.ack.last.fin-again",
+    "tcp.ack.closing",
+    "tcp.ack.closing.fin-again",
+    "tcp.rst",
+    "tcp.rst.refused",
+    "tcp.rst.closed",
+];
 
 /// Conversations followed at once; the oldest is forgotten past this (a long `serve`).
 const MAX_CONVERSATIONS: usize = 1024;
@@ -136,11 +167,16 @@ impl Moments {
         let conn = self.tcp.entry(key);
         let (sender, peer) = conn.sides(&seg.src);
         let (kind, again) = classify(&seg, sender, peer);
-        sender.sent(&seg, peer.fin.is_some());
+        if seg.fin && sender.fin_moment.is_none() {
+            sender.fin_moment = ["tcp.fin.first", "tcp.fin.second", "tcp.fin.simultaneous"]
+                .into_iter()
+                .find(|&m| kind.strip_suffix(".data").unwrap_or(&kind) == m);
+        }
+        sender.sent(&seg, seg.acks_fin_of(peer));
         // A damaged frame shows what it could; its moment is still the sender's. Sending moves
         // the sender's state even if the cable loses the frame; only a frame that arrives whole
         // moves the receiver's.
-        let delivered = step.malformed.is_none() && !step.fate.lost();
+        let delivered = step.malformed.is_none() && step.fate.taken_in();
         follow(&kind, &seg, sender, peer, delivered);
         if step.states.is_empty() {
             // No stack to read (a capture): the states the segments themselves say.
@@ -248,6 +284,11 @@ impl Segment {
         })
     }
 
+    /// Whether it acknowledges `peer`'s FIN: its sender has taken that FIN in.
+    fn acks_fin_of(&self, peer: &Side) -> bool {
+        peer.fin.is_some_and(|f| self.ack == Some(f.wrapping_add(1)))
+    }
+
     /// The sequence number after this segment: SYN and FIN count one each.
     fn end(&self) -> u32 {
         self.seq.wrapping_add(self.len).wrapping_add(u32::from(self.syn)).wrapping_add(u32::from(self.fin))
@@ -272,7 +313,10 @@ struct Side {
     fin: Option<u32>,
     /// How many times it sent its FIN.
     fins: u32,
-    /// It sent its FIN before the peer's was seen: the active close, which ends in TIME-WAIT.
+    /// What its first FIN was: `tcp.fin.first`, `.second` or `.simultaneous`.
+    fin_moment: Option<&'static str>,
+    /// It sent its FIN before it took the peer's in: an active close, which ends in TIME-WAIT
+    /// (both sides, when they close at once).
     closed_first: bool,
     /// The last acknowledgment number and window it sent.
     acked: Option<(u32, u64)>,
@@ -281,12 +325,12 @@ struct Side {
 }
 
 impl Side {
-    fn sent(&mut self, seg: &Segment, peer_closed: bool) {
+    fn sent(&mut self, seg: &Segment, took_peer_fin: bool) {
         if seg.syn {
             self.isn = Some(seg.seq);
         }
         if seg.fin {
-            self.closed_first |= self.fin.is_none() && !peer_closed;
+            self.closed_first |= self.fin.is_none() && !took_peer_fin;
             self.fin = Some(seg.seq.wrapping_add(seg.len));
             self.fins += 1;
         }
@@ -335,13 +379,16 @@ fn follow(kind: &str, seg: &Segment, sender: &mut Side, peer: &mut Side, deliver
         "ack.handshake" => (Some("ESTABLISHED"), Some("ESTABLISHED")),
         "fin.first" | "fin.first.data" => (Some("FIN-WAIT-1"), Some("CLOSE-WAIT")),
         "ack.fin" | "ack.fin.fin-again" => (None, Some("FIN-WAIT-2")),
-        "fin.second" | "fin.second.data" => {
-            // The side that closed first: its FIN acknowledged (here or before) → TIME-WAIT.
-            let acked = peer.fin.is_some_and(|f| seg.ack == Some(f.wrapping_add(1)));
-            let peer_next = if acked || peer.state == Some("FIN-WAIT-2") { "TIME-WAIT" } else { "CLOSING" };
-            (Some("LAST-ACK"), Some(peer_next))
-        }
+        // Taking it in, the side that closed first has its own FIN acknowledged: TIME-WAIT.
+        "fin.second" | "fin.second.data" => (Some("LAST-ACK"), Some("TIME-WAIT")),
+        // Neither has the other's FIN yet: each takes the other's in FIN-WAIT-1 → CLOSING.
+        "fin.simultaneous" | "fin.simultaneous.data" => (Some("FIN-WAIT-1"), Some("CLOSING")),
         "ack.last" | "ack.last.fin-again" => (Some("TIME-WAIT"), Some("CLOSED")),
+        "ack.closing" | "ack.closing.fin-again" => {
+            // The sender waits in CLOSING until its own FIN is acknowledged (perhaps already).
+            let acked = sender.fin.is_some_and(|f| peer.acked.is_some_and(|(a, _)| a == f.wrapping_add(1)));
+            (Some(if acked { "TIME-WAIT" } else { "CLOSING" }), Some("TIME-WAIT"))
+        }
         // A side that is done resets a late segment; the peer takes the reset only if its
         // sequence number is exactly the next it expects (RFC 5961 §3.2), else ignores it.
         "rst.closed" => (Some("CLOSED"), (sender.next == Some(seg.seq)).then_some("CLOSED")),
@@ -400,7 +447,14 @@ fn classify(seg: &Segment, sender: &Side, peer: &Side) -> (String, bool) {
     }
     if seg.fin {
         let again = sender.fin.is_some_and(|f| f == seg.seq.wrapping_add(seg.len));
-        let mut kind = if peer.fin.is_some() { "tcp.fin.second" } else { "tcp.fin.first" }.to_string();
+        // A FIN sent again means what it meant the first time.
+        let mut kind = match sender.fin_moment.filter(|_| again) {
+            Some(moment) => moment,
+            None if seg.acks_fin_of(peer) => "tcp.fin.second",
+            None if peer.fin.is_some() => "tcp.fin.simultaneous",
+            None => "tcp.fin.first",
+        }
+        .to_string();
         if seg.len > 0 {
             kind.push_str(".data");
         }
@@ -418,6 +472,8 @@ fn classify(seg: &Segment, sender: &Side, peer: &Side) -> (String, bool) {
         // The side that closed first sends the last ACK; acknowledged once already, the ACK
         // answers the FIN sent again, or it is a late copy of the same ACK.
         match (sender.closed_first, new_ack, peer.fins > 1) {
+            (true, true, _) if peer.closed_first => "tcp.ack.closing",
+            (true, false, true) if peer.closed_first => "tcp.ack.closing.fin-again",
             (true, true, _) => "tcp.ack.last",
             (true, false, true) => "tcp.ack.last.fin-again",
             (false, true, _) => "tcp.ack.fin",
@@ -514,6 +570,39 @@ mod tests {
                 "tcp.ack.last"
             ]
         );
+    }
+
+    /// Both programs close at once: the FINs cross on the way, each side takes the other's in
+    /// FIN-WAIT-1 and goes CLOSING, and each one's ACK takes the other to TIME-WAIT.
+    #[test]
+    fn a_simultaneous_close() {
+        let mut m = Moments::default();
+        let steps = [
+            seg(true, "SYN", 100, 0, 0, 10),
+            seg(false, "SYN,ACK", 500, 101, 0, 10),
+            seg(true, "ACK", 101, 501, 0, 10),
+            seg(true, "ACK,FIN", 101, 501, 0, 10),
+            seg(false, "ACK,FIN", 501, 101, 0, 10),
+            seg(true, "ACK", 102, 502, 0, 10),
+            seg(false, "ACK", 502, 102, 0, 10),
+            seg(true, "ACK,FIN", 101, 501, 0, 10),
+        ];
+        let seen: Vec<_> = steps
+            .into_iter()
+            .map(|mut s| {
+                m.place(&mut s);
+                (format!("{}{}", s.kind, if s.again { "~again" } else { "" }), s.states)
+            })
+            .collect();
+        let kinds: Vec<_> = seen.iter().map(|(k, _)| k.as_str()).collect();
+        assert_eq!(
+            kinds[3..],
+            ["tcp.fin.first", "tcp.fin.simultaneous", "tcp.ack.closing", "tcp.ack.closing", "tcp.fin.first~again"]
+        );
+        let states = |i: usize| seen[i].1.iter().map(|(_, s)| s.as_str()).collect::<Vec<_>>();
+        assert_eq!(states(4), ["CLOSING", "FIN-WAIT-1"], "the server's FIN reaches a client in FIN-WAIT-1");
+        assert_eq!(states(5), ["CLOSING", "TIME-WAIT"]);
+        assert_eq!(states(6), ["TIME-WAIT", "TIME-WAIT"]);
     }
 
     #[test]

@@ -137,6 +137,11 @@ impl Fate {
     pub fn lost(self) -> bool {
         self == Fate::Dropped
     }
+
+    /// The receiver took it in: neither lost nor thrown away for a bad checksum.
+    pub fn taken_in(self) -> bool {
+        !matches!(self, Fate::Dropped | Fate::Corrupted)
+    }
 }
 
 /// An endpoint whose state changed while its next frame waits at the gate.

@@ -507,9 +507,13 @@ fn moved_sentences(tab: &LabTab) -> Vec<String> {
         .collect()
 }
 
-/// Whether a step is an ACK that grants a lease (not the settings-only ACK of an INFORM).
+/// Whether a step is an ACK that grants the client a lease: one that reached it (lost or
+/// damaged on the cable, it granted nothing), and not the settings-only ACK of an INFORM.
 fn grants_lease(step: &Step) -> bool {
-    step.value("DHCP.message_type").as_deref() == Some("ACK") && step.field("DHCP.lease_time").is_some()
+    step.value("DHCP.message_type").as_deref() == Some("ACK")
+        && step.field("DHCP.lease_time").is_some()
+        && step.fate.taken_in()
+        && step.malformed.is_none()
 }
 
 /// Why a step ends the lease in force, if it does: the client let it go, the server refused
@@ -517,7 +521,9 @@ fn grants_lease(step: &Step) -> bool {
 fn ends_lease(step: &Step) -> Option<String> {
     match step.value("DHCP.message_type").as_deref() {
         Some("RELEASE") => return Some(format!("no lease: released at #{}", step.seq)),
-        Some("NAK") => return Some(format!("no lease: NAK at #{}", step.seq)),
+        // The client lets its lease go whether or not the server hears it; a NAK ends it only
+        // if it reaches the client.
+        Some("NAK") if step.fate.taken_in() => return Some(format!("no lease: NAK at #{}", step.seq)),
         Some("DECLINE") => return Some(format!("no lease: declined at #{}", step.seq)),
         _ => {}
     }
