@@ -148,7 +148,7 @@ async fn the_client_past_the_limit_gets_421_and_is_closed() {
 async fn a_client_that_never_reads_loses_its_session() {
     let limits = Limits { write_stall: Duration::from_secs(1), ..Limits::default() };
     let opts = ServeOptions { max_connections: 1, limits };
-    let (addr, _smtp, _steps) = serving_with(2, opts).await;
+    let (addr, _smtp, mut steps) = serving_with(2, opts).await;
     // A small window, as a client that stopped reading soon shows: the server's replies pile up.
     let socket = tokio::net::TcpSocket::new_v4().unwrap();
     socket.set_recv_buffer_size(4096).unwrap();
@@ -162,6 +162,15 @@ async fn a_client_that_never_reads_loses_its_session() {
     let took = tokio::time::timeout(LIMIT, writer).await.expect("the server gave up in time").unwrap();
     assert!(took < Duration::from_secs(20), "the session ended after {took:?}");
     assert_eq!(send_one(addr).await, 250, "its slot is free again");
+    assert_eq!(ending(&mut steps), ["server socket.limit", "server socket.close.first"]);
+}
+
+/// How the first session ended, as its steps say: who did what on the socket.
+fn ending(steps: &mut mpsc::UnboundedReceiver<Step>) -> Vec<String> {
+    std::iter::from_fn(|| steps.try_recv().ok())
+        .filter(|s| s.session == 1 && s.kind.starts_with("socket."))
+        .map(|s| format!("{} {}", s.from, s.kind))
+        .collect()
 }
 
 /// A byte every 50 ms keeps any idle timer happy; the session's whole length is capped.
@@ -169,7 +178,7 @@ async fn a_client_that_never_reads_loses_its_session() {
 async fn a_slowloris_client_is_cut_at_the_session_limit() {
     let limits = Limits { session: Duration::from_secs(1), ..Limits::default() };
     let opts = ServeOptions { max_connections: 1, limits };
-    let (addr, _smtp, _steps) = serving_with(2, opts).await;
+    let (addr, _smtp, mut steps) = serving_with(2, opts).await;
     let (mut s, _) = greeted(addr).await;
     let start = Instant::now();
     for b in b"EHLO slow.lab".iter().cycle() {
@@ -185,6 +194,7 @@ async fn a_slowloris_client_is_cut_at_the_session_limit() {
     let lasted = start.elapsed();
     assert!(lasted < Duration::from_secs(10), "served for {lasted:?}");
     assert_eq!(send_one(addr).await, 250);
+    assert_eq!(ending(&mut steps), ["server socket.limit", "server socket.close.first"]);
 }
 
 /// What passed before, kept passing: an over-long line, binary garbage, a NUL in an address, a

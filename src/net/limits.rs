@@ -26,6 +26,28 @@ impl Default for Limits {
     }
 }
 
+/// The reason a session ended at one of its [`Limits`]: the server's decision, not the
+/// client's, so the steps show it as the server's (see [`reached`]).
+#[derive(Debug)]
+pub struct LimitReached(String);
+
+impl std::fmt::Display for LimitReached {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for LimitReached {}
+
+fn limit_error(reason: String) -> io::Error {
+    io::Error::new(io::ErrorKind::TimedOut, LimitReached(reason))
+}
+
+/// Whether `e` is a session ended at its limit (and not a fault of the connection).
+pub fn reached(e: &io::Error) -> bool {
+    e.get_ref().is_some_and(|inner| inner.is::<LimitReached>())
+}
+
 /// A stream whose session ends (with a `TimedOut` error, for reads and writes alike) once its
 /// time is up or a write has waited too long.
 pub struct Limited<S> {
@@ -44,12 +66,12 @@ impl<S> Limited<S> {
 
     /// The error once the session's time is up, if it is.
     fn expired(&mut self, cx: &mut Context<'_>) -> Option<io::Error> {
-        self.end.as_mut().poll(cx).is_ready().then(|| {
-            io::Error::new(
-                io::ErrorKind::TimedOut,
-                format!("the session reached its limit of {:?}", self.limits.session),
-            )
-        })
+        let limit = self.limits.session;
+        self.end
+            .as_mut()
+            .poll(cx)
+            .is_ready()
+            .then(|| limit_error(format!("the session reached its limit of {limit:?}")))
     }
 }
 
@@ -79,10 +101,9 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Limited<S> {
                 let stall =
                     this.stall.get_or_insert_with(|| Box::pin(tokio::time::sleep_until(Instant::now() + limit)));
                 if stall.as_mut().poll(cx).is_ready() {
-                    return Poll::Ready(Err(io::Error::new(
-                        io::ErrorKind::TimedOut,
-                        format!("the client read nothing for {limit:?}: its writes could not go"),
-                    )));
+                    return Poll::Ready(Err(limit_error(format!(
+                        "the client read nothing for {limit:?}: its writes could not go"
+                    ))));
                 }
                 Poll::Pending
             }
@@ -110,7 +131,7 @@ mod tests {
         let mut s = Limited::new(a, limits);
         let err = s.write_all(&[0u8; 1024]).await.expect_err("the peer never reads");
         assert_eq!(err.kind(), io::ErrorKind::TimedOut);
-        assert!(err.to_string().contains("read nothing"), "{err}");
+        assert!(reached(&err) && err.to_string().contains("read nothing"), "{err}");
     }
 
     #[tokio::test(start_paused = true)]

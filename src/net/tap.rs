@@ -237,6 +237,15 @@ impl Recorder {
         self.end_locked(&mut self.lock(), dir, Some(err));
     }
 
+    /// Records that the side writing in `dir` ends the session at one of its limits (see
+    /// [`super::limits`]); its close follows.
+    pub fn limit(&self, dir: Dir, err: &io::Error) {
+        let ways = self.lock();
+        let way = &ways[dir.index()];
+        let msg = Message::new(Layer::Transport, "TCP", "socket.limit", format!("limit: {err}"));
+        self.emit(way, 0, &[], msg, 0);
+    }
+
     fn end_locked(&self, ways: &mut [Way; 2], dir: Dir, error: Option<&io::Error>) {
         let way = &mut ways[dir.index()];
         if way.closed {
@@ -372,6 +381,7 @@ impl<S: AsyncRead + Unpin> AsyncRead for TapStream<S> {
                     let inbound = this.inbound();
                     this.rec.feed_locked(&mut this.rec.lock(), inbound, bytes, &carried);
                 }
+                Err(e) if super::limits::reached(e) => this.rec.limit(this.out, e),
                 Err(e) => this.rec.broken(this.inbound(), e),
             }
         }
@@ -389,7 +399,15 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for TapStream<S> {
         if !this.record_writes {
             return Pin::new(&mut this.inner).poll_write(cx, buf);
         }
-        let (n, at_boundary) = ready!(this.rec.write(this.out, &mut this.inner, cx, buf))?;
+        let (n, at_boundary) = match ready!(this.rec.write(this.out, &mut this.inner, cx, buf)) {
+            Ok(written) => written,
+            Err(e) => {
+                if super::limits::reached(&e) {
+                    this.rec.limit(this.out, &e);
+                }
+                return Poll::Ready(Err(e));
+            }
+        };
         if at_boundary {
             this.open = false;
         }
