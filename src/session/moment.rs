@@ -390,8 +390,12 @@ fn follow(kind: &str, seg: &Segment, sender: &mut Side, peer: &mut Side, deliver
             (Some(if acked { "TIME-WAIT" } else { "CLOSING" }), Some("TIME-WAIT"))
         }
         // A side that is done resets a late segment; the peer takes the reset only if its
-        // sequence number is exactly the next it expects (RFC 5961 §3.2), else ignores it.
-        "rst.closed" => (Some("CLOSED"), (sender.next == Some(seg.seq)).then_some("CLOSED")),
+        // sequence number is exactly the next it expects (RFC 5961 §3.2), which is what it
+        // acknowledged last, else ignores it.
+        "rst.closed" => {
+            let expected = peer.acked.is_some_and(|(next, _)| next == seg.seq);
+            (Some("CLOSED"), expected.then_some("CLOSED"))
+        }
         m if m.starts_with("rst") => (Some("CLOSED"), Some("CLOSED")),
         _ => {
             // Data and acknowledgments: a side not yet seen is past the handshake if it sends
@@ -665,6 +669,32 @@ mod tests {
                 "tcp.rst.closed"
             ]
         );
+    }
+
+    /// A reset is taken only at the very sequence number its receiver acknowledged last.
+    #[test]
+    fn a_reset_off_the_expected_number_is_ignored() {
+        let client_state = |rst_seq: u32| {
+            let mut m = Moments::default();
+            let steps = [
+                seg(true, "SYN", 100, 0, 0, 10),
+                seg(false, "SYN,ACK", 500, 101, 0, 10),
+                seg(true, "ACK", 101, 501, 0, 10),
+                seg(true, "ACK,FIN", 101, 501, 0, 10),
+                seg(false, "ACK,FIN", 501, 102, 0, 10),
+                seg(true, "ACK", 102, 502, 0, 10),
+                seg(false, "ACK,RST", rst_seq, 0, 0, 0),
+            ];
+            let mut last = Step::default();
+            for mut s in steps {
+                m.place(&mut s);
+                last = s;
+            }
+            assert_eq!(last.kind, "tcp.rst.closed");
+            last.states[0].1.clone()
+        };
+        assert_eq!(client_state(502), "CLOSED");
+        assert_eq!(client_state(9000), "TIME-WAIT");
     }
 
     #[test]
