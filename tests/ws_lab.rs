@@ -205,3 +205,39 @@ async fn the_narration_quotes_this_runs_key() {
         "the narration quotes this run's key"
     );
 }
+
+/// A server whose 101 carries the wrong Sec-WebSocket-Accept: the client fails the connection
+/// (RFC 6455 §4.1), so the step is malformed and the client's state CLOSED, while the server,
+/// which sent it, thinks the connection OPEN.
+#[tokio::test]
+async fn a_wrong_accept_fails_the_connection_on_the_clients_side() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let server = tokio::spawn(async move {
+        let (mut s, _) = listener.accept().await.unwrap();
+        let mut head = Vec::new();
+        while !head.ends_with(b"\r\n\r\n") {
+            let mut b = [0u8; 1];
+            if s.read(&mut b).await.unwrap() == 0 {
+                return;
+            }
+            head.push(b[0]);
+        }
+        let wrong = "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n";
+        s.write_all(wrong.as_bytes()).await.unwrap();
+        let _ = read_to_end(&mut s).await;
+    });
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let opts = RunOptions { connect: Some(addr), ..RunOptions::free(Wire::Host) };
+    let result = tokio::time::timeout(LIMIT, run::exchange(labs::find("ws").unwrap(), opts, StepSink::new("ws", tx)))
+        .await
+        .unwrap();
+    assert!(result.is_err(), "the run ends with the reason");
+    let steps: Vec<Step> = std::iter::from_fn(|| rx.try_recv().ok()).collect();
+    let response = steps.iter().find(|s| s.kind == "ws.handshake.response").expect("the 101 is a step");
+    assert!(response.malformed.as_deref().is_some_and(|m| m.contains("Accept")), "{response:?}");
+    assert_eq!(response.state("client").as_deref(), Some("CLOSED"), "{response:?}");
+    assert_eq!(response.state("server").as_deref(), Some("OPEN"), "{response:?}");
+    server.abort();
+}

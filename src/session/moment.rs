@@ -147,6 +147,12 @@ impl Moments {
         } else {
             let other = 1 - sender;
             match kind {
+                // A 101 the client cannot accept (a wrong Sec-WebSocket-Accept, say): its sender
+                // thinks the connection open, the client fails it (RFC 6455 §4.1).
+                "ws.handshake.response" if step.malformed.is_some() => {
+                    d.states[sender] = "OPEN";
+                    d.states[other] = "CLOSED";
+                }
                 "ws.handshake.response" => d.states = ["OPEN", "OPEN"],
                 "ws.handshake.refused" => d.states = ["CLOSED", "CLOSED"],
                 k if k.starts_with("ws.frame.close") => {
