@@ -11,7 +11,7 @@ use color_eyre::eyre::{Result, WrapErr};
 use std::io::Write;
 use std::path::Path;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 #[derive(Debug, Parser)]
 #[command(name = "protolab", version, about = "See network protocols work, one real message at a time.")]
@@ -202,7 +202,8 @@ const PRINTER_GRACE: Duration = Duration::from_secs(10);
 
 /// Prints a run's steps from its queue on a thread of its own, so writing to a stdout that
 /// nobody reads never holds up the runtime (the labs, `serve`'s clients, the signal handler).
-/// Frames also go to `pcap`. Says on stderr when steps were dropped because it fell behind.
+/// Frames also go to `pcap`. Says on stderr when steps were dropped because it fell behind,
+/// and gives memory back once the output goes quiet after a burst.
 struct Printer {
     done: std::sync::mpsc::Receiver<std::io::Result<()>>,
 }
@@ -215,29 +216,43 @@ impl Printer {
             let result = (|| {
                 let stdout = std::io::stdout();
                 let mut printing = true;
-                let mut told = 0;
+                let (mut told, mut said) = (0, Instant::now());
+                let mut quiet = true;
+                // Lines not written yet: they go out together once the queue is empty.
+                let mut out = Vec::new();
                 loop {
-                    let step = match queue.next_blocking(Duration::from_secs(1)) {
+                    // Drops are told within a second, even while a slow reader keeps it busy.
+                    if said.elapsed() >= TELL_EVERY {
+                        told = tell_dropped(&queue, told);
+                        said = Instant::now();
+                    }
+                    let wait = if out.is_empty() { TELL_EVERY } else { Duration::ZERO };
+                    let step = match queue.next_blocking(wait) {
                         Polled::Step(step) => *step,
+                        Polled::Empty if !out.is_empty() => {
+                            printing = write_out(&stdout, &mut out)?;
+                            continue;
+                        }
                         Polled::Empty => {
-                            told = tell_dropped(&queue, told);
+                            if !std::mem::replace(&mut quiet, true) {
+                                give_back_memory();
+                            }
                             continue;
                         }
                         Polled::Closed => break,
                     };
+                    quiet = false;
                     if let Some(p) = pcap.as_mut().filter(|_| step.frame) {
                         p.write(&step).map_err(|e| std::io::Error::other(format!("writing the pcap file: {e}")))?;
                     }
                     if printing {
-                        let mut out = stdout.lock();
-                        match write_step(&mut out, &step, format, sessions).and_then(|()| out.flush()) {
-                            Ok(()) => {}
-                            // The reader went away (`| head`): stop printing, quietly.
-                            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => printing = false,
-                            Err(e) => return Err(e),
+                        write_step(&mut out, &step, format, sessions)?;
+                        if out.len() >= OUT_BATCH {
+                            printing = write_out(&stdout, &mut out)?;
                         }
                     }
                 }
+                write_out(&stdout, &mut out)?;
                 tell_dropped(&queue, told);
                 Ok(())
             })();
@@ -257,6 +272,36 @@ impl Printer {
                 Ok(())
             }
         }
+    }
+}
+
+/// Bytes of lines the printer writes at once, at most, while steps keep coming.
+const OUT_BATCH: usize = 64 * 1024;
+
+/// Writes the lines in `out` to stdout and empties it; `false` once the reader went away
+/// (`| head`): then the printer stops printing, quietly.
+fn write_out(stdout: &std::io::Stdout, out: &mut Vec<u8>) -> std::io::Result<bool> {
+    let mut lock = stdout.lock();
+    let written = lock.write_all(out).and_then(|()| lock.flush());
+    out.clear();
+    match written {
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+/// How often the printer says how many steps were dropped, if any were.
+const TELL_EVERY: Duration = Duration::from_secs(1);
+
+/// Gives the memory a burst freed back to the system, once the output has gone quiet: glibc's
+/// malloc keeps what each thread freed for its reuse, and after a flood that is most of the
+/// peak, held for good.
+fn give_back_memory() {
+    // SAFETY: malloc_trim only returns free pages; it takes the allocator's own locks.
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    unsafe {
+        libc::malloc_trim(0);
     }
 }
 

@@ -1,5 +1,5 @@
-//! protolab's binary: install the error and panic hooks, parse the command line, give up the
-//! privileges it will not need, run.
+//! protolab's binary: install the panic hook, parse the command line, give up the privileges
+//! it will not need, run.
 
 use clap::Parser;
 use protolab::cli::{Cli, dispatch};
@@ -7,8 +7,12 @@ use std::process::ExitCode;
 
 fn main() -> ExitCode {
     // Panics restore the terminal first (the TUI installs its own hook on top of this one).
-    if let Err(e) = color_eyre::install() {
-        eprintln!("protolab: {e}");
+    // Errors are told in one line (below), never with a backtrace, so color-eyre's error hook
+    // is left out: with RUST_BACKTRACE=1 it resolves one for every error made, and `serve`
+    // makes one for each client it turns away or loses, keeping the debug info it read.
+    match color_eyre::config::HookBuilder::default().try_into_hooks() {
+        Ok((panic_hook, _errors)) => panic_hook.install(),
+        Err(e) => eprintln!("protolab: {e}"),
     }
     let cli = Cli::parse();
     // Before the runtime makes its threads: they inherit what this one keeps.

@@ -142,6 +142,25 @@ async fn the_client_past_the_limit_gets_421_and_is_closed() {
     assert!(third_steps.iter().any(|k| k.starts_with("smtp.reply.421")), "{third_steps:?}");
 }
 
+/// A burst of clients, more than the 128 connections std and tokio let the kernel hold for a
+/// listener: every handshake completes at once, before the server accepts any, so none waits
+/// a SYN retransmission (1 s, then 3 s). Then a normal client is served.
+#[tokio::test]
+async fn a_burst_of_200_clients_gets_through_the_handshake_at_once() {
+    let (addr, _smtp, _steps) = serving(201).await;
+    // Blocking connects: the test holds the runtime's only thread, so the server accepts
+    // nothing meanwhile and the kernel alone holds them.
+    let burst: Vec<_> = (0..200)
+        .map(|i| {
+            std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(500))
+                .unwrap_or_else(|e| panic!("client {i} waits on the handshake: {e}"))
+        })
+        .collect();
+    drop(burst);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(send_one(addr).await, 250);
+}
+
 /// A client that pipelines commands and never reads the replies: the server's writes stall,
 /// and the session ends after the write limit instead of holding its slot forever.
 #[tokio::test]

@@ -23,6 +23,10 @@ pub use gate::timeout;
 
 /// How long a connect may take before the lab reports the peer unreachable.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Connections the kernel completes and holds for a listener until it accepts them (the kernel
+/// caps it at `net.core.somaxconn`). Past it, a client's handshake is dropped and it waits a
+/// retransmission, 1 s then 3 s: std's and tokio's 128 make a burst of 200 clients stall.
+const BACKLOG: u32 = 1024;
 
 /// A byte stream a lab can talk over, whatever wire carries it.
 pub trait Io: AsyncRead + AsyncWrite + Unpin + Send + 'static {}
@@ -124,7 +128,7 @@ impl Net {
 
     pub async fn listen(&self, addr: &str) -> io::Result<Listener> {
         match self {
-            Net::Host(_) => Ok(Listener::Host(TcpListener::bind(addr).await?)),
+            Net::Host(_) => Ok(Listener::Host(listen_host(parse(addr)?)?)),
             Net::Sim(net) => Ok(Listener::Sim(net.listen(parse(addr)?.port())?)),
         }
     }
@@ -180,4 +184,12 @@ impl Net {
 fn parse(addr: &str) -> io::Result<SocketAddr> {
     addr.parse()
         .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, format!("{addr} is not an IPv4 address and port")))
+}
+
+/// A kernel listener as `TcpListener::bind` makes one (SO_REUSEADDR), with room for a burst.
+fn listen_host(addr: SocketAddr) -> io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() { tokio::net::TcpSocket::new_v4()? } else { tokio::net::TcpSocket::new_v6()? };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(BACKLOG)
 }
