@@ -199,6 +199,8 @@ pub fn find_lab(name: &str) -> Result<Arc<dyn Lab>, clap::Error> {
 /// How long, once the work is over, the printer may take to write what is left: a stdout
 /// nobody reads must not keep the process alive.
 const PRINTER_GRACE: Duration = Duration::from_secs(10);
+/// The same once interrupted (SIGINT), when the user wants the process gone.
+const INTERRUPT_GRACE: Duration = Duration::from_secs(1);
 
 /// Prints a run's steps from its queue on a thread of its own, so writing to a stdout that
 /// nobody reads never holds up the runtime (the labs, `serve`'s clients, the signal handler).
@@ -206,13 +208,16 @@ const PRINTER_GRACE: Duration = Duration::from_secs(10);
 /// and gives memory back once the output goes quiet after a burst.
 struct Printer {
     done: std::sync::mpsc::Receiver<std::io::Result<()>>,
+    queue: Arc<StepQueue>,
 }
 
 impl Printer {
     /// `sessions`: text lines name the peer session (`serve`, where clients' steps interleave).
     fn start(queue: Arc<StepQueue>, format: Format, sessions: bool, mut pcap: Option<Pcap>) -> Printer {
         let (done_tx, done) = std::sync::mpsc::channel();
+        let printing = queue.clone();
         std::thread::spawn(move || {
+            let queue = printing;
             let result = (|| {
                 let stdout = std::io::stdout();
                 let mut printing = true;
@@ -258,17 +263,23 @@ impl Printer {
             })();
             let _ = done_tx.send(result);
         });
-        Printer { done }
+        Printer { done, queue }
     }
 
     /// Waits for the printer to write what is left (the queue closes when the run's last sink
     /// goes), at most `grace`.
     async fn finish(self, grace: Duration) -> Result<()> {
-        let waited = tokio::task::spawn_blocking(move || self.done.recv_timeout(grace)).await?;
+        let Printer { done, queue } = self;
+        let waited = tokio::task::spawn_blocking(move || done.recv_timeout(grace)).await?;
         match waited {
             Ok(result) => result.wrap_err("writing steps"),
             Err(_) => {
-                eprintln!("protolab: stdout did not take the last steps in {grace:?}: not written");
+                // The printer is stuck in a write: it cannot say what it leaves, so say it here.
+                eprintln!(
+                    "protolab: stdout did not take the last steps in {grace:?}: {} still queued not written, {} dropped in all",
+                    queue.waiting(),
+                    queue.dropped()
+                );
                 Ok(())
             }
         }
@@ -403,17 +414,19 @@ pub async fn serve_lab(lab: Arc<dyn Lab>, listen: &str, format: Format, sessions
     eprintln!("listening on {addr}");
     let (sink, queue) = StepSink::queued(lab.info().name, Bounds::default());
     let printer = Printer::start(queue, format, true, None);
-    tokio::select! {
+    let interrupted = tokio::select! {
         result = run::serve(lab, listener, sessions, sink) => {
             result?;
-            printer.finish(PRINTER_GRACE).await
+            false
         }
-        // Ends at once, whatever the reader of stdout does.
-        _ = tokio::signal::ctrl_c() => {
-            eprintln!("interrupted");
-            Ok(())
-        }
+        // Ends soon, whatever the reader of stdout does: the sessions are dropped, and what
+        // they said is written if stdout takes it within a second, else counted on stderr.
+        _ = tokio::signal::ctrl_c() => true,
+    };
+    if interrupted {
+        eprintln!("interrupted");
     }
+    printer.finish(if interrupted { INTERRUPT_GRACE } else { PRINTER_GRACE }).await
 }
 
 /// Runs the parsed command line.

@@ -376,3 +376,40 @@ fn serve_tells_a_session_that_ended_at_once() {
     let told = told.expect("the session's end was not told");
     assert!(told.starts_with("session 1 ("), "{told}");
 }
+
+/// `serve smtp | (sleep 600)`: a stdout nobody reads stops no client, and SIGINT still ends
+/// the process at once, saying on stderr how many steps it could not write.
+#[test]
+fn serve_with_a_stdout_nobody_reads_serves_on_and_obeys_sigint() {
+    use std::io::{Read, Write};
+    let mut child = protolab()
+        .args(["serve", "smtp", "--listen", "127.0.0.1:0", "--format", "jsonl"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let _unread = child.stdout.take().unwrap();
+    let mut err = BufReader::new(child.stderr.take().unwrap());
+    let mut line = String::new();
+    err.read_line(&mut line).unwrap();
+    let addr = line.trim().strip_prefix("listening on ").expect("first stderr line").to_string();
+    // Far more output than a pipe holds (64 KiB): each client's session is a few KiB of JSON.
+    for i in 0..40 {
+        let mut s = std::net::TcpStream::connect(&addr).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        s.write_all(b"EHLO unread.lab\r\n").unwrap();
+        for _ in 0..20 {
+            s.write_all(b"NOOP\r\n").unwrap();
+        }
+        s.write_all(b"QUIT\r\n").unwrap();
+        let mut replies = String::new();
+        s.read_to_string(&mut replies).unwrap_or_else(|e| panic!("client {i} was not served: {e}"));
+        assert!(replies.contains("221 "), "client {i}: {replies}");
+    }
+    // SAFETY: sending a signal to our own child process.
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let status = wait(&mut child, Duration::from_secs(5));
+    assert!(status.success(), "{status:?}");
+    let told = std::io::read_to_string(err).unwrap();
+    assert!(told.contains("interrupted") && told.contains("still queued not written"), "{told}");
+}

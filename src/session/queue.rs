@@ -97,6 +97,11 @@ impl StepQueue {
         self.lock().dropped
     }
 
+    /// How many steps wait in the queue now.
+    pub fn waiting(&self) -> usize {
+        self.lock().steps.len()
+    }
+
     fn pop(s: &mut State) -> Option<Step> {
         let step = s.steps.pop_front()?;
         s.bytes -= weight(&step);
