@@ -53,3 +53,37 @@ async fn websocket_on_the_lab_network_links_each_frame_to_its_segments() {
     check_carriage(&steps);
     assert!(steps.iter().any(|s| s.kind == "ws.handshake.response"));
 }
+
+/// Deep in a long transfer the segments keep their headers only, yet each still says how many
+/// bytes it carried, and so is still data, not an ACK.
+#[tokio::test]
+async fn segments_deep_in_a_long_transfer_are_still_data() {
+    use protolab::net::sim::{Faults, SERVER_IP, SimNet};
+    use protolab::net::{Gate, Net};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    const TOTAL: usize = 512 * 1024;
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    {
+        let net = Net::Sim(SimNet::new(StepSink::new("bulk", tx), Gate::free(), Faults::default()));
+        let addr = format!("{SERVER_IP}:9");
+        let listener = net.listen(&addr).await.unwrap();
+        let reader = tokio::spawn(async move {
+            let (mut s, _) = listener.accept().await.unwrap();
+            let mut all = Vec::new();
+            s.read_to_end(&mut all).await.unwrap();
+            all.len()
+        });
+        let mut s = net.connect(&addr).await.unwrap();
+        s.write_all(&vec![0x5a; TOTAL]).await.unwrap();
+        s.shutdown().await.unwrap();
+        assert_eq!(reader.await.unwrap(), TOTAL);
+    }
+    let steps: Vec<Step> = std::iter::from_fn(|| rx.try_recv().ok()).collect();
+    let len = |s: &Step| s.number("TCP.payload_len").unwrap_or(0) as usize;
+    let odd: Vec<_> = steps.iter().filter(|s| len(s) > 0 && s.kind != "tcp.data").map(|s| &s.kind).collect();
+    assert!(odd.iter().all(|k| k.ends_with(".data")), "segments with bytes are data: {odd:?}");
+    let data: Vec<&Step> = steps.iter().filter(|s| s.from == "client" && s.kind == "tcp.data").collect();
+    let carried: usize = steps.iter().filter(|s| s.from == "client" && !s.again).map(len).sum();
+    assert_eq!(carried, TOTAL, "every data segment is data, with its length");
+    assert!(data.iter().any(|s| s.truncated), "the deep ones keep their headers only");
+}

@@ -640,7 +640,14 @@ impl Shared {
                 step.bytes.truncate(seg.payload.start);
                 step.truncated = true;
                 let kept = step.bytes.len();
-                step.fields.retain(|f| f.range[1] <= kept);
+                // The payload's fields go with its bytes, but not its length: what the segment
+                // carried is still told (and the moment of the segment read from it).
+                step.fields.retain_mut(|f| {
+                    if f.path.ends_with(".payload_len") {
+                        f.range = [f.range[0].min(kept), f.range[1].min(kept)];
+                    }
+                    f.range[1] <= kept
+                });
             }
             *sent += seg.payload.len();
             inner.bursts.insert((seg.dst, seg.src), 0);
