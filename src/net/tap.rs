@@ -135,9 +135,12 @@ impl Recorder {
     fn feed_locked(&self, ways: &mut [Way; 2], dir: Dir, mut data: &[u8], carried: &[u64]) -> bool {
         let way = &mut ways[dir.index()];
         way.last = carried.to_vec();
-        for c in carried {
-            if !way.carriers.contains(c) {
-                way.carriers.push(*c);
+        // The tail of a long message already told names no carriers of what comes next.
+        if way.skip == 0 {
+            for c in carried {
+                if !way.carriers.contains(c) {
+                    way.carriers.push(*c);
+                }
             }
         }
         while !data.is_empty() {
@@ -147,6 +150,10 @@ impl Recorder {
                 way.skip -= n;
                 way.base += n as u64;
                 data = &data[n..];
+                if way.skip == 0 && !data.is_empty() {
+                    // The next message starts in the bytes these steps carried.
+                    way.carriers = way.last.clone();
+                }
                 continue;
             }
             // Copy only what a decision needs: up to the bytes kept of a message, more only in
@@ -439,5 +446,40 @@ impl<S> Drop for TapStream<S> {
         if !self.shut {
             self.rec.closed(self.out);
         }
+    }
+}
+
+#[cfg(test)]
+mod carrier_tests {
+    use super::*;
+    use crate::labs::ws::frame::{self, Opcode};
+    use tokio::sync::mpsc;
+
+    /// After a message longer than the bytes kept, whose tail came in many segments, the next
+    /// message names only the segments that carried its own bytes.
+    #[test]
+    fn the_message_after_a_long_one_names_only_its_own_carriers() {
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let lab = crate::labs::find("ws").unwrap();
+        let rec = Recorder::new(StepSink::new("ws", tx), ["client", "server"], lab.decoders(false));
+        rec.feed(Dir::ClientToServer, b"GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n");
+        rec.feed(Dir::ServerToClient, b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n");
+        let long = frame::emit(true, Opcode::Binary, Some([1, 2, 3, 4]), &vec![0x5a; 4 * KEEP_BYTES]);
+        let short = frame::emit(true, Opcode::Text, Some([1, 2, 3, 4]), b"next");
+        let mut stream = long.clone();
+        stream.extend_from_slice(&short);
+        // 1000-byte segments, numbered from 100: the short frame rides in the last two.
+        let pieces: Vec<&[u8]> = stream.chunks(1000).collect();
+        let mut ways = rec.lock();
+        for (i, piece) in pieces.iter().enumerate() {
+            rec.feed_locked(&mut ways, Dir::ClientToServer, piece, &[100 + i as u64]);
+        }
+        drop(ways);
+        let steps: Vec<crate::session::Step> = std::iter::from_fn(|| rx.try_recv().ok()).collect();
+        let next = steps.iter().find(|s| s.kind.starts_with("ws.frame.text")).expect("the short frame");
+        let first = (long.len() / 1000) as u64;
+        let last = (pieces.len() - 1) as u64;
+        let own: Vec<u64> = (first..=last).map(|i| 100 + i).collect();
+        assert_eq!(next.carried_by, own);
     }
 }
