@@ -87,3 +87,29 @@ async fn segments_deep_in_a_long_transfer_are_still_data() {
     assert_eq!(carried, TOTAL, "every data segment is data, with its length");
     assert!(data.iter().any(|s| s.truncated), "the deep ones keep their headers only");
 }
+
+/// The cable's second copy of a segment carries nothing the receiver keeps: no message names
+/// it as a carrier, under a copy of any frame.
+#[tokio::test]
+async fn a_copy_of_a_segment_carries_nothing() {
+    use protolab::net::sim::{Fate, Faults};
+    for n in 4..=14 {
+        let lab = labs::find("ws").unwrap();
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let faults = Faults { duplicate: vec![n], ..Faults::default() };
+        let opts = run::RunOptions { faults, ..run::RunOptions::free(Wire::Sim) };
+        let exchange = run::exchange(lab, opts, StepSink::new("ws", tx));
+        tokio::time::timeout(Duration::from_secs(60), exchange).await.expect("never hangs").expect("completes");
+        let steps: Vec<Step> = std::iter::from_fn(|| rx.try_recv().ok()).collect();
+        let copies: Vec<u64> = steps.iter().filter(|s| s.fate == Fate::Duplicate).map(|s| s.seq).collect();
+        for app in steps.iter().filter(|s| !s.frame) {
+            assert!(
+                app.carried_by.iter().all(|c| !copies.contains(c)),
+                "copy of frame {n}: {} names a copy among {:?}",
+                app.summary,
+                app.carried_by
+            );
+        }
+        check_carriage(&steps);
+    }
+}

@@ -323,7 +323,12 @@ impl Inner {
             if log.len() >= MAX_DELIVERIES {
                 log.drain(..MAX_DELIVERIES / 2);
             }
-            log.push((start..start + len, step));
+            // A copy of bytes already delivered (the cable's duplicate, a retransmission that
+            // crossed its ACK) carries nothing: the receiver throws it away.
+            let range = start..start + len;
+            if !log.iter().any(|(r, _)| r.start <= range.start && range.end <= r.end) {
+                log.push((range, step));
+            }
         }
     }
 
