@@ -29,8 +29,11 @@ pub const HINT: &str =
 /// How long a message waits for its segments before it goes on without them.
 const PATIENCE: Duration = Duration::from_millis(250);
 
+/// One captured frame, shared by every run that looks at it (no copy per run).
+type Frame = Arc<[u8]>;
+
 /// Frames from the loopback interface, for every run of this process.
-static FRAMES: OnceLock<Result<broadcast::Sender<Vec<u8>>, String>> = OnceLock::new();
+static FRAMES: OnceLock<Result<broadcast::Sender<Frame>, String>> = OnceLock::new();
 
 /// Frames the capture lost so far, in this process: dropped by the kernel's packet socket, or
 /// by a run that could not keep up.
@@ -283,7 +286,7 @@ pub fn open_early() {
 }
 
 #[cfg(target_os = "linux")]
-fn start() -> Result<broadcast::Sender<Vec<u8>>, String> {
+fn start() -> Result<broadcast::Sender<Frame>, String> {
     let early = EARLY.lock().unwrap_or_else(|e| e.into_inner()).take();
     let fd = early.unwrap_or_else(|| super::raw::socket().map_err(|_| HINT.to_string()))?;
     let socket = super::raw::RawSocket::bind(fd, "lo").map_err(|e| format!("packet capture is off: {e}"))?;
@@ -296,7 +299,7 @@ fn start() -> Result<broadcast::Sender<Vec<u8>>, String> {
             tokio::select! {
                 n = socket.recv(&mut buf) => match n {
                     // Nobody listening right now is fine: frames of no run are not kept.
-                    Ok(n) => { let _ = sender.send(buf[..n].to_vec()); }
+                    Ok(n) => { let _ = sender.send(Arc::from(&buf[..n])); }
                     Err(_) => return,
                 },
                 _ = stats.tick() => {
@@ -309,7 +312,7 @@ fn start() -> Result<broadcast::Sender<Vec<u8>>, String> {
 }
 
 #[cfg(not(target_os = "linux"))]
-fn start() -> Result<broadcast::Sender<Vec<u8>>, String> {
+fn start() -> Result<broadcast::Sender<Frame>, String> {
     Err("packet capture is Linux-only; use --wire sim to see every segment".into())
 }
 

@@ -267,7 +267,9 @@ fn ladder_title(app: &App, tab: &LabTab, max: usize) -> Line<'static> {
         let lost = crate::net::capture::lost();
         if lost > 0 {
             let style = Style::new().fg(Color::Red).add_modifier(Modifier::BOLD);
-            parts.push((format!("capture lost {lost} frame{}", if lost == 1 { "" } else { "s" }), style, 8));
+            // The kernel counts what the capture socket lost on the whole loopback interface.
+            let frames = if lost == 1 { "frame" } else { "frames" };
+            parts.push((format!("capture lost {lost} loopback {frames}"), style, 8));
         } else if app.capture_off.is_some() {
             parts.push(("no capture: ? says why".into(), warn, 3));
         }
