@@ -2,6 +2,7 @@
 //! completed; 1 it failed (the reason, in one line, on stderr); 2 the command line was wrong.
 
 use crate::labs::{self, Lab, LabFuture, run};
+use crate::locale::{Lang, tr};
 use crate::net::Wire;
 use crate::net::sim::Faults;
 use crate::session::Pcap;
@@ -40,15 +41,20 @@ pub enum Command {
         lab: Option<String>,
         #[arg(long, value_enum)]
         wire: Option<Wire>,
-        /// Narration language.
-        #[arg(long, value_enum, default_value_t)]
-        lang: Lang,
+        /// The language on screen and in the narration [default: from LC_ALL, LC_MESSAGES or
+        /// LANG; ko_KR.UTF-8 → ko]
+        #[arg(long, value_enum)]
+        lang: Option<Lang>,
         /// DHCP: how much faster than the network the lease clock runs.
         #[arg(long, value_name = "N", default_value_t = crate::labs::dhcp::DEFAULT_SPEEDUP, value_parser = clap::value_parser!(u32).range(1..=600))]
         lease_speedup: u32,
     },
     /// List the labs, their ports and RFCs.
-    Labs,
+    Labs {
+        /// The language of the descriptions [default: from LC_ALL, LC_MESSAGES or LANG]
+        #[arg(long, value_enum)]
+        lang: Option<Lang>,
+    },
     /// Perform one exchange headless and print its steps.
     Run {
         /// The lab (`protolab labs` lists them).
@@ -175,14 +181,6 @@ fn parse_listen(s: &str) -> Result<String, String> {
 /// A command line that asks for something impossible: one line, exit status 2.
 fn usage(why: &str) -> ! {
     clap::Error::raw(clap::error::ErrorKind::ArgumentConflict, format!("{why}\n")).exit()
-}
-
-/// The narration's language.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
-pub enum Lang {
-    #[default]
-    En,
-    Ko,
 }
 
 /// The lab with this name, or the usage error that exits with status 2.
@@ -329,15 +327,33 @@ fn tell_dropped(queue: &StepQueue, told: u64) -> u64 {
 }
 
 /// `protolab labs`
-pub fn list_labs(out: &mut impl Write) -> std::io::Result<()> {
-    writeln!(out, "{:<6} {:<10} {:>5}  {:<19} {:<9} WHAT IT SHOWS", "LAB", "PROTOCOL", "PORT", "RFC", "WIRES")?;
+pub fn list_labs(out: &mut impl Write, lang: Lang) -> std::io::Result<()> {
+    // Padded by display width: a Hangul syllable takes two columns.
+    let pad = |text: &str, to: usize| format!("{text}{}", " ".repeat(to.saturating_sub(crate::tui::text::width(text))));
+    let head = [tr(lang, "LAB"), tr(lang, "PROTOCOL"), tr(lang, "PORT"), "RFC", tr(lang, "WIRES")];
+    let port = |text: &str| format!("{}{text}", " ".repeat(5usize.saturating_sub(crate::tui::text::width(text))));
+    writeln!(
+        out,
+        "{} {} {}  {} {} {}",
+        pad(head[0], 6),
+        pad(head[1], 10),
+        port(head[2]),
+        pad(head[3], 19),
+        pad(head[4], 9),
+        tr(lang, "WHAT IT SHOWS")
+    )?;
     for lab in labs::registry() {
         let i = lab.info();
-        writeln!(out, "{:<6} {:<10} {:>5}  {:<19} {:<9} {}", i.name, i.title, i.port, i.rfcs, wires(i), i.about)?;
+        let about = tr(lang, i.about);
+        writeln!(out, "{:<6} {:<10} {:>5}  {:<19} {:<9} {about}", i.name, i.title, i.port, i.rfcs, wires(i))?;
     }
     writeln!(
         out,
-        "\nWIRES: sim is the lab network (every frame a step), host the kernel's sockets; the first is the default."
+        "\n{}",
+        tr(
+            lang,
+            "WIRES: sim is the lab network (every frame a step), host the kernel's sockets; the first is the default."
+        )
     )
 }
 
@@ -432,18 +448,15 @@ pub async fn serve_lab(lab: Arc<dyn Lab>, listen: &str, format: Format, sessions
 /// Runs the parsed command line.
 pub async fn dispatch(cli: Cli) -> Result<()> {
     match cli.command {
-        None => crate::tui::run(None, None).await,
+        None => crate::tui::run(None, None, Lang::from_env()).await,
         Some(Command::Tui { lab, wire, lang, lease_speedup }) => {
             crate::labs::dhcp::set_speedup(lease_speedup);
-            if lang == Lang::Ko {
-                eprintln!("Korean narration is not written yet; showing English");
-            }
             if let Some(name) = &lab {
                 find_lab(name).unwrap_or_else(|e| e.exit());
             }
-            crate::tui::run(lab, wire).await
+            crate::tui::run(lab, wire, lang.unwrap_or_else(Lang::from_env)).await
         }
-        Some(Command::Labs) => Ok(list_labs(&mut std::io::stdout())?),
+        Some(Command::Labs { lang }) => Ok(list_labs(&mut std::io::stdout(), lang.unwrap_or_else(Lang::from_env))?),
         Some(Command::Run { lab, wire, connect, format, faults, pcap, interface: Some(interface), .. }) => {
             let lab = find_lab(&lab).unwrap_or_else(|e| e.exit());
             if wire.is_some_and(|w| w != Wire::Host)

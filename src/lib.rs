@@ -23,6 +23,7 @@
 
 pub mod cli;
 pub mod labs;
+pub mod locale;
 pub mod narration;
 pub mod net;
 pub mod session;

@@ -22,6 +22,7 @@
 //! values; `{state.client}` by that endpoint's state when the step crossed, `{state.from}` and
 //! `{state.to}` by the sender's and the receiver's.
 
+use crate::locale::Lang;
 use crate::net::Wire;
 use crate::session::{Fate, Step};
 use std::collections::HashMap;
@@ -29,11 +30,22 @@ use std::collections::HashMap;
 /// Narration every lab shares: ARP, every kind of TCP segment, the socket API's view, and what
 /// the cable's faults do.
 const SHARED: &str = include_str!("../assets/narration/en/shared.txt");
+const SHARED_KO: &str = include_str!("../assets/narration/ko/shared.txt");
+
+/// The narration every lab shares, in `lang`.
+pub fn shared(lang: Lang) -> &'static str {
+    match lang {
+        Lang::En => SHARED,
+        Lang::Ko => SHARED_KO,
+    }
+}
 
 /// The narration entries of one lab, parsed from its asset file.
 #[derive(Debug, Default, Clone)]
 pub struct Narration {
     entries: HashMap<String, String>,
+    /// The language of the text, and so of the endpoints' names filled in.
+    lang: Lang,
 }
 
 impl Narration {
@@ -67,13 +79,15 @@ impl Narration {
             }
         }
         flush(&mut key, &mut body);
-        Narration { entries }
+        Narration { entries, lang: Lang::En }
     }
 
-    /// A lab's narration on top of the text every lab shares; the lab's own entries win.
-    pub fn for_lab(lab_text: &str) -> Self {
-        let mut n = Narration::parse(SHARED);
-        n.entries.extend(Narration::parse(lab_text).entries);
+    /// A lab's narration in `lang` on top of the text every lab shares; the lab's own entries
+    /// win.
+    pub fn for_lab(lang: Lang, lab: &dyn crate::labs::Lab) -> Self {
+        let mut n = Narration::parse(shared(lang));
+        n.entries.extend(Narration::parse(lab.narration(lang)).entries);
+        n.lang = lang;
         n
     }
 
@@ -109,10 +123,12 @@ impl Narration {
     /// The narration of a step, with its real values filled in; a step held back on the cable
     /// says so first.
     pub fn explain(&self, step: &Step, wire: Wire) -> String {
-        let Some(key) = self.key(step, wire) else { return format!("({} has no narration yet)", step.kind) };
-        let text = fill(&self.entries[&key], step);
+        let Some(key) = self.key(step, wire) else {
+            return crate::locale::trf(self.lang, "({kind} has no narration yet)", &[("kind", &step.kind)]);
+        };
+        let text = fill(&self.entries[&key], step, self.lang);
         match (step.fate, self.entries.get("frame~delayed")) {
-            (Fate::Delayed(_), Some(lead)) => format!("{}\n\n{text}", fill(lead, step)),
+            (Fate::Delayed(_), Some(lead)) => format!("{}\n\n{text}", fill(lead, step, self.lang)),
             _ => text,
         }
     }
@@ -121,7 +137,10 @@ impl Narration {
     /// step with no narration at all reports `(no narration)`.
     pub fn missing(&self, step: &Step, wire: Wire) -> Vec<String> {
         let Some(key) = self.key(step, wire) else { return vec!["(no narration)".into()] };
-        placeholders(&self.entries[&key]).filter(|name| value(name, step).is_none()).map(str::to_string).collect()
+        placeholders(&self.entries[&key])
+            .filter(|name| value(name, step, self.lang).is_none())
+            .map(str::to_string)
+            .collect()
     }
 
     /// The raw text of a key, if there is one.
@@ -135,10 +154,10 @@ impl Narration {
     }
 }
 
-fn value(name: &str, step: &Step) -> Option<String> {
+fn value(name: &str, step: &Step, lang: Lang) -> Option<String> {
     match name {
-        "from" => Some(step.from.clone()),
-        "to" => Some(step.to.clone()),
+        "from" => Some(crate::locale::endpoint(lang, &step.from)),
+        "to" => Some(crate::locale::endpoint(lang, &step.to)),
         "len" => Some(step.len.to_string()),
         "summary" => Some(step.summary.clone()),
         "malformed" => step.malformed.clone(),
@@ -160,7 +179,7 @@ fn placeholders(template: &str) -> impl Iterator<Item = &str> {
     template.split('{').skip(1).filter_map(|part| part.split_once('}').map(|(name, _)| name))
 }
 
-fn fill(template: &str, step: &Step) -> String {
+fn fill(template: &str, step: &Step, lang: Lang) -> String {
     let mut out = String::with_capacity(template.len());
     let mut rest = template;
     while let Some(open) = rest.find('{') {
@@ -170,7 +189,7 @@ fn fill(template: &str, step: &Step) -> String {
             return out;
         };
         let name = &rest[open + 1..open + close];
-        let mut value = value(name, step).unwrap_or_else(|| "?".into());
+        let mut value = value(name, step, lang).unwrap_or_else(|| "?".into());
         // A name that starts a sentence starts with a capital: "Server acknowledges ...".
         let starts = out.is_empty() || out.ends_with(". ") || out.ends_with("\n\n");
         if starts && value.starts_with(|c: char| c.is_ascii_lowercase()) {

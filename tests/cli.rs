@@ -4,8 +4,11 @@ use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
+/// The binary, in English whatever the locale of whoever runs the tests.
 fn protolab() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_protolab"))
+    let mut command = Command::new(env!("CARGO_BIN_EXE_protolab"));
+    command.env_remove("LC_ALL").env_remove("LC_MESSAGES").env("LANG", "C.UTF-8");
+    command
 }
 
 /// The contract's keys (DESIGN.md), and those of them that may be left out.
@@ -412,4 +415,25 @@ fn serve_with_a_stdout_nobody_reads_serves_on_and_obeys_sigint() {
     assert!(status.success(), "{status:?}");
     let told = std::io::read_to_string(err).unwrap();
     assert!(told.contains("interrupted") && told.contains("still queued not written"), "{told}");
+}
+
+/// `labs` speaks the locale's language (`LANG=ko_KR.UTF-8`) or the one `--lang` names, its
+/// columns aligned by display width.
+#[test]
+fn labs_speaks_korean_where_asked() {
+    let korean = protolab().env("LANG", "ko_KR.UTF-8").arg("labs").output().unwrap();
+    let text = String::from_utf8(korean.stdout).unwrap();
+    assert!(text.starts_with("실습"), "{text}");
+    assert!(text.contains("3-way 핸드셰이크"), "{text}");
+    let flag = protolab().args(["labs", "--lang", "ko"]).output().unwrap();
+    assert_eq!(String::from_utf8(flag.stdout).unwrap(), text);
+    let english = protolab().env("LANG", "ko_KR.UTF-8").args(["labs", "--lang", "en"]).output().unwrap();
+    assert!(String::from_utf8(english.stdout).unwrap().starts_with("LAB "));
+    // The RFC column starts at the same display column in the header and the rows.
+    let column = |line: &str| {
+        let at = line.find("RFC").unwrap();
+        line[..at].chars().map(|c| if c > '\u{1100}' { 2 } else { 1 }).sum::<usize>()
+    };
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(column(lines[0]), column(lines.iter().find(|l| l.starts_with("tcp")).unwrap()));
 }

@@ -5,6 +5,7 @@
 //! narration names must also agree with the states the real stack reports.
 
 use protolab::labs::{self, run};
+use protolab::locale::Lang;
 use protolab::narration::Narration;
 use protolab::net::{Wire, sim::Faults};
 use protolab::session::{Fate, Step, StepSink};
@@ -184,7 +185,7 @@ fn backwards(steps: &[Step]) -> Vec<String> {
 /// Every problem with the narration of `steps`.
 fn problems(w: &Walk, steps: &[Step]) -> Vec<String> {
     let lab = labs::find(w.lab).unwrap();
-    let narration = Narration::for_lab(lab.narration());
+    let narration = Narration::for_lab(Lang::En, lab.as_ref());
     let mut seen = HashSet::new();
     let mut out = backwards(steps);
     for s in steps {

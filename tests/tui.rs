@@ -284,6 +284,40 @@ async fn smtp_at_three_sizes() {
     }
 }
 
+/// In Korean (`--lang ko`): the DHCP renewal and the TCP close at 80x24 and 200x60. Hangul
+/// takes two columns: nothing is cut in the middle of a syllable or runs past its pane, and
+/// the narration is the Korean text.
+#[tokio::test]
+async fn korean_at_the_smallest_and_largest_sizes() {
+    let mut dhcp = real_steps("dhcp").await;
+    normalize(&mut dhcp);
+    let renew = dhcp.iter().position(|s| s.summary.contains("renew")).unwrap();
+    let mut tcp = real_steps("tcp").await;
+    normalize(&mut tcp);
+    let fin = tcp.iter().position(|s| s.kind == "tcp.fin.first").unwrap();
+    for (lab, steps, at) in [("dhcp", dhcp, renew), ("tcp", tcp, fin)] {
+        let mut app = app_on(lab, steps, at);
+        app.set_lang(protolab::locale::Lang::Ko);
+        for (w, h) in [(80, 24), (200, 60)] {
+            let buf = render(&mut app, w, h);
+            let screen = draw(&mut app, w, h);
+            assert!(screen.contains("클라이언트"), "{lab} {w}x{h}:\n{screen}");
+            assert!(!screen.contains("has no narration"), "{lab} {w}x{h}:\n{screen}");
+            // A two-column character owns the cell to its right: nothing else may be drawn
+            // there (it would overlap on a real terminal), and it never starts in the last one.
+            for y in 0..h {
+                for x in 0..w {
+                    if protolab::tui::text::width(buf[(x, y)].symbol()) == 2 {
+                        assert!(x + 1 < w, "a wide character cut at the right edge, row {y}");
+                        assert_eq!(buf[(x + 1, y)].symbol(), " ", "drawn over half of a wide character at {x},{y}");
+                    }
+                }
+            }
+            insta::assert_snapshot!(format!("ko_{lab}_{w}x{h}"), screen);
+        }
+    }
+}
+
 /// At 80x24 the accept check is one key away: `z` gives details and narration the screen.
 #[test]
 fn zoom_shows_the_whole_accept_check_at_80x24() {
@@ -831,4 +865,37 @@ fn narration_scrolls_and_says_when_there_is_more() {
     // Another step starts at its top.
     app.act(Action::StepForward, 10, &events(), Instant::now());
     assert_eq!(app.tab().narration_scroll, 0);
+}
+
+/// `/` finds a step by its summary: typed in the status bar, Enter selects the next match
+/// (going round the end), `n` and `N` move between matches, and a miss says so.
+#[test]
+fn slash_finds_a_step_by_its_summary() {
+    use crossterm::event::KeyCode;
+    let steps = ws_steps();
+    let texts: Vec<usize> =
+        steps.iter().enumerate().filter(|(_, s)| s.summary.contains("Hello")).map(|(i, _)| i).collect();
+    assert_eq!(texts.len(), 2, "the echo and its answer");
+    let mut app = app_with(steps, 0, 0);
+    let press = |app: &mut App, action| app.act(action, 10, &events(), Instant::now());
+    press(&mut app, Action::Search);
+    for c in "hello".chars() {
+        app.search_key(KeyCode::Char(c));
+    }
+    assert!(draw(&mut app, 120, 40).contains("/hello"), "the text shows as it is typed");
+    app.search_key(KeyCode::Enter);
+    assert_eq!(app.tab().cursor, texts[0]);
+    press(&mut app, Action::SearchNext);
+    assert_eq!(app.tab().cursor, texts[1]);
+    press(&mut app, Action::SearchNext);
+    assert_eq!(app.tab().cursor, texts[0], "round the end");
+    press(&mut app, Action::SearchPrev);
+    assert_eq!(app.tab().cursor, texts[1]);
+    press(&mut app, Action::Search);
+    for c in "nothing like it".chars() {
+        app.search_key(KeyCode::Char(c));
+    }
+    app.search_key(KeyCode::Enter);
+    assert_eq!(app.tab().cursor, texts[1], "a miss moves nothing");
+    assert!(draw(&mut app, 120, 40).contains("no step matches “nothing like it”"));
 }

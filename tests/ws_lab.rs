@@ -197,7 +197,7 @@ async fn serve_goes_on_after_a_bad_session() {
 #[tokio::test]
 async fn the_narration_quotes_this_runs_key() {
     let lab = labs::find("ws").unwrap();
-    let narration = protolab::narration::Narration::for_lab(lab.narration());
+    let narration = protolab::narration::Narration::for_lab(protolab::locale::Lang::En, lab.as_ref());
     let steps = run_ws().await;
     let key = steps[0].value("HTTP.header.Sec-WebSocket-Key").unwrap();
     assert!(

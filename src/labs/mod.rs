@@ -68,8 +68,8 @@ pub type LabFuture = Pin<Box<dyn Future<Output = color_eyre::Result<()>> + Send>
 pub trait Lab: Send + Sync + 'static {
     fn info(&self) -> &'static LabInfo;
 
-    /// The lab's narration asset (English), see [`crate::narration`].
-    fn narration(&self) -> &'static str;
+    /// The lab's narration asset in `lang`, see [`crate::narration`].
+    fn narration(&self, lang: crate::locale::Lang) -> &'static str;
 
     /// Fresh decoders for one connection: (client→server, server→client). They may share
     /// state (the WebSocket response decoder checks the key the request decoder saw).

@@ -3,6 +3,7 @@
 
 use super::keys::Action;
 use crate::labs::{Lab, run};
+use crate::locale::{Lang, tr, trf};
 use crate::narration::Narration;
 use crate::net::{Gate, GateEvent, Release, Wire};
 use crate::session::{Session, Step, StepSink};
@@ -100,11 +101,11 @@ impl Layers {
     }
 
     /// How the status bar says it; nothing for the default.
-    pub fn label(self) -> Option<&'static str> {
+    pub fn label(self, lang: Lang) -> Option<&'static str> {
         match self {
             Layers::Both => None,
-            Layers::Messages => Some("messages only"),
-            Layers::Segments => Some("segments only"),
+            Layers::Messages => Some(tr(lang, "messages only")),
+            Layers::Segments => Some(tr(lang, "segments only")),
         }
     }
 }
@@ -113,6 +114,8 @@ impl Layers {
 pub struct LabTab {
     pub lab: Arc<dyn Lab>,
     pub narration: Narration,
+    /// The language of its notes (the app's).
+    pub lang: Lang,
     /// Every step received from the current run.
     pub session: Session,
     /// Steps shown so far (the rest wait for their arrow).
@@ -162,10 +165,11 @@ pub struct LabTab {
 
 impl LabTab {
     pub fn new(lab: Arc<dyn Lab>) -> Self {
-        let narration = Narration::for_lab(lab.narration());
+        let narration = Narration::for_lab(Lang::En, lab.as_ref());
         LabTab {
             lab,
             narration,
+            lang: Lang::En,
             session: Session::default(),
             revealed: 0,
             cursor: 0,
@@ -282,9 +286,9 @@ impl LabTab {
     pub fn toggle_layers(&mut self) -> Option<String> {
         if !self.layered() {
             return Some(match (self.has_frames, self.has_messages) {
-                (true, _) => "every step here is a frame: one layer".into(),
-                (_, true) => "every step here is a message: one layer".into(),
-                _ => "no steps yet".into(),
+                (true, _) => tr(self.lang, "every step here is a frame: one layer").into(),
+                (_, true) => tr(self.lang, "every step here is a message: one layer").into(),
+                _ => tr(self.lang, "no steps yet").into(),
             });
         }
         self.set_layers(self.layers.next());
@@ -453,14 +457,14 @@ impl LabTab {
         }
         self.catch_up();
         if self.state != RunState::Running {
-            return Some("the exchange is over: r runs it again".into());
+            return Some(tr(self.lang, "the exchange is over: r runs it again").into());
         }
         if self.gate.as_ref().is_some_and(|g| g.open_one()) {
             self.waiting = self.gate.as_ref().and_then(|g| g.waiting());
             return None;
         }
         if self.queued >= MAX_QUEUED {
-            return Some(format!("{MAX_QUEUED} presses are already waiting for the peer"));
+            return Some(trf(self.lang, "{n} presses are already waiting for the peer", &[("n", &MAX_QUEUED)]));
         }
         self.queued += 1;
         None
@@ -469,15 +473,15 @@ impl LabTab {
     /// Lets the waiting frame go with a fault on the cable (the lab network only).
     pub fn release(&mut self, release: Release) -> Option<&'static str> {
         if self.wire != Wire::Sim {
-            return Some("faults happen on the lab network: this lab runs on kernel sockets");
+            return Some(tr(self.lang, "faults happen on the lab network: this lab runs on kernel sockets"));
         }
         if !self.at_newest() {
-            return Some("go to the newest step first (End)");
+            return Some(tr(self.lang, "go to the newest step first (End)"));
         }
         self.catch_up();
         match &self.gate {
             Some(g) if g.release_one(release) => None,
-            _ => Some("no frame is waiting at the gate"),
+            _ => Some(tr(self.lang, "no frame is waiting at the gate")),
         }
     }
 
@@ -602,6 +606,12 @@ pub struct App {
     pub zoom: bool,
     /// A short note for the status bar ("waiting for the peer…").
     pub note: Option<String>,
+    /// The language everything on screen is in (see [`App::set_lang`]).
+    pub lang: Lang,
+    /// The text being typed after `/`, while it is.
+    pub search: Option<String>,
+    /// The last text searched for, for `n` and `N`.
+    pub found: Option<String>,
     pub quit: bool,
     /// Runs every lab on this wire instead of its own (where the lab can).
     pub wire: Option<Wire>,
@@ -622,11 +632,23 @@ impl App {
             help_scroll: 0,
             zoom: false,
             note: None,
+            lang: Lang::En,
+            search: None,
+            found: None,
             quit: false,
             wire,
             interrupted: None,
             no_color: false,
             capture_off: None,
+        }
+    }
+
+    /// Speaks `lang` from now on: on screen and in every tab's narration.
+    pub fn set_lang(&mut self, lang: Lang) {
+        self.lang = lang;
+        for tab in &mut self.tabs {
+            tab.lang = lang;
+            tab.narration = Narration::for_lab(lang, tab.lab.as_ref());
         }
     }
 
@@ -695,7 +717,7 @@ impl App {
                 } else if self.tab().layers != Layers::Both {
                     self.tab_mut().set_layers(Layers::Both);
                 } else {
-                    self.note = Some("nothing to go back from: q quits".into());
+                    self.note = Some(tr(self.lang, "nothing to go back from: q quits").into());
                 }
             }
             Action::Zoom => self.zoom = !self.zoom,
@@ -736,10 +758,60 @@ impl App {
             Action::NextTab => self.active = (self.active + 1) % self.tabs.len(),
             Action::PrevTab => self.active = (self.active + self.tabs.len() - 1) % self.tabs.len(),
             Action::GoTo(i) if i < self.tabs.len() => self.active = i,
-            Action::GoTo(i) => self.note = Some(format!("there is no lab {}", i + 1)),
+            Action::GoTo(i) => self.note = Some(trf(self.lang, "there is no lab {n}", &[("n", &(i + 1))])),
+            Action::Search => self.search = Some(String::new()),
+            Action::SearchNext | Action::SearchPrev => self.find(action == Action::SearchNext),
         }
         let rows = page;
         self.tab_mut().scroll_to_cursor(rows);
+    }
+
+    /// A key while a search is typed: text, Backspace, Enter to find, Esc to give up.
+    pub fn search_key(&mut self, code: crossterm::event::KeyCode) {
+        use crossterm::event::KeyCode;
+        let Some(text) = self.search.as_mut() else { return };
+        match code {
+            KeyCode::Char(c) => text.push(c),
+            KeyCode::Backspace => {
+                text.pop();
+            }
+            KeyCode::Enter => {
+                let text = self.search.take().unwrap_or_default();
+                if !text.is_empty() {
+                    self.found = Some(text);
+                }
+                self.find(true);
+            }
+            KeyCode::Esc => self.search = None,
+            _ => {}
+        }
+    }
+
+    /// Selects the next (or previous) visible step whose summary or kind holds the last text
+    /// searched for, case aside, going round the ends; says so when none does.
+    fn find(&mut self, forward: bool) {
+        let Some(text) = self.found.clone() else {
+            self.note = Some(tr(self.lang, "/ to search first").into());
+            return;
+        };
+        let lang = self.lang;
+        let tab = self.tab_mut();
+        let needle = text.to_lowercase();
+        let matches = |s: &Step| s.summary.to_lowercase().contains(&needle) || s.kind.contains(&needle);
+        let shown = tab.shown();
+        let order: Vec<usize> = if forward {
+            (tab.cursor + 1..shown).chain(0..=tab.cursor.min(shown.saturating_sub(1))).collect()
+        } else {
+            (0..tab.cursor).rev().chain((tab.cursor..shown).rev()).collect()
+        };
+        let hit = order.into_iter().find(|&i| tab.visible(i) && tab.session.get(i).is_some_and(matches));
+        self.note = match hit {
+            Some(i) => {
+                tab.select(i);
+                None
+            }
+            None => Some(trf(lang, "no step matches “{text}”", &[("text", &text)])),
+        };
     }
 
     /// Ctrl-C: the first one asks for a second; the second within the window quits.
@@ -748,7 +820,7 @@ impl App {
             Some(first) if now.duration_since(first) < CTRL_C_WINDOW => self.quit = true,
             _ => {
                 self.interrupted = Some(now);
-                self.note = Some("press Ctrl-C again to quit".into());
+                self.note = Some(tr(self.lang, "press Ctrl-C again to quit").into());
             }
         }
     }
@@ -759,7 +831,7 @@ impl App {
     fn lease_clock(&mut self, action: Action) -> String {
         use crate::labs::dhcp::{SPEEDUPS, set_speedup, speedup};
         if self.tab().lab.info().name != "dhcp" {
-            return "[ ] set the DHCP lease clock: on the DHCP tab".into();
+            return tr(self.lang, "[ ] set the DHCP lease clock: on the DHCP tab").into();
         }
         let now = speedup();
         let to = if action == Action::LeaseFaster {
@@ -770,10 +842,12 @@ impl App {
         match to {
             Some(to) => {
                 set_speedup(to);
-                format!("lease clock ×{to} from the next run (r)")
+                trf(self.lang, "lease clock ×{n} from the next run (r)", &[("n", &to)])
             }
-            None if action == Action::LeaseFaster => format!("lease clock ×{now}: the fastest there is"),
-            None => format!("lease clock ×{now}: the slowest there is"),
+            None if action == Action::LeaseFaster => {
+                trf(self.lang, "lease clock ×{n}: the fastest there is", &[("n", &now)])
+            }
+            None => trf(self.lang, "lease clock ×{n}: the slowest there is", &[("n", &now)]),
         }
     }
 
@@ -788,7 +862,7 @@ impl App {
             && now.duration_since(first) >= CTRL_C_WINDOW
         {
             self.interrupted = None;
-            if self.note.as_deref() == Some("press Ctrl-C again to quit") {
+            if self.note.as_deref() == Some(tr(self.lang, "press Ctrl-C again to quit")) {
                 self.note = None;
             }
             busy = true;

@@ -42,6 +42,11 @@ pub enum Action {
     ScrollDown,
     /// Details and narration over the whole screen, and back.
     Zoom,
+    /// Type a text to find among the steps' summaries (`/`).
+    Search,
+    /// The next / previous step that matches it.
+    SearchNext,
+    SearchPrev,
     Help,
     /// Close a popup, leave a mode; never quits.
     Back,
@@ -212,6 +217,14 @@ pub const BINDINGS: &[Binding] = &[
     Binding { keys: &[ch('7')], label: "", action: Action::GoTo(6), help: "" },
     Binding { keys: &[ch('8')], label: "", action: Action::GoTo(7), help: "" },
     Binding { keys: &[ch('9')], label: "", action: Action::GoTo(8), help: "" },
+    Binding {
+        keys: &[ch('/')],
+        label: "/ n N",
+        action: Action::Search,
+        help: "find a step by its summary (Enter); n and N: the next and the previous match",
+    },
+    Binding { keys: &[ch('n')], label: "", action: Action::SearchNext, help: "" },
+    Binding { keys: &[ch('N')], label: "", action: Action::SearchPrev, help: "" },
     Binding { keys: &[ch('?'), key(KeyCode::F(1))], label: "? F1", action: Action::Help, help: "this help" },
     Binding {
         keys: &[key(KeyCode::Esc)],
@@ -290,6 +303,9 @@ mod tests {
             ScrollUp,
             ScrollDown,
             Zoom,
+            Search,
+            SearchNext,
+            SearchPrev,
             Help,
             Back,
             Quit,
@@ -299,8 +315,8 @@ mod tests {
             match a {
                 StepForward | StepBack | First | Last | PageUp | PageDown | TogglePlay | Faster | Slower | Rerun
                 | DropFrame | DuplicateFrame | CorruptFrame | ToggleLayers | LeaseSlower | LeaseFaster | NextTab
-                | PrevTab | GoTo(_) | FieldUp | FieldDown | ScrollUp | ScrollDown | Zoom | Help | Back | Quit
-                | Interrupt => {}
+                | PrevTab | GoTo(_) | FieldUp | FieldDown | ScrollUp | ScrollDown | Zoom | Search | SearchNext
+                | SearchPrev | Help | Back | Quit | Interrupt => {}
             }
         }
         all.to_vec()

@@ -30,11 +30,12 @@ use crate::net::Wire;
 /// every way out, panics included. A terminating signal (SIGTERM, SIGINT, SIGHUP, SIGQUIT) stops
 /// the labs, restores the terminal and then ends the process by that same signal.
 /// `wire` overrides each lab's own wire.
-pub async fn run(lab: Option<String>, wire: Option<Wire>) -> Result<()> {
+pub async fn run(lab: Option<String>, wire: Option<Wire>, lang: crate::locale::Lang) -> Result<()> {
     let labs = crate::labs::registry();
     let active = lab.and_then(|name| labs.iter().position(|l| l.info().name == name)).unwrap_or(0);
     let mut app = App::new(labs, wire);
     app.active = active;
+    app.set_lang(lang);
     // Without colour, selection shows by reverse video and marker glyphs (https://no-color.org).
     app.no_color = std::env::var_os("NO_COLOR").is_some();
     // Host-wire tabs show the kernel's segments where the process may capture; if it may not,
@@ -42,7 +43,7 @@ pub async fn run(lab: Option<String>, wire: Option<Wire>) -> Result<()> {
     let host_tabs = app.tabs.iter().any(|t| t.lab.info().wire_for(wire) == Wire::Host);
     if host_tabs && crate::net::capture::available().is_err() {
         app.capture_off = Some(crate::net::capture::HINT.into());
-        app.note = Some("packet capture is off: ? says how to turn it on".into());
+        app.note = Some(crate::locale::tr(lang, "packet capture is off: ? says how to turn it on").into());
     }
 
     // A panic on the TUI's own thread restores the terminal before the report; a panic in a
@@ -153,6 +154,8 @@ fn on_terminal_event(app: &mut App, event: Event, areas: &ui::Areas, tx: &mpsc::
     let rows = areas.ladder_rows();
     let now = Instant::now();
     match event {
+        // While a search is typed, keys are its text.
+        Event::Key(key) if key.kind != KeyEventKind::Release && app.search.is_some() => app.search_key(key.code),
         Event::Key(key) if key.kind != KeyEventKind::Release => match keys::action_for(key) {
             Some(action) => app.act(action, rows, tx, now),
             // An unbound key closes help, and otherwise does nothing.

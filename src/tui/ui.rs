@@ -13,6 +13,7 @@ use super::widgets::{
     ladder::{EndpointState, HEADER, Ladder, width_for_label},
     timeline::{self, Lease, LeaseView, Timeline},
 };
+use crate::locale::{Lang, endpoint, tr, trf};
 use crate::net::Wire;
 use crate::session::Step;
 use ratatui::Frame;
@@ -136,13 +137,18 @@ fn bordered<'a>() -> Block<'a> {
 pub fn draw(frame: &mut Frame, app: &App, now: Instant) {
     let area = frame.area();
     if area.width < MIN_W || area.height < MIN_H {
-        let text =
-            format!("terminal too small: {}x{}\nprotolab needs at least {MIN_W}x{MIN_H}", area.width, area.height);
+        let (w, h) = (area.width, area.height);
+        let text = format!(
+            "{}\n{}",
+            trf(app.lang, "terminal too small: {w}x{h}", &[("w", &w), ("h", &h)]),
+            trf(app.lang, "protolab needs at least {w}x{h}", &[("w", &MIN_W), ("h", &MIN_H)])
+        );
         frame.render_widget(Paragraph::new(text).wrap(Wrap { trim: true }), area);
         return;
     }
     let areas = layout(area, app);
     let tab = app.tab();
+    let lang = app.lang;
     draw_tabs(frame, app, areas.tabs);
 
     if areas.ladder.height > 0 {
@@ -154,7 +160,7 @@ pub fn draw(frame: &mut Frame, app: &App, now: Instant) {
         let footer = match &tab.state {
             RunState::Running => None,
             RunState::Completed => {
-                Some(("✓ exchange completed — r runs it again".to_string(), Style::new().fg(Color::Green)))
+                Some((tr(lang, "✓ exchange completed — r runs it again").to_string(), Style::new().fg(Color::Green)))
             }
             RunState::Failed(reason) => {
                 Some((format!("✗ {reason}"), Style::new().fg(Color::Red).add_modifier(Modifier::BOLD)))
@@ -173,23 +179,25 @@ pub fn draw(frame: &mut Frame, app: &App, now: Instant) {
                 footer,
                 states: states_at(tab),
                 layers: tab.layers,
-                clock: if tab.wire == Wire::Sim { "lab clock" } else { "wall clock" },
+                clock: if tab.wire == Wire::Sim { tr(lang, "lab clock") } else { tr(lang, "wall clock") },
                 main_conn: tab.lab.info().conn,
                 conn: tab.selected().and_then(|s| s.conn.as_deref()),
+                lang,
             },
             ladder_area,
         );
         if rows > 0 {
             let area = Rect { y: ladder_area.bottom(), height: rows, ..inner };
-            frame.render_widget(Timeline { view: lease_view(tab) }, area);
+            frame.render_widget(Timeline { view: lease_view(tab, lang), lang }, area);
         }
     }
 
-    let block = bordered().title(if app.zoom { " details · zoom, Esc goes back " } else { " details " });
+    let title = if app.zoom { tr(lang, " details · zoom, Esc goes back ") } else { tr(lang, " details ") };
+    let block = bordered().title(title);
     let inner = block.inner(areas.details);
     frame.render_widget(block, areas.details);
     let step = tab.selected();
-    Details { step, field: tab.field, moved: moved_sentences(tab) }.draw(inner, frame.buffer_mut());
+    Details { step, field: tab.field, moved: moved_sentences(tab, lang), lang }.draw(inner, frame.buffer_mut());
 
     draw_narration(frame, app, areas.narration);
     frame.render_widget(status_line(app, areas.status.width as usize), areas.status);
@@ -206,7 +214,7 @@ pub fn tab_labels(app: &App) -> Vec<String> {
     app.tabs
         .iter()
         .enumerate()
-        .map(|(i, t)| format!("{} {}{}", i + 1, t.lab.info().title, if t.playing { " ▶" } else { "" }))
+        .map(|(i, t)| format!("{} {}{}", i + 1, tr(app.lang, t.lab.info().title), if t.playing { " ▶" } else { "" }))
         .collect()
 }
 
@@ -244,23 +252,24 @@ fn draw_tabs(frame: &mut Frame, app: &App, area: Rect) {
 /// capture could not do. Parts are left out, least needed first, until it fits `max`.
 fn ladder_title(app: &App, tab: &LabTab, max: usize) -> Line<'static> {
     let info = tab.lab.info();
+    let lang = app.lang;
     let plain = Style::new();
     let warn = Style::new().fg(Color::Yellow);
     // (text, style, how much it is needed: higher stays longer)
     let mut parts: Vec<(String, Style, u8)> =
-        vec![(info.title.to_string(), plain, 9), (info.rfcs.to_string(), plain, 1)];
+        vec![(tr(lang, info.title).to_string(), plain, 9), (info.rfcs.to_string(), plain, 1)];
     let port = match (tab.listening, tab.wire) {
         (Some(addr), _) => Some(addr.port()),
         (None, Wire::Sim) => Some(info.port),
         (None, Wire::Host) => None,
     };
     if let Some(port) = port {
-        parts.push((format!("port {port}"), plain, 6));
+        parts.push((trf(lang, "port {port}", &[("port", &port)]), plain, 6));
     }
     if app.moved_to_lab_network(tab) {
-        parts.push(("runs on the lab network".into(), warn, 7));
+        parts.push((tr(lang, "runs on the lab network").into(), warn, 7));
     } else {
-        let wire = if tab.wire == Wire::Sim { "lab network" } else { "kernel sockets" };
+        let wire = if tab.wire == Wire::Sim { tr(lang, "lab network") } else { tr(lang, "kernel sockets") };
         parts.push((wire.into(), plain, 4));
     }
     if tab.wire == Wire::Host {
@@ -268,10 +277,14 @@ fn ladder_title(app: &App, tab: &LabTab, max: usize) -> Line<'static> {
         if lost > 0 {
             let style = Style::new().fg(Color::Red).add_modifier(Modifier::BOLD);
             // The kernel counts what the capture socket lost on the whole loopback interface.
-            let frames = if lost == 1 { "frame" } else { "frames" };
-            parts.push((format!("capture lost {lost} loopback {frames}"), style, 8));
+            let text = if lost == 1 {
+                tr(lang, "capture lost 1 loopback frame").to_string()
+            } else {
+                trf(lang, "capture lost {n} loopback frames", &[("n", &lost)])
+            };
+            parts.push((text, style, 8));
         } else if app.capture_off.is_some() {
-            parts.push(("no capture: ? says why".into(), warn, 3));
+            parts.push((tr(lang, "no capture: ? says why").into(), warn, 3));
         }
     }
     let total = |parts: &[(String, Style, u8)]| parts.iter().map(|p| width(&p.0) + 3).sum::<usize>() + 1;
@@ -296,16 +309,29 @@ fn narration_text(app: &App, tab: &LabTab) -> String {
         return tab.narration.explain(step, tab.wire);
     }
     let info = tab.lab.info();
+    let lang = app.lang;
     let wire = if app.moved_to_lab_network(tab) {
-        "This lab runs on the lab network (it cannot run on kernel sockets): an in-process network where \
-         every Ethernet frame waits at the gate until you press →."
+        tr(
+            lang,
+            "This lab runs on the lab network (it cannot run on kernel sockets): an in-process network where \
+             every Ethernet frame waits at the gate until you press →.",
+        )
     } else if tab.wire == Wire::Sim {
-        "It runs on the lab network: an in-process network where every Ethernet frame waits at the gate \
-         until you press →."
+        tr(
+            lang,
+            "It runs on the lab network: an in-process network where every Ethernet frame waits at the gate \
+             until you press →.",
+        )
     } else {
-        "Every message really crosses a socket on this machine, and waits at the gate until you press →."
+        tr(lang, "Every message really crosses a socket on this machine, and waits at the gate until you press →.")
     };
-    format!("{}: {}.\n\n{wire}\n\nPress → to let the first one go.", info.title, info.about)
+    format!(
+        "{}: {}.\n\n{}\n\n{}",
+        tr(lang, info.title),
+        tr(lang, info.about),
+        wire,
+        tr(lang, "Press → to let the first one go.")
+    )
 }
 
 fn draw_narration(frame: &mut Frame, app: &App, area: Rect) {
@@ -315,10 +341,10 @@ fn draw_narration(frame: &mut Frame, app: &App, area: Rect) {
     let rows = inner.height as usize;
     let last = lines.len().saturating_sub(rows);
     let scroll = tab.narration_scroll.min(last);
-    let mut block = bordered().title(" what happens ");
+    let mut block = bordered().title(tr(app.lang, " what happens "));
     let hint = match (scroll > 0, scroll < last) {
-        (false, true) => Some(" ↓ more: J "),
-        (true, true) => Some(" ↑↓ more: K J "),
+        (false, true) => Some(tr(app.lang, " ↓ more: J ")),
+        (true, true) => Some(tr(app.lang, " ↑↓ more: K J ")),
         (true, false) => Some(" ↑ K "),
         (false, false) => None,
     };
@@ -334,23 +360,28 @@ fn draw_narration(frame: &mut Frame, app: &App, area: Rect) {
 /// that fit, always keeping `? help` and `q quit`.
 fn status_line(app: &App, cols: usize) -> Line<'static> {
     let tab = app.tab();
+    let lang = app.lang;
     let position = match tab.position() {
-        Some((at, of)) => format!(" step {at}/{of} "),
-        None => " no steps ".into(),
+        Some((at, of)) => trf(lang, " step {at}/{of} ", &[("at", &at), ("of", &of)]),
+        None => tr(lang, " no steps ").into(),
     };
     let mut state = match (&tab.state, &tab.waiting, &app.note) {
+        _ if app.search.is_some() => {
+            let text = app.search.as_deref().unwrap_or_default();
+            format!("/{text}▏ {}", tr(lang, "Enter finds, Esc cancels"))
+        }
         (_, _, Some(note)) => note.clone(),
-        (RunState::Running, Some(who), _) => format!("{who} waits at the gate"),
-        (RunState::Running, None, _) => "running".into(),
-        (RunState::Completed, _, _) => "completed".into(),
-        (RunState::Failed(_), _, _) => "failed".into(),
+        (RunState::Running, Some(who), _) => trf(lang, "{who} waits at the gate", &[("who", &endpoint(lang, who))]),
+        (RunState::Running, None, _) => tr(lang, "running").into(),
+        (RunState::Completed, _, _) => tr(lang, "completed").into(),
+        (RunState::Failed(_), _, _) => tr(lang, "failed").into(),
     };
-    if let Some(layers) = tab.layers.label() {
+    if let Some(layers) = tab.layers.label(lang) {
         state = format!("{state} · {layers}");
     }
     let mut play = if tab.playing { format!("▶ ×{}", tab.speed()) } else { format!("❚❚ ×{}", tab.speed()) };
     if tab.queued > 0 {
-        play = format!("{play} · → ×{} queued", tab.queued);
+        play = format!("{play} · {}", trf(lang, "→ ×{n} queued", &[("n", &tab.queued)]));
     }
     let fixed = width(&position) + width(&play) + 4;
     // The most hints that fit beside the state, long forms first, then short ones; help and
@@ -359,11 +390,11 @@ fn status_line(app: &App, cols: usize) -> Line<'static> {
         HINTS
             .iter()
             .filter(|h| h.rank == 0 || h.rank >= min_rank)
-            .map(|h| if short { h.short } else { h.long })
+            .map(|h| tr(lang, if short { h.short } else { h.long }))
             .collect::<Vec<_>>()
             .join("  ")
     };
-    let keep = if app.note.is_some() || tab.layers.label().is_some() { 60 } else { 24 };
+    let keep = if app.note.is_some() || app.search.is_some() || tab.layers.label(lang).is_some() { 60 } else { 24 };
     let want_state = width(&state).min(keep);
     let mut chosen = hints(u8::MAX, true);
     'pick: for short in [false, true] {
@@ -405,8 +436,9 @@ fn help_lines(app: &App, cols: u16) -> Vec<Line<'static>> {
     let key = Style::new().fg(Color::Yellow);
     let mut lines = Vec::new();
     // First, when it applies, what the title's "no capture" points at.
+    let lang = app.lang;
     if let Some(why) = &app.capture_off {
-        for text in wrap(&format!("Kernel sockets: {why}"), cols) {
+        for text in wrap(&format!("{}: {why}", tr(lang, "Kernel sockets")), cols) {
             lines.push(Line::styled(text, Style::new().fg(Color::Yellow)));
         }
         lines.push(Line::raw(""));
@@ -421,14 +453,20 @@ fn help_lines(app: &App, cols: u16) -> Vec<Line<'static>> {
         }
     };
     for (label, help) in rows {
-        entry(label, help);
+        entry(label, tr(lang, help));
     }
-    entry("mouse", "click a step or a tab; the wheel moves through steps, fields (over details) or the narration");
+    entry(
+        tr(lang, "mouse"),
+        tr(lang, "click a step or a tab; the wheel moves through steps, fields (over details) or the narration"),
+    );
     let dim = Style::new().fg(Color::DarkGray);
     lines.push(Line::raw(""));
     for text in wrap(
-        "Each message waits at the gate until you press →; then it really goes. On the lab network times are \
-         the lab's clock, which stops while a frame waits; on kernel sockets they are the wall clock.",
+        tr(
+            lang,
+            "Each message waits at the gate until you press →; then it really goes. On the lab network times are \
+             the lab's clock, which stops while a frame waits; on kernel sockets they are the wall clock.",
+        ),
         cols,
     ) {
         lines.push(Line::styled(text, dim));
@@ -443,9 +481,10 @@ fn draw_help(frame: &mut Frame, app: &App, area: Rect) {
     let popup = Rect { height: popup.height.min(lines.len() as u16 + 2), ..popup };
     let last = lines.len().saturating_sub(rows);
     let scroll = app.help_scroll.min(last);
-    let mut block = Block::bordered().title(" help · Esc closes ");
+    let mut block = Block::bordered().title(tr(app.lang, " help · Esc closes "));
     if scroll < last {
-        block = block.title_bottom(Line::styled(" ↓ more: j ", Style::new().fg(Color::Yellow)).right_aligned());
+        let more = tr(app.lang, " ↓ more: j ");
+        block = block.title_bottom(Line::styled(more, Style::new().fg(Color::Yellow)).right_aligned());
     }
     frame.render_widget(Clear, popup);
     let inner = block.inner(popup);
@@ -493,17 +532,20 @@ fn states_at(tab: &LabTab) -> Vec<EndpointState> {
 
 /// What the details pane says about endpoints that moved on at the selected step: in the
 /// present while the frame still waits at the gate, in the past once it went.
-fn moved_sentences(tab: &LabTab) -> Vec<String> {
+fn moved_sentences(tab: &LabTab, lang: Lang) -> Vec<String> {
     let Some(step) = tab.selected() else { return Vec::new() };
     let newest = tab.cursor + 1 >= tab.session.len() && tab.flight.is_none();
     let live = newest && tab.state == RunState::Running && tab.waiting.is_some();
     step.moved
         .iter()
         .map(|m| {
+            let who = endpoint(lang, &m.who);
+            let args: [(&str, &dyn std::fmt::Display); 4] =
+                [("who", &who), ("from", &m.from), ("to", &m.to), ("waiting", &m.waiting)];
             if live {
-                format!("{}: {} → {}, its {} waits at the gate", m.who, m.from, m.to, m.waiting)
+                trf(lang, "{who}: {from} → {to}, its {waiting} waits at the gate", &args)
             } else {
-                format!("{}: {} → {} while its {} waited at the gate", m.who, m.from, m.to, m.waiting)
+                trf(lang, "{who}: {from} → {to} while its {waiting} waited at the gate", &args)
             }
         })
         .collect()
@@ -520,26 +562,27 @@ fn grants_lease(step: &Step) -> bool {
 
 /// Why a step ends the lease in force, if it does: the client let it go, the server refused
 /// it, or the client fell back to INIT (expiry).
-fn ends_lease(step: &Step) -> Option<String> {
+fn ends_lease(step: &Step, lang: Lang) -> Option<String> {
+    let at: [(&str, &dyn std::fmt::Display); 1] = [("seq", &step.seq)];
     match step.value("DHCP.message_type").as_deref() {
-        Some("RELEASE") => return Some(format!("no lease: released at #{}", step.seq)),
+        Some("RELEASE") => return Some(trf(lang, "no lease: released at #{seq}", &at)),
         // The client lets its lease go whether or not the server hears it; a NAK ends it only
         // if it reaches the client.
-        Some("NAK") if step.fate.taken_in() => return Some(format!("no lease: NAK at #{}", step.seq)),
-        Some("DECLINE") => return Some(format!("no lease: declined at #{}", step.seq)),
+        Some("NAK") if step.fate.taken_in() => return Some(trf(lang, "no lease: NAK at #{seq}", &at)),
+        Some("DECLINE") => return Some(trf(lang, "no lease: declined at #{seq}", &at)),
         _ => {}
     }
     let client = step.state("client")?;
     (client == "INIT" || client.starts_with("INIT "))
-        .then(|| format!("no lease: the client is in INIT at #{}", step.seq))
+        .then(|| trf(lang, "no lease: the client is in INIT at #{seq}", &at))
 }
 
 /// The DHCP lease in force at the selected step, and the step's moment on the lease clock:
 /// walking back from the step, the first ACK that grants a lease, unless a RELEASE, a NAK or
 /// the client's fall to INIT comes first. Looks back a bounded way, so a frame costs the same
 /// in a long session.
-fn lease_view(tab: &LabTab) -> LeaseView {
-    let Some(step) = tab.selected() else { return LeaseView::None("no lease yet".into()) };
+fn lease_view(tab: &LabTab, lang: Lang) -> LeaseView {
+    let Some(step) = tab.selected() else { return LeaseView::None(tr(lang, "no lease yet").into()) };
     let speedup = f64::from(tab.lease_speedup);
     let secs = |s: &Step| s.t_us as f64 / 1e6 * speedup;
     let from = tab.cursor.saturating_sub(256);
@@ -558,9 +601,9 @@ fn lease_view(tab: &LabTab) -> LeaseView {
             };
             return LeaseView::Held { lease, now: secs(step) };
         }
-        if let Some(why) = ends_lease(s) {
+        if let Some(why) = ends_lease(s, lang) {
             return LeaseView::None(why);
         }
     }
-    LeaseView::None("no lease yet: DISCOVER, OFFER, REQUEST, ACK get one".into())
+    LeaseView::None(tr(lang, "no lease yet: DISCOVER, OFFER, REQUEST, ACK get one").into())
 }

@@ -53,6 +53,7 @@ fn ladder(c: &mut Criterion) {
                     clock: "lab clock",
                     main_conn: None,
                     conn: None,
+                    lang: Default::default(),
                 }
                 .render(area, &mut buf);
             });

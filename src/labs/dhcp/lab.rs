@@ -62,8 +62,11 @@ impl crate::labs::Lab for Dhcp {
         &INFO
     }
 
-    fn narration(&self) -> &'static str {
-        include_str!("../../../assets/narration/en/dhcp.txt")
+    fn narration(&self, lang: crate::locale::Lang) -> &'static str {
+        match lang {
+            crate::locale::Lang::En => include_str!("../../../assets/narration/en/dhcp.txt"),
+            crate::locale::Lang::Ko => include_str!("../../../assets/narration/ko/dhcp.txt"),
+        }
     }
 
     fn decoders(&self, _segments: bool) -> (Box<dyn Decoder>, Box<dyn Decoder>) {

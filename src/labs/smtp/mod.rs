@@ -69,8 +69,11 @@ impl Lab for Smtp {
         &INFO
     }
 
-    fn narration(&self) -> &'static str {
-        include_str!("../../../assets/narration/en/smtp.txt")
+    fn narration(&self, lang: crate::locale::Lang) -> &'static str {
+        match lang {
+            crate::locale::Lang::En => include_str!("../../../assets/narration/en/smtp.txt"),
+            crate::locale::Lang::Ko => include_str!("../../../assets/narration/ko/smtp.txt"),
+        }
     }
 
     fn decoders(&self, _segments: bool) -> (Box<dyn Decoder>, Box<dyn Decoder>) {

@@ -34,8 +34,11 @@ impl Lab for Tcp {
         &INFO
     }
 
-    fn narration(&self) -> &'static str {
-        include_str!("../../../assets/narration/en/tcp.txt")
+    fn narration(&self, lang: crate::locale::Lang) -> &'static str {
+        match lang {
+            crate::locale::Lang::En => include_str!("../../../assets/narration/en/tcp.txt"),
+            crate::locale::Lang::Ko => include_str!("../../../assets/narration/ko/tcp.txt"),
+        }
     }
 
     fn decoders(&self, segments: bool) -> (Box<dyn Decoder>, Box<dyn Decoder>) {

@@ -52,8 +52,11 @@ impl Lab for WebSocket {
         &INFO
     }
 
-    fn narration(&self) -> &'static str {
-        include_str!("../../../assets/narration/en/ws.txt")
+    fn narration(&self, lang: crate::locale::Lang) -> &'static str {
+        match lang {
+            crate::locale::Lang::En => include_str!("../../../assets/narration/en/ws.txt"),
+            crate::locale::Lang::Ko => include_str!("../../../assets/narration/ko/ws.txt"),
+        }
     }
 
     fn decoders(&self, _segments: bool) -> (Box<dyn Decoder>, Box<dyn Decoder>) {

@@ -3,6 +3,7 @@
 //! with the selected field's whole range lit and in view.
 
 use super::hexdump;
+use crate::locale::{Lang, endpoint, tr, trf};
 use crate::session::Step;
 use crate::tui::text::{fit, wrap};
 use ratatui::buffer::Buffer;
@@ -21,6 +22,7 @@ pub struct Details<'a> {
     /// Sentences about endpoints that moved on while this step's world stood still at the gate
     /// (`server: CLOSE-WAIT → LAST-ACK, its FIN,ACK waits at the gate`).
     pub moved: Vec<String>,
+    pub lang: Lang,
 }
 
 /// What the pane could not show for want of room (so its frame can say how to see it).
@@ -34,7 +36,8 @@ impl Details<'_> {
     /// Draws the pane's content in `area` (inside its frame); says what did not fit.
     pub fn draw(self, area: Rect, buf: &mut Buffer) -> Cut {
         let Some(step) = self.step else {
-            let lines: Vec<Line> = wrap("No step yet. Press → to send the first message.", area.width as usize)
+            let empty = tr(self.lang, "No step yet. Press → to send the first message.");
+            let lines: Vec<Line> = wrap(empty, area.width as usize)
                 .into_iter()
                 .map(|l| Line::styled(l, Style::new().fg(Color::DarkGray)))
                 .collect();
@@ -49,9 +52,13 @@ impl Details<'_> {
         let mut lines = vec![fit_line(
             vec![
                 Span::styled(format!("#{} ", step.seq), Style::new().add_modifier(Modifier::BOLD)),
-                Span::raw(format!("{} → {}  ", step.from, step.to)),
+                Span::raw(format!("{} → {}  ", endpoint(self.lang, &step.from), endpoint(self.lang, &step.to))),
                 Span::styled(step.proto.clone(), Style::new().fg(Color::Cyan)),
-                Span::raw(format!("  {} bytes{}", step.len, if step.truncated { " (first 64 KiB kept)" } else { "" })),
+                Span::raw(format!(
+                    "  {}{}",
+                    trf(self.lang, "{n} bytes", &[("n", &step.len)]),
+                    if step.truncated { tr(self.lang, " (first 64 KiB kept)") } else { "" }
+                )),
                 Span::raw(step.conn.as_ref().map(|c| format!("  conn {c}")).unwrap_or_default()),
             ],
             cols,
@@ -59,7 +66,8 @@ impl Details<'_> {
         let mut extra: Vec<Line> = Vec::new();
         if let Some(reason) = &step.malformed {
             let style = Style::new().fg(Color::Red).add_modifier(Modifier::BOLD);
-            extra.extend(wrap(&format!("malformed: {reason}"), cols).into_iter().map(|l| Line::styled(l, style)));
+            let text = format!("{}: {reason}", tr(self.lang, "malformed"));
+            extra.extend(wrap(&text, cols).into_iter().map(|l| Line::styled(l, style)));
         }
         for sentence in &self.moved {
             let style = Style::new().fg(Color::Yellow).add_modifier(Modifier::BOLD);
@@ -97,10 +105,12 @@ impl Details<'_> {
             cut.notes = extra.len() - room.saturating_sub(1);
             extra.truncate(room.saturating_sub(1));
             if room > 0 {
-                extra.push(Line::styled(
-                    format!("… {} more line{}: z shows all", cut.notes, if cut.notes == 1 { "" } else { "s" }),
-                    Style::new().fg(Color::DarkGray),
-                ));
+                let more = if cut.notes == 1 {
+                    tr(self.lang, "… 1 more line: z shows all").to_string()
+                } else {
+                    trf(self.lang, "… {n} more lines: z shows all", &[("n", &cut.notes)])
+                };
+                extra.push(Line::styled(more, Style::new().fg(Color::DarkGray)));
             }
         }
         lines.extend(extra);
@@ -138,7 +148,8 @@ impl Details<'_> {
         let mut y = area.y + text_height;
         if rule {
             let (from, to) = (first_row * per, ((first_row + hex_rows) * per).min(step.bytes.len()));
-            let label = fit(&format!("─ bytes {from}–{to} of {} ", step.bytes.len()), cols);
+            let args: [(&str, &dyn std::fmt::Display); 3] = [("from", &from), ("to", &to), ("of", &step.bytes.len())];
+            let label = fit(&format!("─ {} ", trf(self.lang, "bytes {from}–{to} of {of}", &args)), cols);
             buf.set_string(area.x, y, label, Style::new().fg(Color::DarkGray));
             y += 1;
         }

@@ -2,6 +2,7 @@
 //! marked `▶`, so it shows without colour) and the newest arrow moving while its bytes are in
 //! flight. Only the visible rows are laid out.
 
+use crate::locale::{Lang, endpoint, trf};
 use crate::session::{Layer, Session, Step};
 use crate::tui::app::{Flight, Layers};
 use crate::tui::text::{fit, width};
@@ -68,6 +69,8 @@ pub struct Ladder<'a> {
     pub main_conn: Option<&'a str>,
     /// The connection whose states the states row shows (the selected step's), if named.
     pub conn: Option<&'a str>,
+    /// The language of the endpoints' names and the prompt.
+    pub lang: Lang,
 }
 
 impl Ladder<'_> {
@@ -107,7 +110,8 @@ impl Widget for Ladder<'_> {
         // Header: which clock the times are on, and the endpoint names on their lifelines.
         buf.set_stringn(area.x + 1, area.y, self.clock, TIME_W as usize - 1, dim);
         for (i, name) in self.endpoints.iter().enumerate() {
-            let w = width(name) as u16;
+            let name = endpoint(self.lang, name);
+            let w = width(&name) as u16;
             // Centred on its lifeline, clear of the clock's name.
             let x = lines[i].saturating_sub(w / 2).max(area.x + TIME_W + 1).min(area.right().saturating_sub(w));
             buf.set_string(x, area.y, name, Style::new().add_modifier(Modifier::BOLD));
@@ -168,8 +172,11 @@ impl Widget for Ladder<'_> {
         let (a, b) = (lines[0], lines[lines.len() - 1]);
         let room = b.saturating_sub(a + 3) as usize;
         if let Some(who) = self.waiting {
-            let long = format!("▸ {who} has a message ready: press → to send it");
-            let text = if width(&long) <= room { long } else { fit(&format!("▸ {who}: press →"), room) };
+            let name = endpoint(self.lang, who);
+            let long =
+                format!("▸ {}", trf(self.lang, "{who} has a message ready: press → to send it", &[("who", &name)]));
+            let short = format!("▸ {}", trf(self.lang, "{who}: press →", &[("who", &name)]));
+            let text = if width(&long) <= room { long } else { fit(&short, room) };
             let w = width(&text) as u16;
             // Beside the sender's lifeline.
             let x = if self.column(who) + 1 == lines.len() && lines.len() > 1 { b - 1 - w } else { a + 2 };

@@ -2,6 +2,7 @@
 //! with T1 (renew, 50 %) and T2 (rebind, 87.5 %) marked and where the step falls on it; or, when
 //! no lease is in force, why (none yet, released, refused with a NAK).
 
+use crate::locale::{Lang, tr, trf};
 use crate::tui::text::fit;
 use ratatui::buffer::Buffer;
 use ratatui::layout::Rect;
@@ -39,6 +40,7 @@ pub enum LeaseView {
 
 pub struct Timeline {
     pub view: LeaseView,
+    pub lang: Lang,
 }
 
 impl Widget for Timeline {
@@ -48,6 +50,7 @@ impl Widget for Timeline {
         }
         let dim = Style::new().fg(Color::DarkGray);
         let cols = area.width as usize;
+        let lang = self.lang;
         let (l, now) = match self.view {
             LeaseView::None(why) => {
                 buf.set_string(area.x, area.y, rule(&why, cols), dim);
@@ -57,22 +60,28 @@ impl Widget for Timeline {
         };
         let age = (now - l.start).max(0.0);
         let phase = if age >= l.length {
-            ("expired", Color::Red)
+            (tr(lang, "expired"), Color::Red)
         } else if age >= l.t2 {
-            ("rebinding", Color::Magenta)
+            (tr(lang, "rebinding"), Color::Magenta)
         } else if age >= l.t1 {
-            ("renewing", Color::Yellow)
+            (tr(lang, "renewing"), Color::Yellow)
         } else {
-            ("bound", Color::Green)
+            (tr(lang, "bound"), Color::Green)
         };
         let compact = area.height < FULL;
+        let (age_s, length) = (format!("{age:.1}"), format!("{:.0}", l.length));
+        let args: [(&str, &dyn std::fmt::Display); 6] = [
+            ("phase", &phase.0),
+            ("age", &age_s),
+            ("addr", &l.addr),
+            ("seq", &l.seq),
+            ("length", &length),
+            ("speedup", &l.speedup),
+        ];
         let title = if compact {
-            format!(
-                "{}: {age:.1} s into the lease of {} from #{} ({:.0} s, ×{})",
-                phase.0, l.addr, l.seq, l.length, l.speedup
-            )
+            trf(lang, "{phase}: {age} s into the lease of {addr} from #{seq} ({length} s, ×{speedup})", &args)
         } else {
-            format!("lease of {} from #{}: {:.0} s · lease clock ×{}", l.addr, l.seq, l.length, l.speedup)
+            trf(lang, "lease of {addr} from #{seq}: {length} s · lease clock ×{speedup}", &args)
         };
         buf.set_string(area.x, area.y, rule(&title, cols), dim);
         if area.height < 2 {
@@ -136,7 +145,7 @@ impl Widget for Timeline {
         let lines = vec![
             Line::styled(marks.into_iter().collect::<String>(), dim),
             Line::from(vec![
-                Span::raw(format!("at this step: {age:.1} s into the lease, ")),
+                Span::raw(trf(lang, "at this step: {age} s into the lease, ", &args)),
                 Span::styled(phase.0, Style::new().fg(phase.1).add_modifier(Modifier::BOLD)),
             ]),
         ];

@@ -1,0 +1,155 @@
+//! The language protolab speaks on screen: English, or Korean for the classrooms its course
+//! notes come from. UI strings are written in English in the code, wrapped in [`tr`] or
+//! [`trf`]; the Korean catalog (`assets/ui/ko.txt`) maps each English string to its Korean
+//! text, in the narration files' format:
+//!
+//! ```text
+//! [no steps yet]
+//! 아직 단계가 없습니다
+//! ```
+//!
+//! A string the catalog lacks is shown in English (a test makes sure none is lacking).
+//! Placeholders are `{name}`, filled by [`trf`]. Narration has files of its own per language
+//! (`assets/narration/<lang>/`).
+
+use std::collections::HashMap;
+use std::sync::OnceLock;
+
+/// A language protolab speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum Lang {
+    #[default]
+    En,
+    Ko,
+}
+
+impl Lang {
+    /// The language the environment asks for, as POSIX reads it: `LC_ALL`, then
+    /// `LC_MESSAGES`, then `LANG`; the first that is set decides (`ko_KR.UTF-8` → Korean).
+    pub fn from_env() -> Lang {
+        ["LC_ALL", "LC_MESSAGES", "LANG"]
+            .iter()
+            .filter_map(|name| std::env::var(name).ok())
+            .find(|value| !value.is_empty())
+            .map_or(Lang::En, |value| Lang::from_locale(&value))
+    }
+
+    /// The language of a locale name (`ko`, `ko_KR`, `ko_KR.UTF-8`, `en_US.UTF-8`, `C`).
+    pub fn from_locale(locale: &str) -> Lang {
+        let language = locale.split(['_', '.', '@', '-']).next().unwrap_or("");
+        if language.eq_ignore_ascii_case("ko") { Lang::Ko } else { Lang::En }
+    }
+
+    /// Its code, as `--lang` takes it and the asset folders are named.
+    pub fn code(self) -> &'static str {
+        match self {
+            Lang::En => "en",
+            Lang::Ko => "ko",
+        }
+    }
+}
+
+/// The Korean catalog's text.
+pub const KO: &str = include_str!("../assets/ui/ko.txt");
+
+/// Entries of a catalog in the `[key]` format: the key line, then the text up to the next key
+/// (lines joined by a space; a blank line keeps a line break). `#` lines before the first key
+/// are comments.
+pub fn parse_catalog(text: &'static str) -> HashMap<&'static str, String> {
+    let mut entries = HashMap::new();
+    let mut key: Option<&'static str> = None;
+    let mut body = String::new();
+    for line in text.lines() {
+        let t = line.trim_end();
+        if t.len() > 2 && t.starts_with('[') && t.ends_with(']') {
+            if let Some(k) = key.take() {
+                entries.insert(k, std::mem::take(&mut body).trim().to_string());
+            }
+            key = Some(&t[1..t.len() - 1]);
+        } else if key.is_some() {
+            if t.is_empty() {
+                body.push('\n');
+            } else {
+                if !body.is_empty() && !body.ends_with('\n') {
+                    body.push(' ');
+                }
+                body.push_str(t.trim_start());
+            }
+        }
+    }
+    if let Some(k) = key {
+        entries.insert(k, body.trim().to_string());
+    }
+    entries
+}
+
+fn korean() -> &'static HashMap<&'static str, String> {
+    static CATALOG: OnceLock<HashMap<&'static str, String>> = OnceLock::new();
+    CATALOG.get_or_init(|| {
+        let mut catalog = parse_catalog(KO);
+        // The spaces that frame a title (` details `) are the code's, kept in every language.
+        for (english, korean) in catalog.iter_mut() {
+            if english.starts_with(' ') {
+                korean.insert(0, ' ');
+            }
+            if english.ends_with(' ') {
+                korean.push(' ');
+            }
+        }
+        catalog
+    })
+}
+
+/// `english` in `lang`.
+pub fn tr(lang: Lang, english: &'static str) -> &'static str {
+    match lang {
+        Lang::En => english,
+        Lang::Ko => korean().get(english).map_or(english, String::as_str),
+    }
+}
+
+/// `english` in `lang`, its `{name}`s filled from `args`.
+pub fn trf(lang: Lang, english: &'static str, args: &[(&str, &dyn std::fmt::Display)]) -> String {
+    let mut out = tr(lang, english).to_string();
+    for (name, value) in args {
+        out = out.replace(&format!("{{{name}}}"), &value.to_string());
+    }
+    out
+}
+
+/// An endpoint's name as the screen and the narration say it (`client` → `클라이언트`); a
+/// DHCP client named with its address (`client 02:00:…`) keeps the address.
+pub fn endpoint(lang: Lang, name: &str) -> String {
+    if lang == Lang::En {
+        return name.to_string();
+    }
+    let (role, rest) = name.split_once(' ').map_or((name, ""), |(r, rest)| (r, rest));
+    let role = match role {
+        "client" => tr(lang, "client"),
+        "server" => tr(lang, "server"),
+        _ => return name.to_string(),
+    };
+    if rest.is_empty() { role.to_string() } else { format!("{role} {rest}") }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_locale_names_the_language() {
+        assert_eq!(Lang::from_locale("ko_KR.UTF-8"), Lang::Ko);
+        assert_eq!(Lang::from_locale("ko"), Lang::Ko);
+        assert_eq!(Lang::from_locale("en_US.UTF-8"), Lang::En);
+        assert_eq!(Lang::from_locale("C"), Lang::En);
+        assert_eq!(Lang::from_locale("kok_IN"), Lang::En, "Konkani is not Korean");
+    }
+
+    #[test]
+    fn placeholders_fill_in_either_language() {
+        assert_eq!(trf(Lang::En, "step {at}/{of}", &[("at", &3), ("of", &9)]), "step 3/9");
+        assert_eq!(endpoint(Lang::En, "client 02:00:00:00:00:01"), "client 02:00:00:00:00:01");
+        assert_eq!(endpoint(Lang::Ko, "client 02:00:00:00:00:01"), "클라이언트 02:00:00:00:00:01");
+        assert_eq!(endpoint(Lang::Ko, "server"), "서버");
+    }
+}

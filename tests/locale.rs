@@ -1,0 +1,123 @@
+//! Korean everywhere: every English UI string the code passes to `tr`/`trf` (and every lab's
+//! title and description, every key's help) has its Korean text, with the same placeholders,
+//! and the catalog keeps nothing that is no longer used; every narration key of every lab
+//! exists in both languages with the same placeholders.
+
+use protolab::labs;
+use protolab::locale::{KO, Lang, parse_catalog, tr};
+use protolab::tui::keys::{HINTS, help_rows};
+use std::collections::{BTreeSet, HashMap};
+use std::path::Path;
+
+/// The string literals passed as the text of `tr(lang, "…")` and `trf(lang, "…", …)` in `dir`.
+fn literals(dir: &Path, out: &mut BTreeSet<String>) {
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            literals(&path, out);
+            continue;
+        }
+        if path.extension().is_none_or(|e| e != "rs") || path.ends_with("locale.rs") {
+            continue;
+        }
+        let source = std::fs::read_to_string(&path).unwrap();
+        for (at, _) in source.match_indices("tr(").chain(source.match_indices("trf(")) {
+            let before = source[..at].chars().last();
+            if before.is_some_and(|c| c.is_alphanumeric() || c == '_') {
+                continue;
+            }
+            let rest = &source[at..];
+            let args = &rest[rest.find('(').unwrap() + 1..];
+            let Some(comma) = args.find(',') else { continue };
+            let text = args[comma + 1..].trim_start();
+            if let Some(literal) = text.strip_prefix('"') {
+                out.insert(unescape(literal));
+            }
+        }
+    }
+}
+
+/// A Rust string literal's text, from just after its opening quote.
+fn unescape(literal: &str) -> String {
+    let mut out = String::new();
+    let mut chars = literal.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '"' => break,
+            '\\' => match chars.next() {
+                Some('\n') => {
+                    while chars.peek().is_some_and(|c| c.is_whitespace()) {
+                        chars.next();
+                    }
+                }
+                Some('n') => out.push('\n'),
+                Some(other) => out.push(other),
+                None => break,
+            },
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+fn placeholders(text: &str) -> BTreeSet<String> {
+    text.split('{').skip(1).filter_map(|p| p.split_once('}').map(|(name, _)| name.to_string())).collect()
+}
+
+/// Every English string the screen can show through the catalog.
+fn english() -> BTreeSet<String> {
+    let mut all = BTreeSet::new();
+    literals(&Path::new(env!("CARGO_MANIFEST_DIR")).join("src"), &mut all);
+    assert!(all.len() > 50, "the scan finds the UI strings: {}", all.len());
+    for hint in HINTS {
+        all.insert(hint.long.to_string());
+        all.insert(hint.short.to_string());
+    }
+    for (_, help) in help_rows() {
+        all.insert(help.to_string());
+    }
+    for lab in labs::registry() {
+        all.insert(lab.info().title.to_string());
+        all.insert(lab.info().about.to_string());
+    }
+    all.insert("client".into());
+    all.insert("server".into());
+    all
+}
+
+#[test]
+fn every_screen_string_has_its_korean_with_the_same_placeholders() {
+    let ko = parse_catalog(KO);
+    let en = english();
+    let missing: Vec<_> = en.iter().filter(|e| !ko.contains_key(e.as_str())).collect();
+    assert!(missing.is_empty(), "no Korean for {} strings:\n{missing:#?}", missing.len());
+    let stale: Vec<_> = ko.keys().filter(|k| !en.contains(**k)).collect();
+    assert!(stale.is_empty(), "Korean for strings no longer used: {stale:#?}");
+    for (english, korean) in &ko {
+        assert!(!korean.is_empty(), "[{english}] is empty");
+        assert_eq!(placeholders(english), placeholders(korean), "[{english}] → {korean}");
+    }
+    assert_eq!(tr(Lang::Ko, "client"), "클라이언트");
+}
+
+/// Narration: the same keys in English and Korean, for the text every lab shares and each
+/// lab's own, with the same placeholders in each.
+#[test]
+fn narration_has_the_same_keys_and_placeholders_in_both_languages() {
+    let texts = |lang: Lang| {
+        let mut files = vec![("shared".to_string(), protolab::narration::shared(lang))];
+        for lab in labs::registry() {
+            files.push((lab.info().name.to_string(), lab.narration(lang)));
+        }
+        files
+    };
+    for ((file, en), (_, ko)) in texts(Lang::En).into_iter().zip(texts(Lang::Ko)) {
+        let (en, ko): (HashMap<_, _>, HashMap<_, _>) = (parse_catalog(en), parse_catalog(ko));
+        let only_en: BTreeSet<_> = en.keys().filter(|k| !ko.contains_key(*k)).collect();
+        let only_ko: BTreeSet<_> = ko.keys().filter(|k| !en.contains_key(*k)).collect();
+        assert!(only_en.is_empty() && only_ko.is_empty(), "{file}: only English {only_en:?}, only Korean {only_ko:?}");
+        for (key, text) in &en {
+            assert_eq!(placeholders(text), placeholders(&ko[key]), "{file} [{key}]");
+        }
+    }
+}
