@@ -45,6 +45,10 @@ pub enum Command {
         /// LANG; ko_KR.UTF-8 → ko]
         #[arg(long, value_enum)]
         lang: Option<Lang>,
+        /// Presenter mode, for a projector: the ladder takes the screen, the narration is a
+        /// subtitle band (P switches it in the TUI)
+        #[arg(long)]
+        present: bool,
         /// DHCP: how much faster than the network the lease clock runs.
         #[arg(long, value_name = "N", default_value_t = crate::labs::dhcp::DEFAULT_SPEEDUP, value_parser = clap::value_parser!(u32).range(1..=600))]
         lease_speedup: u32,
@@ -448,13 +452,13 @@ pub async fn serve_lab(lab: Arc<dyn Lab>, listen: &str, format: Format, sessions
 /// Runs the parsed command line.
 pub async fn dispatch(cli: Cli) -> Result<()> {
     match cli.command {
-        None => crate::tui::run(None, None, Lang::from_env()).await,
-        Some(Command::Tui { lab, wire, lang, lease_speedup }) => {
+        None => crate::tui::run(None, None, Lang::from_env(), false).await,
+        Some(Command::Tui { lab, wire, lang, present, lease_speedup }) => {
             crate::labs::dhcp::set_speedup(lease_speedup);
             if let Some(name) = &lab {
                 find_lab(name).unwrap_or_else(|e| e.exit());
             }
-            crate::tui::run(lab, wire, lang.unwrap_or_else(Lang::from_env)).await
+            crate::tui::run(lab, wire, lang.unwrap_or_else(Lang::from_env), present).await
         }
         Some(Command::Labs { lang }) => Ok(list_labs(&mut std::io::stdout(), lang.unwrap_or_else(Lang::from_env))?),
         Some(Command::Run { lab, wire, connect, format, faults, pcap, interface: Some(interface), .. }) => {

@@ -880,10 +880,10 @@ fn slash_finds_a_step_by_its_summary() {
     let press = |app: &mut App, action| app.act(action, 10, &events(), Instant::now());
     press(&mut app, Action::Search);
     for c in "hello".chars() {
-        app.search_key(KeyCode::Char(c));
+        app.prompt_key(KeyCode::Char(c));
     }
     assert!(draw(&mut app, 120, 40).contains("/hello"), "the text shows as it is typed");
-    app.search_key(KeyCode::Enter);
+    app.prompt_key(KeyCode::Enter);
     assert_eq!(app.tab().cursor, texts[0]);
     press(&mut app, Action::SearchNext);
     assert_eq!(app.tab().cursor, texts[1]);
@@ -893,9 +893,46 @@ fn slash_finds_a_step_by_its_summary() {
     assert_eq!(app.tab().cursor, texts[1]);
     press(&mut app, Action::Search);
     for c in "nothing like it".chars() {
-        app.search_key(KeyCode::Char(c));
+        app.prompt_key(KeyCode::Char(c));
     }
-    app.search_key(KeyCode::Enter);
+    app.prompt_key(KeyCode::Enter);
     assert_eq!(app.tab().cursor, texts[1], "a miss moves nothing");
     assert!(draw(&mut app, 120, 40).contains("no step matches “nothing like it”"));
+}
+
+/// Presenter mode (`P`, `--present`): the ladder takes the screen with its steps spaced out,
+/// the narration is a subtitle band that starts with the step's details in one line, and the
+/// status bar counts big; `:` goes to a step by number, `b` blanks the screen and any key
+/// brings it back.
+#[tokio::test]
+async fn presenter_mode_for_a_projector() {
+    use crossterm::event::KeyCode;
+    let mut steps = real_steps("tcp").await;
+    normalize(&mut steps);
+    let n = steps.len();
+    let mut app = app_on("tcp", steps, 4);
+    let press = |app: &mut App, action| app.act(action, 10, &events(), Instant::now());
+    press(&mut app, Action::Present);
+    for (w, h) in [(80, 24), (200, 60)] {
+        let screen = draw(&mut app, w, h);
+        assert!(!screen.contains("┬ what happens") && !screen.contains(" details "), "no details pane:\n{screen}");
+        assert!(screen.contains(&format!(" 5 / {n} · ")), "the big counter:\n{screen}");
+        assert!(screen.contains("#5 client → server TCP"), "the details in one line:\n{screen}");
+        insta::assert_snapshot!(format!("present_tcp_{w}x{h}"), screen);
+    }
+    press(&mut app, Action::GoToStep);
+    for key in [KeyCode::Char('9'), KeyCode::Char('x'), KeyCode::Backspace, KeyCode::Char('2'), KeyCode::Enter] {
+        app.prompt_key(key);
+    }
+    assert_eq!(app.tab().cursor, 1, "step 2, from what was typed: 9, then 2 (x is no digit)");
+    press(&mut app, Action::GoToStep);
+    app.prompt_key(KeyCode::Char('0'));
+    app.prompt_key(KeyCode::Enter);
+    assert!(draw(&mut app, 120, 40).contains(&format!("there is no step 0: 1 to {n}")));
+    press(&mut app, Action::Blank);
+    let blank = draw(&mut app, 80, 24);
+    assert!(!blank.contains("client") && blank.contains("b: back"), "{blank}");
+    press(&mut app, Action::Blank);
+    press(&mut app, Action::Present);
+    assert!(draw(&mut app, 120, 40).contains(" details "), "P again: the usual layout");
 }

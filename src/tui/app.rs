@@ -110,6 +110,15 @@ impl Layers {
     }
 }
 
+/// What the status bar asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ask {
+    /// A text to find among the steps' summaries.
+    Find,
+    /// A step's number, to go to.
+    Step,
+}
+
 /// One lab's tab.
 pub struct LabTab {
     pub lab: Arc<dyn Lab>,
@@ -608,8 +617,13 @@ pub struct App {
     pub note: Option<String>,
     /// The language everything on screen is in (see [`App::set_lang`]).
     pub lang: Lang,
-    /// The text being typed after `/`, while it is.
-    pub search: Option<String>,
+    /// What is being typed in the status bar, while it is: a text to find (`/`) or a step's
+    /// number (`:`).
+    pub prompt: Option<(Ask, String)>,
+    /// Presenter mode: the ladder takes the screen, the narration is a subtitle band.
+    pub present: bool,
+    /// The screen is blanked (presenter mode's `b`), the labs going on behind it.
+    pub blank: bool,
     /// The last text searched for, for `n` and `N`.
     pub found: Option<String>,
     pub quit: bool,
@@ -633,7 +647,9 @@ impl App {
             zoom: false,
             note: None,
             lang: Lang::En,
-            search: None,
+            prompt: None,
+            present: false,
+            blank: false,
             found: None,
             quit: false,
             wire,
@@ -759,32 +775,55 @@ impl App {
             Action::PrevTab => self.active = (self.active + self.tabs.len() - 1) % self.tabs.len(),
             Action::GoTo(i) if i < self.tabs.len() => self.active = i,
             Action::GoTo(i) => self.note = Some(trf(self.lang, "there is no lab {n}", &[("n", &(i + 1))])),
-            Action::Search => self.search = Some(String::new()),
+            Action::Search => self.prompt = Some((Ask::Find, String::new())),
+            Action::GoToStep => self.prompt = Some((Ask::Step, String::new())),
+            Action::Present => self.present = !self.present,
+            Action::Blank => self.blank = !self.blank,
             Action::SearchNext | Action::SearchPrev => self.find(action == Action::SearchNext),
         }
         let rows = page;
         self.tab_mut().scroll_to_cursor(rows);
     }
 
-    /// A key while a search is typed: text, Backspace, Enter to find, Esc to give up.
-    pub fn search_key(&mut self, code: crossterm::event::KeyCode) {
+    /// A key while the status bar asks for something: text, Backspace, Enter to do it, Esc to
+    /// give up.
+    pub fn prompt_key(&mut self, code: crossterm::event::KeyCode) {
         use crossterm::event::KeyCode;
-        let Some(text) = self.search.as_mut() else { return };
+        let Some((ask, text)) = self.prompt.as_mut() else { return };
         match code {
-            KeyCode::Char(c) => text.push(c),
+            KeyCode::Char(c) if *ask == Ask::Find || c.is_ascii_digit() => text.push(c),
             KeyCode::Backspace => {
                 text.pop();
             }
             KeyCode::Enter => {
-                let text = self.search.take().unwrap_or_default();
-                if !text.is_empty() {
-                    self.found = Some(text);
+                let Some((ask, text)) = self.prompt.take() else { return };
+                match ask {
+                    Ask::Find => {
+                        if !text.is_empty() {
+                            self.found = Some(text);
+                        }
+                        self.find(true);
+                    }
+                    Ask::Step => self.go_to_step(&text),
                 }
-                self.find(true);
             }
-            KeyCode::Esc => self.search = None,
+            KeyCode::Esc => self.prompt = None,
             _ => {}
         }
+    }
+
+    /// Selects step number `text` of the tab's session (as the status bar counts them).
+    fn go_to_step(&mut self, text: &str) {
+        let lang = self.lang;
+        let tab = self.tab_mut();
+        let rows: Vec<usize> = tab.rows_from(0).collect();
+        self.note = match text.parse::<usize>().ok().and_then(|n| n.checked_sub(1)).and_then(|i| rows.get(i)) {
+            Some(&index) => {
+                tab.select(index);
+                None
+            }
+            None => Some(trf(lang, "there is no step {n}: 1 to {of}", &[("n", &text), ("of", &rows.len())])),
+        };
     }
 
     /// Selects the next (or previous) visible step whose summary or kind holds the last text

@@ -47,6 +47,12 @@ pub enum Action {
     /// The next / previous step that matches it.
     SearchNext,
     SearchPrev,
+    /// Type a step's number to go to it (`:`).
+    GoToStep,
+    /// Presenter mode on and off.
+    Present,
+    /// Blank the screen while talking, and back.
+    Blank,
     Help,
     /// Close a popup, leave a mode; never quits.
     Back,
@@ -225,6 +231,14 @@ pub const BINDINGS: &[Binding] = &[
     },
     Binding { keys: &[ch('n')], label: "", action: Action::SearchNext, help: "" },
     Binding { keys: &[ch('N')], label: "", action: Action::SearchPrev, help: "" },
+    Binding { keys: &[ch(':')], label: ":", action: Action::GoToStep, help: "go to step N (type it, then Enter)" },
+    Binding {
+        keys: &[ch('P')],
+        label: "P",
+        action: Action::Present,
+        help: "presenter mode: the ladder takes the screen, the narration a subtitle band",
+    },
+    Binding { keys: &[ch('b')], label: "b", action: Action::Blank, help: "blank the screen while you talk, and back" },
     Binding { keys: &[ch('?'), key(KeyCode::F(1))], label: "? F1", action: Action::Help, help: "this help" },
     Binding {
         keys: &[key(KeyCode::Esc)],
@@ -306,6 +320,9 @@ mod tests {
             Search,
             SearchNext,
             SearchPrev,
+            GoToStep,
+            Present,
+            Blank,
             Help,
             Back,
             Quit,
@@ -316,7 +333,7 @@ mod tests {
                 StepForward | StepBack | First | Last | PageUp | PageDown | TogglePlay | Faster | Slower | Rerun
                 | DropFrame | DuplicateFrame | CorruptFrame | ToggleLayers | LeaseSlower | LeaseFaster | NextTab
                 | PrevTab | GoTo(_) | FieldUp | FieldDown | ScrollUp | ScrollDown | Zoom | Search | SearchNext
-                | SearchPrev | Help | Back | Quit | Interrupt => {}
+                | SearchPrev | GoToStep | Present | Blank | Help | Back | Quit | Interrupt => {}
             }
         }
         all.to_vec()

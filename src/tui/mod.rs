@@ -30,12 +30,13 @@ use crate::net::Wire;
 /// every way out, panics included. A terminating signal (SIGTERM, SIGINT, SIGHUP, SIGQUIT) stops
 /// the labs, restores the terminal and then ends the process by that same signal.
 /// `wire` overrides each lab's own wire.
-pub async fn run(lab: Option<String>, wire: Option<Wire>, lang: crate::locale::Lang) -> Result<()> {
+pub async fn run(lab: Option<String>, wire: Option<Wire>, lang: crate::locale::Lang, present: bool) -> Result<()> {
     let labs = crate::labs::registry();
     let active = lab.and_then(|name| labs.iter().position(|l| l.info().name == name)).unwrap_or(0);
     let mut app = App::new(labs, wire);
     app.active = active;
     app.set_lang(lang);
+    app.present = present;
     // Without colour, selection shows by reverse video and marker glyphs (https://no-color.org).
     app.no_color = std::env::var_os("NO_COLOR").is_some();
     // Host-wire tabs show the kernel's segments where the process may capture; if it may not,
@@ -154,8 +155,10 @@ fn on_terminal_event(app: &mut App, event: Event, areas: &ui::Areas, tx: &mpsc::
     let rows = areas.ladder_rows();
     let now = Instant::now();
     match event {
-        // While a search is typed, keys are its text.
-        Event::Key(key) if key.kind != KeyEventKind::Release && app.search.is_some() => app.search_key(key.code),
+        // While the status bar asks for something, keys are the answer.
+        Event::Key(key) if key.kind != KeyEventKind::Release && app.prompt.is_some() => app.prompt_key(key.code),
+        // Blanked, any key brings the screen back.
+        Event::Key(key) if key.kind != KeyEventKind::Release && app.blank => app.blank = false,
         Event::Key(key) if key.kind != KeyEventKind::Release => match keys::action_for(key) {
             Some(action) => app.act(action, rows, tx, now),
             // An unbound key closes help, and otherwise does nothing.

@@ -5,7 +5,7 @@
 //! its widest summary needs, and the details and narration go beside it only when they get a
 //! useful width there; otherwise they go below it, so a wider screen never shows less.
 
-use super::app::{App, LabTab, RunState};
+use super::app::{App, Ask, LabTab, RunState};
 use super::keys::{HINTS, help_rows};
 use super::text::{fit, width, wrap};
 use super::widgets::{
@@ -46,20 +46,25 @@ pub struct Areas {
     pub details: Rect,
     pub narration: Rect,
     pub status: Rect,
+    /// Blank rows between two steps of the ladder (presenter mode spaces them out).
+    pub gap: u16,
 }
 
 impl Areas {
     /// Rows of steps the ladder shows (inside its borders, under its header).
     pub fn ladder_rows(&self) -> usize {
-        self.ladder.height.saturating_sub(2 + HEADER + self.timeline_rows) as usize
+        let lines = self.ladder.height.saturating_sub(2 + HEADER + self.timeline_rows);
+        // The last step needs no gap under it.
+        ((lines + self.gap) / (1 + self.gap)) as usize
     }
 
     /// The step row under a click at row `y`, relative to the first shown row.
     pub fn ladder_row_at(&self, x: u16, y: u16) -> Option<usize> {
         let top = self.ladder.y + 1 + HEADER;
-        let bottom = top + self.ladder_rows() as u16;
+        let bottom = top + (self.ladder_rows() as u16 * (1 + self.gap));
         let inside = x > self.ladder.x && x + 1 < self.ladder.right() && y >= top && y < bottom;
-        inside.then(|| (y - top) as usize)
+        let on_a_step = y.saturating_sub(top).is_multiple_of(1 + self.gap);
+        (inside && on_a_step).then(|| ((y - top) / (1 + self.gap)) as usize)
     }
 }
 
@@ -86,7 +91,26 @@ pub fn layout(area: Rect, app: &App) -> Areas {
     let tab = app.tab();
     if app.zoom {
         let (details, narration) = beside(main);
-        return Areas { tabs, ladder: Rect { height: 0, ..main }, timeline_rows: 0, details, narration, status };
+        return Areas {
+            tabs,
+            ladder: Rect { height: 0, ..main },
+            timeline_rows: 0,
+            details,
+            narration,
+            status,
+            gap: 0,
+        };
+    }
+    if app.present {
+        // The ladder takes the screen, its steps spaced out; the narration is a subtitle band
+        // under it; the details fold into the ladder's bottom line (z opens them).
+        let band = (main.height / 3).clamp(4, 12);
+        let ladder = Rect { height: main.height - band + 1, ..main };
+        let narration = Rect { y: ladder.bottom() - 1, height: band, ..main };
+        let timeline_rows = if has_timeline(tab) { timeline::COMPACT } else { 0 };
+        let gap = u16::from(main.height >= 30);
+        let details = Rect { height: 0, ..narration };
+        return Areas { tabs, ladder, timeline_rows, details, narration, status, gap };
     }
     let timeline_rows = if !has_timeline(tab) {
         0
@@ -103,7 +127,7 @@ pub fn layout(area: Rect, app: &App) -> Areas {
         let details_h = side.height * 3 / 5;
         let details = Rect { height: details_h, ..side };
         let narration = Rect { y: side.y + details_h - 1, height: side.height + 1 - details_h, ..side };
-        return Areas { tabs, ladder, timeline_rows, details, narration, status };
+        return Areas { tabs, ladder, timeline_rows, details, narration, status, gap: 0 };
     }
     // Stacked: the lower panes get two fifths of what is left besides borders, and at small
     // heights about half, up to eight rows.
@@ -112,7 +136,7 @@ pub fn layout(area: Rect, app: &App) -> Areas {
     let ladder = Rect { height: main.height.saturating_sub(content + 1), ..main };
     let lower = Rect { y: ladder.bottom().saturating_sub(1), height: content + 2, ..main };
     let (details, narration) = beside(lower);
-    Areas { tabs, ladder, timeline_rows, details, narration, status }
+    Areas { tabs, ladder, timeline_rows, details, narration, status, gap: 0 }
 }
 
 /// Before drawing: lays out the screen, keeps the cursor in the ladder's view and the scrolled
@@ -146,9 +170,16 @@ pub fn draw(frame: &mut Frame, app: &App, now: Instant) {
         frame.render_widget(Paragraph::new(text).wrap(Wrap { trim: true }), area);
         return;
     }
+    let lang = app.lang;
+    if app.blank {
+        // Presenter's blank: nothing but how to come back, dim in a corner.
+        let hint = tr(lang, "b: back");
+        let x = area.right().saturating_sub(width(hint) as u16 + 1);
+        frame.buffer_mut().set_string(x, area.bottom() - 1, hint, Style::new().fg(Color::DarkGray));
+        return;
+    }
     let areas = layout(area, app);
     let tab = app.tab();
-    let lang = app.lang;
     draw_tabs(frame, app, areas.tabs);
 
     if areas.ladder.height > 0 {
@@ -183,6 +214,7 @@ pub fn draw(frame: &mut Frame, app: &App, now: Instant) {
                 main_conn: tab.lab.info().conn,
                 conn: tab.selected().and_then(|s| s.conn.as_deref()),
                 lang,
+                gap: areas.gap,
             },
             ladder_area,
         );
@@ -192,12 +224,14 @@ pub fn draw(frame: &mut Frame, app: &App, now: Instant) {
         }
     }
 
-    let title = if app.zoom { tr(lang, " details · zoom, Esc goes back ") } else { tr(lang, " details ") };
-    let block = bordered().title(title);
-    let inner = block.inner(areas.details);
-    frame.render_widget(block, areas.details);
-    let step = tab.selected();
-    Details { step, field: tab.field, moved: moved_sentences(tab, lang), lang }.draw(inner, frame.buffer_mut());
+    if areas.details.height > 0 {
+        let title = if app.zoom { tr(lang, " details · zoom, Esc goes back ") } else { tr(lang, " details ") };
+        let block = bordered().title(title);
+        let inner = block.inner(areas.details);
+        frame.render_widget(block, areas.details);
+        let step = tab.selected();
+        Details { step, field: tab.field, moved: moved_sentences(tab, lang), lang }.draw(inner, frame.buffer_mut());
+    }
 
     draw_narration(frame, app, areas.narration);
     frame.render_widget(status_line(app, areas.status.width as usize), areas.status);
@@ -306,7 +340,12 @@ fn ladder_title(app: &App, tab: &LabTab, max: usize) -> Line<'static> {
 /// The narration of the selected step, or what the lab is before its first step.
 fn narration_text(app: &App, tab: &LabTab) -> String {
     if let Some(step) = tab.selected() {
-        return tab.narration.explain(step, tab.wire);
+        let text = tab.narration.explain(step, tab.wire);
+        if app.present {
+            // The details, folded into one line over the subtitle (z opens them).
+            return format!("{}\n\n{text}", details_line(step, tab.field, app.lang));
+        }
+        return text;
     }
     let info = tab.lab.info();
     let lang = app.lang;
@@ -362,14 +401,19 @@ fn status_line(app: &App, cols: usize) -> Line<'static> {
     let tab = app.tab();
     let lang = app.lang;
     let position = match tab.position() {
+        // For a projector: the count big enough to read from the back, with what the step is.
+        Some((at, of)) if app.present => {
+            let what = tab.selected().map(|s| s.summary.split("  ").next().unwrap_or_default()).unwrap_or_default();
+            format!(" {at} / {of} · {} ", fit(what, cols / 3))
+        }
         Some((at, of)) => trf(lang, " step {at}/{of} ", &[("at", &at), ("of", &of)]),
         None => tr(lang, " no steps ").into(),
     };
     let mut state = match (&tab.state, &tab.waiting, &app.note) {
-        _ if app.search.is_some() => {
-            let text = app.search.as_deref().unwrap_or_default();
-            format!("/{text}▏ {}", tr(lang, "Enter finds, Esc cancels"))
-        }
+        _ if let Some((ask, text)) = &app.prompt => match ask {
+            Ask::Find => format!("/{text}▏ {}", tr(lang, "Enter finds, Esc cancels")),
+            Ask::Step => format!(":{text}▏ {}", tr(lang, "a step's number, Enter goes there")),
+        },
         (_, _, Some(note)) => note.clone(),
         (RunState::Running, Some(who), _) => trf(lang, "{who} waits at the gate", &[("who", &endpoint(lang, who))]),
         (RunState::Running, None, _) => tr(lang, "running").into(),
@@ -394,7 +438,7 @@ fn status_line(app: &App, cols: usize) -> Line<'static> {
             .collect::<Vec<_>>()
             .join("  ")
     };
-    let keep = if app.note.is_some() || app.search.is_some() || tab.layers.label(lang).is_some() { 60 } else { 24 };
+    let keep = if app.note.is_some() || app.prompt.is_some() || tab.layers.label(lang).is_some() { 60 } else { 24 };
     let want_state = width(&state).min(keep);
     let mut chosen = hints(u8::MAX, true);
     'pick: for short in [false, true] {
@@ -528,6 +572,23 @@ fn states_at(tab: &LabTab) -> Vec<EndpointState> {
             EndpointState { who: who.clone(), text: state.clone(), changed }
         })
         .collect()
+}
+
+/// The selected step in one line, for presenter mode: number, who to whom, protocol, size,
+/// and the selected field's value.
+fn details_line(step: &Step, field: usize, lang: Lang) -> String {
+    let mut line = format!(
+        "#{} {} → {}  {}  {}",
+        step.seq,
+        endpoint(lang, &step.from),
+        endpoint(lang, &step.to),
+        step.proto,
+        trf(lang, "{n} bytes", &[("n", &step.len)])
+    );
+    if let Some(f) = step.fields.get(field.min(step.fields.len().saturating_sub(1))) {
+        line.push_str(&format!("  ·  {} {}", f.path, f.display_value()));
+    }
+    line
 }
 
 /// What the details pane says about endpoints that moved on at the selected step: in the

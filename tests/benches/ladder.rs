@@ -54,6 +54,7 @@ fn ladder(c: &mut Criterion) {
                     main_conn: None,
                     conn: None,
                     lang: Default::default(),
+                    gap: 0,
                 }
                 .render(area, &mut buf);
             });

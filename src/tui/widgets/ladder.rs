@@ -71,6 +71,8 @@ pub struct Ladder<'a> {
     pub conn: Option<&'a str>,
     /// The language of the endpoints' names and the prompt.
     pub lang: Lang,
+    /// Blank rows between two steps (presenter mode).
+    pub gap: u16,
 }
 
 impl Ladder<'_> {
@@ -152,7 +154,7 @@ impl Widget for Ladder<'_> {
             .range(self.scroll..self.shown)
             .enumerate()
             .filter(|(_, step)| self.layers.shows(step))
-            .take(body.height as usize);
+            .take(((body.height + self.gap) / (1 + self.gap)) as usize);
         for (offset, step) in rows {
             let index = self.scroll + offset;
             last = Some(index);
@@ -161,7 +163,7 @@ impl Widget for Ladder<'_> {
                 _ => 1.0,
             };
             self.arrow(step, index == self.cursor, progress, &lines, Rect { y, height: 1, ..body }, buf);
-            y += 1;
+            y += 1 + self.gap;
         }
         // The prompt and the footer go under the newest step, between the lifelines.
         let after = last.map_or(self.scroll, |i| i + 1);
