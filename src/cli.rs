@@ -1,6 +1,7 @@
 //! The command line (DESIGN.md): `protolab [tui|labs|run|serve]`. Exit status: 0 the exchange
 //! completed; 1 it failed (the reason, in one line, on stderr); 2 the command line was wrong.
 
+use crate::config::{Flags, Settings};
 use crate::labs::{self, Lab, LabFuture, run};
 use crate::locale::{Lang, tr};
 use crate::net::Wire;
@@ -49,9 +50,19 @@ pub enum Command {
         /// subtitle band (P switches it in the TUI)
         #[arg(long)]
         present: bool,
+        /// Colours: dark, light, high-contrast (for a projector), no-color [default: dark, or
+        /// no-color under NO_COLOR]
+        #[arg(long, value_enum)]
+        theme: Option<crate::tui::theme::Theme>,
         /// DHCP: how much faster than the network the lease clock runs.
         #[arg(long, value_name = "N", default_value_t = crate::labs::dhcp::DEFAULT_SPEEDUP, value_parser = clap::value_parser!(u32).range(1..=600))]
         lease_speedup: u32,
+    },
+    /// The configuration file's settings (see `config --print`).
+    Config {
+        /// Print the effective configuration: each setting and where it came from.
+        #[arg(long)]
+        print: bool,
     },
     /// List the labs, their ports and RFCs.
     Labs {
@@ -183,6 +194,19 @@ fn parse_listen(s: &str) -> Result<String, String> {
 }
 
 /// A command line that asks for something impossible: one line, exit status 2.
+/// The configuration file, or the usage error (exit 2) that names what is wrong in it.
+fn load_config() -> (crate::config::File, Option<std::path::PathBuf>) {
+    crate::config::load().unwrap_or_else(|why| {
+        eprintln!("protolab: config {why}");
+        std::process::exit(2)
+    })
+}
+
+/// The TUI's settings: the command line's, over the configuration file's, over the defaults.
+fn settings(flags: Flags) -> Settings {
+    Settings::resolve(flags, load_config().0)
+}
+
 fn usage(why: &str) -> ! {
     clap::Error::raw(clap::error::ErrorKind::ArgumentConflict, format!("{why}\n")).exit()
 }
@@ -452,13 +476,21 @@ pub async fn serve_lab(lab: Arc<dyn Lab>, listen: &str, format: Format, sessions
 /// Runs the parsed command line.
 pub async fn dispatch(cli: Cli) -> Result<()> {
     match cli.command {
-        None => crate::tui::run(None, None, Lang::from_env(), false).await,
-        Some(Command::Tui { lab, wire, lang, present, lease_speedup }) => {
+        None => crate::tui::run(settings(Flags::default())).await,
+        Some(Command::Tui { lab, wire, lang, present, theme, lease_speedup }) => {
             crate::labs::dhcp::set_speedup(lease_speedup);
             if let Some(name) = &lab {
                 find_lab(name).unwrap_or_else(|e| e.exit());
             }
-            crate::tui::run(lab, wire, lang.unwrap_or_else(Lang::from_env), present).await
+            crate::tui::run(settings(Flags { lang, theme, wire, lab, present })).await
+        }
+        Some(Command::Config { print }) => {
+            if !print {
+                usage("config --print prints the effective configuration");
+            }
+            let (file, path) = load_config();
+            print!("{}", Settings::resolve(Flags::default(), file).print(path.as_deref()));
+            Ok(())
         }
         Some(Command::Labs { lang }) => Ok(list_labs(&mut std::io::stdout(), lang.unwrap_or_else(Lang::from_env))?),
         Some(Command::Run { lab, wire, connect, format, faults, pcap, interface: Some(interface), .. }) => {

@@ -22,6 +22,7 @@
 //! - [`cli`]: the command line: `labs`, `run`, `serve`, `tui`.
 
 pub mod cli;
+pub mod config;
 pub mod labs;
 pub mod locale;
 pub mod narration;

@@ -4,10 +4,13 @@ use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-/// The binary, in English whatever the locale of whoever runs the tests.
+/// The binary, in English and with the defaults, whatever the locale and configuration of
+/// whoever runs the tests.
 fn protolab() -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_protolab"));
     command.env_remove("LC_ALL").env_remove("LC_MESSAGES").env("LANG", "C.UTF-8");
+    // Nobody's own configuration file: the defaults.
+    command.env("PROTOLAB_CONFIG", "/nonexistent/protolab.toml");
     command
 }
 
@@ -436,4 +439,27 @@ fn labs_speaks_korean_where_asked() {
     };
     let lines: Vec<&str> = text.lines().collect();
     assert_eq!(column(lines[0]), column(lines.iter().find(|l| l.starts_with("tcp")).unwrap()));
+}
+
+/// `config --print` shows each setting and where it came from; a config file with an unknown
+/// key or a wrong value is a usage error (exit 2) naming the file, the line and the key.
+#[test]
+fn config_print_and_bad_config() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("config.toml");
+    std::fs::write(&path, "theme = \"light\"\nspeed = 2\n").unwrap();
+    let out = protolab().env("PROTOLAB_CONFIG", &path).args(["config", "--print"]).output().unwrap();
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(out.status.success());
+    assert!(text.contains("theme = \"light\"") && text.contains("# the config file"), "{text}");
+    assert!(text.contains("lang = \"en\""), "{text}");
+    std::fs::write(&path, "lang = \"ko\"\nspeed = \"fast\"\n").unwrap();
+    for args in [&["config", "--print"][..], &["tui"][..]] {
+        let out = protolab().env("PROTOLAB_CONFIG", &path).args(args).output().unwrap();
+        let err = String::from_utf8(out.stderr).unwrap();
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(err.starts_with(&format!("protolab: config {}:2: ", path.display())), "{err}");
+        assert!(err.contains("speed") || err.contains("fast"), "{err}");
+        assert_eq!(err.lines().count(), 1, "{err}");
+    }
 }

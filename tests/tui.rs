@@ -336,7 +336,7 @@ fn zoom_shows_the_whole_accept_check_at_80x24() {
 #[test]
 fn ladder_under_no_color_marks_the_selection() {
     let mut app = app_with(ws_steps(), 2, 2);
-    app.no_color = true;
+    app.theme = protolab::tui::theme::Theme::NoColor;
     let buf = render(&mut app, 80, 24);
     assert!(buf.content.iter().all(|c| c.fg == Color::Reset && c.bg == Color::Reset), "no colour at all");
     // The selected row: its marker, in reverse video.
@@ -349,7 +349,7 @@ fn ladder_under_no_color_marks_the_selection() {
         .expect("a marker on the selected field");
     assert!(buf[(field.0 + 1, field.1)].modifier.contains(Modifier::REVERSED));
     let mut app = app_with(ws_steps(), 2, 2);
-    app.no_color = true;
+    app.theme = protolab::tui::theme::Theme::NoColor;
     insta::assert_snapshot!("no_color_80x24", draw(&mut app, 80, 24));
 }
 

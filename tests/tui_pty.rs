@@ -87,7 +87,12 @@ impl Tui {
         let tty = || Stdio::from(slave.try_clone().unwrap());
         let mut command = Command::new(env!("CARGO_BIN_EXE_protolab"));
         let dir = tempfile::tempdir().unwrap();
-        command.args(["tui", "--lab", "tcp"]).env("TERM", "xterm-256color").current_dir(dir.path());
+        command
+            .args(["tui", "--lab", "tcp"])
+            .env("TERM", "xterm-256color")
+            .env("PROTOLAB_CONFIG", "/nonexistent/protolab.toml")
+            .env("LANG", "C.UTF-8")
+            .current_dir(dir.path());
         command.stdin(tty()).stdout(tty()).stderr(tty());
         // SAFETY: setsid, ioctl, getrlimit and setrlimit are async-signal-safe; stdin is already
         // the slave here.

@@ -48,7 +48,8 @@ pub struct Conn {
 }
 
 /// Which wire a lab runs on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Wire {
     /// Real kernel sockets.
     #[default]

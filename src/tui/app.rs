@@ -631,8 +631,8 @@ pub struct App {
     pub wire: Option<Wire>,
     /// When the first Ctrl-C came: a second one before [`CTRL_C_WINDOW`] is over quits.
     pub interrupted: Option<Instant>,
-    /// Draw without colour (`NO_COLOR`): selection by reverse video and marker glyphs only.
-    pub no_color: bool,
+    /// The colours the screen is drawn in (`NO_COLOR` makes it [`Theme::NoColor`]).
+    pub theme: super::theme::Theme,
     /// Why host-wire tabs show no kernel segments, when packet capture is unavailable.
     pub capture_off: Option<String>,
 }
@@ -654,8 +654,17 @@ impl App {
             quit: false,
             wire,
             interrupted: None,
-            no_color: false,
+            theme: super::theme::Theme::Dark,
             capture_off: None,
+        }
+    }
+
+    /// Every tab plays at `speed` (one of [`SPEEDS`]; another is left alone).
+    pub fn set_speed(&mut self, speed: f32) {
+        if let Some(i) = SPEEDS.iter().position(|&s| s == speed) {
+            for tab in &mut self.tabs {
+                tab.speed = i;
+            }
         }
     }
 

@@ -5,6 +5,7 @@ pub mod app;
 pub mod keys;
 mod signals;
 pub mod text;
+pub mod theme;
 pub mod ui;
 pub mod widgets;
 
@@ -30,15 +31,17 @@ use crate::net::Wire;
 /// every way out, panics included. A terminating signal (SIGTERM, SIGINT, SIGHUP, SIGQUIT) stops
 /// the labs, restores the terminal and then ends the process by that same signal.
 /// `wire` overrides each lab's own wire.
-pub async fn run(lab: Option<String>, wire: Option<Wire>, lang: crate::locale::Lang, present: bool) -> Result<()> {
+pub async fn run(settings: crate::config::Settings) -> Result<()> {
     let labs = crate::labs::registry();
-    let active = lab.and_then(|name| labs.iter().position(|l| l.info().name == name)).unwrap_or(0);
+    let (wire, lang) = (settings.wire.0, settings.lang.0);
+    let active = settings.lab.0.and_then(|name| labs.iter().position(|l| l.info().name == name)).unwrap_or(0);
     let mut app = App::new(labs, wire);
     app.active = active;
     app.set_lang(lang);
-    app.present = present;
-    // Without colour, selection shows by reverse video and marker glyphs (https://no-color.org).
-    app.no_color = std::env::var_os("NO_COLOR").is_some();
+    app.present = settings.present.0;
+    // Without colour (NO_COLOR), selection shows by reverse video and marker glyphs.
+    app.theme = settings.theme.0;
+    app.set_speed(settings.speed.0);
     // Host-wire tabs show the kernel's segments where the process may capture; if it may not,
     // the status says so until the first key, and help keeps saying how to enable it.
     let host_tabs = app.tabs.iter().any(|t| t.lab.info().wire_for(wire) == Wire::Host);

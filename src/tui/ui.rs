@@ -238,9 +238,7 @@ pub fn draw(frame: &mut Frame, app: &App, now: Instant) {
     if app.help {
         draw_help(frame, app, area);
     }
-    if app.no_color {
-        strip_colour(frame);
-    }
+    app.theme.apply(frame.buffer_mut());
 }
 
 /// The tabs' labels, as drawn (`1 DHCP`, with `▶` while that lab plays).
@@ -534,18 +532,6 @@ fn draw_help(frame: &mut Frame, app: &App, area: Rect) {
     let inner = block.inner(popup);
     frame.render_widget(block, popup);
     frame.render_widget(Paragraph::new(lines.into_iter().skip(scroll).take(rows).collect::<Vec<_>>()), inner);
-}
-
-/// Without colour (`NO_COLOR`): what a background colour marked is shown in reverse video, and
-/// every other colour goes, so the terminal never resets the reverse video with it.
-fn strip_colour(frame: &mut Frame) {
-    for cell in frame.buffer_mut().content.iter_mut() {
-        if cell.bg != Color::Reset {
-            cell.modifier |= Modifier::REVERSED;
-        }
-        cell.fg = Color::Reset;
-        cell.bg = Color::Reset;
-    }
 }
 
 /// The endpoints' states at the selected step: bold when that step changed one, `FROM → TO`
