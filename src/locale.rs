@@ -53,12 +53,12 @@ impl Lang {
 /// The Korean catalog's text.
 pub const KO: &str = include_str!("../assets/ui/ko.txt");
 
-/// Entries of a catalog in the `[key]` format: the key line, then the text up to the next key
-/// (lines joined by a space; a blank line keeps a line break). `#` lines before the first key
-/// are comments.
-pub fn parse_catalog(text: &'static str) -> HashMap<&'static str, String> {
+/// Entries of a text in the `[key]` format (the UI catalog, the narration files): the key
+/// line, then the text up to the next key, its lines joined by a space and a blank line
+/// between paragraphs kept (`\n\n`). `#` lines before the first key are comments.
+pub fn parse_catalog(text: &str) -> HashMap<&str, String> {
     let mut entries = HashMap::new();
-    let mut key: Option<&'static str> = None;
+    let mut key: Option<&str> = None;
     let mut body = String::new();
     for line in text.lines() {
         let t = line.trim_end();
@@ -69,7 +69,9 @@ pub fn parse_catalog(text: &'static str) -> HashMap<&'static str, String> {
             key = Some(&t[1..t.len() - 1]);
         } else if key.is_some() {
             if t.is_empty() {
-                body.push('\n');
+                if !body.is_empty() && !body.ends_with('\n') {
+                    body.push_str("\n\n");
+                }
             } else {
                 if !body.is_empty() && !body.ends_with('\n') {
                     body.push(' ');

@@ -50,35 +50,7 @@ pub struct Narration {
 
 impl Narration {
     pub fn parse(text: &str) -> Self {
-        let mut entries = HashMap::new();
-        let mut key: Option<String> = None;
-        let mut body = String::new();
-        let mut flush = |key: &mut Option<String>, body: &mut String| {
-            if let Some(k) = key.take() {
-                entries.insert(k, body.trim().to_string());
-            }
-            body.clear();
-        };
-        for line in text.lines() {
-            let t = line.trim_end();
-            if t.starts_with('[') && t.ends_with(']') {
-                flush(&mut key, &mut body);
-                key = Some(t[1..t.len() - 1].to_string());
-            } else if t.starts_with('#') && key.is_none() {
-                continue;
-            } else if key.is_some() {
-                // Lines join into paragraphs; a blank line starts a new paragraph.
-                if t.is_empty() {
-                    body.push_str("\n\n");
-                } else {
-                    if !body.is_empty() && !body.ends_with('\n') {
-                        body.push(' ');
-                    }
-                    body.push_str(t.trim_start());
-                }
-            }
-        }
-        flush(&mut key, &mut body);
+        let entries = crate::locale::parse_catalog(text).into_iter().map(|(k, v)| (k.to_string(), v)).collect();
         Narration { entries, lang: Lang::En }
     }
 

@@ -14,6 +14,17 @@ fn protolab() -> Command {
     command
 }
 
+/// `protolab serve ARGS` with its stdout as given and stderr piped: the child, the address
+/// its first stderr line announces, and the rest of its stderr.
+fn serve(args: &[&str], stdout: Stdio) -> (std::process::Child, String, BufReader<std::process::ChildStderr>) {
+    let mut child = protolab().arg("serve").args(args).stdout(stdout).stderr(Stdio::piped()).spawn().unwrap();
+    let mut err = BufReader::new(child.stderr.take().unwrap());
+    let mut line = String::new();
+    err.read_line(&mut line).unwrap();
+    let addr = line.trim().strip_prefix("listening on ").expect("first stderr line").to_string();
+    (child, addr, err)
+}
+
 /// The contract's keys (DESIGN.md), and those of them that may be left out.
 const OPTIONAL: &[&str] = &["conn", "truncated", "carried_by", "states"];
 const KEYS: &[&str] = &[
@@ -121,16 +132,8 @@ fn unreachable_server_exits_1_with_one_line() {
 
 #[test]
 fn serve_announces_its_address_and_serves_a_session() {
-    let mut child = protolab()
-        .args(["serve", "ws", "--listen", "127.0.0.1:0", "--sessions", "1", "--format", "jsonl"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut err = BufReader::new(child.stderr.take().unwrap());
-    let mut line = String::new();
-    err.read_line(&mut line).unwrap();
-    let addr = line.trim().strip_prefix("listening on ").expect("first stderr line").to_string();
+    let (mut child, addr, _err) =
+        serve(&["ws", "--listen", "127.0.0.1:0", "--sessions", "1", "--format", "jsonl"], Stdio::piped());
     // Our own lab client, run against the served address.
     let out = protolab().args(["run", "ws", "--connect", &addr, "--format", "jsonl"]).output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
@@ -214,15 +217,7 @@ fn faults_and_pcap_need_the_sim_wire() {
 #[test]
 fn serve_smtp_shows_a_pipelined_client_in_order() {
     use std::io::{Read, Write};
-    let mut child = protolab()
-        .args(["serve", "smtp", "--sessions", "1"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stderr.take().unwrap()).read_line(&mut line).unwrap();
-    let addr = line.trim().strip_prefix("listening on ").unwrap().to_string();
+    let (mut child, addr, _err) = serve(&["smtp", "--sessions", "1"], Stdio::piped());
     // Everything at once, text before the 354 arrives: the steps must still make sense.
     let mut s = std::net::TcpStream::connect(&addr).unwrap();
     s.write_all(b"EHLO x\r\nMAIL FROM:<a@b.c>\r\nRCPT TO:<bob@protolab.test>\r\nDATA\r\nSubject: hi\r\n\r\nbody\r\n.\r\nQUIT\r\n")
@@ -336,14 +331,7 @@ fn no_thread_keeps_cap_net_raw_once_the_capture_socket_is_made() {
         eprintln!("skipped: this test process has no CAP_NET_RAW to give up");
         return;
     }
-    let mut child = protolab()
-        .args(["serve", "ws", "--listen", "127.0.0.1:0", "--sessions", "1"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stderr.take().unwrap()).read_line(&mut line).unwrap();
+    let (mut child, _addr, _err) = serve(&["ws", "--listen", "127.0.0.1:0", "--sessions", "1"], Stdio::null());
     let caps = effective_caps(child.id());
     child.kill().unwrap();
     child.wait().unwrap();
@@ -355,16 +343,7 @@ fn no_thread_keeps_cap_net_raw_once_the_capture_socket_is_made() {
 #[test]
 fn serve_tells_a_session_that_ended_at_once() {
     use std::io::Read;
-    let mut child = protolab()
-        .args(["serve", "smtp", "--listen", "127.0.0.1:0"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut err = BufReader::new(child.stderr.take().unwrap());
-    let mut line = String::new();
-    err.read_line(&mut line).unwrap();
-    let addr = line.trim().strip_prefix("listening on ").expect("first stderr line").to_string();
+    let (mut child, addr, mut err) = serve(&["smtp", "--listen", "127.0.0.1:0"], Stdio::null());
     let mut client = std::net::TcpStream::connect(&addr).unwrap();
     let mut greeting = [0u8; 64];
     let _ = client.read(&mut greeting).unwrap();
@@ -388,17 +367,8 @@ fn serve_tells_a_session_that_ended_at_once() {
 #[test]
 fn serve_with_a_stdout_nobody_reads_serves_on_and_obeys_sigint() {
     use std::io::{Read, Write};
-    let mut child = protolab()
-        .args(["serve", "smtp", "--listen", "127.0.0.1:0", "--format", "jsonl"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let (mut child, addr, err) = serve(&["smtp", "--listen", "127.0.0.1:0", "--format", "jsonl"], Stdio::piped());
     let _unread = child.stdout.take().unwrap();
-    let mut err = BufReader::new(child.stderr.take().unwrap());
-    let mut line = String::new();
-    err.read_line(&mut line).unwrap();
-    let addr = line.trim().strip_prefix("listening on ").expect("first stderr line").to_string();
     // Far more output than a pipe holds (64 KiB): each client's session is a few KiB of JSON.
     for i in 0..40 {
         let mut s = std::net::TcpStream::connect(&addr).unwrap();
