@@ -929,6 +929,8 @@ async fn presenter_mode_for_a_projector() {
     app.prompt_key(KeyCode::Char('0'));
     app.prompt_key(KeyCode::Enter);
     assert!(draw(&mut app, 120, 40).contains(&format!("there is no step 0: 1 to {n}")));
+    let bold = render(&mut app, 80, 24);
+    assert!(bold[(2, 2)].modifier.contains(ratatui::style::Modifier::BOLD), "presenting is high contrast");
     press(&mut app, Action::Blank);
     let blank = draw(&mut app, 80, 24);
     assert!(!blank.contains("client") && blank.contains("b: back"), "{blank}");

@@ -8,6 +8,7 @@
 use super::app::{App, Ask, LabTab, RunState};
 use super::keys::{HINTS, help_rows};
 use super::text::{fit, width, wrap};
+use super::theme::Theme;
 use super::widgets::{
     details::Details,
     ladder::{EndpointState, HEADER, Ladder, width_for_label},
@@ -238,7 +239,10 @@ pub fn draw(frame: &mut Frame, app: &App, now: Instant) {
     if app.help {
         draw_help(frame, app, area);
     }
-    app.theme.apply(frame.buffer_mut());
+    // A projector washes colours out: presenting in the default theme is presenting in high
+    // contrast.
+    let theme = if app.present && app.theme == Theme::Dark { Theme::HighContrast } else { app.theme };
+    theme.apply(frame.buffer_mut());
 }
 
 /// The tabs' labels, as drawn (`1 DHCP`, with `▶` while that lab plays).
