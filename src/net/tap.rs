@@ -150,8 +150,10 @@ impl Recorder {
                 continue;
             }
             // Copy only what a decision needs: up to the bytes kept of a message, more only in
-            // small pieces while a decoder still looks for a boundary.
-            let room = KEEP_BYTES.saturating_sub(way.buf.len()).max(MIN_PIECE);
+            // small pieces while a decoder still looks for a boundary. Never past the bytes kept
+            // before a decoder has seen them: a frame whole only past them would have fields
+            // pointing at bytes the step does not keep.
+            let room = if way.buf.len() < KEEP_BYTES { KEEP_BYTES - way.buf.len() } else { MIN_PIECE };
             let n = room.min(data.len());
             way.buf.extend_from_slice(&data[..n]);
             data = &data[n..];
@@ -420,6 +422,41 @@ impl<S> Drop for TapStream<S> {
         // Closing the socket sends a FIN if we had not shut down our side already.
         if !self.shut {
             self.rec.closed(self.out);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::labs::ws::frame::{self, Opcode};
+    use tokio::sync::mpsc;
+
+    const REQUEST: &[u8] = b"GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n";
+    const RESPONSE: &[u8] = b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n";
+
+    /// Found by the fuzzer: a frame a little longer than the bytes kept, its start already
+    /// held, was topped up by a whole piece and decoded whole, so its payload field pointed
+    /// past the 64 KiB the step keeps.
+    #[test]
+    fn a_frame_just_past_the_bytes_kept_has_its_fields_inside_them() {
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let lab = crate::labs::find("ws").unwrap();
+        let rec = Recorder::new(StepSink::new("ws", tx), ["client", "server"], lab.decoders(false));
+        rec.feed(Dir::ClientToServer, REQUEST);
+        rec.feed(Dir::ServerToClient, RESPONSE);
+        let bytes = frame::emit(true, Opcode::Binary, Some([1, 2, 3, 4]), &[0x5a; KEEP_BYTES + 4]);
+        rec.feed(Dir::ClientToServer, &bytes[..KEEP_BYTES - 1000]);
+        rec.feed(Dir::ClientToServer, &bytes[KEEP_BYTES - 1000..]);
+        let step = std::iter::from_fn(|| rx.try_recv().ok()).last().unwrap();
+        assert_eq!(
+            (step.kind.as_str(), step.len, step.bytes.len()),
+            ("ws.frame.binary.masked", bytes.len(), KEEP_BYTES)
+        );
+        for f in &step.fields {
+            assert!(f.range[1] <= step.bytes.len(), "{} {:?}", f.path, f.range);
         }
     }
 }
