@@ -291,8 +291,7 @@ pub fn describe(dhcp_payload: &[u8], offset: usize) -> Message {
     }
     let (raw, end, walk_problem) = walk_options(p);
     // An option whose length dhcproto takes for granted is not given to it (a problem below).
-    let refused = length_problem(&raw);
-    let decoded = match refused {
+    let decoded = match length_problem(&raw) {
         Some(_) => None,
         None => match v4::Message::decode(&mut Decoder::new(p)) {
             Ok(msg) => Some(msg),
@@ -316,12 +315,6 @@ pub fn describe(dhcp_payload: &[u8], offset: usize) -> Message {
         // Each option on its own, so its value belongs to exactly the bytes of its range.
         let fits = length_fits(opt.code, opt.data.len());
         let typed = fits.then(|| DhcpOption::decode(&mut Decoder::new(&p[opt.range.clone()])).ok()).flatten();
-        if typed.is_none() && !repeated {
-            r.problems.push(match fits {
-                true => format!("option {} does not decode (length {})", option_label(opt.code), opt.data.len()),
-                false => bad_length(opt.code, opt.data.len()),
-            });
-        }
         if let Some(t) = &typed
             && !repeated
         {
@@ -334,6 +327,23 @@ pub fn describe(dhcp_payload: &[u8], offset: usize) -> Message {
         };
         r.field(path, value, opt.range.clone());
     }
+    // dhcproto reads the options a run at a time (pieces of one code in a row are one value,
+    // RFC 3396) and stops, silently, at the first run it cannot read: what follows, even the
+    // message type, is lost to the lab's client and server. Each such run is a problem.
+    for run in runs(&raw) {
+        let label = option_label(run.code);
+        if !length_fits(run.code, run.len) {
+            r.problems.push(bad_length(run.code, run.len));
+        } else if DhcpOption::decode(&mut Decoder::new(&p[run.range.clone()])).is_err() {
+            r.problems.push(match run.pieces {
+                1 => format!("option {label} does not decode (length {})", run.len),
+                n => format!(
+                    "option {label} comes in {n} pieces in a row: joined (RFC 3396), its {} bytes do not decode",
+                    run.len
+                ),
+            });
+        }
+    }
     if let Some(end) = end {
         r.field("DHCP.end", 255, end..end + 1);
         let padding = p.len() - end - 1;
@@ -343,9 +353,6 @@ pub fn describe(dhcp_payload: &[u8], offset: usize) -> Message {
     }
     if let Some(problem) = walk_problem {
         r.problems.push(problem);
-    }
-    if let Some(reason) = refused.filter(|reason| !r.problems.contains(reason)) {
-        r.problems.push(reason);
     }
     let Some(mut msg) = decoded else {
         return r.finish("dhcp.malformed", "DHCP message that does not decode".into());
@@ -899,6 +906,42 @@ mod tests {
         let mut joined = header.to_vec();
         joined.extend([53, 1, 1, 154, 2, 0, 0, 154, 2, 0, 7, 255]);
         assert_eq!(describe(&joined, 0).malformed, None);
+    }
+
+    /// Found by the fuzzer: a subnet mask followed by a piece of one more byte (option 1 twice in
+    /// a row). dhcproto joins the two (RFC 3396), cannot read a 5-byte mask and stops reading
+    /// options there, so the server and client saw no message type, while the step called the
+    /// message a well-formed ACK. The options as they came, cut after the second piece.
+    #[test]
+    fn pieces_in_a_row_that_do_not_decode_joined_are_malformed() {
+        const CRASH: [u8; 9] = [0x01, 0x04, 0xff, 0xff, 0xff, 0x01, 0x01, 0x01, 0x01];
+        let header = &raw(&offer())[..field::OPTIONS];
+        let bad = [header, &CRASH, &[53, 1, 5, 54, 4, 192, 0, 2, 2, 255]].concat();
+        let msg = describe(&bad, AT);
+        assert_eq!(
+            msg.malformed.as_deref(),
+            Some("option 1 (subnet_mask) comes in 2 pieces in a row: joined (RFC 3396), its 5 bytes do not decode")
+        );
+        assert_eq!(value(&msg, "DHCP.message_type"), "ACK");
+        assert!(msg.fields.iter().all(|f| f.range[0] >= AT && f.range[1] <= AT + bad.len()));
+        assert!(parse(&bad).is_err());
+        // Pieces that make a value joined are fine: a 2-byte and a 2-byte piece of a mask.
+        let good = [header, &[1, 2, 255, 255, 1, 2, 255, 0, 53, 1, 5, 54, 4, 192, 0, 2, 2, 255]].concat();
+        assert_eq!(describe(&good, 0).malformed, None);
+        assert!(parse(&good).is_ok());
+    }
+
+    /// Found by the fuzzer: a second subnet mask, one byte long, later in the options. dhcproto
+    /// joins only pieces in a row; it could not read this one and stopped there, so the server and
+    /// client saw no message type, while the step let it pass as a repeated option.
+    #[test]
+    fn a_repeated_option_that_does_not_decode_is_malformed_where_it_stands() {
+        let header = &raw(&offer())[..field::OPTIONS];
+        let bad = [header, &[1, 4, 255, 255, 255, 0, 51, 4, 0, 0, 0, 0x35, 1, 1, 0x78, 53, 1, 5, 255]].concat();
+        let msg = describe(&bad, 0);
+        assert_eq!(msg.malformed.as_deref(), Some("option 1 (subnet_mask) does not decode (length 1)"));
+        assert_eq!(value(&msg, "DHCP.message_type"), "ACK");
+        assert!(parse(&bad).is_err());
     }
 
     #[test]
