@@ -220,8 +220,9 @@ impl Recorder {
         step.carried_by = way.carriers.clone();
         match self.capture.get() {
             Some(capture) => {
+                // A frame may say it is longer than any stream (a 64-bit length near 2^64).
                 let start = way.base + at as u64;
-                capture.message(way.dir, start..start + len as u64, step);
+                capture.message(way.dir, start..start.saturating_add(len as u64), step);
             }
             None => {
                 self.sink.emit(step);
@@ -458,5 +459,30 @@ Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n";
         for f in &step.fields {
             assert!(f.range[1] <= step.bytes.len(), "{} {:?}", f.path, f.range);
         }
+    }
+
+    /// Found by the fuzzer: a frame whose 64-bit length says 2^64 - 1 bytes. Where messages
+    /// follow captured segments, its place in the stream (`start + len`) overflowed: a panic in
+    /// a debug build, a range that ends before it starts in a release build.
+    #[tokio::test]
+    async fn a_frame_longer_than_any_stream_has_a_place_in_it() {
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let sink = StepSink::new("ws", tx);
+        let capture = Arc::new(Capture::without_frames(sink.clone()));
+        let lab = crate::labs::find("ws").unwrap();
+        let rec = Recorder::new(sink, ["client", "server"], lab.decoders(false));
+        rec.follow(capture.clone());
+        rec.feed(Dir::ClientToServer, REQUEST);
+        rec.feed(Dir::ServerToClient, RESPONSE);
+        let head = [0x82, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 1, 2, 3, 4];
+        rec.feed(Dir::ClientToServer, &[&head[..], &[0u8; KEEP_BYTES]].concat());
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        capture.settle(std::time::Duration::ZERO, std::time::Duration::from_millis(50)).await;
+        let step = std::iter::from_fn(|| rx.try_recv().ok()).last().unwrap();
+        assert_eq!(
+            (step.kind.as_str(), step.len, step.bytes.len()),
+            ("ws.frame.binary.masked", usize::MAX, KEEP_BYTES)
+        );
+        assert!(step.malformed.unwrap().contains("most significant bit"));
     }
 }
