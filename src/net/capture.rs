@@ -184,6 +184,16 @@ impl Capture {
     }
 }
 
+#[cfg(test)]
+impl Capture {
+    /// A capture that sees no frames (no raw socket): what waits in it goes out once overdue.
+    pub(crate) fn without_frames(sink: StepSink) -> Capture {
+        let (queued, seen) = (Notify::new(), Notify::new());
+        let shared = Arc::new(Shared { state: Mutex::new(State::default()), queued, seen, sink });
+        Capture { shared, task: tokio::spawn(async {}) }
+    }
+}
+
 impl Shared {
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())

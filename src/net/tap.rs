@@ -157,8 +157,10 @@ impl Recorder {
                 continue;
             }
             // Copy only what a decision needs: up to the bytes kept of a message, more only in
-            // small pieces while a decoder still looks for a boundary.
-            let room = KEEP_BYTES.saturating_sub(way.buf.len()).max(MIN_PIECE);
+            // small pieces while a decoder still looks for a boundary. Never past the bytes kept
+            // before a decoder has seen them: a frame whole only past them would have fields
+            // pointing at bytes the step does not keep.
+            let room = if way.buf.len() < KEEP_BYTES { KEEP_BYTES - way.buf.len() } else { MIN_PIECE };
             let n = room.min(data.len());
             way.buf.extend_from_slice(&data[..n]);
             data = &data[n..];
@@ -225,8 +227,9 @@ impl Recorder {
         step.carried_by = way.carriers.clone();
         match self.capture.get() {
             Some(capture) => {
+                // A frame may say it is longer than any stream (a 64-bit length near 2^64).
                 let start = way.base + at as u64;
-                capture.message(way.dir, start..start + len as u64, step);
+                capture.message(way.dir, start..start.saturating_add(len as u64), step);
             }
             None => {
                 self.sink.emit(step);
@@ -450,10 +453,63 @@ impl<S> Drop for TapStream<S> {
 }
 
 #[cfg(test)]
-mod carrier_tests {
+mod tests {
     use super::*;
     use crate::labs::ws::frame::{self, Opcode};
     use tokio::sync::mpsc;
+
+    const REQUEST: &[u8] = b"GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n";
+    const RESPONSE: &[u8] = b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n";
+
+    /// Found by the fuzzer: a frame a little longer than the bytes kept, its start already
+    /// held, was topped up by a whole piece and decoded whole, so its payload field pointed
+    /// past the 64 KiB the step keeps.
+    #[test]
+    fn a_frame_just_past_the_bytes_kept_has_its_fields_inside_them() {
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let lab = crate::labs::find("ws").unwrap();
+        let rec = Recorder::new(StepSink::new("ws", tx), ["client", "server"], lab.decoders(false));
+        rec.feed(Dir::ClientToServer, REQUEST);
+        rec.feed(Dir::ServerToClient, RESPONSE);
+        let bytes = frame::emit(true, Opcode::Binary, Some([1, 2, 3, 4]), &[0x5a; KEEP_BYTES + 4]);
+        rec.feed(Dir::ClientToServer, &bytes[..KEEP_BYTES - 1000]);
+        rec.feed(Dir::ClientToServer, &bytes[KEEP_BYTES - 1000..]);
+        let step = std::iter::from_fn(|| rx.try_recv().ok()).last().unwrap();
+        assert_eq!(
+            (step.kind.as_str(), step.len, step.bytes.len()),
+            ("ws.frame.binary.masked", bytes.len(), KEEP_BYTES)
+        );
+        for f in &step.fields {
+            assert!(f.range[1] <= step.bytes.len(), "{} {:?}", f.path, f.range);
+        }
+    }
+
+    /// Found by the fuzzer: a frame whose 64-bit length says 2^64 - 1 bytes. Where messages
+    /// follow captured segments, its place in the stream (`start + len`) overflowed: a panic in
+    /// a debug build, a range that ends before it starts in a release build.
+    #[tokio::test]
+    async fn a_frame_longer_than_any_stream_has_a_place_in_it() {
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let sink = StepSink::new("ws", tx);
+        let capture = Arc::new(Capture::without_frames(sink.clone()));
+        let lab = crate::labs::find("ws").unwrap();
+        let rec = Recorder::new(sink, ["client", "server"], lab.decoders(false));
+        rec.follow(capture.clone());
+        rec.feed(Dir::ClientToServer, REQUEST);
+        rec.feed(Dir::ServerToClient, RESPONSE);
+        let head = [0x82, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 1, 2, 3, 4];
+        rec.feed(Dir::ClientToServer, &[&head[..], &[0u8; KEEP_BYTES]].concat());
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        capture.settle(std::time::Duration::ZERO, std::time::Duration::from_millis(50)).await;
+        let step = std::iter::from_fn(|| rx.try_recv().ok()).last().unwrap();
+        assert_eq!(
+            (step.kind.as_str(), step.len, step.bytes.len()),
+            ("ws.frame.binary.masked", usize::MAX, KEEP_BYTES)
+        );
+        assert!(step.malformed.unwrap().contains("most significant bit"));
+    }
 
     /// After a message longer than the bytes kept, whose tail came in many segments, the next
     /// message names only the segments that carried its own bytes.
@@ -462,8 +518,8 @@ mod carrier_tests {
         let (tx, mut rx) = mpsc::unbounded_channel();
         let lab = crate::labs::find("ws").unwrap();
         let rec = Recorder::new(StepSink::new("ws", tx), ["client", "server"], lab.decoders(false));
-        rec.feed(Dir::ClientToServer, b"GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n");
-        rec.feed(Dir::ServerToClient, b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n");
+        rec.feed(Dir::ClientToServer, REQUEST);
+        rec.feed(Dir::ServerToClient, RESPONSE);
         let long = frame::emit(true, Opcode::Binary, Some([1, 2, 3, 4]), &vec![0x5a; 4 * KEEP_BYTES]);
         let short = frame::emit(true, Opcode::Text, Some([1, 2, 3, 4]), b"next");
         let mut stream = long.clone();

@@ -139,6 +139,9 @@ pub fn parse(payload: &[u8]) -> Result<v4::Message, String> {
     if payload[field::MAGIC_COOKIE] != MAGIC_COOKIE {
         return Err("no DHCP magic cookie".into());
     }
+    if let Some(reason) = length_problem(&walk_options(payload).0) {
+        return Err(reason);
+    }
     let msg = v4::Message::decode(&mut Decoder::new(payload)).map_err(|e| e.to_string())?;
     if usize::from(msg.hlen()) > field::CHADDR.len() {
         return Err(format!("hlen {} is more than the 16 bytes of chaddr", msg.hlen()));
@@ -198,6 +201,59 @@ fn walk_options(payload: &[u8]) -> (Vec<RawOption>, Option<usize>, Option<String
     }
 }
 
+/// Whether dhcproto may be given an option of this code with a value of `len` bytes. For a few
+/// codes it takes the length for granted instead of refusing one that is wrong: it asserts it (a
+/// panic in a debug build) or subtracts from it (an overflow). Those lengths are checked here.
+fn length_fits(code: u8, len: usize) -> bool {
+    match code {
+        // Rapid Commit (RFC 4039): no value.
+        80 => len == 0,
+        // Client FQDN (RFC 4702): flags, two RCODEs, then the name.
+        81 => len >= 3,
+        // Client Network Interface Identifier (RFC 4578): type, major, minor.
+        94 => len == 3,
+        // Bulk leasequery (RFC 6926): a status code and its text; four times of 4 bytes.
+        151 => len >= 1,
+        152..=155 => len == 4,
+        _ => true,
+    }
+}
+
+fn bad_length(code: u8, len: usize) -> String {
+    format!("option {} with length {len}, not a length its kind has", option_label(code))
+}
+
+/// An option as dhcproto reads it: pieces of one code in a row are one value, joined (RFC 3396).
+struct Run {
+    code: u8,
+    /// The bytes of every piece, codes and lengths included.
+    range: Range<usize>,
+    /// Bytes of the joined value.
+    len: usize,
+    pieces: usize,
+}
+
+/// The options as runs of pieces in a row.
+fn runs(options: &[RawOption]) -> Vec<Run> {
+    let mut out: Vec<Run> = Vec::new();
+    for o in options {
+        match out.last_mut() {
+            Some(run) if run.code == o.code && run.range.end == o.range.start => {
+                run.range.end = o.range.end;
+                run.len += o.data.len();
+                run.pieces += 1;
+            }
+            _ => out.push(Run { code: o.code, range: o.range.clone(), len: o.data.len(), pieces: 1 }),
+        }
+    }
+    out
+}
+
+/// The first option dhcproto may not be given, as it reads them.
+fn length_problem(options: &[RawOption]) -> Option<String> {
+    runs(options).iter().find(|r| !length_fits(r.code, r.len)).map(|r| bad_length(r.code, r.len))
+}
+
 /// `51 (lease_time)`, or `224` for an option without a name here.
 fn option_label(code: u8) -> String {
     match option_name(code) {
@@ -233,14 +289,18 @@ pub fn describe(dhcp_payload: &[u8], offset: usize) -> Message {
             .push(format!("magic cookie 0x{} is not 0x63825363: not a DHCP message", hex(&p[field::MAGIC_COOKIE])));
         return r.finish("dhcp.malformed", "not a DHCP message".into());
     }
-    let decoded = match v4::Message::decode(&mut Decoder::new(p)) {
-        Ok(msg) => Some(msg),
-        Err(e) => {
-            r.problems.push(format!("dhcproto: {e}"));
-            None
-        }
-    };
     let (raw, end, walk_problem) = walk_options(p);
+    // An option whose length dhcproto takes for granted is not given to it (a problem below).
+    let decoded = match length_problem(&raw) {
+        Some(_) => None,
+        None => match v4::Message::decode(&mut Decoder::new(p)) {
+            Ok(msg) => Some(msg),
+            Err(e) => {
+                r.problems.push(format!("dhcproto: {e}"));
+                None
+            }
+        },
+    };
     // The options as the walk found them, for the summary: dhcproto stops at the first option it
     // cannot read and drops the rest, even a message type that follows.
     let mut found = v4::DhcpOptions::new();
@@ -253,10 +313,8 @@ pub fn describe(dhcp_payload: &[u8], offset: usize) -> Message {
             ));
         }
         // Each option on its own, so its value belongs to exactly the bytes of its range.
-        let typed = DhcpOption::decode(&mut Decoder::new(&p[opt.range.clone()])).ok();
-        if typed.is_none() && !repeated {
-            r.problems.push(format!("option {} does not decode (length {})", option_label(opt.code), opt.data.len()));
-        }
+        let fits = length_fits(opt.code, opt.data.len());
+        let typed = fits.then(|| DhcpOption::decode(&mut Decoder::new(&p[opt.range.clone()])).ok()).flatten();
         if let Some(t) = &typed
             && !repeated
         {
@@ -268,6 +326,23 @@ pub fn describe(dhcp_payload: &[u8], offset: usize) -> Message {
             None => format!("DHCP.option.{}", opt.code),
         };
         r.field(path, value, opt.range.clone());
+    }
+    // dhcproto reads the options a run at a time (pieces of one code in a row are one value,
+    // RFC 3396) and stops, silently, at the first run it cannot read: what follows, even the
+    // message type, is lost to the lab's client and server. Each such run is a problem.
+    for run in runs(&raw) {
+        let label = option_label(run.code);
+        if !length_fits(run.code, run.len) {
+            r.problems.push(bad_length(run.code, run.len));
+        } else if DhcpOption::decode(&mut Decoder::new(&p[run.range.clone()])).is_err() {
+            r.problems.push(match run.pieces {
+                1 => format!("option {label} does not decode (length {})", run.len),
+                n => format!(
+                    "option {label} comes in {n} pieces in a row: joined (RFC 3396), its {} bytes do not decode",
+                    run.len
+                ),
+            });
+        }
     }
     if let Some(end) = end {
         r.field("DHCP.end", 255, end..end + 1);
@@ -800,6 +875,73 @@ mod tests {
         let msg = describe(&bad, 0);
         assert_eq!(msg.malformed.as_deref(), Some("option 1 (subnet_mask) does not decode (length 3)"));
         assert_eq!(value(&msg, "DHCP.message_type"), "DISCOVER");
+    }
+
+    /// Found by the fuzzer: a server's message with option 154 (a bulk leasequery time) two
+    /// bytes long. dhcproto asserts that such an option is 4 bytes, so a debug build panicked on
+    /// it; a release build read past the option. The options as they came, after a valid header.
+    #[test]
+    fn an_option_dhcproto_takes_the_length_of_for_granted_is_malformed() {
+        const CRASH: [u8; 31] = [
+            0x01, 0x04, 0xff, 0xf7, 0xff, 0x00, 0x03, 0x04, 0xc0, 0x00, 0x02, 0x02, 0x06, 0x04, 0xc0, 0x00, 0x02, 0xe4,
+            0x9a, 0x02, 0x35, 0x01, 0x05, 0x36, 0x04, 0xc0, 0x00, 0x02, 0x02, 0xff, 0x00,
+        ];
+        let header = &raw(&offer())[..field::OPTIONS];
+        let bad = [header, &CRASH].concat();
+        let msg = describe(&bad, AT);
+        assert!(msg.malformed.as_deref().unwrap().contains("option 154 with length 2, not a length its kind has"));
+        check_ranges(&msg, &bad, AT);
+        assert_eq!(parse(&bad), Err("option 154 with length 2, not a length its kind has".into()));
+        // Every such code, with a length it cannot have, alone and after a message type.
+        for (code, len) in [(80, 1), (81, 2), (94, 2), (94, 4), (151, 0), (152, 3), (153, 5), (154, 0), (155, 2)] {
+            let mut bad = header.to_vec();
+            bad.extend([53, 1, 1, code, len]);
+            bad.extend(vec![0; usize::from(len)]);
+            bad.push(255);
+            let reason = format!("with length {len}, not a length its kind has");
+            assert!(describe(&bad, 0).malformed.unwrap().contains(&reason), "{code}");
+            assert!(parse(&bad).unwrap_err().contains(&reason), "{code}");
+        }
+        // Repeated in a row, the pieces are one value (RFC 3396): 2 + 2 bytes make a time.
+        let mut joined = header.to_vec();
+        joined.extend([53, 1, 1, 154, 2, 0, 0, 154, 2, 0, 7, 255]);
+        assert_eq!(describe(&joined, 0).malformed, None);
+    }
+
+    /// Found by the fuzzer: a subnet mask followed by a piece of one more byte (option 1 twice in
+    /// a row). dhcproto joins the two (RFC 3396), cannot read a 5-byte mask and stops reading
+    /// options there, so the server and client saw no message type, while the step called the
+    /// message a well-formed ACK. The options as they came, cut after the second piece.
+    #[test]
+    fn pieces_in_a_row_that_do_not_decode_joined_are_malformed() {
+        const CRASH: [u8; 9] = [0x01, 0x04, 0xff, 0xff, 0xff, 0x01, 0x01, 0x01, 0x01];
+        let header = &raw(&offer())[..field::OPTIONS];
+        let bad = [header, &CRASH, &[53, 1, 5, 54, 4, 192, 0, 2, 2, 255]].concat();
+        let msg = describe(&bad, AT);
+        assert_eq!(
+            msg.malformed.as_deref(),
+            Some("option 1 (subnet_mask) comes in 2 pieces in a row: joined (RFC 3396), its 5 bytes do not decode")
+        );
+        assert_eq!(value(&msg, "DHCP.message_type"), "ACK");
+        assert!(msg.fields.iter().all(|f| f.range[0] >= AT && f.range[1] <= AT + bad.len()));
+        assert!(parse(&bad).is_err());
+        // Pieces that make a value joined are fine: a 2-byte and a 2-byte piece of a mask.
+        let good = [header, &[1, 2, 255, 255, 1, 2, 255, 0, 53, 1, 5, 54, 4, 192, 0, 2, 2, 255]].concat();
+        assert_eq!(describe(&good, 0).malformed, None);
+        assert!(parse(&good).is_ok());
+    }
+
+    /// Found by the fuzzer: a second subnet mask, one byte long, later in the options. dhcproto
+    /// joins only pieces in a row; it could not read this one and stopped there, so the server and
+    /// client saw no message type, while the step let it pass as a repeated option.
+    #[test]
+    fn a_repeated_option_that_does_not_decode_is_malformed_where_it_stands() {
+        let header = &raw(&offer())[..field::OPTIONS];
+        let bad = [header, &[1, 4, 255, 255, 255, 0, 51, 4, 0, 0, 0, 0x35, 1, 1, 0x78, 53, 1, 5, 255]].concat();
+        let msg = describe(&bad, 0);
+        assert_eq!(msg.malformed.as_deref(), Some("option 1 (subnet_mask) does not decode (length 1)"));
+        assert_eq!(value(&msg, "DHCP.message_type"), "ACK");
+        assert!(parse(&bad).is_err());
     }
 
     #[test]

@@ -557,6 +557,23 @@ mod tests {
             .collect()
     }
 
+    /// Found by the fuzzer: a RCPT whose "address" is 472 octets of spaces and a dot. The 501
+    /// repeated it and was 521 octets long, past the 512 a reply line may have (RFC 5321
+    /// §4.5.3.1.5), so our own client could not read it. Likewise a long EHLO domain.
+    #[test]
+    fn a_reply_that_repeats_a_long_argument_stays_within_512_octets() {
+        let rcpt = format!("RCPT TO:<postmaster{}.{}>\r\n", " ".repeat(231), " ".repeat(240));
+        let ehlo = format!("EHLO {}\r\n", "d".repeat(MAX_COMMAND_LINE - 7));
+        let mut s = session();
+        codes(&mut s, &["EHLO x", "MAIL FROM:<>"]);
+        for line in [rcpt, ehlo] {
+            assert!(line.len() <= MAX_COMMAND_LINE);
+            let reply = s.input(line.as_bytes(), UNIX_EPOCH).unwrap();
+            let bytes = reply.emit();
+            assert_eq!(Reply::parse(&bytes), Ok((reply.clone(), bytes.len())), "{reply}");
+        }
+    }
+
     #[test]
     fn only_crlf_dot_crlf_ends_the_text_and_a_bare_lf_refuses_it() {
         let mut s = session();

@@ -413,15 +413,30 @@ pub enum ReplyError {
     Invalid { reason: String, len: usize },
 }
 
+/// A reply line's text cut to fit [`MAX_REPLY_LINE`] octets with its code, separator and CRLF:
+/// a reply that repeats what the client sent (a 500-octet address) would otherwise be longer
+/// than a client must take, and our own client refuses it. The cut ends in `...`.
+fn fit_reply_line(text: String) -> String {
+    const ROOM: usize = MAX_REPLY_LINE - "250 \r\n".len();
+    if text.len() <= ROOM {
+        return text;
+    }
+    let mut end = ROOM - "...".len();
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}...", &text[..end])
+}
+
 impl Reply {
-    /// A one-line reply.
+    /// A one-line reply; text past what a reply line holds is cut.
     pub fn new(code: ReplyCode, text: impl Into<String>) -> Self {
-        Reply { code, lines: vec![text.into()] }
+        Reply { code, lines: vec![fit_reply_line(text.into())] }
     }
 
-    /// A multi-line reply (`250-first`, ..., `250 last`).
+    /// A multi-line reply (`250-first`, ..., `250 last`); text past what a line holds is cut.
     pub fn multi(code: ReplyCode, lines: impl IntoIterator<Item = impl Into<String>>) -> Self {
-        let mut lines: Vec<String> = lines.into_iter().map(Into::into).collect();
+        let mut lines: Vec<String> = lines.into_iter().map(|l| fit_reply_line(l.into())).collect();
         if lines.is_empty() {
             lines.push(String::new());
         }
@@ -629,6 +644,20 @@ mod tests {
             assert_eq!(Reply::parse(&bytes), Ok((reply.clone(), bytes.len())));
         }
         assert_eq!(Reply::multi(ReplyCode::OK, ["a", "b"]).emit(), b"250-a\r\n250 b\r\n");
+    }
+
+    #[test]
+    fn a_reply_line_is_cut_to_512_octets() {
+        let exact = "x".repeat(MAX_REPLY_LINE - 6);
+        assert_eq!(Reply::new(ReplyCode::OK, exact.clone()).emit().len(), MAX_REPLY_LINE);
+        // One octet more, in a multi-byte character at the cut: cut before the character.
+        let long = format!("{}é{}", "y".repeat(MAX_REPLY_LINE - 10), "z".repeat(20));
+        for reply in [Reply::new(ReplyCode::OK, long.clone()), Reply::multi(ReplyCode::OK, [long.as_str(), "end"])] {
+            let bytes = reply.emit();
+            assert!(bytes.split(|&b| b == b'\n').all(|line| line.len() < MAX_REPLY_LINE), "{reply:?}");
+            assert!(reply.text().ends_with("y..."), "{}", reply.text());
+            assert_eq!(Reply::parse(&bytes), Ok((reply.clone(), bytes.len())));
+        }
     }
 
     #[test]
