@@ -31,6 +31,15 @@ impl Cli {
             Some(Command::Run { interface: Some(_), .. } | Command::Serve { interface: Some(_), .. })
         )
     }
+
+    /// Whether this command may capture the kernel's segments (the TUI, or `run` on kernel
+    /// sockets): the others need no capture socket.
+    pub fn may_capture(&self) -> bool {
+        matches!(
+            self.command,
+            None | Some(Command::Tui { .. } | Command::Run { interface: None, no_capture: false, .. })
+        )
+    }
 }
 
 #[derive(Debug, Subcommand)]

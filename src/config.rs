@@ -109,11 +109,7 @@ impl Settings {
         }
         let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
         let env_theme = if no_color { (Theme::NoColor, "NO_COLOR") } else { (Theme::Dark, "the default") };
-        let env_lang = if ["LC_ALL", "LC_MESSAGES", "LANG"].iter().any(|v| std::env::var_os(v).is_some()) {
-            (Lang::from_env(), "the locale")
-        } else {
-            (Lang::En, "the default")
-        };
+        let env_lang = Lang::asked().map_or((Lang::En, "the default"), |lang| (lang, "the locale"));
         Settings {
             lang: pick(flags.lang, file.lang, env_lang),
             theme: pick(flags.theme, file.theme, env_theme),

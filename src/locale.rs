@@ -28,11 +28,16 @@ impl Lang {
     /// The language the environment asks for, as POSIX reads it: `LC_ALL`, then
     /// `LC_MESSAGES`, then `LANG`; the first that is set decides (`ko_KR.UTF-8` → Korean).
     pub fn from_env() -> Lang {
+        Lang::asked().unwrap_or_default()
+    }
+
+    /// The language the environment asks for, if it asks (one of those variables is set).
+    pub fn asked() -> Option<Lang> {
         ["LC_ALL", "LC_MESSAGES", "LANG"]
             .iter()
             .filter_map(|name| std::env::var(name).ok())
             .find(|value| !value.is_empty())
-            .map_or(Lang::En, |value| Lang::from_locale(&value))
+            .map(|value| Lang::from_locale(&value))
     }
 
     /// The language of a locale name (`ko`, `ko_KR`, `ko_KR.UTF-8`, `en_US.UTF-8`, `C`).

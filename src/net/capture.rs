@@ -281,18 +281,22 @@ fn segment_step(frame: &[u8], ports: &HashSet<u16>) -> Option<(Step, u16)> {
 #[cfg(target_os = "linux")]
 static EARLY: Mutex<Option<Result<std::os::fd::OwnedFd, String>>> = Mutex::new(None);
 
-/// Makes the capture socket while the process has one thread, then gives up CAP_NET_RAW for
-/// the whole process: capabilities belong to each thread, and the threads made later (the
-/// runtime's) start with their maker's. The socket receives nothing until a run needs it.
-/// Call it before any thread starts; without it, the socket is made on first use and the
-/// capability kept.
-pub fn open_early() {
+/// Makes the capture socket (if the command may `capture`) while the process has one thread,
+/// then gives up CAP_NET_RAW for the whole process: capabilities belong to each thread, and
+/// the threads made later (the runtime's) start with their maker's. The socket receives
+/// nothing until a run needs it. Call it before any thread starts; without it, the socket is
+/// made on first use and the capability kept.
+pub fn open_early(capture: bool) {
     #[cfg(target_os = "linux")]
     {
-        let socket = super::raw::socket().map_err(|_| HINT.to_string());
-        *EARLY.lock().unwrap_or_else(|e| e.into_inner()) = Some(socket);
+        if capture {
+            let socket = super::raw::socket().map_err(|_| HINT.to_string());
+            *EARLY.lock().unwrap_or_else(|e| e.into_inner()) = Some(socket);
+        }
         drop_net_raw();
     }
+    #[cfg(not(target_os = "linux"))]
+    let _ = capture;
 }
 
 #[cfg(target_os = "linux")]
