@@ -37,7 +37,11 @@ impl Cli {
     pub fn may_capture(&self) -> bool {
         matches!(
             self.command,
-            None | Some(Command::Tui { .. } | Command::Run { interface: None, no_capture: false, .. })
+            None | Some(
+                Command::Tui { .. }
+                    | Command::Run { interface: None, no_capture: false, .. }
+                    | Command::Lesson { name: Some(_), answers: None, reference: false, .. }
+            )
         )
     }
 }
@@ -108,6 +112,25 @@ pub enum Command {
         /// 6 s at the default 20).
         #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=600))]
         lease_speedup: Option<u32>,
+    },
+    /// Guided lessons: text, then questions graded by the real steps of the lab they drive.
+    /// Without NAME, the lessons and your progress; with NAME, the lesson in the TUI.
+    Lesson {
+        /// The lesson (`protolab lesson` lists them).
+        name: Option<String>,
+        /// Play headless: the answers, one per question in order, comma-separated (`a,42,b`; an
+        /// empty one skips), or `-` to type each on stdin as it is asked.
+        #[arg(long, value_name = "A,B,...|-")]
+        answers: Option<String>,
+        /// Print the lesson's reference tables (the port table) and nothing else.
+        #[arg(long)]
+        reference: bool,
+        /// The language [default: from LC_ALL, LC_MESSAGES or LANG]
+        #[arg(long, value_enum)]
+        lang: Option<Lang>,
+        /// The port quiz's order (default: a new one each time).
+        #[arg(long, value_name = "N", hide = true)]
+        seed: Option<u64>,
     },
     /// Run the embedded server for outside clients and print each session's steps.
     Serve {
@@ -394,6 +417,67 @@ pub fn list_labs(out: &mut impl Write, lang: Lang) -> std::io::Result<()> {
     )
 }
 
+/// A reader that stopped reading (`| head`) is no error of ours.
+fn quiet_pipe(result: std::io::Result<()>) -> std::io::Result<()> {
+    match result {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        other => other,
+    }
+}
+
+/// `protolab lesson`: each lesson, its lab, its questions, and the progress kept.
+pub fn list_lessons(out: &mut impl Write, lang: Lang) -> std::io::Result<()> {
+    let pad = |text: &str, to: usize| format!("{text}{}", " ".repeat(to.saturating_sub(crate::tui::text::width(text))));
+    let progress = crate::lesson::progress::Progress::load();
+    writeln!(out, "{} {} {} {}", pad(tr(lang, "LESSON"), 10), pad(tr(lang, "LAB"), 6), pad(tr(lang, "PROGRESS"), 22), tr(lang, "WHAT IT TEACHES"))?;
+    for lesson in crate::lesson::all() {
+        let done = match progress.lesson.get(&lesson.name) {
+            None => tr(lang, "not started").to_string(),
+            Some(r) => crate::locale::trf(
+                lang,
+                "{tries}× best {right}/{total}",
+                &[("tries", &r.tries), ("right", &r.best.0), ("total", &r.best.1)],
+            ),
+        };
+        let lab = lesson.lab.as_deref().unwrap_or("-");
+        writeln!(out, "{} {} {} {}", pad(&lesson.name, 10), pad(lab, 6), pad(&done, 22), lesson.about.get(lang))?;
+    }
+    writeln!(out, "\n{}", tr(lang, "protolab lesson NAME opens a lesson in the TUI; --answers plays it headless."))
+}
+
+/// `protolab lesson NAME --reference`
+fn print_reference(out: &mut impl Write, lesson: &crate::lesson::Lesson, lang: Lang) -> std::io::Result<()> {
+    let tables: Vec<_> = lesson.parts.iter().filter(|p| p.kind == crate::lesson::Kind::Table).collect();
+    if tables.is_empty() {
+        usage(&format!("the {} lesson has no reference table", lesson.name));
+    }
+    for part in tables {
+        writeln!(out, "{}\n", part.text(lang))?;
+        for line in crate::lesson::table_lines(part.table.as_ref().map(|t| t.get(lang)).unwrap_or_default()) {
+            writeln!(out, "  {line}")?;
+        }
+        writeln!(out)?;
+    }
+    Ok(())
+}
+
+/// `protolab lesson NAME --answers …`: plays the lesson headless, keeps the score.
+async fn play_lesson(lesson: crate::lesson::Lesson, lang: Lang, seed: Option<u64>, answers: &str) -> Result<()> {
+    use crate::lesson::headless;
+    let name = lesson.name.clone();
+    let seed = seed.unwrap_or_else(rand::random);
+    let started = Instant::now();
+    let mut from: Box<headless::Answers<'_>> =
+        if answers == "-" { Box::new(headless::from_stdin()) } else { Box::new(headless::from_list(answers)) };
+    let mut out = std::io::stdout();
+    let play = headless::play(lesson, lang, seed, &mut *from, &mut out).await?;
+    let (right, total) = play.score();
+    if let Err(e) = crate::lesson::progress::Progress::add(&name, right, total, started.elapsed()) {
+        eprintln!("{e}");
+    }
+    Ok(())
+}
+
 /// The wires a lab runs on, its default first (`sim,host`).
 fn wires(info: &labs::LabInfo) -> String {
     let name = |w: &Wire| match w {
@@ -500,6 +584,26 @@ pub async fn dispatch(cli: Cli) -> Result<()> {
             let (file, path) = load_config();
             print!("{}", Settings::resolve(Flags::default(), file).print(path.as_deref()));
             Ok(())
+        }
+        Some(Command::Lesson { name: None, answers, reference, lang, .. }) => {
+            if answers.is_some() || reference {
+                usage("--answers and --reference go with a lesson's name: protolab lesson NAME");
+            }
+            Ok(quiet_pipe(list_lessons(&mut std::io::stdout(), lang.unwrap_or_else(Lang::from_env)))?)
+        }
+        Some(Command::Lesson { name: Some(name), answers, reference, lang, seed }) => {
+            let lesson = crate::lesson::find(&name).unwrap_or_else(|| {
+                usage(&format!("no lesson named {name}; the lessons: {}", crate::lesson::names().join(", ")))
+            });
+            let lang = lang.unwrap_or_else(Lang::from_env);
+            if reference {
+                return Ok(quiet_pipe(print_reference(&mut std::io::stdout(), &lesson, lang))?);
+            }
+            let Some(answers) = answers else {
+                let settings = settings(Flags { lang: Some(lang), lab: lesson.lab.clone(), ..Flags::default() });
+                return crate::tui::run_lesson(settings, lesson).await;
+            };
+            play_lesson(lesson, lang, seed, &answers).await
         }
         Some(Command::Labs { lang }) => Ok(list_labs(&mut std::io::stdout(), lang.unwrap_or_else(Lang::from_env))?),
         Some(Command::Run { lab, wire, connect, format, faults, pcap, interface: Some(interface), .. }) => {

@@ -18,12 +18,15 @@
 //!   [`session::moment`] names the moment of its conversation each step is (the handshake's
 //!   ACK, the last ACK; DORA's ACK, a renewal's), from the steps before it.
 //! - [`narration`]: what each step means at its moment, from `assets/narration/`.
+//! - [`lesson`]: guided lessons from `assets/lessons/`: text, and questions graded by the real
+//!   step they ask about.
 //! - [`tui`]: the terminal lab: tabs, the ladder, details, hex, narration, the lease timeline.
-//! - [`cli`]: the command line: `labs`, `run`, `serve`, `tui`.
+//! - [`cli`]: the command line: `labs`, `run`, `serve`, `tui`, `lesson`.
 
 pub mod cli;
 pub mod config;
 pub mod labs;
+pub mod lesson;
 pub mod locale;
 pub mod narration;
 pub mod net;

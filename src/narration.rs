@@ -151,7 +151,8 @@ fn placeholders(template: &str) -> impl Iterator<Item = &str> {
     template.split('{').skip(1).filter_map(|part| part.split_once('}').map(|(name, _)| name))
 }
 
-fn fill(template: &str, step: &Step, lang: Lang) -> String {
+/// `template` with its `{name}`s filled from `step` (`?` where the step has no such value).
+pub(crate) fn fill(template: &str, step: &Step, lang: Lang) -> String {
     let mut out = String::with_capacity(template.len());
     let mut rest = template;
     while let Some(open) = rest.find('{') {

@@ -59,6 +59,9 @@ pub struct ClientCtx {
     pub target: String,
     /// The network, for labs that open more connections (the TCP lab's closed port).
     pub net: Net,
+    /// The server is a real one (`--connect`), not our embedded server: the client only does
+    /// what a real server may be asked (the SMTP client tries no refused recipient there).
+    pub remote: bool,
 }
 
 /// A lab's task: ends with `Ok` when the exchange completed, or the reason it did not.

@@ -140,7 +140,7 @@ pub async fn exchange(lab: Arc<dyn Lab>, opts: RunOptions, sink: StepSink) -> Re
     } else {
         tap(conn, rec, Dir::ClientToServer, app_gate, on_sim)
     };
-    let ctx = ClientCtx { target, net: net.clone() };
+    let ctx = ClientCtx { target, net: net.clone(), remote: opts.connect.is_some() };
     with_gate(opts.gate.clone(), lab.client(io, ctx)).await?;
     if let Some(mut server) = server {
         match with_gate(opts.gate.clone(), crate::net::timeout(SERVER_GRACE, &mut server.0)).await {

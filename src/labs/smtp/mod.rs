@@ -85,7 +85,7 @@ impl Lab for Smtp {
     }
 
     fn client(&self, io: Stream, ctx: ClientCtx) -> LabFuture {
-        Box::pin(async move { client::run(io, &ctx.target).await })
+        Box::pin(async move { client::run(io, &ctx.target, !ctx.remote).await })
     }
 
     fn busy(&self) -> Option<Vec<u8>> {
