@@ -429,7 +429,14 @@ fn quiet_pipe(result: std::io::Result<()>) -> std::io::Result<()> {
 pub fn list_lessons(out: &mut impl Write, lang: Lang) -> std::io::Result<()> {
     let pad = |text: &str, to: usize| format!("{text}{}", " ".repeat(to.saturating_sub(crate::tui::text::width(text))));
     let progress = crate::lesson::progress::Progress::load();
-    writeln!(out, "{} {} {} {}", pad(tr(lang, "LESSON"), 10), pad(tr(lang, "LAB"), 6), pad(tr(lang, "PROGRESS"), 22), tr(lang, "WHAT IT TEACHES"))?;
+    writeln!(
+        out,
+        "{} {} {} {}",
+        pad(tr(lang, "LESSON"), 10),
+        pad(tr(lang, "LAB"), 6),
+        pad(tr(lang, "PROGRESS"), 22),
+        tr(lang, "WHAT IT TEACHES")
+    )?;
     for lesson in crate::lesson::all() {
         let done = match progress.lesson.get(&lesson.name) {
             None => tr(lang, "not started").to_string(),
@@ -599,6 +606,8 @@ pub async fn dispatch(cli: Cli) -> Result<()> {
             if reference {
                 return Ok(quiet_pipe(print_reference(&mut std::io::stdout(), &lesson, lang))?);
             }
+            // A lesson without a lab (the port table) is a quiz in the terminal, line by line.
+            let answers = answers.or_else(|| lesson.lab.is_none().then(|| "-".to_string()));
             let Some(answers) = answers else {
                 let settings = settings(Flags { lang: Some(lang), lab: lesson.lab.clone(), ..Flags::default() });
                 return crate::tui::run_lesson(settings, lesson).await;

@@ -938,3 +938,56 @@ async fn presenter_mode_for_a_projector() {
     press(&mut app, Action::Present);
     assert!(draw(&mut app, 120, 40).contains(" details "), "P again: the usual layout");
 }
+
+// --- Lessons ---------------------------------------------------------------------------------
+
+/// A key press, as the terminal sends it.
+fn key(code: crossterm::event::KeyCode) -> crossterm::event::KeyEvent {
+    crossterm::event::KeyEvent::new(code, crossterm::event::KeyModifiers::NONE)
+}
+
+/// The TCP lesson in its tab: the question about the SYN-ACK is open (the exchange waits),
+/// typed answers go to it, → is refused until it is answered, and the grade comes from the
+/// step that then crosses.
+#[tokio::test]
+async fn a_lesson_asks_before_the_step_and_grades_by_it() {
+    use crossterm::event::KeyCode;
+    let mut steps = real_steps("tcp").await;
+    normalize(&mut steps);
+    let syn = steps.iter().position(|s| s.kind == "tcp.syn").unwrap();
+    let rest = steps.split_off(syn + 1);
+    let mut app = app_on("tcp", Vec::new(), 0);
+    let lesson = protolab::lesson::find("tcp").unwrap();
+    app.tab_mut().lesson = Some(protolab::tui::lesson::TabLesson::new(lesson, protolab::locale::Lang::En, 1));
+    // Question 1 (the first segment's flags) is open before anything crossed.
+    assert!(app.tab().holding());
+    assert!(app.lesson_key(key(KeyCode::Char('a'))));
+    assert!(app.lesson_key(key(KeyCode::Enter)));
+    let now = Instant::now();
+    for s in steps {
+        app.tab_mut().on_event(LabEventKind::Step(Box::new(s)), now);
+    }
+    app.tab_mut().revealed = app.tab().session.len();
+    // The SYN crossed: question 2 asks what the SYN-ACK will acknowledge, and holds the gate.
+    assert!(app.tab().holding());
+    assert_eq!(app.tab_mut().step_forward().as_deref(), Some("answer the question first (Esc skips it)"));
+    for c in "5000".chars() {
+        assert!(app.lesson_key(key(KeyCode::Char(c))));
+    }
+    assert!(!app.lesson_key(key(KeyCode::Char('J'))), "J still scrolls: it is no digit");
+    for (w, h) in [(80, 24), (120, 40)] {
+        let screen = draw(&mut app, w, h);
+        assert!(screen.contains("> 5000"), "the answer being typed at {w}x{h}:\n{screen}");
+        insta::assert_snapshot!(format!("lesson_tcp_{w}x{h}"), screen);
+    }
+    assert!(app.lesson_key(key(KeyCode::Char('1'))));
+    assert!(app.lesson_key(key(KeyCode::Enter)));
+    assert!(!app.tab().holding(), "answered: the exchange may go on");
+    let syn_ack = rest.iter().find(|s| s.kind == "tcp.syn-ack").unwrap().clone();
+    let ack = syn_ack.number("TCP.ack").unwrap();
+    app.tab_mut().on_event(LabEventKind::Step(Box::new(syn_ack)), now);
+    let play = &app.tab().lesson.as_ref().unwrap().play;
+    let graded = play.outcomes.iter().find(|o| o.number == 2).unwrap();
+    assert_eq!(graded.expected, ack.to_string());
+    assert_eq!(graded.right, Some(ack == 50001), "the normalized ISN is 5000000: 50001 is wrong");
+}

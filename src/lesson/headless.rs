@@ -19,7 +19,13 @@ use tokio::sync::mpsc;
 pub type Answers<'a> = dyn FnMut(&Ask) -> Option<String> + Send + 'a;
 
 /// Plays `lesson` to its end, printing to `out`; the played lesson, for its score.
-pub async fn play(lesson: Lesson, lang: Lang, seed: u64, answers: &mut Answers<'_>, out: &mut dyn Write) -> Result<Play> {
+pub async fn play(
+    lesson: Lesson,
+    lang: Lang,
+    seed: u64,
+    answers: &mut Answers<'_>,
+    out: &mut dyn Write,
+) -> Result<Play> {
     let started = Instant::now();
     let lab = match &lesson.lab {
         Some(name) => Some(crate::labs::find(name).ok_or_else(|| eyre!("no lab named {name}"))?),
@@ -153,7 +159,11 @@ fn print(shown: &Show, lang: Lang, out: &mut dyn Write) -> std::io::Result<()> {
             writeln!(out, "  ({})", ask.hint(lang))
         }
         Show::Waiting { number } => {
-            writeln!(out, "  {}", trf(lang, "({number}: graded when the step it asks about crosses)", &[("number", number)]))
+            writeln!(
+                out,
+                "  {}",
+                trf(lang, "({number}: graded when the step it asks about crosses)", &[("number", number)])
+            )
         }
         Show::Graded(o) => {
             let (mark, why) = super::play::grade_lines(o, lang);

@@ -291,7 +291,7 @@ fn check(part: &Part, has_lab: bool) -> Result<(), &'static str> {
     if (part.kind == Kind::Free) != part.model.is_some() {
         return Err("a free question, and only one, has a `model` answer");
     }
-    if (part.kind == Kind::Ports) != !part.ports.is_empty() {
+    if (part.kind == Kind::Ports) == part.ports.is_empty() {
         return Err("a ports quiz, and only one, has `ports` rows");
     }
     if (part.kind == Kind::Table) != part.table.is_some() {
@@ -364,7 +364,11 @@ mod tests {
     #[test]
     fn a_match_is_a_kind_prefix_at_a_dot() {
         let m = Match::try_from("tcp.ack".to_string()).unwrap();
-        let step = |kind: &str| Step { kind: kind.into(), summary: "RCPT TO:<carol@elsewhere.invalid>".into(), ..Step::default() };
+        let step = |kind: &str| Step {
+            kind: kind.into(),
+            summary: "RCPT TO:<carol@elsewhere.invalid>".into(),
+            ..Step::default()
+        };
         assert!(m.matches(&step("tcp.ack.handshake")));
         assert!(m.matches(&step("tcp.ack")));
         assert!(!m.matches(&step("tcp.ackx")));
@@ -390,7 +394,10 @@ mod tests {
             en = "?"
             ko = "?"
         "#;
-        assert_eq!(parse("t", text).unwrap_err(), "lesson t, part 2: a graded question names the step's `field` it is checked against");
+        assert_eq!(
+            parse("t", text).unwrap_err(),
+            "lesson t, part 2: a graded question names the step's `field` it is checked against"
+        );
         let unknown = text.replace("kind = \"text\"", "kind = \"text\"\nwhen = 3");
         assert!(parse("t", &unknown).unwrap_err().contains("unknown field `when`"));
     }

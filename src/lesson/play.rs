@@ -33,7 +33,9 @@ impl Ask {
     /// What an answer looks like, for the prompt: `a-c`, `a number`, ...
     pub fn hint(&self, lang: Lang) -> String {
         match self.kind {
-            Kind::Choice => trf(lang, "answer {first}-{last}", &[("first", &'a'), ("last", &letter(self.choices.len() - 1))]),
+            Kind::Choice => {
+                trf(lang, "answer {first}-{last}", &[("first", &'a'), ("last", &letter(self.choices.len() - 1))])
+            }
             Kind::Number => tr(lang, "answer with a number").into(),
             Kind::Field => tr(lang, "select the field in the details and press Enter, or type its name").into(),
             Kind::Free => tr(lang, "write your answer, then Enter").into(),
@@ -283,7 +285,8 @@ impl Play {
                     }
                     _ => None,
                 };
-                let by_value = || part.choices.iter().position(|c| !c.is.contains('*') && c.is.eq_ignore_ascii_case(input));
+                let by_value =
+                    || part.choices.iter().position(|c| !c.is.contains('*') && c.is.eq_ignore_ascii_case(input));
                 match by_letter.filter(|i| *i < ask.choices.len()).or_else(by_value) {
                     Some(i) => Ok(Given::Choice(i)),
                     None => Err(ask.hint(lang)),
@@ -329,7 +332,10 @@ impl Play {
         } else if let Some(step) = step {
             let value = step.value(&field);
             match (given, value) {
-                (_, None) => out.void = Some(trf(lang, "step {seq} has no field {field}", &[("seq", &step.seq), ("field", &field)])),
+                (_, None) => {
+                    out.void =
+                        Some(trf(lang, "step {seq} has no field {field}", &[("seq", &step.seq), ("field", &field)]))
+                }
                 (Given::Choice(i), Some(value)) => match part.choices.iter().position(|c| like(&c.is, &value)) {
                     Some(right) => {
                         out.expected = format!("{}) {}  ({field} = {value})", letter(right), ask.choices[right]);
@@ -337,7 +343,8 @@ impl Play {
                     }
                     None => {
                         out.expected = format!("{field} = {value}");
-                        out.void = Some(trf(lang, "the real answer, {value}, is none of the choices", &[("value", &value)]));
+                        out.void =
+                            Some(trf(lang, "the real answer, {value}, is none of the choices", &[("value", &value)]));
                     }
                 },
                 (Given::Number(n), Some(value)) => {
@@ -371,7 +378,13 @@ impl Play {
 
     fn review(&self, part: usize) -> Option<String> {
         let lang = self.lang;
-        Some(self.lesson.parts[part].review.as_ref().map_or_else(|| self.lesson.title.get(lang), |r| r.get(lang)).to_string())
+        Some(
+            self.lesson.parts[part]
+                .review
+                .as_ref()
+                .map_or_else(|| self.lesson.title.get(lang), |r| r.get(lang))
+                .to_string(),
+        )
     }
 
     fn record(&mut self, outcome: Outcome) {
@@ -518,9 +531,10 @@ fn field_path(step: Option<&Step>, input: &str) -> Option<String> {
     if let Some(f) = step.fields.iter().find(|f| f.path.eq_ignore_ascii_case(input)) {
         return Some(f.path.clone());
     }
-    let mut by_name = step.fields.iter().filter(|f| {
-        f.path.rsplit_once('.').is_some_and(|(_, name)| name.eq_ignore_ascii_case(input))
-    });
+    let mut by_name = step
+        .fields
+        .iter()
+        .filter(|f| f.path.rsplit_once('.').is_some_and(|(_, name)| name.eq_ignore_ascii_case(input)));
     match (by_name.next(), by_name.next()) {
         (Some(f), None) => Some(f.path.clone()),
         _ => None,
@@ -545,21 +559,28 @@ fn shuffled(n: usize, seed: u64) -> Vec<usize> {
 /// says. `None` for a free answer (its model answer is shown instead).
 pub fn grade_lines(o: &Outcome, lang: Lang) -> (String, Option<String>) {
     let n = o.number;
-    let from = o.step.as_ref().map(|(seq, _)| trf(lang, " (step {seq})", &[("seq", seq)])).unwrap_or_default();
+    let from =
+        o.step.as_ref().map(|(seq, _)| format!(" {}", trf(lang, "(step {seq})", &[("seq", seq)]))).unwrap_or_default();
     let mark = match (o.right, &o.void) {
-        (Some(true), _) => trf(lang, "  ✓ {n}. right: {expected}", &[("n", &n), ("expected", &o.expected)]) + &from,
-        (Some(false), _) if o.expected.is_empty() => trf(lang, "  ✗ {n}. not answered", &[("n", &n)]),
+        (Some(true), _) => trf(lang, "✓ {n}. right: {expected}", &[("n", &n), ("expected", &o.expected)]) + &from,
+        (Some(false), _) if o.expected.is_empty() => trf(lang, "✗ {n}. not answered", &[("n", &n)]),
         // Graded by a step of this run, or (the port table) by the lesson's own table.
         (Some(false), _) if o.step.is_some() => {
-            trf(lang, "  ✗ {n}. wrong: you said {given}; the run says {expected}", &[("n", &n), ("given", &o.given), ("expected", &o.expected)])
-                + &from
+            trf(
+                lang,
+                "✗ {n}. wrong: you said {given}; the run says {expected}",
+                &[("n", &n), ("given", &o.given), ("expected", &o.expected)],
+            ) + &from
         }
-        (Some(false), _) => {
-            trf(lang, "  ✗ {n}. wrong: you said {given}; the answer is {expected}", &[("n", &n), ("given", &o.given), ("expected", &o.expected)])
-        }
-        (None, Some(why)) => trf(lang, "  · {n}. not graded: {why}", &[("n", &n), ("why", why)]),
+        (Some(false), _) => trf(
+            lang,
+            "✗ {n}. wrong: you said {given}; the answer is {expected}",
+            &[("n", &n), ("given", &o.given), ("expected", &o.expected)],
+        ),
+        (None, Some(why)) => trf(lang, "· {n}. not graded: {why}", &[("n", &n), ("why", why)]),
         (None, None) => String::new(),
     };
+    let mark = if mark.is_empty() { mark } else { format!("  {mark}") };
     (mark, o.explain.clone().filter(|_| o.right.is_some()))
 }
 
@@ -668,7 +689,10 @@ mod tests {
         // The SYN-ACK of this run acknowledges 42: the answer 7 is wrong, whatever the file says.
         play.on_step(&seg(3, "tcp.syn-ack", &[("TCP.ack", 42.into())]));
         let graded = play.outcomes[0].clone();
-        assert_eq!((graded.right, graded.expected.as_str(), graded.step), (Some(false), "42", Some((3, "TCP.ack".into()))));
+        assert_eq!(
+            (graded.right, graded.expected.as_str(), graded.step),
+            (Some(false), "42", Some((3, "TCP.ack".into())))
+        );
         assert_eq!(graded.review.as_deref(), Some("ISN + 1"));
         play.answer("b").unwrap();
         play.on_step(&seg(4, "tcp.ack.handshake", &[("TCP.flags", "ACK".into()), ("TCP.ack", 43.into())]));

@@ -169,6 +169,8 @@ pub struct LabTab {
     pub has_messages: bool,
     /// The current run's gate (public for tests that play the peer's part).
     pub gate: Option<Arc<Gate>>,
+    /// The lesson playing in this tab (`L`), if any: its questions hold the gate.
+    pub lesson: Option<super::lesson::TabLesson>,
     task: Option<JoinHandle<()>>,
 }
 
@@ -201,8 +203,14 @@ impl LabTab {
             has_frames: false,
             has_messages: false,
             gate: None,
+            lesson: None,
             task: None,
         }
+    }
+
+    /// Whether a lesson's question is open: nothing may cross until it is answered.
+    pub fn holding(&self) -> bool {
+        self.lesson.as_ref().is_some_and(|l| l.open().is_some())
     }
 
     /// This tab's speed, as a multiplier.
@@ -336,6 +344,10 @@ impl LabTab {
         self.has_frames = false;
         self.has_messages = false;
         self.state = RunState::Running;
+        // A lesson starts again with its lab: the questions are about this run's steps.
+        if let Some(old) = self.lesson.take() {
+            self.lesson = Some(super::lesson::TabLesson::new(old.play.lesson, self.lang, rand::random()));
+        }
         let (gate_tx, gate_rx) = mpsc::unbounded_channel();
         let gate = Gate::stepping(gate_tx);
         self.gate = Some(gate.clone());
@@ -354,6 +366,13 @@ impl LabTab {
     pub fn on_event(&mut self, kind: LabEventKind, now: Instant) {
         match kind {
             LabEventKind::Step(step) => {
+                if let Some(lesson) = &mut self.lesson {
+                    lesson.on_step(&step);
+                    if lesson.open().is_some() {
+                        // A question opened: presses given ahead must not answer for the student.
+                        self.queued = 0;
+                    }
+                }
                 self.push(*step);
                 self.waiting = self.gate.as_ref().and_then(|g| g.waiting());
                 self.launch_next(now);
@@ -372,6 +391,9 @@ impl LabTab {
             LabEventKind::Done(result) => {
                 self.waiting = None;
                 self.queued = 0;
+                if let Some(lesson) = &mut self.lesson {
+                    lesson.finish();
+                }
                 self.state = match result {
                     Ok(()) => RunState::Completed,
                     Err(reason) => RunState::Failed(reason),
@@ -383,7 +405,7 @@ impl LabTab {
     /// Lets presses given early go, one for each message now waiting at the gate.
     fn spend_queued(&mut self) {
         let mut spent = false;
-        while self.queued > 0 && self.gate.as_ref().is_some_and(|g| g.open_one()) {
+        while self.queued > 0 && !self.holding() && self.gate.as_ref().is_some_and(|g| g.open_one()) {
             self.queued -= 1;
             spent = true;
         }
@@ -468,6 +490,9 @@ impl LabTab {
         if self.state != RunState::Running {
             return Some(tr(self.lang, "the exchange is over: r runs it again").into());
         }
+        if self.holding() {
+            return Some(tr(self.lang, "answer the question first (Esc skips it)").into());
+        }
         if self.gate.as_ref().is_some_and(|g| g.open_one()) {
             self.waiting = self.gate.as_ref().and_then(|g| g.waiting());
             return None;
@@ -486,6 +511,9 @@ impl LabTab {
         }
         if !self.at_newest() {
             return Some(tr(self.lang, "go to the newest step first (End)"));
+        }
+        if self.holding() {
+            return Some(tr(self.lang, "answer the question first (Esc skips it)"));
         }
         self.catch_up();
         match &self.gate {
@@ -563,7 +591,10 @@ impl LabTab {
 
     /// Lets the waiting message go (play mode).
     pub fn open_gate(&mut self) -> bool {
-        self.flight.is_none() && self.revealed == self.session.len() && self.gate.as_ref().is_some_and(|g| g.open_one())
+        self.flight.is_none()
+            && self.revealed == self.session.len()
+            && !self.holding()
+            && self.gate.as_ref().is_some_and(|g| g.open_one())
     }
 }
 
@@ -757,11 +788,15 @@ impl App {
             Action::LeaseSlower | Action::LeaseFaster => self.note = Some(self.lease_clock(action)),
             Action::FieldUp => self.tab_mut().move_field(false),
             Action::FieldDown => self.tab_mut().move_field(true),
-            Action::ScrollUp => {
-                let tab = self.tab_mut();
-                tab.narration_scroll = tab.narration_scroll.saturating_sub(1);
-            }
-            Action::ScrollDown => self.tab_mut().narration_scroll += 1,
+            // With a lesson playing, J and K scroll its card.
+            Action::ScrollUp => match &mut self.tabs[self.active] {
+                LabTab { lesson: Some(lesson), .. } => lesson.scroll = lesson.scroll.saturating_sub(1),
+                tab => tab.narration_scroll = tab.narration_scroll.saturating_sub(1),
+            },
+            Action::ScrollDown => match &mut self.tabs[self.active] {
+                LabTab { lesson: Some(lesson), .. } => lesson.scroll += 1,
+                tab => tab.narration_scroll += 1,
+            },
             Action::TogglePlay => {
                 let tab = self.tab_mut();
                 tab.playing = !tab.playing;
@@ -789,6 +824,7 @@ impl App {
             Action::Present => self.present = !self.present,
             Action::Blank => self.blank = !self.blank,
             Action::SearchNext | Action::SearchPrev => self.find(action == Action::SearchNext),
+            Action::Lesson => self.toggle_lesson(events),
         }
         let rows = page;
         self.tab_mut().scroll_to_cursor(rows);
@@ -819,6 +855,72 @@ impl App {
             KeyCode::Esc => self.prompt = None,
             _ => {}
         }
+    }
+
+    /// `L`: the lesson of this tab's lab starts (the lab runs again, from its first step, with
+    /// the lesson's questions), or, playing, closes.
+    fn toggle_lesson(&mut self, events: &mpsc::Sender<LabEvent>) {
+        if self.tab_mut().lesson.take().is_some() {
+            self.note = Some(tr(self.lang, "lesson closed: the lab goes on without it").into());
+            return;
+        }
+        let name = self.tab().lab.info().name;
+        match crate::lesson::all().into_iter().find(|l| l.lab.as_deref() == Some(name)) {
+            Some(lesson) => self.start_lesson(self.active, lesson, events),
+            None => self.note = Some(tr(self.lang, "this lab has no lesson yet: protolab lesson lists them").into()),
+        }
+    }
+
+    /// Plays `lesson` in tab `i`: its lab runs again from the first step, on the lesson's wire.
+    pub fn start_lesson(&mut self, i: usize, lesson: crate::lesson::Lesson, events: &mpsc::Sender<LabEvent>) {
+        let tab = &mut self.tabs[i];
+        let wire = tab.lab.info().wire_for(lesson.wire.or(self.wire));
+        tab.lesson = Some(super::lesson::TabLesson::new(lesson, self.lang, rand::random()));
+        tab.narration_scroll = 0;
+        tab.start(i, wire, events.clone());
+    }
+
+    /// A key while the active tab's lesson asks a question: typed text, Backspace, Enter to
+    /// answer (for a field question: the field selected in the details), Esc to skip. False
+    /// when the key is not the answer's (arrows, Tab, ...): it does what it always does.
+    pub fn lesson_key(&mut self, key: crossterm::event::KeyEvent) -> bool {
+        use crossterm::event::{KeyCode, KeyModifiers};
+        let lang = self.lang;
+        let tab = &mut self.tabs[self.active];
+        let field_path = tab.selected().and_then(|s| s.fields.get(tab.field)).map(|f| f.path.clone());
+        let Some(lesson) = tab.lesson.as_mut() else { return false };
+        let Some(kind) = lesson.open().map(|a| a.kind) else { return false };
+        let by_field = kind == crate::lesson::Kind::Field;
+        // What each kind of answer is typed with; other keys keep their use (J and K scroll).
+        let takes = |c: char| match kind {
+            crate::lesson::Kind::Choice => c.is_ascii_lowercase(),
+            crate::lesson::Kind::Number => c.is_ascii_digit(),
+            crate::lesson::Kind::Ports => c.is_ascii_digit() || matches!(c, ' ' | ',' | '/'),
+            crate::lesson::Kind::Free => true,
+            _ => false,
+        };
+        lesson.error = None;
+        match key.code {
+            KeyCode::Char(c) if takes(c) && !key.modifiers.contains(KeyModifiers::CONTROL) => {
+                if kind == crate::lesson::Kind::Choice {
+                    // One letter is the whole answer: another replaces it.
+                    lesson.typed.clear();
+                }
+                lesson.typed.push(c)
+            }
+            KeyCode::Backspace if !by_field => {
+                lesson.typed.pop();
+            }
+            KeyCode::Enter => {
+                let answer = if by_field { field_path.unwrap_or_default() } else { lesson.typed.clone() };
+                if lesson.answer(&answer).is_ok() && lesson.open().is_none() {
+                    self.note = Some(tr(lang, "answered: → shows what really happens").into());
+                }
+            }
+            KeyCode::Esc => lesson.skip(),
+            _ => return false,
+        }
+        true
     }
 
     /// Selects step number `text` of the tab's session (as the status bar counts them).

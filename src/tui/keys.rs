@@ -54,6 +54,8 @@ pub enum Action {
     /// Blank the screen while talking, and back.
     Blank,
     Help,
+    /// Start this lab's lesson (questions graded by the real steps), or close it.
+    Lesson,
     /// Close a popup, leave a mode; never quits.
     Back,
     /// Quit at once.
@@ -239,6 +241,12 @@ pub const BINDINGS: &[Binding] = &[
         help: "presenter mode: the ladder takes the screen, the narration a subtitle band",
     },
     Binding { keys: &[ch('b')], label: "b", action: Action::Blank, help: "blank the screen while you talk, and back" },
+    Binding {
+        keys: &[ch('L')],
+        label: "L",
+        action: Action::Lesson,
+        help: "this lab's lesson: questions answered before the real step crosses (L again closes it)",
+    },
     Binding { keys: &[ch('?'), key(KeyCode::F(1))], label: "? F1", action: Action::Help, help: "this help" },
     Binding {
         keys: &[key(KeyCode::Esc)],
@@ -324,6 +332,7 @@ mod tests {
             Present,
             Blank,
             Help,
+            Lesson,
             Back,
             Quit,
             Interrupt,
@@ -333,7 +342,7 @@ mod tests {
                 StepForward | StepBack | First | Last | PageUp | PageDown | TogglePlay | Faster | Slower | Rerun
                 | DropFrame | DuplicateFrame | CorruptFrame | ToggleLayers | LeaseSlower | LeaseFaster | NextTab
                 | PrevTab | GoTo(_) | FieldUp | FieldDown | ScrollUp | ScrollDown | Zoom | Search | SearchNext
-                | SearchPrev | GoToStep | Present | Blank | Help | Back | Quit | Interrupt => {}
+                | SearchPrev | GoToStep | Present | Blank | Help | Lesson | Back | Quit | Interrupt => {}
             }
         }
         all.to_vec()

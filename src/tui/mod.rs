@@ -3,6 +3,7 @@
 
 pub mod app;
 pub mod keys;
+pub mod lesson;
 mod signals;
 pub mod text;
 pub mod theme;
@@ -32,6 +33,15 @@ use crate::net::Wire;
 /// the labs, restores the terminal and then ends the process by that same signal.
 /// `wire` overrides each lab's own wire.
 pub async fn run(settings: crate::config::Settings) -> Result<()> {
+    run_with(settings, None).await
+}
+
+/// Opens the TUI on `lesson`'s lab, the lesson playing in it.
+pub async fn run_lesson(settings: crate::config::Settings, lesson: crate::lesson::Lesson) -> Result<()> {
+    run_with(settings, Some(lesson)).await
+}
+
+async fn run_with(settings: crate::config::Settings, lesson: Option<crate::lesson::Lesson>) -> Result<()> {
     let labs = crate::labs::registry();
     let (wire, lang) = (settings.wire.0, settings.lang.0);
     let active = settings.lab.0.and_then(|name| labs.iter().position(|l| l.info().name == name)).unwrap_or(0);
@@ -69,7 +79,7 @@ pub async fn run(settings: crate::config::Settings) -> Result<()> {
             return Err(e.into());
         }
     };
-    let result = event_loop(&mut terminal, &mut app, &mut signals).await;
+    let result = event_loop(&mut terminal, &mut app, &mut signals, lesson).await;
     app.shutdown();
     restore();
     match result? {
@@ -116,9 +126,17 @@ fn restore() {
 /// bound) what the screen has not taken yet.
 const LAB_EVENTS: usize = 1024;
 
-async fn event_loop(terminal: &mut DefaultTerminal, app: &mut App, signals: &mut Signals) -> Result<End> {
+async fn event_loop(
+    terminal: &mut DefaultTerminal,
+    app: &mut App,
+    signals: &mut Signals,
+    lesson: Option<crate::lesson::Lesson>,
+) -> Result<End> {
     let (tx, mut rx) = mpsc::channel::<LabEvent>(LAB_EVENTS);
     app.start_all(&tx);
+    if let Some(lesson) = lesson {
+        app.start_lesson(app.active, lesson, &tx);
+    }
     let mut input = EventStream::new();
     let mut areas = ui::settle(app, terminal.size()?.into());
     let mut dirty = true;
@@ -162,6 +180,8 @@ fn on_terminal_event(app: &mut App, event: Event, areas: &ui::Areas, tx: &mpsc::
         Event::Key(key) if key.kind != KeyEventKind::Release && app.prompt.is_some() => app.prompt_key(key.code),
         // Blanked, any key brings the screen back.
         Event::Key(key) if key.kind != KeyEventKind::Release && app.blank => app.blank = false,
+        // While a lesson asks a question, typing is the answer.
+        Event::Key(key) if key.kind != KeyEventKind::Release && !app.help && app.lesson_key(key) => {}
         Event::Key(key) if key.kind != KeyEventKind::Release => match keys::action_for(key) {
             Some(action) => app.act(action, rows, tx, now),
             // An unbound key closes help, and otherwise does nothing.
@@ -210,9 +230,4 @@ fn on_terminal_event(app: &mut App, event: Event, areas: &ui::Areas, tx: &mpsc::
 }
 fn in_rect(r: ratatui::layout::Rect, x: u16, y: u16) -> bool {
     x >= r.x && x < r.right() && y >= r.y && y < r.bottom()
-}
-
-/// Opens the TUI on `lesson`'s lab, the lesson playing in it.
-pub async fn run_lesson(settings: crate::config::Settings, _lesson: crate::lesson::Lesson) -> Result<()> {
-    run(settings).await
 }

@@ -125,7 +125,8 @@ pub fn layout(area: Rect, app: &App) -> Areas {
         let side_w = (main.width - want).min(SIDE_MAX);
         let ladder = Rect { width: main.width - side_w + 1, ..main };
         let side = Rect { x: ladder.right() - 1, width: side_w, ..main };
-        let details_h = side.height * 3 / 5;
+        // A lesson's card shares the narration's place: it gets the larger part.
+        let details_h = if tab.lesson.is_some() { side.height * 2 / 5 } else { side.height * 3 / 5 };
         let details = Rect { height: details_h, ..side };
         let narration = Rect { y: side.y + details_h - 1, height: side.height + 1 - details_h, ..side };
         return Areas { tabs, ladder, timeline_rows, details, narration, status, gap: 0 };
@@ -133,7 +134,11 @@ pub fn layout(area: Rect, app: &App) -> Areas {
     // Stacked: the lower panes get two fifths of what is left besides borders, and at small
     // heights about half, up to eight rows.
     let t = main.height.saturating_sub(5);
-    let content = (t * 2 / 5).max(t.div_ceil(2).saturating_sub(1).min(8));
+    let mut content = (t * 2 / 5).max(t.div_ceil(2).saturating_sub(1).min(8));
+    if tab.lesson.is_some() {
+        // The lesson's questions need room to be read.
+        content = content.max(t * 3 / 5);
+    }
     let ladder = Rect { height: main.height.saturating_sub(content + 1), ..main };
     let lower = Rect { y: ladder.bottom().saturating_sub(1), height: content + 2, ..main };
     let (details, narration) = beside(lower);
@@ -145,10 +150,23 @@ pub fn layout(area: Rect, app: &App) -> Areas {
 pub fn settle(app: &mut App, area: Rect) -> Areas {
     let areas = layout(area, app);
     app.tab_mut().scroll_to_cursor(areas.ladder_rows());
-    let (w, h) = (areas.narration.width.saturating_sub(2), areas.narration.height.saturating_sub(2));
-    let lines = wrap(&narration_text(app, app.tab()), w as usize).len();
+    let (card, _) = lesson_split(areas.narration, app.tab());
+    let (w, h) = (card.width.saturating_sub(2), card.height.saturating_sub(2));
     let tab = app.tab_mut();
-    tab.narration_scroll = tab.narration_scroll.min(lines.saturating_sub(h as usize));
+    if let Some(lesson) = &mut tab.lesson {
+        // J and K scroll the lesson's card; what it shows new comes into view by itself.
+        let (lines, newest) = lesson.lines(w as usize);
+        let last = lines.len().saturating_sub(h as usize);
+        if lesson.follow {
+            lesson.follow = false;
+            lesson.scroll = newest.min(last);
+        }
+        lesson.scroll = lesson.scroll.min(last);
+    } else {
+        let lines = wrap(&narration_text(app, app.tab()), w as usize).len();
+        let tab = app.tab_mut();
+        tab.narration_scroll = tab.narration_scroll.min(lines.saturating_sub(h as usize));
+    }
     let popup = help_popup(area);
     let lines = help_lines(app, popup.width.saturating_sub(2)).len();
     app.help_scroll = app.help_scroll.min(lines.saturating_sub(popup.height.saturating_sub(2) as usize));
@@ -207,7 +225,8 @@ pub fn draw(frame: &mut Frame, app: &App, now: Instant) {
                 scroll: tab.scroll,
                 flight: tab.flight,
                 now,
-                waiting: tab.waiting.as_deref(),
+                // While a lesson's question is open, nothing is sent: no "press →" then.
+                waiting: tab.waiting.as_deref().filter(|_| !tab.holding()),
                 footer,
                 states: states_at(tab),
                 layers: tab.layers,
@@ -375,8 +394,61 @@ fn narration_text(app: &App, tab: &LabTab) -> String {
     )
 }
 
+/// With a lesson playing, its card takes the top of the narration's area and the step's
+/// narration the rest, where there is room for both: (card, narration).
+fn lesson_split(area: Rect, tab: &LabTab) -> (Rect, Rect) {
+    if tab.lesson.is_none() || area.height < 14 {
+        return (area, Rect { height: 0, ..area });
+    }
+    let card = area.height * 3 / 5;
+    (Rect { height: card, ..area }, Rect { y: area.y + card - 1, height: area.height + 1 - card, ..area })
+}
+
+/// The lesson's card: its text, questions and grades, scrolled with J and K.
+fn draw_lesson(frame: &mut Frame, app: &App, lesson: &super::lesson::TabLesson, area: Rect) {
+    let inner = bordered().inner(area);
+    let (lines, _) = lesson.lines(inner.width as usize);
+    let rows = inner.height as usize;
+    let last = lines.len().saturating_sub(rows);
+    let scroll = lesson.scroll.min(last);
+    let mut block =
+        bordered().title(trf(app.lang, " lesson · {name} · L closes ", &[("name", &lesson.play.lesson.name)]));
+    let hint = match (scroll > 0, scroll < last) {
+        (false, true) => Some(tr(app.lang, " ↓ more: J ")),
+        (true, true) => Some(tr(app.lang, " ↑↓ more: K J ")),
+        (true, false) => Some(" ↑ K "),
+        (false, false) => None,
+    };
+    if let Some(hint) = hint {
+        block = block.title_bottom(Line::styled(hint, Style::new().fg(Color::Yellow)).right_aligned());
+    }
+    frame.render_widget(block, area);
+    let shown: Vec<Line> = lines.into_iter().skip(scroll).take(rows).collect();
+    frame.render_widget(Paragraph::new(shown), inner);
+}
+
 fn draw_narration(frame: &mut Frame, app: &App, area: Rect) {
     let tab = app.tab();
+    let area = match &tab.lesson {
+        Some(lesson) => {
+            let (card, rest) = lesson_split(area, tab);
+            draw_lesson(frame, app, lesson, card);
+            if rest.height == 0 {
+                return;
+            }
+            // The step's own narration, from its top (J and K scroll the card).
+            let inner = bordered().inner(rest);
+            let lines: Vec<Line> = wrap(&narration_text(app, tab), inner.width as usize)
+                .into_iter()
+                .take(inner.height as usize)
+                .map(Line::from)
+                .collect();
+            frame.render_widget(bordered().title(tr(app.lang, " what happens ")), rest);
+            frame.render_widget(Paragraph::new(lines), inner);
+            return;
+        }
+        None => area,
+    };
     let inner = bordered().inner(area);
     let lines = wrap(&narration_text(app, tab), inner.width as usize);
     let rows = inner.height as usize;
@@ -416,6 +488,10 @@ fn status_line(app: &App, cols: usize) -> Line<'static> {
             Ask::Find => format!("/{text}▏ {}", tr(lang, "Enter finds, Esc cancels")),
             Ask::Step => format!(":{text}▏ {}", tr(lang, "a step's number, Enter goes there")),
         },
+        // An open question is what matters now; a wrong form of answer is said in the card.
+        _ if let Some(ask) = tab.lesson.as_ref().and_then(|l| l.open()) => {
+            trf(lang, "question {n} waits for your answer (Enter; Esc skips)", &[("n", &ask.number)])
+        }
         (_, _, Some(note)) => note.clone(),
         (RunState::Running, Some(who), _) => trf(lang, "{who} waits at the gate", &[("who", &endpoint(lang, who))]),
         (RunState::Running, None, _) => tr(lang, "running").into(),
