@@ -48,6 +48,8 @@ async fn one_message_from_greeting_to_fin() {
             "smtp.command.MAIL",
             "smtp.reply.250.MAIL",
             "smtp.command.RCPT",
+            "smtp.reply.550.RCPT",
+            "smtp.command.RCPT",
             "smtp.reply.250.RCPT",
             "smtp.command.DATA",
             "smtp.reply.354.DATA",
@@ -65,7 +67,7 @@ async fn one_message_from_greeting_to_fin() {
     let steps = &steps[1..];
     assert_eq!(dir(&steps[0]), ("server".into(), "client".into()));
     assert_eq!(dir(&steps[1]), ("client".into(), "server".into()));
-    assert_eq!((steps[13].from.as_str(), steps[14].from.as_str()), ("server", "client"));
+    assert_eq!((steps[15].from.as_str(), steps[16].from.as_str()), ("server", "client"));
 
     assert_eq!(steps[0].summary, "220 protolab.test ESMTP protolab lab server");
     assert_eq!(steps[0].value("SMTP.reply_code").as_deref(), Some("220"));
@@ -87,10 +89,14 @@ async fn one_message_from_greeting_to_fin() {
     let mail = &steps[3];
     assert!(mail.summary.starts_with("MAIL FROM:<alice@client.lab>"), "{}", mail.summary);
     assert_eq!(mail.value("SMTP.mail_from").as_deref(), Some("alice@client.lab"));
-    assert_eq!(steps[5].value("SMTP.rcpt_to").as_deref(), Some("bob@protolab.test"));
-    assert_eq!(steps[8].value("SMTP.reply_code").as_deref(), Some("354"));
+    // A recipient elsewhere first: refused (no relaying), and the transaction goes on.
+    assert_eq!(steps[5].value("SMTP.rcpt_to").as_deref(), Some("carol@elsewhere.invalid"));
+    assert_eq!(steps[6].value("SMTP.reply_code").as_deref(), Some("550"));
+    assert!(steps[6].summary.contains("relay denied"), "{}", steps[6].summary);
+    assert_eq!(steps[7].value("SMTP.rcpt_to").as_deref(), Some("bob@protolab.test"));
+    assert_eq!(steps[10].value("SMTP.reply_code").as_deref(), Some("354"));
 
-    let data = &steps[9];
+    let data = &steps[11];
     assert_eq!(data.summary, format!("message text, {} bytes, Subject: Hello from protolab", data.len));
     assert!(data.bytes.ends_with(b"\r\n.\r\n"));
     assert!(data.bytes.windows(4).any(|w| w == b"\n..T"), "the leading dot went out doubled");
@@ -98,9 +104,9 @@ async fn one_message_from_greeting_to_fin() {
     assert!(message_id.starts_with('<') && message_id.ends_with("@client.lab>"), "{message_id}");
     assert!(data.value("SMTP.header.Date").unwrap().ends_with(" +0000"));
 
-    let queued = &steps[10];
+    let queued = &steps[12];
     assert!(queued.summary.starts_with("250 OK queued as "), "{}", queued.summary);
-    assert_eq!(steps[12].summary, "221 protolab.test closing connection");
+    assert_eq!(steps[14].summary, "221 protolab.test closing connection");
 
     // The server's mailbox holds the message, dot-stuffing undone.
     let mail = smtp.mailbox().latest().expect("the message was delivered");
@@ -133,8 +139,8 @@ async fn in_lockstep_each_press_sends_exactly_one_message() {
         assert_eq!(steps.len(), presses, "one step per press: {:?}", kinds(&steps));
         assert!(gate.open_one());
         presses += 1;
-        // The connect, then fifteen messages.
-        if presses == 16 {
+        // The connect, then seventeen messages.
+        if presses == 18 {
             break;
         }
     }
@@ -142,7 +148,7 @@ async fn in_lockstep_each_press_sends_exactly_one_message() {
     while let Ok(step) = rx.try_recv() {
         steps.push(step);
     }
-    assert_eq!((presses, steps.len()), (16, 16), "{:?}", kinds(&steps));
+    assert_eq!((presses, steps.len()), (18, 18), "{:?}", kinds(&steps));
     assert_eq!(steps[0].kind, "socket.connect", "nothing crosses before the first press, not even the SYN");
 }
 

@@ -35,12 +35,17 @@ pub struct Text {
     pub ko: String,
 }
 
+/// The one of `en` and `ko` that `lang` speaks.
+pub fn pick<'a, T: ?Sized>(lang: Lang, en: &'a T, ko: &'a T) -> &'a T {
+    match lang {
+        Lang::En => en,
+        Lang::Ko => ko,
+    }
+}
+
 impl Text {
     pub fn get(&self, lang: Lang) -> &str {
-        match lang {
-            Lang::En => &self.en,
-            Lang::Ko => &self.ko,
-        }
+        pick(lang, &self.en, &self.ko)
     }
 }
 
@@ -114,10 +119,7 @@ pub struct Part {
 
 impl Part {
     pub fn text(&self, lang: Lang) -> &str {
-        match lang {
-            Lang::En => &self.en,
-            Lang::Ko => &self.ko,
-        }
+        pick(lang, &self.en, &self.ko)
     }
 
     /// Whether the part asks something (and takes an answer).
@@ -156,10 +158,7 @@ pub struct Table {
 
 impl Table {
     pub fn get(&self, lang: Lang) -> &[Vec<String>] {
-        match lang {
-            Lang::En => &self.en,
-            Lang::Ko => &self.ko,
-        }
+        pick(lang, &self.en, &self.ko)
     }
 }
 

@@ -482,10 +482,7 @@ impl Play {
                 for i in shuffled(part.ports.len(), self.seed) {
                     let row = &part.ports[i];
                     self.asked += 1;
-                    let name = match lang {
-                        Lang::En => &row.en,
-                        Lang::Ko => &row.ko,
-                    };
+                    let name = super::pick(lang, &row.en, &row.ko);
                     self.queue.push_back(Ask {
                         number: self.asked,
                         prompt: trf(lang, "The port number of {service}?", &[("service", name)]),
@@ -505,10 +502,7 @@ impl Play {
 
 impl super::Choice {
     pub fn get(&self, lang: Lang) -> &str {
-        match lang {
-            Lang::En => &self.en,
-            Lang::Ko => &self.ko,
-        }
+        super::pick(lang, &self.en, &self.ko)
     }
 }
 

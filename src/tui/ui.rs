@@ -404,18 +404,17 @@ fn lesson_split(area: Rect, tab: &LabTab) -> (Rect, Rect) {
     (Rect { height: card, ..area }, Rect { y: area.y + card - 1, height: area.height + 1 - card, ..area })
 }
 
-/// The lesson's card: its text, questions and grades, scrolled with J and K.
-fn draw_lesson(frame: &mut Frame, app: &App, lesson: &super::lesson::TabLesson, area: Rect) {
+/// A bordered pane of `lines` under `title`, from line `scroll` (kept within the text), with
+/// a hint of which way there is more (K up, J down).
+fn scrolled(frame: &mut Frame, lang: Lang, area: Rect, title: String, lines: Vec<Line<'static>>, scroll: usize) {
     let inner = bordered().inner(area);
-    let (lines, _) = lesson.lines(inner.width as usize);
     let rows = inner.height as usize;
     let last = lines.len().saturating_sub(rows);
-    let scroll = lesson.scroll.min(last);
-    let mut block =
-        bordered().title(trf(app.lang, " lesson · {name} · L closes ", &[("name", &lesson.play.lesson.name)]));
+    let scroll = scroll.min(last);
+    let mut block = bordered().title(title);
     let hint = match (scroll > 0, scroll < last) {
-        (false, true) => Some(tr(app.lang, " ↓ more: J ")),
-        (true, true) => Some(tr(app.lang, " ↑↓ more: K J ")),
+        (false, true) => Some(tr(lang, " ↓ more: J ")),
+        (true, true) => Some(tr(lang, " ↑↓ more: K J ")),
         (true, false) => Some(" ↑ K "),
         (false, false) => None,
     };
@@ -427,46 +426,29 @@ fn draw_lesson(frame: &mut Frame, app: &App, lesson: &super::lesson::TabLesson, 
     frame.render_widget(Paragraph::new(shown), inner);
 }
 
+/// The narration of the selected step; with a lesson playing, the lesson's card (its text,
+/// questions and grades, scrolled with J and K) over it, or instead of it where there is no
+/// room for both.
 fn draw_narration(frame: &mut Frame, app: &App, area: Rect) {
     let tab = app.tab();
-    let area = match &tab.lesson {
+    let lang = app.lang;
+    let step_lines = |area: Rect| -> Vec<Line<'static>> {
+        wrap(&narration_text(app, tab), bordered().inner(area).width as usize).into_iter().map(Line::from).collect()
+    };
+    let what = tr(lang, " what happens ").to_string();
+    match &tab.lesson {
         Some(lesson) => {
             let (card, rest) = lesson_split(area, tab);
-            draw_lesson(frame, app, lesson, card);
-            if rest.height == 0 {
-                return;
+            let (lines, _) = lesson.lines(bordered().inner(card).width as usize);
+            let title = trf(lang, " lesson · {name} · L closes ", &[("name", &lesson.play.lesson.name)]);
+            scrolled(frame, lang, card, title, lines, lesson.scroll);
+            if rest.height > 0 {
+                // The step's own narration, from its top (J and K scroll the card).
+                scrolled(frame, lang, rest, what, step_lines(rest), 0);
             }
-            // The step's own narration, from its top (J and K scroll the card).
-            let inner = bordered().inner(rest);
-            let lines: Vec<Line> = wrap(&narration_text(app, tab), inner.width as usize)
-                .into_iter()
-                .take(inner.height as usize)
-                .map(Line::from)
-                .collect();
-            frame.render_widget(bordered().title(tr(app.lang, " what happens ")), rest);
-            frame.render_widget(Paragraph::new(lines), inner);
-            return;
         }
-        None => area,
-    };
-    let inner = bordered().inner(area);
-    let lines = wrap(&narration_text(app, tab), inner.width as usize);
-    let rows = inner.height as usize;
-    let last = lines.len().saturating_sub(rows);
-    let scroll = tab.narration_scroll.min(last);
-    let mut block = bordered().title(tr(app.lang, " what happens "));
-    let hint = match (scroll > 0, scroll < last) {
-        (false, true) => Some(tr(app.lang, " ↓ more: J ")),
-        (true, true) => Some(tr(app.lang, " ↑↓ more: K J ")),
-        (true, false) => Some(" ↑ K "),
-        (false, false) => None,
-    };
-    if let Some(hint) = hint {
-        block = block.title_bottom(Line::styled(hint, Style::new().fg(Color::Yellow)).right_aligned());
+        None => scrolled(frame, lang, area, what, step_lines(area), tab.narration_scroll),
     }
-    frame.render_widget(block, area);
-    let shown: Vec<Line> = lines.into_iter().skip(scroll).take(rows).map(Line::from).collect();
-    frame.render_widget(Paragraph::new(shown), inner);
 }
 
 /// The status line: where the cursor is, what the run does, play mode; then the key hints
