@@ -991,3 +991,53 @@ async fn a_lesson_asks_before_the_step_and_grades_by_it() {
     assert_eq!(graded.expected, ack.to_string());
     assert_eq!(graded.right, Some(ack == 50001), "the normalized ISN is 5000000: 50001 is wrong");
 }
+
+/// Takes the labs' events for `ms` milliseconds.
+async fn take_events(app: &mut App, rx: &mut mpsc::Receiver<LabEvent>, ms: u64) {
+    let end = tokio::time::Instant::now() + Duration::from_millis(ms);
+    while let Ok(Some(event)) = tokio::time::timeout_at(end, rx.recv()).await {
+        app.on_lab_event(event, Instant::now());
+    }
+}
+
+/// `R` runs the lab again up to the selected step: the same moment of the story (the SYN),
+/// with this run's new numbers, and nothing past it; `m` points at a step apart from the
+/// selection.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rerun_to_a_step_stops_at_the_same_moment_with_new_numbers() {
+    let (tx, mut rx) = mpsc::channel(1024);
+    let mut app = App::new(labs::registry(), None);
+    app.active = app.tabs.iter().position(|t| t.lab.info().name == "tcp").unwrap();
+    let i = app.active;
+    app.tabs[i].start(i, Wire::Sim, tx.clone());
+    take_events(&mut app, &mut rx, 300).await;
+    for _ in 0..5 {
+        app.act(Action::StepForward, 20, &tx, Instant::now());
+        take_events(&mut app, &mut rx, 300).await;
+    }
+    let syn = app.tab().session.iter().position(|s| s.kind == "tcp.syn").expect("the SYN crossed");
+    let old_isn = app.tab().session.get(syn).unwrap().number("TCP.seq");
+    app.tab_mut().select(syn);
+    app.act(Action::Point, 20, &tx, Instant::now());
+    assert_eq!(app.tab().pointer, Some(app.tab().session.get(syn).unwrap().seq));
+    app.tab_mut().select(0);
+    let screen = render(&mut app, 100, 30);
+    let row = (0..30).find(|&y| screen[(1, y)].symbol() == "»").expect("the pointer's mark");
+    assert_eq!(screen[(20, row)].bg, Color::Yellow, "the pointed row is highlighted");
+    app.tab_mut().select(syn);
+    app.act(Action::RerunTo, 20, &tx, Instant::now());
+    take_events(&mut app, &mut rx, 1500).await;
+    let tab = app.tab();
+    assert_eq!(
+        tab.session.len(),
+        syn + 1,
+        "nothing past the SYN crossed: {:?}",
+        tab.session.iter().map(|s| &s.kind).collect::<Vec<_>>()
+    );
+    let new = tab.session.get(syn).unwrap();
+    assert_eq!(new.kind, "tcp.syn");
+    assert_eq!(tab.cursor, syn, "the moment is selected");
+    assert_ne!(new.number("TCP.seq"), old_isn, "a new run: a new ISN");
+    assert!(tab.waiting.is_some(), "and the next message waits at the gate");
+    app.shutdown();
+}

@@ -171,6 +171,12 @@ pub struct LabTab {
     pub gate: Option<Arc<Gate>>,
     /// The lesson playing in this tab (`L`), if any: its questions hold the gate.
     pub lesson: Option<super::lesson::TabLesson>,
+    /// The step the presenter points at (`m`), by `seq`: highlighted apart from the selection.
+    pub pointer: Option<u64>,
+    /// A re-run going by itself up to this many steps (`R`), then stopping there.
+    pub replay_to: Option<usize>,
+    /// The re-run let a message go and waits for its step before it lets the next one go.
+    replay_sent: bool,
     task: Option<JoinHandle<()>>,
 }
 
@@ -204,6 +210,9 @@ impl LabTab {
             has_messages: false,
             gate: None,
             lesson: None,
+            pointer: None,
+            replay_to: None,
+            replay_sent: false,
             task: None,
         }
     }
@@ -344,6 +353,9 @@ impl LabTab {
         self.has_frames = false;
         self.has_messages = false;
         self.state = RunState::Running;
+        self.pointer = None;
+        self.replay_to = None;
+        self.replay_sent = false;
         // A lesson starts again with its lab: the questions are about this run's steps.
         if let Some(old) = self.lesson.take() {
             self.lesson = Some(super::lesson::TabLesson::new(old.play.lesson, self.lang, rand::random()));
@@ -377,6 +389,8 @@ impl LabTab {
                 self.waiting = self.gate.as_ref().and_then(|g| g.waiting());
                 self.launch_next(now);
                 self.spend_queued();
+                self.replay_sent = false;
+                self.replay();
             }
             LabEventKind::Waiting(from) => {
                 // The gate knows best: a press kept from earlier may have let this wait go
@@ -386,6 +400,7 @@ impl LabTab {
                     None => Some(from),
                 };
                 self.spend_queued();
+                self.replay();
             }
             LabEventKind::Listening(addr) => self.listening = Some(addr),
             LabEventKind::Done(result) => {
@@ -399,6 +414,26 @@ impl LabTab {
                     Err(reason) => RunState::Failed(reason),
                 };
             }
+        }
+    }
+
+    /// A re-run up to a step (`R`): lets the waiting message go until the session has as many
+    /// steps as asked, then shows them all and stops, the newest selected.
+    fn replay(&mut self) {
+        let Some(want) = self.replay_to else { return };
+        if self.session.len() >= want || self.state != RunState::Running {
+            self.replay_to = None;
+            self.catch_up();
+            if let Some(index) = want.checked_sub(1).filter(|i| *i < self.session.len()) {
+                self.point_at(index);
+            }
+            return;
+        }
+        // One message at a time: its step comes before the next one goes, so the run stops
+        // where it should and not a message later.
+        if !self.replay_sent && !self.holding() && self.gate.as_ref().is_some_and(|g| g.open_one()) {
+            self.replay_sent = true;
+            self.waiting = self.gate.as_ref().and_then(|g| g.waiting());
         }
     }
 
@@ -419,6 +454,11 @@ impl LabTab {
     fn launch_next(&mut self, now: Instant) {
         while self.flight.is_none() && self.revealed < self.session.len() {
             let index = self.revealed;
+            // Going by itself to a step (`R`): no arrows on the way.
+            if self.replay_to.is_some() {
+                self.revealed += 1;
+                continue;
+            }
             // Follow the newest step if the presenter was looking at the newest.
             let following = self.next_visible(self.cursor + 1, index).is_none() || !self.visible(self.cursor);
             if !self.visible(index) {
@@ -812,8 +852,28 @@ impl App {
             }
             Action::Rerun => {
                 let i = self.active;
-                let wire = self.tabs[i].lab.info().wire_for(self.wire);
+                let wire = self.tabs[i].wire;
                 self.tabs[i].start(i, wire, events.clone());
+            }
+            Action::RerunTo => {
+                let i = self.active;
+                let tab = &mut self.tabs[i];
+                if tab.lesson.is_some() {
+                    self.note = Some(tr(self.lang, "R runs the lab alone: L closes the lesson first").into());
+                } else if tab.session.is_empty() {
+                    self.note = Some(tr(self.lang, "no step yet to run again to: → sends the first").into());
+                } else {
+                    let want = tab.cursor + 1;
+                    let wire = tab.wire;
+                    tab.start(i, wire, events.clone());
+                    tab.replay_to = Some(want);
+                    self.note = Some(trf(self.lang, "running again up to step {n}…", &[("n", &want)]));
+                }
+            }
+            Action::Point => {
+                let tab = self.tab_mut();
+                let seq = tab.selected().map(|s| s.seq);
+                tab.pointer = if tab.pointer == seq { None } else { seq };
             }
             Action::NextTab => self.active = (self.active + 1) % self.tabs.len(),
             Action::PrevTab => self.active = (self.active + self.tabs.len() - 1) % self.tabs.len(),

@@ -20,6 +20,11 @@ pub enum Action {
     Slower,
     /// Run the lab again from scratch: new key, new message id.
     Rerun,
+    /// Run the lab again and let it go on by itself up to the selected step's place in the
+    /// story: the same moment, with this new run's numbers.
+    RerunTo,
+    /// Point at the selected step for the audience ("look here"), or take the pointer away.
+    Point,
     /// Show messages, segments, or both (lab network).
     ToggleLayers,
     /// DHCP: run the lease clock slower / faster (from the next run).
@@ -189,6 +194,18 @@ pub const BINDINGS: &[Binding] = &[
         help: "run the lab again from scratch (new keys, new ids)",
     },
     Binding {
+        keys: &[ch('R')],
+        label: "R",
+        action: Action::RerunTo,
+        help: "run the lab again up to the selected step (the same moment, new numbers)",
+    },
+    Binding {
+        keys: &[ch('m')],
+        label: "m",
+        action: Action::Point,
+        help: "point at the selected step for the audience (m on it again takes the pointer away)",
+    },
+    Binding {
         keys: &[ch('d')],
         label: "d u c",
         action: Action::DropFrame,
@@ -311,6 +328,8 @@ mod tests {
             Faster,
             Slower,
             Rerun,
+            RerunTo,
+            Point,
             DropFrame,
             DuplicateFrame,
             CorruptFrame,
@@ -340,9 +359,10 @@ mod tests {
         for a in all {
             match a {
                 StepForward | StepBack | First | Last | PageUp | PageDown | TogglePlay | Faster | Slower | Rerun
-                | DropFrame | DuplicateFrame | CorruptFrame | ToggleLayers | LeaseSlower | LeaseFaster | NextTab
-                | PrevTab | GoTo(_) | FieldUp | FieldDown | ScrollUp | ScrollDown | Zoom | Search | SearchNext
-                | SearchPrev | GoToStep | Present | Blank | Help | Lesson | Back | Quit | Interrupt => {}
+                | RerunTo | Point | DropFrame | DuplicateFrame | CorruptFrame | ToggleLayers | LeaseSlower
+                | LeaseFaster | NextTab | PrevTab | GoTo(_) | FieldUp | FieldDown | ScrollUp | ScrollDown | Zoom
+                | Search | SearchNext | SearchPrev | GoToStep | Present | Blank | Help | Lesson | Back | Quit
+                | Interrupt => {}
             }
         }
         all.to_vec()

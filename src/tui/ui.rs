@@ -235,6 +235,7 @@ pub fn draw(frame: &mut Frame, app: &App, now: Instant) {
                 conn: tab.selected().and_then(|s| s.conn.as_deref()),
                 lang,
                 gap: areas.gap,
+                pointer: tab.pointer,
             },
             ladder_area,
         );

@@ -55,6 +55,7 @@ fn ladder(c: &mut Criterion) {
                     conn: None,
                     lang: Default::default(),
                     gap: 0,
+                    pointer: None,
                 }
                 .render(area, &mut buf);
             });

@@ -26,6 +26,8 @@ const RIGHT: u16 = 4;
 const LABEL_PAD: u16 = 6;
 /// The marker of the selected row.
 pub const MARKER: &str = "▶";
+/// The presenter's pointer, in the same column, on a step that is not the selected one.
+pub const POINTER: &str = "»";
 
 /// Inner width a ladder of two endpoints needs to show a label of `label` columns whole.
 pub fn width_for_label(label: u16) -> u16 {
@@ -73,6 +75,8 @@ pub struct Ladder<'a> {
     pub lang: Lang,
     /// Blank rows between two steps (presenter mode).
     pub gap: u16,
+    /// The step the presenter points at (`m`), by `seq`.
+    pub pointer: Option<u64>,
 }
 
 impl Ladder<'_> {
@@ -203,15 +207,26 @@ impl Ladder<'_> {
             (false, false) if rightward => Style::new().fg(Color::Cyan),
             (false, false) => Style::new().fg(Color::Green),
         };
+        // The presenter's pointer: black on yellow, apart from the selection's reverse video.
+        let pointed = self.pointer == Some(step.seq);
+        if pointed {
+            style = Style::new().fg(Color::Black).bg(Color::Yellow).add_modifier(Modifier::BOLD);
+        }
         if selected {
             style = style.add_modifier(Modifier::REVERSED | Modifier::BOLD);
         }
         let time_style = if selected {
             Style::new().add_modifier(Modifier::REVERSED | Modifier::BOLD)
+        } else if pointed {
+            style
         } else {
             Style::new().fg(Color::DarkGray)
         };
-        let marker = if selected { MARKER } else { " " };
+        let marker = match (selected, pointed) {
+            (true, _) => MARKER,
+            (false, true) => POINTER,
+            _ => " ",
+        };
         buf.set_string(row.x, row.y, format!("{marker}{}", seconds(step.t_us)), time_style);
         // The shaft runs between the lifelines; in flight, only up to the arrow's head.
         let span = (b - a).saturating_sub(1);
