@@ -9,6 +9,10 @@
 //! wire = "sim"         # every lab on this wire where it can run: sim | host
 //! lab = "tcp"          # the tab the TUI opens on
 //! present = true       # start in presenter mode
+//!
+//! [keys]               # an action's keys instead of the table's (names: `config --print`)
+//! next = ["Right", "n"]
+//! quit = ["Ctrl-q"]
 //! ```
 //!
 //! An unknown key or a wrong value is a usage error: one line naming the file, the line and
@@ -16,6 +20,7 @@
 
 use crate::locale::Lang;
 use crate::net::Wire;
+use crate::tui::keys::{Key, NAMES, Overrides};
 use crate::tui::theme::Theme;
 use std::path::PathBuf;
 
@@ -29,6 +34,8 @@ pub struct File {
     pub wire: Option<Wire>,
     pub lab: Option<String>,
     pub present: Option<bool>,
+    /// Action name → the keys it answers to instead of the table's.
+    pub keys: Option<std::collections::BTreeMap<String, Vec<String>>>,
 }
 
 /// Where the configuration file is looked for.
@@ -73,7 +80,30 @@ pub fn parse(text: &str) -> Result<File, String> {
         let names: Vec<_> = crate::labs::registry().iter().map(|l| l.info().name).collect();
         return Err(format!("{}: lab = \"{lab}\": there is no such lab ({})", line_of("lab"), names.join(", ")));
     }
+    keys(&file, &line_of)?;
     Ok(file)
+}
+
+/// The `[keys]` table as key overrides; `Err` names the line and the action.
+fn keys(file: &File, line_of: &dyn Fn(&str) -> usize) -> Result<Overrides, String> {
+    let mut out: Overrides = Vec::new();
+    for (name, keys) in file.keys.iter().flatten() {
+        let Some((_, action)) = NAMES.iter().find(|(n, _)| n == name) else {
+            let names: Vec<&str> = NAMES.iter().map(|(n, _)| *n).collect();
+            return Err(format!("{}: keys.{name}: there is no such action ({})", line_of(name), names.join(", ")));
+        };
+        let mut parsed = Vec::new();
+        for text in keys {
+            let key = Key::parse(text).map_err(|e| format!("{}: keys.{name}: {e}", line_of(name)))?;
+            if let Some((other, _)) = out.iter().find(|(_, ks)| ks.contains(&key)) {
+                let other = NAMES.iter().find(|(_, a)| a == other).map_or("?", |(n, _)| n);
+                return Err(format!("{}: keys.{name}: {text} is already the key of {other}", line_of(name)));
+            }
+            parsed.push(key);
+        }
+        out.push((*action, parsed));
+    }
+    Ok(out)
 }
 
 /// The settings the TUI runs with: each from the command line, else the file, else the
@@ -86,6 +116,8 @@ pub struct Settings {
     pub wire: (Option<Wire>, &'static str),
     pub lab: (Option<String>, &'static str),
     pub present: (bool, &'static str),
+    /// Keys the file gives actions instead of the table's.
+    pub keys: Overrides,
 }
 
 /// What the command line said, for [`Settings::resolve`].
@@ -110,6 +142,8 @@ impl Settings {
         let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
         let env_theme = if no_color { (Theme::NoColor, "NO_COLOR") } else { (Theme::Dark, "the default") };
         let env_lang = Lang::asked().map_or((Lang::En, "the default"), |lang| (lang, "the locale"));
+        // Checked when the file was read: what is left is good.
+        let keys = keys(&file, &|_| 0).unwrap_or_default();
         Settings {
             lang: pick(flags.lang, file.lang, env_lang),
             theme: pick(flags.theme, file.theme, env_theme),
@@ -117,6 +151,7 @@ impl Settings {
             wire: pick(flags.wire.map(Some), file.wire.map(Some), (None, "the default")),
             lab: pick(flags.lab.map(Some), file.lab.map(Some), (None, "the default")),
             present: pick(flags.present.then_some(true), file.present, (false, "the default")),
+            keys,
         }
     }
 
@@ -152,6 +187,15 @@ impl Settings {
                 if value.starts_with('#') { format!("# {key} = {}", &value[2..]) } else { format!("{key} = {value}") };
             out.push_str(&format!("{line:<28}# {from}\n"));
         }
+        // Every action's keys: the file's, or the table's.
+        out.push_str("\n[keys]\n");
+        for (name, action) in NAMES {
+            let from = if self.keys.iter().any(|(a, _)| a == action) { "the config file" } else { "the default" };
+            let keys = crate::tui::keys::keys_with(*action, &self.keys);
+            let quoted: Vec<String> = keys.iter().map(|k| format!("\"{}\"", k.config_name())).collect();
+            let line = format!("{name} = [{}]", quoted.join(", "));
+            out.push_str(&format!("{line:<34} # {from}\n"));
+        }
         out
     }
 }
@@ -173,6 +217,36 @@ mod tests {
         assert_eq!(speed, "2: speed = 3: it is one of 0.25, 0.5, 1, 2, 4, 8");
         let lab = parse("lab = \"ftp\"\n").unwrap_err();
         assert!(lab.starts_with("1: lab = \"ftp\": there is no such lab"), "{lab}");
+        let action = parse("[keys]\njump = [\"x\"]\n").unwrap_err();
+        assert!(action.starts_with("2: keys.jump: there is no such action (next, previous"), "{action}");
+        let key = parse("[keys]\nnext = [\"Rigth\"]\n").unwrap_err();
+        assert!(key.starts_with("2: keys.next: `Rigth` is not a key"), "{key}");
+        let twice = parse("[keys]\nnext = [\"n\"]\nquit = [\"n\"]\n").unwrap_err();
+        assert_eq!(twice, "3: keys.quit: n is already the key of next");
+    }
+
+    #[test]
+    fn keys_from_the_file_replace_the_tables() {
+        use crate::tui::keys::{Action, action_with};
+        use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+        let file = parse("[keys]\nnext = [\"n\", \"Ctrl-f\"]\nquit = [\"Shift-q\"]\n").unwrap();
+        let s = Settings::resolve(Flags::default(), file);
+        let press = |code, mods| action_with(KeyEvent::new(code, mods), &s.keys);
+        assert_eq!(press(KeyCode::Char('n'), KeyModifiers::NONE), Some(Action::StepForward), "n was search-next");
+        assert_eq!(press(KeyCode::Char('f'), KeyModifiers::CONTROL), Some(Action::StepForward));
+        assert_eq!(press(KeyCode::Right, KeyModifiers::NONE), None, "next lost the table's keys");
+        assert_eq!(press(KeyCode::Char('Q'), KeyModifiers::SHIFT), Some(Action::Quit));
+        assert_eq!(press(KeyCode::Char('q'), KeyModifiers::NONE), None);
+        assert_eq!(press(KeyCode::Char('c'), KeyModifiers::CONTROL), Some(Action::Interrupt), "Ctrl-C always quits");
+        assert_eq!(press(KeyCode::Left, KeyModifiers::NONE), Some(Action::StepBack), "the others keep theirs");
+        let printed = s.print(None);
+        let line = |start: &str| printed.lines().find(|l| l.starts_with(start)).unwrap_or_default().to_string();
+        assert!(line("next = [\"n\", \"Ctrl-f\"]").ends_with("# the config file"), "{printed}");
+        assert!(line("previous = [\"Left\", \"h\"]").ends_with("# the default"), "{printed}");
+        assert!(line("search-next = []").ends_with("# the default"), "n went to next:\n{printed}");
+        // What it prints reads back.
+        let body: String = printed.lines().filter(|l| !l.starts_with('#')).map(|l| format!("{l}\n")).collect();
+        assert_eq!(Settings::resolve(Flags::default(), parse(&body).unwrap()).keys.len(), NAMES.len());
     }
 
     #[test]

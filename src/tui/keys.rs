@@ -275,19 +275,233 @@ pub const BINDINGS: &[Binding] = &[
     Binding { keys: &[ctrl('c')], label: "Ctrl-C Ctrl-C", action: Action::Interrupt, help: "quit (press it twice)" },
 ];
 
+/// The names of the actions the configuration file may bind to other keys (`[keys]`), as
+/// `next = ["Right", "n"]`. Ctrl-C is not among them: it always quits.
+pub const NAMES: &[(&str, Action)] = &[
+    ("next", Action::StepForward),
+    ("previous", Action::StepBack),
+    ("first", Action::First),
+    ("last", Action::Last),
+    ("page-up", Action::PageUp),
+    ("page-down", Action::PageDown),
+    ("play", Action::TogglePlay),
+    ("faster", Action::Faster),
+    ("slower", Action::Slower),
+    ("rerun", Action::Rerun),
+    ("rerun-to", Action::RerunTo),
+    ("point", Action::Point),
+    ("layers", Action::ToggleLayers),
+    ("lease-slower", Action::LeaseSlower),
+    ("lease-faster", Action::LeaseFaster),
+    ("drop", Action::DropFrame),
+    ("duplicate", Action::DuplicateFrame),
+    ("corrupt", Action::CorruptFrame),
+    ("next-tab", Action::NextTab),
+    ("previous-tab", Action::PrevTab),
+    ("field-up", Action::FieldUp),
+    ("field-down", Action::FieldDown),
+    ("scroll-up", Action::ScrollUp),
+    ("scroll-down", Action::ScrollDown),
+    ("zoom", Action::Zoom),
+    ("search", Action::Search),
+    ("search-next", Action::SearchNext),
+    ("search-previous", Action::SearchPrev),
+    ("go-to-step", Action::GoToStep),
+    ("present", Action::Present),
+    ("blank", Action::Blank),
+    ("help", Action::Help),
+    ("lesson", Action::Lesson),
+    ("close", Action::Back),
+    ("quit", Action::Quit),
+];
+
+/// Keys the configuration file gives actions instead of the table's: each replaces all the
+/// keys of its action.
+pub type Overrides = Vec<(Action, Vec<Key>)>;
+
+static OVERRIDES: std::sync::OnceLock<Overrides> = std::sync::OnceLock::new();
+
+/// Uses `overrides` from now on (once, at start: the configuration's `[keys]`).
+pub fn set_overrides(overrides: Overrides) {
+    let _ = OVERRIDES.set(overrides);
+}
+
+fn overrides() -> &'static [(Action, Vec<Key>)] {
+    OVERRIDES.get().map_or(&[], Vec::as_slice)
+}
+
+impl Key {
+    /// How the configuration file writes the key (read back by [`Key::parse`]).
+    pub fn config_name(&self) -> String {
+        let code = match self.code {
+            KeyCode::Right => "Right".into(),
+            KeyCode::Left => "Left".into(),
+            KeyCode::Up => "Up".into(),
+            KeyCode::Down => "Down".into(),
+            KeyCode::PageUp => "PageUp".into(),
+            KeyCode::PageDown => "PageDown".into(),
+            KeyCode::BackTab => "BackTab".into(),
+            KeyCode::Enter => "Enter".into(),
+            _ => Key { mods: KeyModifiers::NONE, ..*self }.name(),
+        };
+        if self.mods.contains(KeyModifiers::CONTROL) {
+            format!("Ctrl-{code}")
+        } else if self.mods.contains(KeyModifiers::SHIFT) {
+            format!("Shift-{code}")
+        } else {
+            code
+        }
+    }
+
+    /// A key as the configuration file writes it: a character (`n`, `?`), `space`, a name
+    /// (`Right`, `PageDown`, `Esc`, `Enter`, `F2`; the arrows `→ ← ↑ ↓` too), with `Ctrl-` or
+    /// `Shift-` before it. `Err` says what is wrong.
+    pub fn parse(text: &str) -> Result<Key, String> {
+        let mut mods = KeyModifiers::NONE;
+        let mut rest = text;
+        loop {
+            let lower = rest.to_ascii_lowercase();
+            if rest.chars().count() > 1 && (lower.starts_with("ctrl-") || lower.starts_with("ctrl+")) {
+                mods |= KeyModifiers::CONTROL;
+                rest = &rest[5..];
+            } else if rest.chars().count() > 1 && (lower.starts_with("shift-") || lower.starts_with("shift+")) {
+                mods |= KeyModifiers::SHIFT;
+                rest = &rest[6..];
+            } else {
+                break;
+            }
+        }
+        let mut chars = rest.chars();
+        let code = match (chars.next(), chars.next()) {
+            (Some(c), None) if mods.contains(KeyModifiers::CONTROL) => KeyCode::Char(c.to_ascii_lowercase()),
+            (Some('→'), None) => KeyCode::Right,
+            (Some('←'), None) => KeyCode::Left,
+            (Some('↑'), None) => KeyCode::Up,
+            (Some('↓'), None) => KeyCode::Down,
+            (Some(c), None) => KeyCode::Char(c),
+            _ => match rest.to_ascii_lowercase().as_str() {
+                "space" => KeyCode::Char(' '),
+                "right" => KeyCode::Right,
+                "left" => KeyCode::Left,
+                "up" => KeyCode::Up,
+                "down" => KeyCode::Down,
+                "home" => KeyCode::Home,
+                "end" => KeyCode::End,
+                "pageup" | "pgup" => KeyCode::PageUp,
+                "pagedown" | "pgdn" => KeyCode::PageDown,
+                "tab" => KeyCode::Tab,
+                "backtab" => KeyCode::BackTab,
+                "esc" | "escape" => KeyCode::Esc,
+                "enter" | "return" => KeyCode::Enter,
+                "backspace" => KeyCode::Backspace,
+                "insert" => KeyCode::Insert,
+                "delete" => KeyCode::Delete,
+                f if f.len() > 1 && f.starts_with('f') && f[1..].parse::<u8>().is_ok_and(|n| (1..=12).contains(&n)) => {
+                    KeyCode::F(f[1..].parse().unwrap_or(1))
+                }
+                _ => {
+                    return Err(format!(
+                        "`{text}` is not a key (write a character, space, Right, PageDown, Esc, Enter, F2,                          with Ctrl- or Shift- before it)"
+                    ));
+                }
+            },
+        };
+        // Shift with a character is the character itself (`Shift-a` is `A`).
+        if let KeyCode::Char(c) = code
+            && mods == KeyModifiers::SHIFT
+        {
+            return Ok(ch(c.to_ascii_uppercase()));
+        }
+        if code == KeyCode::Tab && mods == KeyModifiers::SHIFT {
+            return Ok(key(KeyCode::BackTab));
+        }
+        Ok(Key { code, mods })
+    }
+}
+
 /// The action for a key press, if any.
 pub fn action_for(event: KeyEvent) -> Option<Action> {
+    action_with(event, overrides())
+}
+
+/// The action for a key press with `overrides` over the table: an action given keys of its own
+/// loses the table's, and a key given to an action leaves the one the table gave it.
+pub fn action_with(event: KeyEvent, overrides: &[(Action, Vec<Key>)]) -> Option<Action> {
     let mut mods = event.modifiers & (KeyModifiers::CONTROL | KeyModifiers::ALT | KeyModifiers::SHIFT);
     // A capital letter or a back-tab comes with Shift on some terminals and not on others.
     if matches!(event.code, KeyCode::Char(_) | KeyCode::BackTab) {
         mods.remove(KeyModifiers::SHIFT);
     }
-    BINDINGS.iter().find(|b| b.keys.iter().any(|k| k.code == event.code && k.mods == mods)).map(|b| b.action)
+    let hit = |k: &Key| k.code == event.code && k.mods == mods;
+    if let Some((action, _)) = overrides.iter().find(|(_, keys)| keys.iter().any(hit)) {
+        return Some(*action);
+    }
+    BINDINGS
+        .iter()
+        .filter(|b| b.action == Action::Interrupt || !overrides.iter().any(|(a, _)| *a == b.action))
+        .find(|b| b.keys.iter().any(hit))
+        .map(|b| b.action)
 }
 
-/// Help's lines: each row of the table with its followers, as (label, help).
-pub fn help_rows() -> Vec<(&'static str, &'static str)> {
-    BINDINGS.iter().filter(|b| !b.help.is_empty()).map(|b| (b.label, b.help)).collect()
+/// The keys an action answers to now, in the table's order (or the configuration's).
+pub fn keys_of(action: Action) -> Vec<Key> {
+    keys_with(action, overrides())
+}
+
+/// The keys an action answers to with `overrides`: its own there, else the table's that no
+/// override took.
+pub fn keys_with(action: Action, overrides: &[(Action, Vec<Key>)]) -> Vec<Key> {
+    match overrides.iter().find(|(a, _)| *a == action) {
+        Some((_, keys)) => keys.clone(),
+        None => BINDINGS
+            .iter()
+            .filter(|b| b.action == action)
+            .flat_map(|b| b.keys.iter().copied())
+            .filter(|k| !overrides.iter().any(|(_, keys)| keys.contains(k)))
+            .collect(),
+    }
+}
+
+/// Help's lines: each row of the table with its followers, as (label, help); a row whose keys
+/// the configuration changed is labelled with the keys it has now.
+pub fn help_rows() -> Vec<(String, &'static str)> {
+    let mut rows = Vec::new();
+    for (i, b) in BINDINGS.iter().enumerate() {
+        if b.help.is_empty() {
+            continue;
+        }
+        let group: Vec<Action> = std::iter::once(b.action)
+            .chain(BINDINGS[i + 1..].iter().take_while(|f| f.help.is_empty()).map(|f| f.action))
+            .collect();
+        let table = |a: &Action| keys_with(*a, &[]);
+        let label = if group.iter().any(|a| keys_of(*a) != table(a)) {
+            let mut names: Vec<String> = Vec::new();
+            for action in group {
+                for k in keys_of(action) {
+                    if !names.contains(&k.name()) {
+                        names.push(k.name());
+                    }
+                }
+            }
+            names.join(" ")
+        } else {
+            b.label.to_string()
+        };
+        rows.push((label, b.help));
+    }
+    rows
+}
+
+/// A status-bar hint as shown: its key is the action's first key now (`→ send/next`, or
+/// `n send/next` when the configuration moved it).
+pub fn hint_text(hint: &Hint, text: &str) -> String {
+    match overrides().iter().find(|(a, _)| *a == hint.action).and_then(|(_, keys)| keys.first()) {
+        Some(first) => match text.split_once(' ') {
+            Some((_, rest)) => format!("{} {rest}", first.name()),
+            None => text.to_string(),
+        },
+        None => text.to_string(),
+    }
 }
 
 /// A key hint for the status bar: its long and short forms, and how much it is wanted.

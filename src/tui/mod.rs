@@ -42,6 +42,7 @@ pub async fn run_lesson(settings: crate::config::Settings, lesson: crate::lesson
 }
 
 async fn run_with(settings: crate::config::Settings, lesson: Option<crate::lesson::Lesson>) -> Result<()> {
+    keys::set_overrides(settings.keys.clone());
     let labs = crate::labs::registry();
     let (wire, lang) = (settings.wire.0, settings.lang.0);
     let active = settings.lab.0.and_then(|name| labs.iter().position(|l| l.info().name == name)).unwrap_or(0);

@@ -495,7 +495,7 @@ fn status_line(app: &App, cols: usize) -> Line<'static> {
         HINTS
             .iter()
             .filter(|h| h.rank == 0 || h.rank >= min_rank)
-            .map(|h| tr(lang, if short { h.short } else { h.long }))
+            .map(|h| super::keys::hint_text(h, tr(lang, if short { h.short } else { h.long })))
             .collect::<Vec<_>>()
             .join("  ")
     };
@@ -558,7 +558,7 @@ fn help_lines(app: &App, cols: u16) -> Vec<Line<'static>> {
         }
     };
     for (label, help) in rows {
-        entry(label, tr(lang, help));
+        entry(&label, tr(lang, help));
     }
     entry(
         tr(lang, "mouse"),
