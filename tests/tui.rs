@@ -385,7 +385,7 @@ fn help_lists_every_key() {
     app.act(Action::Help, 10, &events(), Instant::now());
     let screen = draw(&mut app, 100, 50);
     for (label, help) in protolab::tui::keys::help_rows() {
-        assert!(screen.contains(label), "help lacks {label:?}:\n{screen}");
+        assert!(screen.contains(label.as_str()), "help lacks {label:?}:\n{screen}");
         let start: String = help.chars().take(30).collect();
         assert!(screen.contains(&start), "help lacks {help:?}:\n{screen}");
     }
