@@ -406,14 +406,24 @@ fn lesson_split(area: Rect, tab: &LabTab) -> (Rect, Rect) {
 }
 
 /// A bordered pane of `lines` under `title`, from line `scroll` (kept within the text), with
-/// a hint of which way there is more (K up, J down).
-fn scrolled(frame: &mut Frame, lang: Lang, area: Rect, title: String, lines: Vec<Line<'static>>, scroll: usize) {
+/// a hint of which way there is more (K up, J down); `None`: from the top, J and K scroll
+/// something else.
+fn scrolled(
+    frame: &mut Frame,
+    lang: Lang,
+    area: Rect,
+    title: String,
+    lines: Vec<Line<'static>>,
+    scroll: Option<usize>,
+) {
     let inner = bordered().inner(area);
     let rows = inner.height as usize;
     let last = lines.len().saturating_sub(rows);
-    let scroll = scroll.min(last);
+    let scrolls = scroll.is_some();
+    let scroll = scroll.unwrap_or(0).min(last);
     let mut block = bordered().title(title);
     let hint = match (scroll > 0, scroll < last) {
+        _ if !scrolls => None,
         (false, true) => Some(tr(lang, " ↓ more: J ")),
         (true, true) => Some(tr(lang, " ↑↓ more: K J ")),
         (true, false) => Some(" ↑ K "),
@@ -442,13 +452,13 @@ fn draw_narration(frame: &mut Frame, app: &App, area: Rect) {
             let (card, rest) = lesson_split(area, tab);
             let (lines, _) = lesson.lines(bordered().inner(card).width as usize);
             let title = trf(lang, " lesson · {name} · L closes ", &[("name", &lesson.play.lesson.name)]);
-            scrolled(frame, lang, card, title, lines, lesson.scroll);
+            scrolled(frame, lang, card, title, lines, Some(lesson.scroll));
             if rest.height > 0 {
                 // The step's own narration, from its top (J and K scroll the card).
-                scrolled(frame, lang, rest, what, step_lines(rest), 0);
+                scrolled(frame, lang, rest, what, step_lines(rest), None);
             }
         }
-        None => scrolled(frame, lang, area, what, step_lines(area), tab.narration_scroll),
+        None => scrolled(frame, lang, area, what, step_lines(area), Some(tab.narration_scroll)),
     }
 }
 
