@@ -346,6 +346,27 @@ mod tests {
         }
     }
 
+    /// Korean text is Korean: where the English is a sentence, the Korean has Hangul.
+    #[test]
+    fn every_sentence_has_its_korean() {
+        let hangul = |s: &str| s.chars().any(|c| ('가'..='힣').contains(&c));
+        let sentence = |s: &str| s.split_whitespace().filter(|w| w.chars().all(|c| c.is_ascii_lowercase())).count() >= 3;
+        for lesson in all() {
+            let mut pairs = vec![(&lesson.title.en, &lesson.title.ko), (&lesson.about.en, &lesson.about.ko)];
+            for part in &lesson.parts {
+                pairs.push((&part.en, &part.ko));
+                for t in [&part.model, &part.explain, &part.review].into_iter().flatten() {
+                    pairs.push((&t.en, &t.ko));
+                }
+                pairs.extend(part.choices.iter().map(|c| (&c.en, &c.ko)));
+                pairs.extend(part.ports.iter().map(|r| (&r.en, &r.ko)));
+            }
+            for (en, ko) in pairs {
+                assert!(!sentence(en) || hangul(ko), "lesson {}: no Korean for {en:?}: {ko:?}", lesson.name);
+            }
+        }
+    }
+
     #[test]
     fn choice_patterns() {
         assert!(like("3*", "354"));
