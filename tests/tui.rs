@@ -303,18 +303,57 @@ async fn korean_at_the_smallest_and_largest_sizes() {
             let screen = draw(&mut app, w, h);
             assert!(screen.contains("클라이언트"), "{lab} {w}x{h}:\n{screen}");
             assert!(!screen.contains("has no narration"), "{lab} {w}x{h}:\n{screen}");
-            // A two-column character owns the cell to its right: nothing else may be drawn
-            // there (it would overlap on a real terminal), and it never starts in the last one.
-            for y in 0..h {
-                for x in 0..w {
-                    if protolab::tui::text::width(buf[(x, y)].symbol()) == 2 {
-                        assert!(x + 1 < w, "a wide character cut at the right edge, row {y}");
-                        assert_eq!(buf[(x + 1, y)].symbol(), " ", "drawn over half of a wide character at {x},{y}");
-                    }
-                }
-            }
+            assert_whole_wide_characters(&buf);
             insta::assert_snapshot!(format!("ko_{lab}_{w}x{h}"), screen);
         }
+    }
+}
+
+/// A two-column character owns the cell to its right: nothing else may be drawn there (it
+/// would overlap on a real terminal), and it never starts in the last column.
+fn assert_whole_wide_characters(buf: &Buffer) {
+    let (w, h) = (buf.area.width, buf.area.height);
+    for y in 0..h {
+        for x in 0..w {
+            if protolab::tui::text::width(buf[(x, y)].symbol()) == 2 {
+                assert!(x + 1 < w, "a wide character cut at the right edge, row {y}");
+                assert_eq!(buf[(x + 1, y)].symbol(), " ", "drawn over half of a wide character at {x},{y}");
+            }
+        }
+    }
+}
+
+/// The DHCP lesson in Korean at 80x24 and 120x40: the question about the OFFER's address
+/// field open, its card in Korean, no wide character cut.
+#[tokio::test]
+async fn a_korean_lesson_at_80x24_and_120x40() {
+    use crossterm::event::KeyCode;
+    let mut steps = real_steps("dhcp").await;
+    normalize(&mut steps);
+    let offer = steps.iter().position(|s| s.kind.starts_with("dhcp.offer")).unwrap();
+    steps.truncate(offer + 1);
+    let mut app = app_on("dhcp", Vec::new(), 0);
+    app.set_lang(protolab::locale::Lang::Ko);
+    let lesson = protolab::lesson::find("dhcp").unwrap();
+    app.tab_mut().lesson = Some(protolab::tui::lesson::TabLesson::new(lesson, protolab::locale::Lang::Ko, 1));
+    let now = Instant::now();
+    for answer in ['a', 'a'] {
+        assert!(app.lesson_key(key(KeyCode::Char(answer))));
+        assert!(app.lesson_key(key(KeyCode::Enter)));
+        let step = steps.remove(0);
+        app.tab_mut().on_event(LabEventKind::Step(Box::new(step)), now);
+    }
+    app.tab_mut().revealed = app.tab().session.len();
+    app.tab_mut().flight = None;
+    app.tab_mut().select(1);
+    let open = app.tab().lesson.as_ref().and_then(|l| l.open()).map(|a| a.number);
+    assert_eq!(open, Some(3), "the field question about the OFFER");
+    for (w, h) in [(80, 24), (120, 40)] {
+        let buf = render(&mut app, w, h);
+        let screen = draw(&mut app, w, h);
+        assert!(screen.contains("필드를 고르세요"), "{w}x{h}:\n{screen}");
+        assert_whole_wide_characters(&buf);
+        insta::assert_snapshot!(format!("ko_lesson_dhcp_{w}x{h}"), screen);
     }
 }
 

@@ -350,7 +350,8 @@ mod tests {
     #[test]
     fn every_sentence_has_its_korean() {
         let hangul = |s: &str| s.chars().any(|c| ('가'..='힣').contains(&c));
-        let sentence = |s: &str| s.split_whitespace().filter(|w| w.chars().all(|c| c.is_ascii_lowercase())).count() >= 3;
+        let sentence =
+            |s: &str| s.split_whitespace().filter(|w| w.chars().all(|c| c.is_ascii_lowercase())).count() >= 3;
         for lesson in all() {
             let mut pairs = vec![(&lesson.title.en, &lesson.title.ko), (&lesson.about.en, &lesson.about.ko)];
             for part in &lesson.parts {

@@ -182,7 +182,11 @@ impl TabLesson {
                             let text = trf(lang, "not an answer here ({hint})", &[("hint", error)]);
                             wrap(&text, Style::new().fg(Color::Red), "  ", &mut out);
                         }
-                        let hint = format!("{} · {}", ask.hint(lang), tr(lang, "Enter answers, Esc skips"));
+                        // A field is picked in the details here, not typed.
+                        let hint = match ask.kind {
+                            crate::lesson::Kind::Field => tr(lang, "Enter answers, Esc skips").to_string(),
+                            _ => format!("{} · {}", ask.hint(lang), tr(lang, "Enter answers, Esc skips")),
+                        };
                         wrap(&hint, Style::new().fg(Color::DarkGray), "  ", &mut out);
                     }
                 }
