@@ -125,6 +125,95 @@ pub fn trf(lang: Lang, english: &'static str, args: &[(&str, &dyn std::fmt::Disp
     out
 }
 
+/// The Korean of the notes and reasons the decoders write in English (`assets/ui/ko-notes.txt`):
+/// keys are templates of the English text, `{name}` standing for what changes.
+pub const KO_NOTES: &str = include_str!("../assets/ui/ko-notes.txt");
+
+/// One template: the English text's fixed pieces around its placeholders, and the Korean.
+struct Template {
+    /// Literal text, then a placeholder name, then literal text ... (always odd in length).
+    pieces: Vec<String>,
+    korean: String,
+    /// The literal characters: of two templates that match, the more literal one wins.
+    literal: usize,
+}
+
+fn note_templates() -> &'static [Template] {
+    static TEMPLATES: OnceLock<Vec<Template>> = OnceLock::new();
+    TEMPLATES.get_or_init(|| {
+        parse_catalog(KO_NOTES)
+            .into_iter()
+            .map(|(english, korean)| {
+                let mut pieces = Vec::new();
+                let mut rest = english;
+                while let Some(open) = rest.find('{')
+                    && let Some(close) = rest[open..].find('}')
+                {
+                    pieces.push(rest[..open].to_string());
+                    pieces.push(rest[open + 1..open + close].to_string());
+                    rest = &rest[open + close + 1..];
+                }
+                pieces.push(rest.to_string());
+                let literal = pieces.iter().step_by(2).map(String::len).sum();
+                Template { pieces, korean, literal }
+            })
+            .collect()
+    })
+}
+
+/// The values of `template`'s placeholders in `text`, if `text` is that template filled in.
+fn captures<'t>(template: &'t Template, text: &'t str) -> Option<Vec<(&'t str, &'t str)>> {
+    let pieces = &template.pieces;
+    let mut rest = text.strip_prefix(pieces[0].as_str())?;
+    let mut out = Vec::new();
+    let mut i = 1;
+    while i < pieces.len() {
+        let (name, after) = (pieces[i].as_str(), pieces[i + 1].as_str());
+        let last = i + 2 == pieces.len();
+        let at = if last {
+            rest.strip_suffix(after).map(str::len)?
+        } else if after.is_empty() {
+            return None;
+        } else {
+            rest.find(after)?
+        };
+        if at == 0 {
+            return None;
+        }
+        out.push((name, &rest[..at]));
+        rest = &rest[at + after.len()..];
+        i += 2;
+    }
+    rest.is_empty().then_some(out)
+}
+
+/// A note or a reason a decoder wrote in English, in `lang`: reasons joined by `; ` each on
+/// their own; what has no Korean stays as it is. Outputs (JSONL, text) keep the English.
+pub fn localize(lang: Lang, text: &str) -> std::borrow::Cow<'_, str> {
+    if lang == Lang::En {
+        return text.into();
+    }
+    let one = |part: &str| -> Option<String> {
+        let (template, caps) =
+            note_templates().iter().filter_map(|t| captures(t, part).map(|c| (t, c))).max_by_key(|(t, _)| t.literal)?;
+        let mut out = template.korean.clone();
+        for (name, value) in caps {
+            out = out.replace(&format!("{{{name}}}"), value);
+        }
+        Some(out)
+    };
+    // A note with a `;` of its own is one template; reasons joined by `; ` are each one.
+    if let Some(whole) = one(text) {
+        return whole.into();
+    }
+    let parts: Vec<&str> = text.split("; ").collect();
+    let done: Vec<Option<String>> = parts.iter().map(|p| one(p)).collect();
+    if done.iter().all(Option::is_none) {
+        return text.into();
+    }
+    parts.iter().zip(done).map(|(p, d)| d.unwrap_or_else(|| p.to_string())).collect::<Vec<_>>().join("; ").into()
+}
+
 /// An endpoint's name as the screen and the narration say it (`client` → `클라이언트`); a
 /// DHCP client named with its address (`client 02:00:…`) keeps the address.
 pub fn endpoint(lang: Lang, name: &str) -> String {
@@ -151,6 +240,32 @@ mod tests {
         assert_eq!(Lang::from_locale("en_US.UTF-8"), Lang::En);
         assert_eq!(Lang::from_locale("C"), Lang::En);
         assert_eq!(Lang::from_locale("kok_IN"), Lang::En, "Konkani is not Korean");
+    }
+
+    #[test]
+    fn notes_are_read_back_through_their_templates() {
+        let t = |english: &str, korean: &str| {
+            let mut t = Template { pieces: Vec::new(), korean: korean.into(), literal: 0 };
+            let mut rest = english;
+            while let Some(open) = rest.find('{') {
+                let close = rest[open..].find('}').unwrap();
+                t.pieces.push(rest[..open].to_string());
+                t.pieces.push(rest[open + 1..open + close].to_string());
+                rest = &rest[open + close + 1..];
+            }
+            t.pieces.push(rest.to_string());
+            t
+        };
+        let a = t("T1 {t1} s = {share} % of the lease", "");
+        assert_eq!(captures(&a, "T1 60 s = 50.0 % of the lease"), Some(vec![("t1", "60"), ("share", "50.0")]));
+        assert_eq!(captures(&a, "T1 60 s = 50.0 % of the leases"), None);
+        let end = t("answers {verb}", "");
+        assert_eq!(captures(&end, "answers EHLO"), Some(vec![("verb", "EHLO")]));
+        assert_eq!(captures(&end, "answers "), None, "a placeholder is never empty");
+        let start = t("{n} bytes of Ethernet padding", "");
+        assert_eq!(captures(&start, "6 bytes of Ethernet padding"), Some(vec![("n", "6")]));
+        assert_eq!(localize(Lang::Ko, "nothing like a template"), "nothing like a template");
+        assert_eq!(localize(Lang::En, "answers EHLO"), "answers EHLO");
     }
 
     #[test]

@@ -132,7 +132,7 @@ fn value(name: &str, step: &Step, lang: Lang) -> Option<String> {
         "to" => Some(crate::locale::endpoint(lang, &step.to)),
         "len" => Some(step.len.to_string()),
         "summary" => Some(step.summary.clone()),
-        "malformed" => step.malformed.clone(),
+        "malformed" => step.malformed.as_deref().map(|r| crate::locale::localize(lang, r).into_owned()),
         "delay" => match step.fate {
             Fate::Delayed(ms) => Some(ms.to_string()),
             _ => None,

@@ -121,3 +121,55 @@ fn narration_has_the_same_keys_and_placeholders_in_both_languages() {
         }
     }
 }
+
+/// Every note and every malformed reason the labs write, on every wire, with the cable's
+/// faults, has its Korean (`assets/ui/ko-notes.txt`): in Korean nothing in the details pane is
+/// left in English but field names and values.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_note_the_labs_write_has_its_korean() {
+    use protolab::labs::{self, run};
+    use protolab::net::{Wire, sim::Faults};
+    use protolab::session::StepSink;
+    protolab::labs::dhcp::set_speedup(600);
+    let faults = |corrupt: Vec<u64>, duplicate: Vec<u64>| Faults { corrupt, duplicate, ..Faults::default() };
+    let mut runs = vec![
+        ("dhcp", Wire::Sim, Faults::default()),
+        ("dhcp", Wire::Sim, faults(vec![1, 2, 3, 4, 6], vec![])),
+        ("tcp", Wire::Sim, Faults::default()),
+        ("tcp", Wire::Sim, faults(vec![3, 4, 6, 9], vec![5])),
+        ("ws", Wire::Sim, faults(vec![7], vec![])),
+        ("smtp", Wire::Sim, faults(vec![8], vec![])),
+    ];
+    for lab in ["tcp", "ws", "smtp"] {
+        runs.push((lab, Wire::Host, Faults::default()));
+        runs.push((lab, Wire::Sim, Faults::default()));
+    }
+    let mut missing = std::collections::BTreeSet::new();
+    for (lab, wire, faults) in runs {
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        let opts = run::RunOptions { faults, ..run::RunOptions::free(wire) };
+        let _ = tokio::time::timeout(
+            std::time::Duration::from_secs(60),
+            run::exchange(labs::find(lab).unwrap(), opts, StepSink::new(lab, tx)),
+        )
+        .await;
+        while let Ok(step) = rx.try_recv() {
+            let reasons = step.malformed.iter().flat_map(|r| r.split("; ").map(str::to_string));
+            for text in step.notes.iter().cloned().chain(reasons) {
+                // The accept value's derivation is formulas and values, in no language.
+                if text.trim_start().starts_with('=') {
+                    continue;
+                }
+                if protolab::locale::localize(Lang::Ko, &text) == text {
+                    missing.insert(text);
+                }
+            }
+        }
+    }
+    assert!(
+        missing.is_empty(),
+        "no Korean for {} notes or reasons:\n{}",
+        missing.len(),
+        missing.into_iter().collect::<Vec<_>>().join("\n")
+    );
+}

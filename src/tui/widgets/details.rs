@@ -3,7 +3,7 @@
 //! with the selected field's whole range lit and in view.
 
 use super::hexdump;
-use crate::locale::{Lang, endpoint, tr, trf};
+use crate::locale::{Lang, endpoint, localize, tr, trf};
 use crate::session::Step;
 use crate::tui::text::{fit, wrap};
 use ratatui::buffer::Buffer;
@@ -66,7 +66,7 @@ impl Details<'_> {
         let mut extra: Vec<Line> = Vec::new();
         if let Some(reason) = &step.malformed {
             let style = Style::new().fg(Color::Red).add_modifier(Modifier::BOLD);
-            let text = format!("{}: {reason}", tr(self.lang, "malformed"));
+            let text = format!("{}: {}", tr(self.lang, "malformed"), localize(self.lang, reason));
             extra.extend(wrap(&text, cols).into_iter().map(|l| Line::styled(l, style)));
         }
         for sentence in &self.moved {
@@ -74,7 +74,11 @@ impl Details<'_> {
             extra.extend(wrap(sentence, cols).into_iter().map(|l| Line::styled(l, style)));
         }
         for note in &step.notes {
-            extra.extend(wrap(note, cols).into_iter().map(|l| Line::styled(l, Style::new().fg(Color::Green))));
+            extra.extend(
+                wrap(&localize(self.lang, note), cols)
+                    .into_iter()
+                    .map(|l| Line::styled(l, Style::new().fg(Color::Green))),
+            );
         }
 
         // The bytes: their share of the pane, down to two rows (or the selected field's whole
