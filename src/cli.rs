@@ -440,6 +440,8 @@ pub fn list_lessons(out: &mut impl Write, lang: Lang) -> std::io::Result<()> {
     for lesson in crate::lesson::all() {
         let done = match progress.lesson.get(&lesson.name) {
             None => tr(lang, "not started").to_string(),
+            // Free answers only: nothing to score.
+            Some(r) if r.best.1 == 0 => crate::locale::trf(lang, "{tries}× done", &[("tries", &r.tries)]),
             Some(r) => crate::locale::trf(
                 lang,
                 "{tries}× best {right}/{total}",
@@ -602,17 +604,18 @@ pub async fn dispatch(cli: Cli) -> Result<()> {
             let lesson = crate::lesson::find(&name).unwrap_or_else(|| {
                 usage(&format!("no lesson named {name}; the lessons: {}", crate::lesson::names().join(", ")))
             });
-            let lang = lang.unwrap_or_else(Lang::from_env);
-            if reference {
-                return Ok(quiet_pipe(print_reference(&mut std::io::stdout(), &lesson, lang))?);
-            }
             // A lesson without a lab (the port table) is a quiz in the terminal, line by line.
             let answers = answers.or_else(|| lesson.lab.is_none().then(|| "-".to_string()));
-            let Some(answers) = answers else {
-                let settings = settings(Flags { lang: Some(lang), lab: lesson.lab.clone(), ..Flags::default() });
+            let Some(answers) = answers.filter(|_| !reference) else {
+                if reference {
+                    let lang = lang.unwrap_or_else(Lang::from_env);
+                    return Ok(quiet_pipe(print_reference(&mut std::io::stdout(), &lesson, lang))?);
+                }
+                // In the TUI, as the TUI: the configuration file's language unless --lang.
+                let settings = settings(Flags { lang, lab: lesson.lab.clone(), ..Flags::default() });
                 return crate::tui::run_lesson(settings, lesson).await;
             };
-            play_lesson(lesson, lang, seed, &answers).await
+            play_lesson(lesson, lang.unwrap_or_else(Lang::from_env), seed, &answers).await
         }
         Some(Command::Labs { lang }) => Ok(list_labs(&mut std::io::stdout(), lang.unwrap_or_else(Lang::from_env))?),
         Some(Command::Run { lab, wire, connect, format, faults, pcap, interface: Some(interface), .. }) => {
