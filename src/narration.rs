@@ -18,9 +18,9 @@
 //!   `@captured` (a kernel segment captured on the host), tried before the same key without it.
 //!
 //! `{Path}` is replaced by the step's field of that path; `{from}`, `{to}`, `{len}`,
-//! `{summary}`, `{malformed}` (the reason) and `{delay}` (ms on the cable) by the step's own
-//! values; `{state.client}` by that endpoint's state when the step crossed, `{state.from}` and
-//! `{state.to}` by the sender's and the receiver's.
+//! `{summary}`, `{malformed}` (the reason, in the narration's language) and `{delay}` (ms on
+//! the cable) by the step's own values; `{state.client}` by that endpoint's state when the step
+//! crossed, `{state.from}` and `{state.to}` by the sender's and the receiver's.
 
 use crate::locale::Lang;
 use crate::net::Wire;
@@ -132,7 +132,7 @@ fn value(name: &str, step: &Step, lang: Lang) -> Option<String> {
         "to" => Some(crate::locale::endpoint(lang, &step.to)),
         "len" => Some(step.len.to_string()),
         "summary" => Some(step.summary.clone()),
-        "malformed" => step.malformed.as_deref().map(|r| crate::locale::localize(lang, r).into_owned()),
+        "malformed" => step.malformed.as_deref().map(|r| crate::locale::localize_reason(lang, r).into_owned()),
         "delay" => match step.fate {
             Fate::Delayed(ms) => Some(ms.to_string()),
             _ => None,

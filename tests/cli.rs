@@ -433,3 +433,34 @@ fn config_print_and_bad_config() {
         assert_eq!(err.lines().count(), 1, "{err}");
     }
 }
+
+/// The step contract speaks English whatever the locale: a Korean screen says a malformed
+/// reason in Korean, JSONL and the text transcript keep the English reason word for word. A
+/// corrupted data segment fails its TCP checksum.
+#[test]
+fn malformed_reasons_stay_english_in_a_korean_locale() {
+    let hangul = |text: &str| text.chars().any(|c| ('\u{ac00}'..='\u{d7a3}').contains(&c));
+    let run = |format: &str| {
+        let out = protolab()
+            .env("LANG", "ko_KR.UTF-8")
+            .args(["run", "tcp", "--corrupt", "4", "--format", format])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let jsonl = run("jsonl");
+    assert!(!hangul(&jsonl), "{jsonl}");
+    let steps: Vec<serde_json::Value> = jsonl.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let reasons: Vec<&str> = steps.iter().filter_map(|s| s["malformed"].as_str()).collect();
+    assert_eq!(reasons.len(), 1, "{jsonl}");
+    let (sent, expected) = reasons[0].strip_prefix("TCP checksum 0x").unwrap().split_once(" should be 0x").unwrap();
+    assert!(
+        [sent, expected].iter().all(|h| h.len() == 4 && h.chars().all(|c| c.is_ascii_hexdigit())),
+        "{}",
+        reasons[0]
+    );
+    assert!(steps.iter().all(|s| s.get("notes").is_none()), "notes are not part of the contract");
+    let text = run("text");
+    assert!(!hangul(&text) && text.contains("  !! TCP checksum 0x"), "{text}");
+}

@@ -1,10 +1,11 @@
 //! Korean everywhere: every English UI string the code passes to `tr`/`trf` (and every lab's
 //! title and description, every key's help) has its Korean text, with the same placeholders,
-//! and the catalog keeps nothing that is no longer used; every narration key of every lab
-//! exists in both languages with the same placeholders.
+//! and the catalog keeps nothing that is no longer used; so has every template of a step's notes
+//! and malformed reasons (`en`) and every phrase they take as a value (`term`), in the catalog of
+//! notes; every narration key of every lab exists in both languages with the same placeholders.
 
 use protolab::labs;
-use protolab::locale::{KO, Lang, parse_catalog, tr};
+use protolab::locale::{KO, KO_NOTES, Lang, localize, localize_reason, parse_catalog, tr};
 use protolab::tui::keys::{HINTS, help_rows};
 use std::collections::{BTreeSet, HashMap};
 use std::path::Path;
@@ -32,6 +33,35 @@ fn literals(dir: &Path, out: &mut BTreeSet<String>) {
             let text = args[comma + 1..].trim_start();
             if let Some(literal) = text.strip_prefix('"') {
                 out.insert(unescape(literal));
+            }
+        }
+    }
+}
+
+/// The string literals passed to the markers of notes and reasons, `en("…", …)` and
+/// `term("…")`, in `dir`; the calls whose first argument is not a literal, as `file: text`.
+fn note_literals(dir: &Path, out: &mut BTreeSet<String>, bare: &mut Vec<String>) {
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            note_literals(&path, out, bare);
+            continue;
+        }
+        if path.extension().is_none_or(|e| e != "rs") || path.ends_with("locale.rs") {
+            continue;
+        }
+        let source = std::fs::read_to_string(&path).unwrap();
+        for (at, marker) in source.match_indices("en(").chain(source.match_indices("term(")) {
+            let before = source[..at].chars().last();
+            if before.is_some_and(|c| c.is_alphanumeric() || c == '_') {
+                continue;
+            }
+            let args = source[at + marker.len()..].trim_start();
+            match args.strip_prefix('"') {
+                Some(literal) => {
+                    out.insert(unescape(literal));
+                }
+                None => bare.push(format!("{}: {marker}{}", path.display(), args.lines().next().unwrap_or(""))),
             }
         }
     }
@@ -100,6 +130,49 @@ fn every_screen_string_has_its_korean_with_the_same_placeholders() {
     assert_eq!(tr(Lang::Ko, "client"), "클라이언트");
 }
 
+/// The notes and reasons: each template in the code has its Korean in the catalog of notes with
+/// the same placeholders, and the catalog has nothing else. A template's placeholders are
+/// apart (a value is found between two literal texts) and it has no framing spaces.
+#[test]
+fn every_note_and_reason_has_its_korean_with_the_same_placeholders() {
+    let mut en = BTreeSet::new();
+    let mut bare = Vec::new();
+    note_literals(&Path::new(env!("CARGO_MANIFEST_DIR")).join("src"), &mut en, &mut bare);
+    assert!(en.len() > 100, "the scan finds the notes and reasons: {}", en.len());
+    assert!(bare.is_empty(), "en and term take their text as a literal, for this scan:\n{bare:#?}");
+    let ko = parse_catalog(KO_NOTES);
+    let missing: Vec<_> = en.iter().filter(|e| !ko.contains_key(e.as_str())).collect();
+    assert!(missing.is_empty(), "no Korean for {} notes or reasons:\n{missing:#?}", missing.len());
+    let stale: Vec<_> = ko.keys().filter(|k| !en.contains(**k)).collect();
+    assert!(stale.is_empty(), "Korean for notes or reasons no longer made: {stale:#?}");
+    for (english, korean) in &ko {
+        assert!(!korean.is_empty(), "[{english}] is empty");
+        assert_eq!(placeholders(english), placeholders(korean), "[{english}] → {korean}");
+        assert_eq!(english.trim(), *english, "[{english}] has framing spaces");
+        assert!(!english.contains("}{"), "[{english}]: two placeholders side by side");
+    }
+}
+
+/// What the screen makes of finished notes and reasons, as the decoders write them.
+#[test]
+fn finished_notes_and_reasons_read_in_korean() {
+    assert_eq!(
+        localize(Lang::Ko, "checksums ok: IPv4 header 0x1234, TCP 0xabcd"),
+        "체크섬 정상: IPv4 헤더 0x1234, TCP 0xabcd"
+    );
+    assert_eq!(
+        localize(Lang::Ko, "matches Sec-WebSocket-Accept ✓: base64(SHA-1(key + GUID))"),
+        "Sec-WebSocket-Accept와 일치 ✓: base64(SHA-1(key + GUID))"
+    );
+    assert_eq!(localize(Lang::Ko, "frame 3 held back 300 ms on the cable"), "3번 프레임이 케이블에서 300 ms 지연됨");
+    assert_eq!(
+        localize_reason(Lang::Ko, "option 50 (requested_ip) cut short: 2 of its 4 bytes"),
+        "옵션 50 (requested_ip)이(가) 잘림: 4바이트 중 2바이트"
+    );
+    assert_eq!(localize_reason(Lang::Ko, "unknown command \"XYZZY\""), "알 수 없는 명령 \"XYZZY\"");
+    assert_eq!(localize_reason(Lang::En, "unknown command \"XYZZY\""), "unknown command \"XYZZY\"");
+}
+
 /// Narration: the same keys in English and Korean, for the text every lab shares and each
 /// lab's own, with the same placeholders in each.
 #[test]
@@ -154,14 +227,15 @@ async fn every_note_the_labs_write_has_its_korean() {
         )
         .await;
         while let Ok(step) = rx.try_recv() {
-            let reasons = step.malformed.iter().flat_map(|r| r.split("; ").map(str::to_string));
-            for text in step.notes.iter().cloned().chain(reasons) {
+            for note in &step.notes {
                 // The accept value's derivation is formulas and values, in no language.
-                if text.trim_start().starts_with('=') {
-                    continue;
+                if !note.trim_start().starts_with('=') && protolab::locale::localize(Lang::Ko, note) == *note {
+                    missing.insert(note.clone());
                 }
-                if protolab::locale::localize(Lang::Ko, &text) == text {
-                    missing.insert(text);
+            }
+            for reason in step.malformed.iter().flat_map(|r| r.split("; ")) {
+                if protolab::locale::localize_reason(Lang::Ko, reason) == reason {
+                    missing.insert(reason.to_string());
                 }
             }
         }

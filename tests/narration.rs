@@ -2,10 +2,11 @@
 //! cable, and every step it produced must have narration true to its moment: a key, every
 //! placeholder filled, and no claim the step contradicts (a TCP state it is not in, "no data"
 //! on a segment with payload, a retransmission told as new). On the lab network the moment the
-//! narration names must also agree with the states the real stack reports.
+//! narration names must also agree with the states the real stack reports. On a Korean screen,
+//! every note and malformed reason of every step reads in Korean, the narration's too.
 
 use protolab::labs::{self, run};
-use protolab::locale::Lang;
+use protolab::locale::{Lang, localize, localize_reason};
 use protolab::narration::Narration;
 use protolab::net::{Wire, sim::Faults};
 use protolab::session::{Fate, Step, StepSink};
@@ -182,14 +183,43 @@ fn backwards(steps: &[Step]) -> Vec<String> {
     out
 }
 
+fn hangul(text: &str) -> bool {
+    text.chars().any(|c| ('\u{ac00}'..='\u{d7a3}').contains(&c))
+}
+
+/// What a Korean screen would leave in English of a step's notes and malformed reason: the
+/// accept key's derivation lines are formulas, and an OS error's text is the OS's. A reason
+/// naming several checks is said check by check.
+fn english_left(s: &Step, korean: &Narration, wire: Wire) -> Vec<String> {
+    let mut out = Vec::new();
+    for note in s.notes.iter().filter(|n| !n.starts_with("  = ")) {
+        if !hangul(&localize(Lang::Ko, note)) {
+            out.push(format!("the note {note:?} has no Korean"));
+        }
+    }
+    if let Some(reason) = s.malformed.as_deref().filter(|_| s.kind != "socket.reset") {
+        let said = localize_reason(Lang::Ko, reason);
+        if !said.split("; ").all(hangul) {
+            out.push(format!("the reason {reason:?} has no Korean: {said:?}"));
+        }
+        let key = korean.key(s, wire).unwrap_or_default();
+        if korean.text(&key).is_some_and(|t| t.contains("{malformed}")) && !korean.explain(s, wire).contains(&*said) {
+            out.push(format!("[{key}] in Korean does not give the reason in Korean: {said:?}"));
+        }
+    }
+    out
+}
+
 /// Every problem with the narration of `steps`.
 fn problems(w: &Walk, steps: &[Step]) -> Vec<String> {
     let lab = labs::find(w.lab).unwrap();
     let narration = Narration::for_lab(Lang::En, lab.as_ref());
+    let korean = Narration::for_lab(Lang::Ko, lab.as_ref());
     let mut seen = HashSet::new();
     let mut out = backwards(steps);
     for s in steps {
         let at = format!("#{} {} ({})", s.seq, s.summary, s.kind);
+        out.extend(english_left(s, &korean, w.wire).into_iter().map(|p| format!("{at}: {p}")));
         let Some(key) = narration.key(s, w.wire) else {
             out.push(format!("{at}: no narration (tried {:?})", Narration::keys(s, w.wire)));
             continue;

@@ -357,6 +357,36 @@ async fn a_korean_lesson_at_80x24_and_120x40() {
     }
 }
 
+/// In Korean, the details pane says a step's notes and its malformed reason in Korean, while
+/// the step keeps them in English: a real DHCP OFFER's checks and lease times, and the frame a
+/// WebSocket client sent unmasked.
+#[tokio::test]
+async fn notes_and_malformed_reasons_read_in_korean() {
+    let mut dhcp = real_steps("dhcp").await;
+    normalize(&mut dhcp);
+    let offer = dhcp.iter().position(|s| s.kind.starts_with("dhcp.offer")).unwrap();
+    let t1 = "T1 60 s = 50.0 % of the lease: the client renews with this server";
+    assert!(dhcp[offer].notes.iter().any(|n| n == t1), "{:?}", dhcp[offer].notes);
+    let mut app = app_on("dhcp", dhcp, offer);
+    app.set_lang(protolab::locale::Lang::Ko);
+    let screen = draw(&mut app, 200, 60);
+    for korean in
+        ["체크섬 정상: IPv4 헤더 0x0000, UDP 0x0000", "T1 60초 = 임대 시간의 50.0 %", "T2 105초 = 임대 시간의 87.5 %"]
+    {
+        assert!(screen.contains(korean), "{korean}:\n{screen}");
+    }
+    assert!(!screen.contains("of the lease") && !screen.contains("checksums ok"), "{screen}");
+
+    let steps = ws_steps();
+    let reason = "a client's frame must be masked (RFC 6455 §5.1)";
+    let unmasked = steps.iter().position(|s| s.malformed.as_deref() == Some(reason)).unwrap();
+    let mut app = app_with(steps, unmasked, 0);
+    app.set_lang(protolab::locale::Lang::Ko);
+    let screen = draw(&mut app, 200, 60);
+    assert!(screen.contains("클라이언트의 프레임은 마스킹되어야 함(RFC 6455 §5.1)"), "{screen}");
+    assert!(!screen.contains("must be masked"), "{screen}");
+}
+
 /// At 80x24 the accept check is one key away: `z` gives details and narration the screen.
 #[test]
 fn zoom_shows_the_whole_accept_check_at_80x24() {

@@ -247,9 +247,10 @@ impl Shared {
             log.retain(|(r, _)| r.end > w.range.end);
             if !covered {
                 LOST.fetch_add(1, Ordering::Relaxed);
-                w.step
-                    .notes
-                    .push("the capture did not see the segments that carried this message (it lost frames)".into());
+                w.step.notes.push(crate::locale::en(
+                    "the capture did not see the segments that carried this message (it lost frames)",
+                    &[],
+                ));
             }
             self.sink.emit(w.step);
         }

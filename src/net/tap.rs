@@ -4,6 +4,7 @@
 use super::Carriers;
 use super::capture::Capture;
 use super::gate::Gate;
+use crate::locale::en;
 use crate::session::{KEEP_BYTES, Layer, StepSink};
 use crate::wire::{Decoded, Decoder, Message};
 use std::future::Future;
@@ -190,7 +191,7 @@ impl Recorder {
                             "malformed",
                             format!("{pending} bytes without a message boundary"),
                         )
-                        .malformed(format!("no message boundary in {pending} bytes"));
+                        .malformed(en("no message boundary in {n} bytes", &[("n", &pending)]));
                         self.emit(way, at, &way.buf[at..], msg, pending);
                         at = way.buf.len();
                     }
@@ -264,8 +265,8 @@ impl Recorder {
         way.closed = true;
         if !way.buf.is_empty() || way.skip > 0 {
             let reason = match way.skip {
-                0 => "the connection closed in the middle of a message".to_string(),
-                n => format!("the connection closed {n} bytes before the end of the message"),
+                0 => en("the connection closed in the middle of a message", &[]),
+                n => en("the connection closed {n} bytes before the end of the message", &[("n", &n)]),
             };
             let len = way.buf.len();
             let msg =

@@ -20,6 +20,7 @@
 //! [`describe`]). [`encode`] and [`parse`] are what the lab's client and server use to put a
 //! [`v4::Message`] on the wire and take it off again.
 
+use crate::locale::en;
 use crate::session::{Layer, hex};
 use crate::wire::Message;
 use dhcproto::v4::{self, DhcpOption, MessageType, OptionCode};
@@ -144,7 +145,7 @@ pub fn parse(payload: &[u8]) -> Result<v4::Message, String> {
     }
     let msg = v4::Message::decode(&mut Decoder::new(payload)).map_err(|e| e.to_string())?;
     if usize::from(msg.hlen()) > field::CHADDR.len() {
-        return Err(format!("hlen {} is more than the 16 bytes of chaddr", msg.hlen()));
+        return Err(en("hlen {hlen} is more than the 16 bytes of chaddr", &[("hlen", &msg.hlen())]));
     }
     if msg.opts().msg_type().is_none() {
         return Err("no message type (option 53)".into());
@@ -174,23 +175,21 @@ fn walk_options(payload: &[u8]) -> (Vec<RawOption>, Option<usize>, Option<String
     let mut at = field::OPTIONS;
     loop {
         let Some(&code) = payload.get(at) else {
-            return (options, None, Some("the options end without the End option (255)".into()));
+            return (options, None, Some(en("the options end without the End option (255)", &[])));
         };
         match code {
             0 => at += 1,
             255 => return (options, Some(at), None),
             _ => {
                 let Some(&len) = payload.get(at + 1) else {
-                    let problem = format!("option {} cut short after its code", option_label(code));
+                    let problem = en("option {label} cut short after its code", &[("label", &option_label(code))]);
                     return (options, None, Some(problem));
                 };
                 let end = at + 2 + len as usize;
                 if end > payload.len() {
-                    let problem = format!(
-                        "option {} cut short: {} of its {} bytes",
-                        option_label(code),
-                        payload.len() - (at + 2),
-                        len
+                    let problem = en(
+                        "option {label} cut short: {got} of its {len} bytes",
+                        &[("label", &option_label(code)), ("got", &(payload.len() - (at + 2))), ("len", &len)],
                     );
                     return (options, None, Some(problem));
                 }
@@ -220,7 +219,7 @@ fn length_fits(code: u8, len: usize) -> bool {
 }
 
 fn bad_length(code: u8, len: usize) -> String {
-    format!("option {} with length {len}, not a length its kind has", option_label(code))
+    en("option {label} with length {len}, not a length its kind has", &[("label", &option_label(code)), ("len", &len)])
 }
 
 /// An option as dhcproto reads it: pieces of one code in a row are one value, joined (RFC 3396).
@@ -273,20 +272,21 @@ pub fn describe(dhcp_payload: &[u8], offset: usize) -> Message {
     let mut r = Reading { offset, fields: Vec::new(), notes: Vec::new(), problems: Vec::new() };
     header_fields(p, &mut r);
     if p.len() < field::OPTIONS {
-        r.problems.push(format!(
-            "cut short: {} of the {} bytes of the header and magic cookie",
-            p.len(),
-            field::OPTIONS
+        r.problems.push(en(
+            "cut short: {got} of the {need} bytes of the header and magic cookie",
+            &[("got", &p.len()), ("need", &field::OPTIONS)],
         ));
         return r.finish("dhcp.malformed", "DHCP message cut short".into());
     }
     match p[field::OP.start] {
         1 | 2 => {}
-        op => r.problems.push(format!("op {op} is neither BOOTREQUEST (1) nor BOOTREPLY (2)")),
+        op => r.problems.push(en("op {op} is neither BOOTREQUEST (1) nor BOOTREPLY (2)", &[("op", &op)])),
     }
     if p[field::MAGIC_COOKIE] != MAGIC_COOKIE {
-        r.problems
-            .push(format!("magic cookie 0x{} is not 0x63825363: not a DHCP message", hex(&p[field::MAGIC_COOKIE])));
+        r.problems.push(en(
+            "magic cookie 0x{cookie} is not 0x63825363: not a DHCP message",
+            &[("cookie", &hex(&p[field::MAGIC_COOKIE]))],
+        ));
         return r.finish("dhcp.malformed", "not a DHCP message".into());
     }
     let (raw, end, walk_problem) = walk_options(p);
@@ -296,7 +296,7 @@ pub fn describe(dhcp_payload: &[u8], offset: usize) -> Message {
         None => match v4::Message::decode(&mut Decoder::new(p)) {
             Ok(msg) => Some(msg),
             Err(e) => {
-                r.problems.push(format!("dhcproto: {e}"));
+                r.problems.push(en("dhcproto: {error}", &[("error", &e)]));
                 None
             }
         },
@@ -307,9 +307,9 @@ pub fn describe(dhcp_payload: &[u8], offset: usize) -> Message {
     for (i, opt) in raw.iter().enumerate() {
         let repeated = raw.iter().filter(|o| o.code == opt.code).count() > 1;
         if repeated && raw[..i].iter().all(|o| o.code != opt.code) {
-            r.notes.push(format!(
-                "option {} appears more than once: its values join into one (RFC 3396)",
-                option_label(opt.code)
+            r.notes.push(en(
+                "option {label} appears more than once: its values join into one (RFC 3396)",
+                &[("label", &option_label(opt.code))],
             ));
         }
         // Each option on its own, so its value belongs to exactly the bytes of its range.
@@ -336,10 +336,10 @@ pub fn describe(dhcp_payload: &[u8], offset: usize) -> Message {
             r.problems.push(bad_length(run.code, run.len));
         } else if DhcpOption::decode(&mut Decoder::new(&p[run.range.clone()])).is_err() {
             r.problems.push(match run.pieces {
-                1 => format!("option {label} does not decode (length {})", run.len),
-                n => format!(
-                    "option {label} comes in {n} pieces in a row: joined (RFC 3396), its {} bytes do not decode",
-                    run.len
+                1 => en("option {label} does not decode (length {len})", &[("label", &label), ("len", &run.len)]),
+                n => en(
+                    "option {label} comes in {n} pieces in a row: joined (RFC 3396), its {len} bytes do not decode",
+                    &[("label", &label), ("n", &n), ("len", &run.len)],
                 ),
             });
         }
@@ -348,7 +348,7 @@ pub fn describe(dhcp_payload: &[u8], offset: usize) -> Message {
         r.field("DHCP.end", 255, end..end + 1);
         let padding = p.len() - end - 1;
         if padding > 0 {
-            r.notes.push(format!("{padding} bytes of padding after the End option"));
+            r.notes.push(en("{n} bytes of padding after the End option", &[("n", &padding)]));
         }
     }
     if let Some(problem) = walk_problem {
@@ -365,10 +365,10 @@ pub fn describe(dhcp_payload: &[u8], offset: usize) -> Message {
     }
     msg.set_opts(found);
     if msg.opts().get(OptionCode::OptionOverload).is_some() {
-        r.notes.push("option 52: more options hide in the sname and file fields (not shown)".into());
+        r.notes.push(en("option 52: more options hide in the sname and file fields (not shown)", &[]));
     }
     let Some(t) = msg.opts().msg_type() else {
-        r.problems.push("no message type (option 53): a plain BOOTP message, not DHCP".into());
+        r.problems.push(en("no message type (option 53): a plain BOOTP message, not DHCP", &[]));
         return r.finish("dhcp.malformed", format!("BOOTP xid={}", Xid(msg.xid())));
     };
     lease_notes(&msg, &mut r);
@@ -423,10 +423,13 @@ fn header_fields(p: &[u8], r: &mut Reading) {
         let text = if flags & BROADCAST_FLAG != 0 { "broadcast" } else { "" };
         r.field("DHCP.flags", text, field::FLAGS);
         if flags & BROADCAST_FLAG != 0 {
-            r.notes.push("flags: broadcast, the client asks for replies to 255.255.255.255".into());
+            r.notes.push(en("flags: broadcast, the client asks for replies to 255.255.255.255", &[]));
         }
         if flags & !BROADCAST_FLAG != 0 {
-            r.notes.push(format!("flags 0x{flags:04x}: bits other than broadcast must be zero"));
+            r.notes.push(en(
+                "flags 0x{flags}: bits other than broadcast must be zero",
+                &[("flags", &format!("{flags:04x}"))],
+            ));
         }
     }
     for (path, range) in [
@@ -444,7 +447,7 @@ fn header_fields(p: &[u8], r: &mut Reading) {
         let hlen = match p[field::HLEN.start] as usize {
             0 => field::CHADDR.len(),
             n @ 17.. => {
-                r.problems.push(format!("hlen {n} is more than the 16 bytes of chaddr"));
+                r.problems.push(en("hlen {hlen} is more than the 16 bytes of chaddr", &[("hlen", &n)]));
                 field::CHADDR.len()
             }
             n => n,
@@ -498,15 +501,21 @@ fn option_value(opt: &DhcpOption) -> Option<serde_json::Value> {
 fn lease_notes(msg: &v4::Message, r: &mut Reading) {
     let Some(lease) = lease_time(msg) else { return };
     if lease == u32::MAX {
-        r.notes.push("lease_time 0xffffffff: an infinite lease".into());
+        r.notes.push(en("lease_time 0xffffffff: an infinite lease", &[]));
         return;
     }
     let share = |t: u32| if lease == 0 { 0.0 } else { f64::from(t) * 100.0 / f64::from(lease) };
     if let Some(DhcpOption::Renewal(t1)) = msg.opts().get(OptionCode::Renewal) {
-        r.notes.push(format!("T1 {t1} s = {:.1} % of the lease: the client renews with this server", share(*t1)));
+        r.notes.push(en(
+            "T1 {t1} s = {share} % of the lease: the client renews with this server",
+            &[("t1", t1), ("share", &format!("{:.1}", share(*t1)))],
+        ));
     }
     if let Some(DhcpOption::Rebinding(t2)) = msg.opts().get(OptionCode::Rebinding) {
-        r.notes.push(format!("T2 {t2} s = {:.1} % of the lease: the client asks any server", share(*t2)));
+        r.notes.push(en(
+            "T2 {t2} s = {share} % of the lease: the client asks any server",
+            &[("t2", t2), ("share", &format!("{:.1}", share(*t2)))],
+        ));
     }
 }
 

@@ -22,6 +22,7 @@
 //!
 //! [`udp_payload`] finds what a UDP datagram carries, for labs that decode it themselves (DHCP).
 
+use crate::locale::{en, term};
 use crate::session::{Field, Layer, hex};
 use crate::wire::{Message, printable};
 use etherparse::checksum::Sum16BitWords;
@@ -120,6 +121,9 @@ const SUMMARY_TEXT_CHARS: usize = 40;
 /// Bytes of a binary payload shown as hex in the `TCP.payload` field.
 const PAYLOAD_HEX_BYTES: usize = 128;
 
+/// What the IPv4 header's checksum is called in notes and reasons (`IPv4 header checksum ...`).
+const IPV4_HEADER: &str = term("IPv4 header");
+
 /// UDP ports whose payload the frame decoder reads on: DHCP's server and client ports.
 const DHCP_PORTS: [u16; 2] = [67, 68];
 
@@ -167,8 +171,10 @@ fn decode_layers(frame: &[u8], captured: bool) -> Message {
     let mut r = Reading::new(frame);
     r.captured = captured;
     let Ok(eth) = Ethernet2HeaderSlice::from_slice(frame) else {
-        let reason =
-            format!("frame cut short: {} of the {} bytes of an Ethernet header", frame.len(), field::ethernet::LEN);
+        let reason = en(
+            "frame cut short: {got} of the {need} bytes of an Ethernet header",
+            &[("got", &frame.len()), ("need", &field::ethernet::LEN)],
+        );
         r.problem(reason.clone());
         return r.finish(Layer::Link, "Ethernet", "frame.malformed", reason);
     };
@@ -177,7 +183,7 @@ fn decode_layers(frame: &[u8], captured: bool) -> Message {
     r.field("Ethernet.src", mac(&eth.source()), field::ethernet::SRC);
     r.field("Ethernet.type", ether_type_text(ether_type), field::ethernet::TYPE);
     if eth.destination() == [0xff; 6] {
-        r.note("Ethernet.dst ff:ff:ff:ff:ff:ff: a broadcast, every host on the link reads it");
+        r.note(en("Ethernet.dst ff:ff:ff:ff:ff:ff: a broadcast, every host on the link reads it", &[]));
     }
     let base = field::ethernet::LEN;
     match ether_type {
@@ -219,7 +225,9 @@ struct Reading<'a> {
     fields: Vec<Field>,
     /// Things worth knowing (a broadcast, padding).
     notes: Vec<String>,
-    /// Checksums that matched (`TCP 0xdfbf`), said in one note.
+    /// The IPv4 header's checksum, hex, if it matched; said first in the note on checksums.
+    ipv4_ok: Option<String>,
+    /// The other checksums that matched (`TCP 0xdfbf`), said in the same note.
     sums_ok: Vec<String>,
     /// Checks that failed; any one makes the step malformed.
     problems: Vec<String>,
@@ -233,6 +241,7 @@ impl<'a> Reading<'a> {
             frame,
             fields: Vec::new(),
             notes: Vec::new(),
+            ipv4_ok: None,
             sums_ok: Vec::new(),
             problems: Vec::new(),
             captured: false,
@@ -254,14 +263,21 @@ impl<'a> Reading<'a> {
 
     /// Compares a checksum as sent with the one the bytes call for.
     fn checksum(&mut self, what: &str, sent: u16, expected: u16) {
-        if sent == expected {
-            self.sums_ok.push(format!("{what} 0x{sent:04x}"));
+        let (sent_hex, expected_hex) = (format!("{sent:04x}"), format!("{expected:04x}"));
+        if sent == expected && what == IPV4_HEADER {
+            self.ipv4_ok = Some(sent_hex);
+        } else if sent == expected {
+            self.sums_ok.push(format!("{what} 0x{sent_hex}"));
         } else if self.captured && matches!(what, "TCP" | "UDP") {
-            self.note(format!(
-                "{what} checksum 0x{sent:04x} is a placeholder: the sending card fills it in on the way out (checksum offload)"
+            self.note(en(
+                "{what} checksum 0x{sent} is a placeholder: the sending card fills it in on the way out (checksum offload)",
+                &[("what", &what), ("sent", &sent_hex)],
             ));
         } else {
-            self.problem(format!("{what} checksum 0x{sent:04x} should be 0x{expected:04x}"));
+            self.problem(en(
+                "{what} checksum 0x{sent} should be 0x{expected}",
+                &[("what", &what), ("sent", &sent_hex), ("expected", &expected_hex)],
+            ));
         }
     }
 
@@ -271,9 +287,16 @@ impl<'a> Reading<'a> {
         let mut msg = Message::new(layer, proto, kind, summary);
         msg.fields = self.fields;
         msg.notes = self.notes;
-        if !self.sums_ok.is_empty() {
-            msg.notes.push(format!("checksums ok: {}", self.sums_ok.join(", ")));
-        }
+        // `checksums ok: IPv4 header 0x1234, TCP 0xabcd`: a template for each shape, so a
+        // Korean screen says the IPv4 header in Korean too.
+        let sums = self.sums_ok.join(", ");
+        let note = match (&self.ipv4_ok, sums.is_empty()) {
+            (Some(ip), false) => Some(en("checksums ok: IPv4 header 0x{ip}, {sums}", &[("ip", ip), ("sums", &sums)])),
+            (Some(ip), true) => Some(en("checksums ok: IPv4 header 0x{ip}", &[("ip", ip)])),
+            (None, false) => Some(en("checksums ok: {sums}", &[("sums", &sums)])),
+            (None, true) => None,
+        };
+        msg.notes.extend(note);
         if !self.problems.is_empty() {
             msg = msg.malformed(self.problems.join("; "));
         }
@@ -292,7 +315,8 @@ fn arp(mut r: Reading, base: usize) -> Message {
     let arp = match ArpPacketSlice::from_slice(&frame[base..]) {
         Ok(arp) => arp,
         Err(e) => {
-            let reason = format!("ARP packet cut short: {} of {} bytes", e.len, e.required_len);
+            let reason =
+                en("ARP packet cut short: {got} of {need} bytes", &[("got", &e.len), ("need", &e.required_len)]);
             r.problem(reason.clone());
             return r.finish(Layer::Link, "ARP", "frame.malformed", reason);
         }
@@ -311,16 +335,15 @@ fn arp(mut r: Reading, base: usize) -> Message {
     };
     r.field("ARP.operation", operation_text, at(base, field::arp::OPERATION));
     if hardware != 1 || protocol != EtherType::IPV4 {
-        r.problem(format!(
-            "ARP for hardware type {hardware} and protocol {}: this lab's Ethernet carries only Ethernet/IPv4 ARP",
-            ether_type_text(protocol)
+        r.problem(en(
+            "ARP for hardware type {hardware} and protocol {protocol}: this lab's Ethernet carries only Ethernet/IPv4 ARP",
+            &[("hardware", &hardware), ("protocol", &ether_type_text(protocol))],
         ));
     }
     if arp.hw_addr_size() != 6 || arp.proto_addr_size() != 4 {
-        r.problem(format!(
-            "ARP addresses of {} and {} bytes, not 6 (MAC) and 4 (IPv4)",
-            arp.hw_addr_size(),
-            arp.proto_addr_size()
+        r.problem(en(
+            "ARP addresses of {hardware} and {protocol} bytes, not 6 (MAC) and 4 (IPv4)",
+            &[("hardware", &arp.hw_addr_size()), ("protocol", &arp.proto_addr_size())],
         ));
         return r.finish(Layer::Link, "ARP", "arp", format!("ARP operation {operation}"));
     }
@@ -337,7 +360,7 @@ fn arp(mut r: Reading, base: usize) -> Message {
     let (kind, summary) = match operation {
         1 => {
             if sender_ip == target_ip {
-                r.note("gratuitous ARP: the sender announces its own address");
+                r.note(en("gratuitous ARP: the sender announces its own address", &[]));
             }
             ("arp.request", format!("who has {target_ip}? tell {sender_ip}"))
         }
@@ -363,13 +386,13 @@ fn ipv4(mut r: Reading, base: usize) -> Message {
         Err(e) => {
             let reason = match e {
                 err::ipv4::HeaderSliceError::Len(e) => {
-                    format!("IPv4 header cut short: {} of {} bytes", e.len, e.required_len)
+                    en("IPv4 header cut short: {got} of {need} bytes", &[("got", &e.len), ("need", &e.required_len)])
                 }
                 err::ipv4::HeaderSliceError::Content(err::ipv4::HeaderError::UnexpectedVersion { version_number }) => {
-                    format!("IPv4 version {version_number}, should be 4")
+                    en("IPv4 version {version}, should be 4", &[("version", &version_number)])
                 }
                 err::ipv4::HeaderSliceError::Content(err::ipv4::HeaderError::HeaderLengthSmallerThanHeader { ihl }) => {
-                    format!("IPv4 header length (IHL) {ihl} words, below the minimum of 5")
+                    en("IPv4 header length (IHL) {ihl} words, below the minimum of 5", &[("ihl", &ihl)])
                 }
             };
             r.problem(reason.clone());
@@ -377,7 +400,7 @@ fn ipv4(mut r: Reading, base: usize) -> Message {
             // say both, over the header's fixed part.
             if let Some(header) = packet.get(..field::ipv4::MIN_LEN) {
                 let sent = be16(header, field::ipv4::CHECKSUM);
-                r.checksum("IPv4 header", sent, internet_checksum(header, field::ipv4::CHECKSUM));
+                r.checksum(IPV4_HEADER, sent, internet_checksum(header, field::ipv4::CHECKSUM));
             }
             return r.finish(Layer::Network, "IPv4", "frame.malformed", reason);
         }
@@ -401,16 +424,19 @@ fn ipv4(mut r: Reading, base: usize) -> Message {
     if header_len > field::ipv4::MIN_LEN {
         r.field("IPv4.options", hex(ip.options()), base + field::ipv4::MIN_LEN..base + header_len);
     }
-    r.checksum("IPv4 header", ip.header_checksum(), internet_checksum(ip.slice(), field::ipv4::CHECKSUM));
+    r.checksum(IPV4_HEADER, ip.header_checksum(), internet_checksum(ip.slice(), field::ipv4::CHECKSUM));
 
     let total_len = usize::from(ip.total_len());
     let (end, complete) = ipv4_end(frame, base, header_len, ip.total_len());
     if total_len < header_len {
-        r.problem(format!("IPv4 total length {total_len} is shorter than its own header ({header_len} bytes)"));
+        r.problem(en(
+            "IPv4 total length {total} is shorter than its own header ({header} bytes)",
+            &[("total", &total_len), ("header", &header_len)],
+        ));
     } else if total_len > packet.len() {
-        r.problem(format!(
-            "IPv4 total length {total_len} is beyond the frame: only {} bytes follow the Ethernet header",
-            packet.len()
+        r.problem(en(
+            "IPv4 total length {total} is beyond the frame: only {left} bytes follow the Ethernet header",
+            &[("total", &total_len), ("left", &packet.len())],
         ));
     } else {
         padding_note(&mut r, end);
@@ -457,7 +483,7 @@ fn ipv4_end(frame: &[u8], base: usize, header_len: usize, total_len: u16) -> (us
 
 /// Notes, when a transport checksum cannot be checked, why not.
 fn incomplete_note(r: &mut Reading, what: &str) {
-    r.note(format!("{what} checksum not checked: the IPv4 packet is not whole"));
+    r.note(en("{what} checksum not checked: the IPv4 packet is not whole", &[("what", &what)]));
 }
 
 /// The internet checksum (RFC 1071) of a header or message: the ones' complement of the ones'
@@ -514,10 +540,10 @@ fn tcp(mut r: Reading, ip: Addresses, segment_range: Range<usize>, complete: boo
         Err(e) => {
             let reason = match e {
                 err::tcp::HeaderSliceError::Len(e) => {
-                    format!("TCP header cut short: {} of {} bytes", e.len, e.required_len)
+                    en("TCP header cut short: {got} of {need} bytes", &[("got", &e.len), ("need", &e.required_len)])
                 }
                 err::tcp::HeaderSliceError::Content(err::tcp::HeaderError::DataOffsetTooSmall { data_offset }) => {
-                    format!("TCP data offset {data_offset} words, below the minimum of 5")
+                    en("TCP data offset {offset} words, below the minimum of 5", &[("offset", &data_offset)])
                 }
             };
             r.problem(reason.clone());
@@ -631,11 +657,14 @@ fn tcp_options(r: &mut Reading, options: &[u8], base: usize) -> Vec<String> {
         }
         let left = options.len() - i;
         let Some(len) = options.get(i + 1).map(|&len| usize::from(len)) else {
-            r.problem(format!("TCP option kind {kind} has no length byte"));
+            r.problem(en("TCP option kind {kind} has no length byte", &[("kind", &kind)]));
             break;
         };
         if len < 2 || len > left {
-            r.problem(format!("TCP option kind {kind} says {len} bytes, {left} are left in the header"));
+            r.problem(en(
+                "TCP option kind {kind} says {len} bytes, {left} are left in the header",
+                &[("kind", &kind), ("len", &len), ("left", &left)],
+            ));
             break;
         }
         let bytes = &options[i..i + len];
@@ -650,7 +679,10 @@ fn tcp_options(r: &mut Reading, options: &[u8], base: usize) -> Vec<String> {
             // The walk made sure the option fits the header, so a read that runs out of bytes
             // means its length byte is wrong for its kind, as much as a length that is refused.
             Some(Err(TcpOptionReadError::UnexpectedSize { .. } | TcpOptionReadError::UnexpectedEndOfSlice { .. })) => {
-                r.problem(format!("TCP option kind {kind} with length {len}, not the length its kind has"));
+                r.problem(en(
+                    "TCP option kind {kind} with length {len}, not the length its kind has",
+                    &[("kind", &kind), ("len", &len)],
+                ));
             }
             Some(Err(TcpOptionReadError::UnknownId(_))) | None => {
                 r.field(format!("TCP.option.kind_{kind}"), hex(&bytes[2..]), range);
@@ -690,7 +722,8 @@ fn udp(mut r: Reading, ip: Addresses, datagram_range: Range<usize>, complete: bo
     let udp = match UdpHeaderSlice::from_slice(datagram) {
         Ok(udp) => udp,
         Err(e) => {
-            let reason = format!("UDP header cut short: {} of {} bytes", e.len, e.required_len);
+            let reason =
+                en("UDP header cut short: {got} of {need} bytes", &[("got", &e.len), ("need", &e.required_len)]);
             r.problem(reason.clone());
             return r.finish(Layer::Transport, "UDP", "frame.malformed", reason);
         }
@@ -704,14 +737,17 @@ fn udp(mut r: Reading, ip: Addresses, datagram_range: Range<usize>, complete: bo
     r.field("UDP.payload_len", payload.len(), payload.clone());
     let length = usize::from(length);
     if length < field::udp::LEN {
-        r.problem(format!("UDP length {length} is shorter than its own header (8 bytes)"));
+        r.problem(en("UDP length {length} is shorter than its own header (8 bytes)", &[("length", &length)]));
     } else if length > datagram.len() {
-        r.problem(format!("UDP length {length} but the IPv4 packet holds {} bytes of it", datagram.len()));
+        r.problem(en(
+            "UDP length {length} but the IPv4 packet holds {held} bytes of it",
+            &[("length", &length), ("held", &datagram.len())],
+        ));
     } else if length < datagram.len() {
-        r.note(format!("{} bytes after the UDP datagram, inside the IPv4 packet", datagram.len() - length));
+        r.note(en("{n} bytes after the UDP datagram, inside the IPv4 packet", &[("n", &(datagram.len() - length))]));
     }
     if udp.checksum() == 0 {
-        r.note("UDP checksum 0: the sender did not compute one");
+        r.note(en("UDP checksum 0: the sender did not compute one", &[]));
     } else if !complete {
         incomplete_note(&mut r, "UDP");
     } else {
@@ -746,7 +782,8 @@ fn icmp(mut r: Reading, message_range: Range<usize>, complete: bool) -> Message 
     let icmp = match Icmpv4Slice::from_slice(message) {
         Ok(icmp) => icmp,
         Err(e) => {
-            let reason = format!("ICMP message cut short: {} of {} bytes", e.len, e.required_len);
+            let reason =
+                en("ICMP message cut short: {got} of {need} bytes", &[("got", &e.len), ("need", &e.required_len)]);
             r.problem(reason.clone());
             return r.finish(Layer::Network, "ICMP", "frame.malformed", reason);
         }
@@ -814,7 +851,7 @@ fn dest_unreachable_name(code: u8) -> Option<&'static str> {
 /// Notes the bytes after the last layer's end: Ethernet pads frames to 60 bytes.
 fn padding_note(r: &mut Reading, end: usize) {
     if end < r.frame.len() {
-        r.note(format!("{} bytes of Ethernet padding", r.frame.len() - end));
+        r.note(en("{n} bytes of Ethernet padding", &[("n", &(r.frame.len() - end))]));
     }
 }
 

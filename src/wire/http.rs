@@ -1,6 +1,7 @@
 //! HTTP/1.1 message heads (RFC 9112): the request line or status line and the header fields.
 //! Used by the WebSocket upgrade now and the HTTP lab later.
 
+use crate::locale::en;
 use std::ops::Range;
 
 /// Longest head accepted; a longer one is malformed.
@@ -36,23 +37,25 @@ impl<'a> Head<'a> {
     pub fn parse(buf: &'a [u8]) -> Result<Head<'a>, Error> {
         let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") else {
             if buf.len() > MAX_HEAD {
-                return Err(Error::Invalid(format!("no end of head within {MAX_HEAD} bytes"), buf.len()));
+                let reason = en("no end of head within {max} bytes", &[("max", &MAX_HEAD)]);
+                return Err(Error::Invalid(reason, buf.len()));
             }
             // A line that cannot start an HTTP head is bad at once, not after 16 KiB.
             if let Some(first) = buf.split(|&b| b == b'\n').next().filter(|_| buf.contains(&b'\n'))
                 && (!first.is_ascii() || first.split(|&b| b == b' ').count() < 3)
             {
-                return Err(Error::Invalid("not an HTTP start line".into(), line_end(buf)));
+                return Err(Error::Invalid(en("not an HTTP start line", &[]), line_end(buf)));
             }
             return Err(Error::Incomplete);
         };
         let len = end + 4;
-        let text = std::str::from_utf8(&buf[..end]).map_err(|_| Error::Invalid("head is not text".into(), len))?;
+        let text = std::str::from_utf8(&buf[..end]).map_err(|_| Error::Invalid(en("head is not text", &[]), len))?;
         let mut lines = text.split("\r\n");
         let start_line = lines.next().unwrap_or_default();
         let mut parts = start_line.splitn(3, ' ');
         let (Some(a), Some(b), Some(c)) = (parts.next(), parts.next(), parts.next()) else {
-            return Err(Error::Invalid(format!("bad start line {start_line:?}"), len));
+            let reason = en("bad start line {line}", &[("line", &format!("{start_line:?}"))]);
+            return Err(Error::Invalid(reason, len));
         };
         let a_r = 0..a.len();
         let b_r = a_r.end + 1..a_r.end + 1 + b.len();
@@ -61,10 +64,12 @@ impl<'a> Head<'a> {
         let mut offset = start_line.len() + 2;
         for line in lines {
             let Some((name, value)) = line.split_once(':') else {
-                return Err(Error::Invalid(format!("header line without ':' {line:?}"), len));
+                let reason = en("header line without ':' {line}", &[("line", &format!("{line:?}"))]);
+                return Err(Error::Invalid(reason, len));
             };
             if name.is_empty() || name.contains(' ') {
-                return Err(Error::Invalid(format!("bad header name {name:?}"), len));
+                let reason = en("bad header name {name}", &[("name", &format!("{name:?}"))]);
+                return Err(Error::Invalid(reason, len));
             }
             let lead = value.len() - value.trim_start().len();
             let value_t = value.trim();

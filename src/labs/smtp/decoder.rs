@@ -7,6 +7,7 @@
 
 use super::message::{END_OF_DATA, end_of_data, header_fields};
 use super::wire::{Command, CommandError, LineEnd, MAX_TEXT_LINE, ReplyCode, ReplyError, next_line, reply_lines, span};
+use crate::locale::en;
 use crate::session::Layer;
 use crate::wire::{Decoded, Decoder, Message, printable};
 use std::collections::VecDeque;
@@ -95,8 +96,9 @@ impl CommandDecoder {
             if buf.len() < keep {
                 return Decoded::Incomplete;
             }
-            let msg = Message::new(Layer::Application, PROTO, "smtp.command.malformed", printable(buf, 80))
-                .malformed(format!("no line end in {} octets: a command line is at most 512", buf.len()));
+            let msg = Message::new(Layer::Application, PROTO, "smtp.command.malformed", printable(buf, 80)).malformed(
+                en("no line end in {octets} octets: a command line is at most 512", &[("octets", &buf.len())]),
+            );
             self.skipping_line = true;
             return Decoded::Message { msg, len: buf.len() };
         };
@@ -104,7 +106,7 @@ impl CommandDecoder {
             self.skipping_line = false;
             lock(&self.dialogue).expect(Awaiting::Command("?".into()));
             let msg = Message::new(Layer::Application, PROTO, "smtp.command.malformed", printable(body, 80))
-                .malformed("the end of an over-long command line");
+                .malformed(en("the end of an over-long command line", &[]));
             return Decoded::Message { msg, len };
         }
         let summary = printable(body, 120);
@@ -175,7 +177,7 @@ fn command_message(text: &str, cmd: Command<'_>, summary: String) -> Message {
             let path = if verb == "MAIL" { "SMTP.mail_from" } else { "SMTP.rcpt_to" };
             msg = msg.field(path, from.mailbox, span(text, from.mailbox));
             if from.is_null() {
-                msg.notes.push("the null reverse-path <>: no bounce may be sent for this message".into());
+                msg.notes.push(en("the null reverse-path <>: no bounce may be sent for this message", &[]));
             }
             for p in params {
                 let name = format!("SMTP.param.{}", p.keyword.to_ascii_uppercase());
@@ -192,11 +194,14 @@ fn command_message(text: &str, cmd: Command<'_>, summary: String) -> Message {
             msg = msg.field("SMTP.argument", arg, span(text, arg));
         }
         Command::Unknown { verb } => {
-            msg = msg.malformed(format!("unknown command {:?}", printable(verb.as_bytes(), 40)));
+            let verb = format!("{:?}", printable(verb.as_bytes(), 40));
+            msg = msg.malformed(en("unknown command {verb}", &[("verb", &verb)]));
         }
         Command::NotImplemented { verb } => {
-            msg.notes
-                .push(format!("{} is an SMTP extension this lab server does not implement", verb.to_ascii_uppercase()));
+            msg.notes.push(en(
+                "{verb} is an SMTP extension this lab server does not implement",
+                &[("verb", &verb.to_ascii_uppercase())],
+            ));
         }
         _ => {}
     }
@@ -250,21 +255,25 @@ fn text_message(bytes: &[u8], part: u32, complete: bool, starts_line: bool) -> M
     }
     msg = msg.field("SMTP.text_lines", lines, 0..len);
     if complete {
-        msg.notes.push("the line with a single '.' (CRLF . CRLF) ends the text; the server answers once".into());
+        msg.notes.push(en("the line with a single '.' (CRLF . CRLF) ends the text; the server answers once", &[]));
     }
     if stuffed > 0 {
-        msg.notes.push(format!(
-            "{stuffed} line(s) start with '..': dot-stuffing doubled a leading '.', the server removes one"
+        msg.notes.push(en(
+            "{n} line(s) start with '..': dot-stuffing doubled a leading '.', the server removes one",
+            &[("n", &stuffed)],
         ));
     }
     if bare_lf {
-        msg.notes.push("some lines end in a bare LF rather than CR LF".into());
+        msg.notes.push(en("some lines end in a bare LF rather than CR LF", &[]));
     }
     if complete && bytes == END_OF_DATA {
-        msg.notes.push("an empty message".into());
+        msg.notes.push(en("an empty message", &[]));
     }
     if let Some((line, octets)) = too_long {
-        msg = msg.malformed(format!("text line {line} is {octets} octets, over the limit of {MAX_TEXT_LINE}"));
+        msg = msg.malformed(en(
+            "text line {line} is {octets} octets, over the limit of {limit}",
+            &[("line", &line), ("octets", &octets), ("limit", &MAX_TEXT_LINE)],
+        ));
     }
     msg
 }
@@ -281,7 +290,7 @@ impl Decoder for ReplyDecoder {
             Err(ReplyError::Incomplete) if buf.len() < keep => return Decoded::Incomplete,
             Err(ReplyError::Incomplete) => {
                 let msg = Message::new(Layer::Application, PROTO, "smtp.reply.malformed", printable(buf, 80))
-                    .malformed(format!("a reply of {} octets that has not ended", buf.len()));
+                    .malformed(en("a reply of {octets} octets that has not ended", &[("octets", &buf.len())]));
                 return Decoded::Message { msg, len: buf.len() };
             }
             Err(ReplyError::Invalid { reason, len }) => {
@@ -319,14 +328,13 @@ impl Decoder for ReplyDecoder {
             msg = msg.field(path, line.text.clone(), line.text_range.clone());
         }
         match &answers {
-            Some(Awaiting::Command(verb)) if verb != "?" => msg.notes.push(format!("answers {verb}")),
-            Some(Awaiting::Text) => msg.notes.push("answers the message text".into()),
+            Some(Awaiting::Command(verb)) if verb != "?" => msg.notes.push(en("answers {verb}", &[("verb", verb)])),
+            Some(Awaiting::Text) => msg.notes.push(en("answers the message text", &[])),
             _ => {}
         }
-        match code.meaning() {
-            Some(meaning) => msg.notes.push(format!("{code}: {meaning}")),
-            None => msg.notes.push(format!("{code}: {}", code.class())),
-        }
+        // The meaning is a phrase of its own, said in Korean on a Korean screen.
+        let meaning = code.meaning().unwrap_or_else(|| code.class());
+        msg.notes.push(en("{code}: {meaning}", &[("code", &code), ("meaning", &meaning)]));
         Decoded::Message { msg, len }
     }
 }

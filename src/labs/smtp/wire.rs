@@ -4,6 +4,7 @@
 //! code and text, on one line or on several (`250-...` lines continue, `250 ...` ends, §4.2.1).
 //! Everything here works on byte slices, so the server, the client and the decoders share it.
 
+use crate::locale::{en, term};
 use std::fmt;
 use std::ops::Range;
 
@@ -124,12 +125,15 @@ pub enum CommandError {
 impl fmt::Display for CommandError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            CommandError::TooLong { octets } => {
-                write!(f, "command line is {octets} octets, over the limit of {MAX_COMMAND_LINE}")
+            CommandError::TooLong { octets } => f.write_str(&en(
+                "command line is {octets} octets, over the limit of {limit}",
+                &[("octets", octets), ("limit", &MAX_COMMAND_LINE)],
+            )),
+            CommandError::BareLf => {
+                f.write_str(&en("line ends in a bare LF; SMTP lines end in CR LF (nc -C sends them)", &[]))
             }
-            CommandError::BareLf => f.write_str("line ends in a bare LF; SMTP lines end in CR LF (nc -C sends them)"),
-            CommandError::NotText => f.write_str("command line is not UTF-8 text"),
-            CommandError::Empty => f.write_str("empty line: no command"),
+            CommandError::NotText => f.write_str(&en("command line is not UTF-8 text", &[])),
+            CommandError::Empty => f.write_str(&en("empty line: no command", &[])),
             CommandError::Syntax { reason, .. } => f.write_str(reason),
         }
     }
@@ -185,30 +189,34 @@ impl<'a> Command<'a> {
         let upper = verb.to_ascii_uppercase();
         let syntax = |verb: &'static str, reason: &str| CommandError::Syntax { verb, reason: reason.to_string() };
         let no_args = |verb: &'static str, cmd: Command<'a>| {
-            if rest.is_empty() { Ok(cmd) } else { Err(syntax(verb, &format!("{verb} takes no arguments"))) }
+            if rest.is_empty() {
+                Ok(cmd)
+            } else {
+                Err(syntax(verb, &en("{verb} takes no arguments", &[("verb", &verb)])))
+            }
         };
         match upper.as_str() {
             "EHLO" | "HELO" => {
                 let name: &'static str = if upper == "EHLO" { "EHLO" } else { "HELO" };
                 if rest.is_empty() {
-                    return Err(syntax(name, &format!("{name} needs the client's domain name")));
+                    return Err(syntax(name, &en("{verb} needs the client's domain name", &[("verb", &name)])));
                 }
                 if rest.contains(char::is_whitespace) {
-                    return Err(syntax(name, &format!("{name} takes one domain name")));
+                    return Err(syntax(name, &en("{verb} takes one domain name", &[("verb", &name)])));
                 }
                 Ok(if name == "EHLO" { Command::Ehlo { domain: rest } } else { Command::Helo { domain: rest } })
             }
             "MAIL" => {
                 let (from, params) = path_and_params(rest, "FROM:").map_err(|r| syntax("MAIL", &r))?;
                 if from.is_postmaster() {
-                    return Err(syntax("MAIL", "the reverse-path must be a mailbox or <>"));
+                    return Err(syntax("MAIL", &en("the reverse-path must be a mailbox or <>", &[])));
                 }
                 Ok(Command::Mail { from, params })
             }
             "RCPT" => {
                 let (to, params) = path_and_params(rest, "TO:").map_err(|r| syntax("RCPT", &r))?;
                 if to.is_null() {
-                    return Err(syntax("RCPT", "the forward-path cannot be empty"));
+                    return Err(syntax("RCPT", &en("the forward-path cannot be empty", &[])));
                 }
                 Ok(Command::Rcpt { to, params })
             }
@@ -216,7 +224,7 @@ impl<'a> Command<'a> {
             "RSET" => no_args("RSET", Command::Rset),
             "QUIT" => no_args("QUIT", Command::Quit),
             "NOOP" => Ok(Command::Noop),
-            "VRFY" if rest.is_empty() => Err(syntax("VRFY", "VRFY needs a user or mailbox name")),
+            "VRFY" if rest.is_empty() => Err(syntax("VRFY", &en("VRFY needs a user or mailbox name", &[]))),
             "VRFY" => Ok(Command::Vrfy { name: rest }),
             "HELP" => Ok(Command::Help { topic: (!rest.is_empty()).then_some(rest) }),
             v if NOT_IMPLEMENTED.contains(&v) => Ok(Command::NotImplemented { verb }),
@@ -248,14 +256,17 @@ fn path_and_params<'a>(rest: &'a str, keyword: &str) -> Result<(Path<'a>, Vec<Pa
     let verb = if keyword == "FROM:" { "MAIL" } else { "RCPT" };
     let head = rest.get(..keyword.len()).unwrap_or_default();
     if !head.eq_ignore_ascii_case(keyword) {
-        return Err(format!("{verb} needs {keyword}<address>"));
+        return Err(en("{verb} needs {keyword}<address>", &[("verb", &verb), ("keyword", &keyword)]));
     }
     let rest = rest[keyword.len()..].trim_start();
     let Some(inner) = rest.strip_prefix('<') else {
-        return Err(format!("the address after {keyword} must be in angle brackets: <user@domain>"));
+        return Err(en(
+            "the address after {keyword} must be in angle brackets: <user@domain>",
+            &[("keyword", &keyword)],
+        ));
     };
     let Some(close) = inner.find('>') else {
-        return Err("no '>' closes the address".into());
+        return Err(en("no '>' closes the address", &[]));
     };
     let mut mailbox = &inner[..close];
     // A source route (`@a,@b:user@c`) is obsolete; keep only the mailbox (RFC 5321 Appendix C).
@@ -265,12 +276,15 @@ fn path_and_params<'a>(rest: &'a str, keyword: &str) -> Result<(Path<'a>, Vec<Pa
     // A NUL or another control character has no place in an address (§4.1.2), and downstream
     // software that stops at a NUL would read another address than the one checked here.
     if mailbox.contains(|c: char| c.is_control()) {
-        return Err(format!("<{}> holds a control character: not a mailbox", mailbox.escape_debug()));
+        return Err(en(
+            "<{mailbox}> holds a control character: not a mailbox",
+            &[("mailbox", &mailbox.escape_debug())],
+        ));
     }
     if !mailbox.is_empty() && !mailbox.eq_ignore_ascii_case("postmaster") {
         match mailbox.rfind('@') {
             Some(at) if at > 0 && at + 1 < mailbox.len() && !mailbox.contains(char::is_whitespace) => {}
-            _ => return Err(format!("<{mailbox}> is not a mailbox (user@domain)")),
+            _ => return Err(en("<{mailbox}> is not a mailbox (user@domain)", &[("mailbox", &mailbox)])),
         }
     }
     let mut params = Vec::new();
@@ -280,7 +294,7 @@ fn path_and_params<'a>(rest: &'a str, keyword: &str) -> Result<(Path<'a>, Vec<Pa
             None => (word, None),
         };
         if keyword.is_empty() || !keyword.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') {
-            return Err(format!("bad parameter {word:?}"));
+            return Err(en("bad parameter {word}", &[("word", &format!("{word:?}"))]));
         }
         params.push(Param { keyword, value });
     }
@@ -332,42 +346,42 @@ impl ReplyCode {
     /// What the first digit says (§4.2.1).
     pub fn class(self) -> &'static str {
         match self.0 / 100 {
-            2 => "2yz positive completion: the request was done",
-            3 => "3yz positive intermediate: go on, send the rest",
-            4 => "4yz transient negative: not now, try again later",
-            5 => "5yz permanent negative: refused, do not repeat as is",
-            _ => "not a class RFC 5321 defines",
+            2 => term("2yz positive completion: the request was done"),
+            3 => term("3yz positive intermediate: go on, send the rest"),
+            4 => term("4yz transient negative: not now, try again later"),
+            5 => term("5yz permanent negative: refused, do not repeat as is"),
+            _ => term("not a class RFC 5321 defines"),
         }
     }
 
     /// The meaning RFC 5321 §4.2.2 gives the code, where it gives one.
     pub fn meaning(self) -> Option<&'static str> {
         Some(match self.0 {
-            211 => "system status",
-            214 => "help message",
-            220 => "service ready",
-            221 => "service closing transmission channel",
-            250 => "requested mail action okay, completed",
-            251 => "user not local; will forward",
-            252 => "cannot VRFY user, but will accept message and attempt delivery",
-            354 => "start mail input; end with <CRLF>.<CRLF>",
-            421 => "service not available, closing transmission channel",
-            450 => "requested mail action not taken: mailbox unavailable",
-            451 => "requested action aborted: local error in processing",
-            452 => "requested action not taken: insufficient system storage",
-            455 => "server unable to accommodate parameters",
-            500 => "syntax error, command unrecognized",
-            501 => "syntax error in parameters or arguments",
-            502 => "command not implemented",
-            503 => "bad sequence of commands",
-            504 => "command parameter not implemented",
-            530 => "authentication required (RFC 4954)",
-            550 => "requested action not taken: mailbox unavailable",
-            551 => "user not local",
-            552 => "requested mail action aborted: exceeded storage allocation",
-            553 => "requested action not taken: mailbox name not allowed",
-            554 => "transaction failed",
-            555 => "MAIL FROM/RCPT TO parameters not recognized or not implemented",
+            211 => term("system status"),
+            214 => term("help message"),
+            220 => term("service ready"),
+            221 => term("service closing transmission channel"),
+            250 => term("requested mail action okay, completed"),
+            251 => term("user not local; will forward"),
+            252 => term("cannot VRFY user, but will accept message and attempt delivery"),
+            354 => term("start mail input; end with <CRLF>.<CRLF>"),
+            421 => term("service not available, closing transmission channel"),
+            450 => term("requested mail action not taken: mailbox unavailable"),
+            451 => term("requested action aborted: local error in processing"),
+            452 => term("requested action not taken: insufficient system storage"),
+            455 => term("server unable to accommodate parameters"),
+            500 => term("syntax error, command unrecognized"),
+            501 => term("syntax error in parameters or arguments"),
+            502 => term("command not implemented"),
+            503 => term("bad sequence of commands"),
+            504 => term("command parameter not implemented"),
+            530 => term("authentication required (RFC 4954)"),
+            550 => term("requested action not taken: mailbox unavailable"),
+            551 => term("user not local"),
+            552 => term("requested mail action aborted: exceeded storage allocation"),
+            553 => term("requested action not taken: mailbox name not allowed"),
+            554 => term("transaction failed"),
+            555 => term("MAIL FROM/RCPT TO parameters not recognized or not implemented"),
             _ => return None,
         })
     }
@@ -496,33 +510,43 @@ pub fn reply_lines(buf: &[u8]) -> Result<(Vec<ReplyLine>, usize), ReplyError> {
         let Some((body, end, n)) = next_line(&buf[at..]) else {
             if buf.len() - at > MAX_REPLY_LINE {
                 let len = buf.len();
-                return Err(ReplyError::Invalid { reason: format!("no line end within {MAX_REPLY_LINE} octets"), len });
+                let reason = en("no line end within {limit} octets", &[("limit", &MAX_REPLY_LINE)]);
+                return Err(ReplyError::Invalid { reason, len });
             }
             return Err(ReplyError::Incomplete);
         };
         let line_range = at..at + n;
         let invalid = |reason: String| Err(ReplyError::Invalid { reason, len: line_range.end });
         if n > MAX_REPLY_LINE {
-            return invalid(format!("reply line is {n} octets, over the limit of {MAX_REPLY_LINE}"));
+            return invalid(en(
+                "reply line is {octets} octets, over the limit of {limit}",
+                &[("octets", &n), ("limit", &MAX_REPLY_LINE)],
+            ));
         }
         if end == LineEnd::BareLf {
-            return invalid("reply line ends in a bare LF, not CR LF".into());
+            return invalid(en("reply line ends in a bare LF, not CR LF", &[]));
         }
         let digits = body.get(..3).filter(|d| d.iter().all(u8::is_ascii_digit) && (b'2'..=b'5').contains(&d[0]));
         let Some(digits) = digits else {
-            return invalid(format!("not an SMTP reply: {:?}", crate::wire::printable(body, 40)));
+            return invalid(en(
+                "not an SMTP reply: {text}",
+                &[("text", &format!("{:?}", crate::wire::printable(body, 40)))],
+            ));
         };
         let code = ReplyCode(digits.iter().fold(0u16, |n, d| n * 10 + u16::from(d - b'0')));
         let (more, text_start) = match body.get(3) {
             None => (false, 3),
             Some(b' ') => (false, 4),
             Some(b'-') => (true, 4),
-            Some(_) => return invalid(format!("reply code {code} must be followed by a space or '-'")),
+            Some(_) => return invalid(en("reply code {code} must be followed by a space or '-'", &[("code", &code)])),
         };
         if let Some(first) = lines.first()
             && first.code != code
         {
-            return invalid(format!("reply line has code {code}, the reply began with {}", first.code));
+            return invalid(en(
+                "reply line has code {code}, the reply began with {first}",
+                &[("code", &code), ("first", &first.code)],
+            ));
         }
         let text = String::from_utf8_lossy(&body[text_start..]).into_owned();
         let text_range = at + text_start..at + body.len();

@@ -2,6 +2,7 @@
 //! request, the `101 Switching Protocols` answer) and then carries frames.
 
 use super::frame::{self, Head, Opcode};
+use crate::locale::en;
 use crate::session::Layer;
 use crate::wire::http::{self, Head as HttpHead};
 use crate::wire::{Decoded, Decoder, Message, printable};
@@ -98,13 +99,14 @@ impl WsDecoder {
         match head.header("Sec-WebSocket-Key") {
             Some(key) => {
                 self.shared().key = Some(key.to_string());
-                msg.notes.push(format!("Sec-WebSocket-Key {key}: 16 random bytes, base64 — new on every run"));
+                msg.notes
+                    .push(en("Sec-WebSocket-Key {key}: 16 random bytes, base64 — new on every run", &[("key", &key)]));
             }
-            None => msg = msg.malformed("upgrade request without Sec-WebSocket-Key"),
+            None => msg = msg.malformed(en("upgrade request without Sec-WebSocket-Key", &[])),
         }
         if !head.header("Upgrade").is_some_and(|u| u.eq_ignore_ascii_case("websocket")) {
             msg.summary = format!("{method} {target} {version}");
-            msg = msg.malformed("no `Upgrade: websocket` header");
+            msg = msg.malformed(en("no `Upgrade: websocket` header", &[]));
         }
         msg
     }
@@ -131,19 +133,20 @@ impl WsDecoder {
                         [format!("  = base64(SHA-1(\"{key}\" + \"{}\"))", frame::GUID), format!("  = {expected}")];
                     if expected == accept {
                         // The verdict first: on a small screen it is the line that shows.
-                        msg.notes.push("matches Sec-WebSocket-Accept ✓: base64(SHA-1(key + GUID))".into());
+                        msg.notes.push(en("matches Sec-WebSocket-Accept ✓: base64(SHA-1(key + GUID))", &[]));
                         msg.notes.extend(derivation);
                         msg.summary.push_str("  (accept ✓)");
                     } else {
                         msg.notes.extend(derivation);
-                        msg = msg.malformed(format!(
-                            "Sec-WebSocket-Accept {accept} does not match the key (expected {expected})"
+                        msg = msg.malformed(en(
+                            "Sec-WebSocket-Accept {accept} does not match the key (expected {expected})",
+                            &[("accept", &accept), ("expected", &expected)],
                         ));
                     }
                 }
-                (_, None) => msg = msg.malformed("101 without Sec-WebSocket-Accept"),
+                (_, None) => msg = msg.malformed(en("101 without Sec-WebSocket-Accept", &[])),
                 (None, Some(_)) => {
-                    msg.notes.push("the request was not seen: the accept value cannot be checked".into())
+                    msg.notes.push(en("the request was not seen: the accept value cannot be checked", &[]))
                 }
             }
         }
@@ -214,7 +217,7 @@ impl WsDecoder {
         if opcode == Opcode::Close {
             match payload.len() {
                 0 => msg.summary = "close (no status code)".into(),
-                1 => msg = msg.malformed("close payload of 1 byte (a status code takes 2)"),
+                1 => msg = msg.malformed(en("close payload of 1 byte (a status code takes 2)", &[])),
                 _ => {
                     let code = u16::from_be_bytes([payload[0], payload[1]]);
                     let reason = String::from_utf8_lossy(&payload[2..]).into_owned();
@@ -229,7 +232,7 @@ impl WsDecoder {
                         range.start + 2..range.end,
                     );
                     if !frame::close_code_is_valid(code) {
-                        msg = msg.malformed(format!("close code {code} may not be sent"));
+                        msg = msg.malformed(en("close code {code} may not be sent", &[("code", &code)]));
                     }
                 }
             }
@@ -240,19 +243,22 @@ impl WsDecoder {
             // Masked frames have their own narration, which explains the masking key.
             msg.kind.push_str(".masked");
             msg.summary.push_str("  (masked)");
-            msg.notes.push("payload = masked bytes XOR masking key, byte i with key[i % 4]".into());
+            msg.notes.push(en("payload = masked bytes XOR masking key, byte i with key[i % 4]", &[]));
         }
         if !whole {
-            msg.notes.push(format!("long frame: the first {} of {} bytes are kept", bytes.len(), head.frame_len()));
+            msg.notes.push(en(
+                "long frame: the first {kept} of {len} bytes are kept",
+                &[("kept", &bytes.len()), ("len", &head.frame_len())],
+            ));
         }
         if let Some(reason) = head.violation() {
             return msg.malformed(reason);
         }
         match (self.side, head.masked) {
-            (Side::Client, false) => msg.malformed("a client's frame must be masked (RFC 6455 §5.1)"),
-            (Side::Server, true) => msg.malformed("a server's frame must not be masked (RFC 6455 §5.1)"),
+            (Side::Client, false) => msg.malformed(en("a client's frame must be masked (RFC 6455 §5.1)", &[])),
+            (Side::Server, true) => msg.malformed(en("a server's frame must not be masked (RFC 6455 §5.1)", &[])),
             _ if opcode == Opcode::Text && !cut && head.fin && std::str::from_utf8(&payload).is_err() => {
-                msg.malformed("text frame payload is not UTF-8")
+                msg.malformed(en("text frame payload is not UTF-8", &[]))
             }
             _ => msg,
         }

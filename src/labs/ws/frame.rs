@@ -16,6 +16,7 @@
 //! +-------------------------------- - - - - - - - - - - - - - - - +
 //! ```
 
+use crate::locale::en;
 use base64::Engine;
 use sha1::{Digest, Sha1};
 use std::ops::Range;
@@ -160,22 +161,23 @@ impl Head {
     /// The rules of §5.2 and §5.5 a frame's head must follow; `None` when it does.
     pub fn violation(&self) -> Option<String> {
         if self.length_bits == 64 && self.payload_len >> 63 != 0 {
-            return Some("64-bit payload length with the most significant bit set".into());
+            return Some(en("64-bit payload length with the most significant bit set", &[]));
         }
         if self.length_bits == 16 && self.payload_len < 126 || self.length_bits == 64 && self.payload_len <= 0xffff {
-            return Some(format!("payload length {} not in its shortest form", self.payload_len));
+            return Some(en("payload length {len} not in its shortest form", &[("len", &self.payload_len)]));
         }
         if let Opcode::Reserved(n) = self.opcode {
-            return Some(format!("reserved opcode 0x{n:x}"));
+            return Some(en("reserved opcode 0x{opcode}", &[("opcode", &format!("{n:x}"))]));
         }
         if self.rsv != 0 {
-            return Some(format!("RSV bits {:03b} set but no extension was negotiated", self.rsv));
+            let bits = format!("{:03b}", self.rsv);
+            return Some(en("RSV bits {bits} set but no extension was negotiated", &[("bits", &bits)]));
         }
         if self.opcode.is_control() && self.payload_len > 125 {
-            return Some(format!("control frame with {}-byte payload (max 125)", self.payload_len));
+            return Some(en("control frame with {len}-byte payload (max 125)", &[("len", &self.payload_len)]));
         }
         if self.opcode.is_control() && !self.fin {
-            return Some("fragmented control frame".into());
+            return Some(en("fragmented control frame", &[]));
         }
         None
     }

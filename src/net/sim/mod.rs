@@ -14,6 +14,7 @@ pub use cable::{Fate, Faults};
 pub use datagram::{Handler, HostCtx, ServedUdp, UdpCtx, UdpProgram};
 pub use stream::{SimCarriers, SimListener, SimStream};
 
+use crate::locale::en;
 use crate::net::Gate;
 use crate::session::{KEEP_BYTES, Moved, StepSink};
 use smoltcp::iface::{Config, Interface, SocketHandle, SocketSet};
@@ -553,7 +554,7 @@ impl Shared {
         // card's frame check (the Ethernet FCS, which the lab's frames leave out).
         let fcs = frame.fate == Fate::Corrupted && msg.malformed.is_none();
         if fcs {
-            msg = msg.malformed("a byte flipped on the cable: no checksum of its own covers it, so the receiving card's frame check (Ethernet FCS) throws the frame away");
+            msg = msg.malformed(en("a byte flipped on the cable: no checksum of its own covers it, so the receiving card's frame check (Ethernet FCS) throws the frame away", &[]));
         }
         if frame.fate != Fate::Dropped && !fcs {
             let now = self.now();
@@ -583,12 +584,13 @@ impl Shared {
         }
         let len = frame.bytes.len();
         let mut step = msg.into_step(NAMES[frame.from], NAMES[to], frame.bytes, len);
+        let n: [(&str, &dyn std::fmt::Display); 1] = [("n", &frame.number)];
         let said = match frame.fate {
             Fate::Delivered => None,
-            Fate::Dropped => Some(format!("frame {} dropped on the cable: the receiver never sees it", frame.number)),
-            Fate::Duplicate => Some(format!("frame {} delivered a second time by the cable", frame.number)),
-            Fate::Corrupted => Some(format!("frame {} had one byte flipped on the cable", frame.number)),
-            Fate::Delayed(ms) => Some(format!("frame {} held back {ms} ms on the cable", frame.number)),
+            Fate::Dropped => Some(en("frame {n} dropped on the cable: the receiver never sees it", &n)),
+            Fate::Duplicate => Some(en("frame {n} delivered a second time by the cable", &n)),
+            Fate::Corrupted => Some(en("frame {n} had one byte flipped on the cable", &n)),
+            Fate::Delayed(ms) => Some(en("frame {n} held back {ms} ms on the cable", &[n[0], ("ms", &ms)])),
         };
         if let Some(said) = said {
             let tag = match frame.fate {

@@ -1,9 +1,10 @@
 //! The details pane: what the selected step is, who moved on while it crossed, the checks worth
 //! seeing (the accept key matches), its decoded fields (one selected, marked `▸`), and its bytes
-//! with the selected field's whole range lit and in view.
+//! with the selected field's whole range lit and in view. The step's notes and malformed reason
+//! are said in the screen's language (the step keeps them in English).
 
 use super::hexdump;
-use crate::locale::{Lang, endpoint, localize, tr, trf};
+use crate::locale::{Lang, endpoint, localize, localize_reason, tr, trf};
 use crate::session::Step;
 use crate::tui::text::{fit, wrap};
 use ratatui::buffer::Buffer;
@@ -66,7 +67,7 @@ impl Details<'_> {
         let mut extra: Vec<Line> = Vec::new();
         if let Some(reason) = &step.malformed {
             let style = Style::new().fg(Color::Red).add_modifier(Modifier::BOLD);
-            let text = format!("{}: {}", tr(self.lang, "malformed"), localize(self.lang, reason));
+            let text = format!("{}: {}", tr(self.lang, "malformed"), localize_reason(self.lang, reason));
             extra.extend(wrap(&text, cols).into_iter().map(|l| Line::styled(l, style)));
         }
         for sentence in &self.moved {
