@@ -257,15 +257,26 @@ impl Notes {
     /// `text` in Korean, if a text of the catalog makes it: a whole text, or a template whose
     /// values (each one in Korean if it is a phrase of the catalog) pass `fits`.
     fn korean(&self, text: &str, fits: &dyn Fn(&str) -> bool) -> Option<String> {
+        self.say(text, fits, false)
+    }
+
+    /// Like [`Notes::korean`]; `nested`: a value may itself be a text of a template (a failure
+    /// that quotes a malformed reason), said in Korean one level down.
+    fn say(&self, text: &str, fits: &dyn Fn(&str) -> bool, nested: bool) -> Option<String> {
         if let Some(korean) = self.exact.get(text) {
             return Some(korean.clone());
         }
         self.templates.iter().find_map(|t| {
             let values = t.captures(text, fits)?;
-            Some(fill(&t.korean, |name| {
-                let value = t.names.iter().position(|n| *n == name).map(|i| values[i])?;
-                Some(self.exact.get(value).map_or(value, String::as_str))
-            }))
+            let values: Vec<Cow<str>> = values
+                .iter()
+                .map(|&v| match self.exact.get(v) {
+                    Some(korean) => Cow::Borrowed(korean.as_str()),
+                    None if nested => self.say(v, fits, false).map_or(Cow::Borrowed(v), Cow::Owned),
+                    None => Cow::Borrowed(v),
+                })
+                .collect();
+            Some(fill(&t.korean, |name| t.names.iter().position(|n| *n == name).map(|i| &*values[i])))
         })
     }
 }
@@ -316,6 +327,21 @@ pub fn localize_reason(lang: Lang, reason: &str) -> Cow<'_, str> {
     let parts: Vec<Cow<str>> =
         reason.split("; ").map(|p| notes.korean(p, &single).map_or(Cow::Borrowed(p), Cow::Owned)).collect();
     Cow::Owned(parts.join("; "))
+}
+
+/// Why a run failed, in `lang`: the error's chain, outermost first (`cannot connect to …`, then
+/// the cause), each link said on its own and joined by `: `. Links made with [`en`] or [`term`]
+/// come out Korean, and so do the notes and reasons they quote; what the OS or a library said
+/// stays as it came.
+pub fn localize_failure(lang: Lang, chain: &[String]) -> String {
+    let links: Vec<Cow<str>> = match lang {
+        Lang::En => chain.iter().map(|l| Cow::Borrowed(l.as_str())).collect(),
+        Lang::Ko => chain
+            .iter()
+            .map(|l| notes().say(l, &|_| true, true).map_or(Cow::Borrowed(l.as_str()), Cow::Owned))
+            .collect(),
+    };
+    links.join(": ")
 }
 
 /// An endpoint's name as the screen and the narration say it (`client` → `클라이언트`); a

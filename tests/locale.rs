@@ -247,3 +247,53 @@ async fn every_note_the_labs_write_has_its_korean() {
         missing.into_iter().collect::<Vec<_>>().join("\n")
     );
 }
+
+/// Runs that fail for real say why in Korean on the screen: each link of the error's chain
+/// that the labs write, and a malformed reason it quotes; what the OS said stays as it came.
+#[tokio::test]
+async fn failed_runs_say_why_in_korean() {
+    use protolab::labs::run;
+    use protolab::locale::localize_failure;
+    use protolab::net::Wire;
+    use protolab::session::StepSink;
+    use tokio::io::AsyncWriteExt;
+    async fn fail(lab: &str, opts: run::RunOptions) -> Vec<String> {
+        let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
+        let run = run::exchange(labs::find(lab).unwrap(), opts, StepSink::new(lab, tx));
+        let error = tokio::time::timeout(std::time::Duration::from_secs(30), run).await.unwrap().unwrap_err();
+        error.chain().map(|c| c.to_string()).collect()
+    }
+    let remote = |addr: String, wire| run::RunOptions { connect: Some(addr), ..run::RunOptions::free(wire) };
+
+    // Nothing listens: the kernel refuses the connection.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let chain = fail("tcp", remote(closed.to_string(), Wire::Host)).await;
+    assert_eq!(chain[0], format!("cannot connect to {closed}"));
+    let korean = localize_failure(Lang::Ko, &chain);
+    assert!(korean.starts_with(&format!("{closed}에 연결할 수 없음: ")), "{korean}");
+    assert!(korean.ends_with(chain.last().unwrap().as_str()), "the OS's words stay: {korean}");
+    assert_eq!(localize_failure(Lang::En, &chain), chain.join(": "));
+
+    // A server that is not an SMTP server: the reason quoted inside is said in Korean too.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let fake = tokio::spawn(async move {
+        let (mut s, _) = listener.accept().await.unwrap();
+        s.write_all(b"hello\r\n").await.unwrap();
+        tokio::time::sleep(std::time::Duration::from_secs(5)).await;
+    });
+    let chain = fail("smtp", remote(addr.to_string(), Wire::Host)).await;
+    fake.abort();
+    assert!(
+        chain[0].starts_with("the server's answer to the connection (the greeting) is not an SMTP reply: "),
+        "{chain:?}"
+    );
+    let korean = localize_failure(Lang::Ko, &chain);
+    assert!(korean.starts_with("연결(인사말)에 대한 서버의 응답이 SMTP 응답이 아님: "), "{korean}");
+    let quoted = korean.split_once("아님: ").unwrap().1;
+    assert!(quoted.chars().any(|c| ('가'..='힣').contains(&c)), "the quoted reason in Korean: {korean}");
+
+    // A wrong combination of options.
+    let chain = fail("tcp", remote(addr.to_string(), Wire::Sim)).await;
+    assert_eq!(localize_failure(Lang::Ko, &chain), "--connect는 실제 서버와 통신함: --wire host가 필요함");
+}

@@ -387,6 +387,24 @@ async fn notes_and_malformed_reasons_read_in_korean() {
     assert!(!screen.contains("must be masked"), "{screen}");
 }
 
+/// A run that failed for real says why in the ladder's footer, in Korean as it is on screen
+/// (the OS's own words kept), and in English word for word.
+#[tokio::test]
+async fn a_failed_run_says_why_in_korean() {
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let (tx, _rx) = mpsc::unbounded_channel();
+    let opts = run::RunOptions { connect: Some(closed.to_string()), ..run::RunOptions::free(Wire::Host) };
+    let error = run::exchange(labs::find("tcp").unwrap(), opts, StepSink::new("tcp", tx)).await.unwrap_err();
+    let chain: Vec<String> = error.chain().map(|c| c.to_string()).collect();
+    let mut app = app_on("tcp", Vec::new(), 0);
+    app.tab_mut().state = RunState::Failed(chain.clone());
+    let screen = draw(&mut app, 120, 40);
+    assert!(screen.contains(&format!("✗ cannot connect to {closed}: {}", chain[1])), "{screen}");
+    app.set_lang(protolab::locale::Lang::Ko);
+    let screen = draw(&mut app, 120, 40);
+    assert!(screen.contains(&format!("✗ {closed}에 연결할 수 없음: {}", chain[1])), "{screen}");
+}
+
 /// At 80x24 the accept check is one key away: `z` gives details and narration the screen.
 #[test]
 fn zoom_shows_the_whole_accept_check_at_80x24() {

@@ -2,6 +2,7 @@
 //! server), or the embedded server for outside clients. Both tap every connection.
 
 use super::{ClientCtx, Lab};
+use crate::locale::{en, term};
 use crate::net::capture::Capture;
 use crate::net::limits::{Limited, Limits};
 use crate::net::sim::Faults;
@@ -63,10 +64,11 @@ impl<T> Drop for AbortOnDrop<T> {
 pub async fn exchange(lab: Arc<dyn Lab>, opts: RunOptions, sink: StepSink) -> Result<()> {
     let info = lab.info();
     if opts.connect.is_some() && opts.wire != Wire::Host {
-        bail!("--connect talks to a real server: it needs --wire host");
+        bail!(term("--connect talks to a real server: it needs --wire host"));
     }
     if !info.runs_on(opts.wire) {
-        bail!("the {} lab does not run on the {:?} wire", info.name, opts.wire);
+        let wire = format!("{:?}", opts.wire);
+        bail!(en("the {lab} lab does not run on the {wire} wire", &[("lab", &info.name), ("wire", &wire)]));
     }
     let net = opts.wire.open(&sink, &opts.gate, opts.faults.clone());
     if let Net::Sim(sim) = &net
@@ -83,7 +85,7 @@ pub async fn exchange(lab: Arc<dyn Lab>, opts: RunOptions, sink: StepSink) -> Re
     let (target, listener) = match &opts.connect {
         Some(addr) => (addr.clone(), None),
         None => {
-            let listener = net.listen(&net.server_addr(info.port)).await.wrap_err("cannot listen")?;
+            let listener = net.listen(&net.server_addr(info.port)).await.wrap_err(term("cannot listen"))?;
             let local = listener.local_addr()?;
             if let Some(events) = &opts.events {
                 let _ = events.send(RunEvent::Listening(local));
@@ -125,14 +127,14 @@ pub async fn exchange(lab: Arc<dyn Lab>, opts: RunOptions, sink: StepSink) -> Re
             let (conn, peer) = listener.accept_conn().await?;
             let _ = ready.await;
             let io = tap(conn, rec, Dir::ServerToClient, gate, on_sim);
-            lab.serve(io, peer).await.wrap_err("server")
+            lab.serve(io, peer).await.wrap_err(term("server"))
         })))
     });
     // Inside the gate's scope: the connect waits there (host), and its timeout stops while the
     // first frames wait (lab network).
     let conn = with_gate(opts.gate.clone(), net.connect_conn(&target))
         .await
-        .wrap_err_with(|| format!("cannot connect to {target}"))?;
+        .wrap_err_with(|| en("cannot connect to {target}", &[("target", &target)]))?;
     let _ = connected.send(());
     let io = if opts.connect.is_some() {
         // A real remote server has no tap of its own: ours records both ways.
@@ -145,8 +147,11 @@ pub async fn exchange(lab: Arc<dyn Lab>, opts: RunOptions, sink: StepSink) -> Re
     if let Some(mut server) = server {
         match with_gate(opts.gate.clone(), crate::net::timeout(SERVER_GRACE, &mut server.0)).await {
             Ok(Ok(result)) => result?,
-            Ok(Err(join)) => return Err(eyre!("server task failed: {join}")),
-            Err(_) => return Err(eyre!("the server did not finish within {SERVER_GRACE:?} of the client")),
+            Ok(Err(join)) => return Err(eyre!(en("server task failed: {error}", &[("error", &join)]))),
+            Err(_) => {
+                let s = SERVER_GRACE.as_secs();
+                return Err(eyre!(en("the server did not finish within {s} s of the client", &[("s", &s)])));
+            }
         }
     }
     if let Net::Sim(sim) = &net {

@@ -45,8 +45,8 @@ pub enum LabEventKind {
     Waiting(String),
     /// The embedded server listens here (on the host wire, an ephemeral port).
     Listening(SocketAddr),
-    /// The exchange ended: completed, or failed with a one-line reason.
-    Done(Result<(), String>),
+    /// The exchange ended: completed, or failed with its reason (the error's chain, outermost first).
+    Done(Result<(), Vec<String>>),
 }
 
 /// Where a lab run stands.
@@ -54,7 +54,8 @@ pub enum LabEventKind {
 pub enum RunState {
     Running,
     Completed,
-    Failed(String),
+    /// Why, as the error's chain: outermost first.
+    Failed(Vec<String>),
 }
 
 /// An arrow in flight: the step `index` is being revealed.
@@ -671,7 +672,7 @@ async fn forward(
     while let crate::session::Polled::Step(step) = queue.next_blocking(Duration::ZERO) {
         send(LabEventKind::Step(step)).await;
     }
-    let reason = result.map_err(|e| e.chain().map(|c| c.to_string()).collect::<Vec<_>>().join(": "));
+    let reason = result.map_err(|e| e.chain().map(|c| c.to_string()).collect());
     send(LabEventKind::Done(reason)).await;
 }
 

@@ -14,7 +14,7 @@ use super::widgets::{
     ladder::{EndpointState, HEADER, Ladder, width_for_label},
     timeline::{self, Lease, LeaseView, Timeline},
 };
-use crate::locale::{Lang, endpoint, tr, trf};
+use crate::locale::{Lang, endpoint, localize, localize_failure, tr, trf};
 use crate::net::Wire;
 use crate::session::Step;
 use ratatui::Frame;
@@ -212,9 +212,10 @@ pub fn draw(frame: &mut Frame, app: &App, now: Instant) {
             RunState::Completed => {
                 Some((tr(lang, "✓ exchange completed — r runs it again").to_string(), Style::new().fg(Color::Green)))
             }
-            RunState::Failed(reason) => {
-                Some((format!("✗ {reason}"), Style::new().fg(Color::Red).add_modifier(Modifier::BOLD)))
-            }
+            RunState::Failed(reason) => Some((
+                format!("✗ {}", localize_failure(lang, reason)),
+                Style::new().fg(Color::Red).add_modifier(Modifier::BOLD),
+            )),
         };
         frame.render_widget(
             Ladder {
@@ -228,7 +229,7 @@ pub fn draw(frame: &mut Frame, app: &App, now: Instant) {
                 // While a lesson's question is open, nothing is sent: no "press →" then.
                 waiting: tab.waiting.as_deref().filter(|_| !tab.holding()),
                 footer,
-                states: states_at(tab),
+                states: states_at(tab, lang),
                 layers: tab.layers,
                 clock: if tab.wire == Wire::Sim { tr(lang, "lab clock") } else { tr(lang, "wall clock") },
                 main_conn: tab.lab.info().conn,
@@ -609,7 +610,8 @@ fn draw_help(frame: &mut Frame, app: &App, area: Rect) {
 
 /// The endpoints' states at the selected step: bold when that step changed one, `FROM → TO`
 /// for one that moved on while its next frame waits at the gate.
-fn states_at(tab: &LabTab) -> Vec<EndpointState> {
+fn states_at(tab: &LabTab, lang: Lang) -> Vec<EndpointState> {
+    let say = |state: &str| localize(lang, state).into_owned();
     let Some(step) = tab.selected().filter(|s| !s.states.is_empty()) else { return Vec::new() };
     // The states before it: from the nearest earlier step of the same connection that has them
     // (looking back a little, so a frame costs the same in a long session).
@@ -624,11 +626,15 @@ fn states_at(tab: &LabTab) -> Vec<EndpointState> {
         .iter()
         .map(|(who, state)| {
             if let Some(m) = step.moved.iter().find(|m| &m.who == who) {
-                return EndpointState { who: who.clone(), text: format!("{} → {}", m.from, m.to), changed: true };
+                return EndpointState {
+                    who: who.clone(),
+                    text: format!("{} → {}", say(&m.from), say(&m.to)),
+                    changed: true,
+                };
             }
             let was = before.and_then(|b| b.iter().find(|(n, _)| n == who)).map(|(_, s)| s);
             let changed = was.is_some_and(|w| w != state) || (was.is_none() && state != "CLOSED");
-            EndpointState { who: who.clone(), text: state.clone(), changed }
+            EndpointState { who: who.clone(), text: say(state), changed }
         })
         .collect()
 }

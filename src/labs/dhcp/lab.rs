@@ -12,6 +12,7 @@ use super::lease::Instant;
 use super::server::Server;
 use super::wire;
 use crate::labs::{ClientCtx, LabFuture, LabInfo};
+use crate::locale::{en, term};
 use crate::net::sim::{CLIENT, SERVER, ServedUdp, SimNet, mac};
 use crate::net::{Stream, Wire};
 use crate::wire::{Decoder, FramesOnly};
@@ -53,6 +54,8 @@ pub fn set_speedup(times: u32) {
 const UNGIVEABLE: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 200);
 /// How long one phase of the story may take on the network's clock.
 const PHASE: Duration = Duration::from_secs(30);
+/// Why the lab refuses the host wire.
+const DATAGRAMS_ONLY: &str = term("DHCP speaks in datagrams: its lab runs on the lab network (--wire sim)");
 
 /// The DHCP lab.
 pub struct Dhcp;
@@ -74,11 +77,11 @@ impl crate::labs::Lab for Dhcp {
     }
 
     fn serve(&self, _io: Stream, _peer: SocketAddr) -> LabFuture {
-        Box::pin(async { bail!("DHCP speaks in datagrams: its lab runs on the lab network (--wire sim)") })
+        Box::pin(async { bail!(DATAGRAMS_ONLY) })
     }
 
     fn client(&self, _io: Stream, _ctx: ClientCtx) -> LabFuture {
-        Box::pin(async { bail!("DHCP speaks in datagrams: its lab runs on the lab network (--wire sim)") })
+        Box::pin(async { bail!(DATAGRAMS_ONLY) })
     }
 
     fn packets(&self, net: &SimNet) -> Option<LabFuture> {
@@ -287,7 +290,10 @@ impl Story {
         };
         match crate::net::timeout(PHASE, work).await {
             Ok(()) => Ok(()),
-            Err(_) => bail!("no {what} within {PHASE:?} (client {})", self.client(|c| c.state())),
+            Err(_) => bail!(en(
+                "no {what} within {s} s (client {state})",
+                &[("what", &what), ("s", &PHASE.as_secs()), ("state", &self.client(|c| c.state()))]
+            )),
         }
     }
 }
@@ -302,7 +308,7 @@ async fn story(net: SimNet) -> Result<()> {
     let quiet = Arc::new(AtomicU64::new(0));
     let speedup = speedup();
     // Bound before the client speaks, so the first DISCOVER finds the server listening.
-    let _server = serve(&net, quiet.clone(), speedup).wrap_err("binding UDP port 67")?;
+    let _server = serve(&net, quiet.clone(), speedup).wrap_err(term("binding UDP port 67"))?;
     // Port 68 is bound, so the client's stack takes the unicast replies instead of answering
     // "port unreachable"; the DHCP client itself reads its frames off the card.
     let _port68 = net.serve_udp(CLIENT, 68, Box::new(|_, _, _| {}))?;
@@ -315,7 +321,7 @@ async fn story(net: SimNet) -> Result<()> {
     attach(&net, side.clone(), changed.clone(), speedup);
     let _detach = Detach(net.clone());
     let story = Story { net: net.clone(), side, changed, speedup };
-    net.set_state(SERVER, "listening on 67");
+    net.set_state(SERVER, term("listening on 67"));
 
     // Each phase is judged by what the client went through since the phase began (a frame may
     // carry it through a state between two looks), so a lost frame that changes the path (a
@@ -329,25 +335,25 @@ async fn story(net: SimNet) -> Result<()> {
     // DORA: DISCOVER, OFFER, REQUEST, ACK.
     let since = story.now();
     story.act(|c, now| c.start(now));
-    story.run_until("lease", went(None, State::Bound, since)).await?;
+    story.run_until(term("lease"), went(None, State::Bound, since)).await?;
 
     // T1: the client renews by unicast, and the server extends the lease (had the renewal been
     // lost, the client would rebind at T2).
     let since = story.now();
-    story.run_until("renewal", went(None, State::Bound, since)).await?;
+    story.run_until(term("renewal"), went(None, State::Bound, since)).await?;
 
     // The server goes quiet until T2: at T1 the renewal goes unanswered; at T2 the client
     // rebinds by broadcast, and the server (back again) answers.
     let since = story.now();
     let t2 = story.client(|c| c.lease().map_or(Duration::ZERO, |l| l.t2_at().since_start()));
     quiet.store(t2.as_micros() as u64, Ordering::Relaxed);
-    story.run_until("lease after rebinding", went(None, State::Bound, since)).await?;
+    story.run_until(term("lease after rebinding"), went(None, State::Bound, since)).await?;
 
     // INFORM: with its address, the client asks only for the other settings; the server's
     // ACK carries no lease, and nothing about the lease changes. Unanswered, it asks again.
     story.act(|c, now| c.inform(now));
     let xid = story.client(|c| c.xid().0);
-    story.run_until("answer to INFORM", |side: &ClientSide| side.last_reply == Some(xid)).await?;
+    story.run_until(term("answer to INFORM"), |side: &ClientSide| side.last_reply == Some(xid)).await?;
 
     // RELEASE: the client gives the address back and forgets it.
     story.act(|c, now| c.release(now));

@@ -6,6 +6,7 @@
 
 use super::message::{dot_stuff, rfc5322_date};
 use super::wire::{Reply, ReplyCode, ReplyError};
+use crate::locale::{en, term};
 use crate::net::Stream;
 use color_eyre::eyre::{Report, Result, eyre};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -95,7 +96,7 @@ impl Connection {
             self.io.write_all(bytes).await?;
             self.io.flush().await
         };
-        sent.await.map_err(|e| eyre!("cannot send {what}: {e}"))
+        sent.await.map_err(|e| eyre!(en("cannot send {what}: {error}", &[("what", &what), ("error", &e)])))
     }
 
     /// The next reply; `what` names what it answers, for errors.
@@ -107,20 +108,36 @@ impl Connection {
                     return Ok(reply);
                 }
                 Err(ReplyError::Invalid { reason, .. }) => {
-                    return Err(eyre!("the server's answer to {what} is not an SMTP reply: {reason}"));
+                    return Err(eyre!(en(
+                        "the server's answer to {what} is not an SMTP reply: {reason}",
+                        &[("what", &what), ("reason", &reason)]
+                    )));
                 }
                 Err(ReplyError::Incomplete) => {}
             }
             let mut chunk = [0u8; 4096];
             let n = match crate::net::timeout(REPLY_TIMEOUT, self.io.read(&mut chunk)).await {
-                Err(_) => return Err(eyre!("no reply to {what} within {} s", REPLY_TIMEOUT.as_secs())),
-                Ok(Err(e)) => return Err(eyre!("reading the reply to {what}: {e}")),
-                Ok(Ok(0)) => return Err(eyre!("the server closed the connection instead of answering {what}")),
+                Err(_) => {
+                    let s = REPLY_TIMEOUT.as_secs();
+                    return Err(eyre!(en("no reply to {what} within {s} s", &[("what", &what), ("s", &s)])));
+                }
+                Ok(Err(e)) => {
+                    return Err(eyre!(en("reading the reply to {what}: {error}", &[("what", &what), ("error", &e)])));
+                }
+                Ok(Ok(0)) => {
+                    return Err(eyre!(en(
+                        "the server closed the connection instead of answering {what}",
+                        &[("what", &what)]
+                    )));
+                }
                 Ok(Ok(n)) => n,
             };
             self.buf.extend_from_slice(&chunk[..n]);
             if self.buf.len() > MAX_REPLY {
-                return Err(eyre!("the server's answer to {what} runs past {MAX_REPLY} bytes"));
+                return Err(eyre!(en(
+                    "the server's answer to {what} runs past {max} bytes",
+                    &[("what", &what), ("max", &MAX_REPLY)]
+                )));
             }
         }
     }
@@ -147,17 +164,21 @@ impl Connection {
         match crate::net::timeout(limit, eof).await {
             Err(_) => {
                 let _ = self.io.shutdown().await;
-                return Err(eyre!("the server did not close the connection within {} s of QUIT", limit.as_secs()));
+                let s = limit.as_secs();
+                return Err(eyre!(en("the server did not close the connection within {s} s of QUIT", &[("s", &s)])));
             }
-            Ok(Err(e)) => return Err(eyre!("waiting for the server to close: {e}")),
+            Ok(Err(e)) => return Err(eyre!(en("waiting for the server to close: {error}", &[("error", &e)]))),
             Ok(Ok(())) => {}
         }
-        self.io.shutdown().await.map_err(|e| eyre!("closing our side: {e}"))
+        self.io.shutdown().await.map_err(|e| eyre!(en("closing our side: {error}", &[("error", &e)])))
     }
 
     /// The server refused `what`: say goodbye politely (QUIT, its reply, the close), then report it.
     async fn refused(&mut self, what: &str, reply: &Reply) -> Report {
-        let report = eyre!("server refused {what}: {} {}", reply.code, reply.text());
+        let report = eyre!(en(
+            "server refused {what}: {code} {text}",
+            &[("what", &what), ("code", &reply.code), ("text", &reply.text())]
+        ));
         if reply.code != ReplyCode::SERVICE_NOT_AVAILABLE && self.command("QUIT").await.is_ok() {
             let _ = self.close(GOODBYE_TIMEOUT).await;
         } else {
@@ -172,9 +193,9 @@ impl Connection {
 /// attempt; only against our own server), then go on with the one it takes.
 pub async fn run(io: Stream, _target: &str, refused_recipient: bool) -> Result<()> {
     let mut conn = Connection { io, buf: Vec::new() };
-    let greeting = conn.reply("the connection (the greeting)").await?;
+    let greeting = conn.reply(term("the connection (the greeting)")).await?;
     if greeting.code != ReplyCode::SERVICE_READY {
-        return Err(conn.refused("the connection", &greeting).await);
+        return Err(conn.refused(term("the connection"), &greeting).await);
     }
     let mut hello = conn.command(&format!("EHLO {CLIENT_DOMAIN}")).await?;
     let mut extensions: Vec<String> = Vec::new();
@@ -204,7 +225,10 @@ pub async fn run(io: Stream, _target: &str, refused_recipient: bool) -> Result<(
         let reply = conn.command(&format!("RCPT TO:<{ELSEWHERE}>")).await?;
         if reply.code.is_positive_completion() {
             let _ = conn.io.shutdown().await;
-            return Err(eyre!("the server took mail for {ELSEWHERE}: it should refuse to relay"));
+            return Err(eyre!(en(
+                "the server took mail for {rcpt}: it should refuse to relay",
+                &[("rcpt", &ELSEWHERE)]
+            )));
         }
     }
     let reply = conn.command(&format!("RCPT TO:<{RECIPIENT}>")).await?;
@@ -215,15 +239,18 @@ pub async fn run(io: Stream, _target: &str, refused_recipient: bool) -> Result<(
     if reply.code != ReplyCode::START_MAIL_INPUT {
         return Err(conn.refused("DATA", &reply).await);
     }
-    conn.send(&dot_stuff(&text), "the message text").await?;
-    let reply = conn.reply("the message text").await?;
+    conn.send(&dot_stuff(&text), term("the message text")).await?;
+    let reply = conn.reply(term("the message text")).await?;
     if !reply.code.is_positive_completion() {
-        return Err(conn.refused("the message", &reply).await);
+        return Err(conn.refused(term("the message"), &reply).await);
     }
     let reply = conn.command("QUIT").await?;
     if reply.code != ReplyCode::SERVICE_CLOSING {
         let _ = conn.io.shutdown().await;
-        return Err(eyre!("server answered QUIT with {} {}", reply.code, reply.text()));
+        return Err(eyre!(en(
+            "server answered QUIT with {code} {text}",
+            &[("code", &reply.code), ("text", &reply.text())]
+        )));
     }
     conn.close(REPLY_TIMEOUT).await
 }

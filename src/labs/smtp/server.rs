@@ -17,6 +17,7 @@
 use super::mailbox::{Mail, Mailbox};
 use super::message::rfc5322_date;
 use super::wire::{Command, CommandError, LineEnd, MAX_COMMAND_LINE, MAX_TEXT_LINE, Reply, ReplyCode, next_line};
+use crate::locale::en;
 use crate::net::Stream;
 use color_eyre::eyre::{Result, eyre};
 use std::collections::VecDeque;
@@ -492,8 +493,11 @@ impl Connection {
     /// Sends one reply: one write, so the gate sees one message.
     async fn send(&mut self, reply: &Reply) -> Result<()> {
         let bytes = reply.emit();
-        self.io.write_all(&bytes).await.map_err(|e| eyre!("writing to the client: {e}"))?;
-        self.io.flush().await.map_err(|e| eyre!("writing to the client: {e}"))
+        let written = async {
+            self.io.write_all(&bytes).await?;
+            self.io.flush().await
+        };
+        written.await.map_err(|e| eyre!(en("writing to the client: {error}", &[("error", &e)])))
     }
 }
 
@@ -507,9 +511,19 @@ pub async fn serve(io: Stream, peer: SocketAddr, config: Arc<Config>, mailbox: M
         let input = match conn.next(session.line_limit()).await {
             Ok(input) => input,
             Err(ReadError::Closed) => {
-                return Err(eyre!("the client closed the connection without QUIT (in state {})", session.state()));
+                let state = session.state();
+                return Err(eyre!(en(
+                    "the client closed the connection without QUIT (in state {state})",
+                    &[("state", &state)]
+                )));
             }
-            Err(ReadError::Io(e)) => return Err(eyre!("reading from the client (in state {}): {e}", session.state())),
+            Err(ReadError::Io(e)) => {
+                let state = session.state();
+                return Err(eyre!(en(
+                    "reading from the client (in state {state}): {error}",
+                    &[("state", &state), ("error", &e)]
+                )));
+            }
             Err(ReadError::Idle) => {
                 let secs = config.idle_timeout.as_secs_f64();
                 let bye = Reply::new(
@@ -518,10 +532,11 @@ pub async fn serve(io: Stream, peer: SocketAddr, config: Arc<Config>, mailbox: M
                 );
                 let _ = conn.send(&bye).await;
                 let _ = conn.io.shutdown().await;
-                return Err(eyre!(
-                    "the client sent nothing for {secs} s (in state {}); closed with 421",
-                    session.state()
-                ));
+                let state = session.state();
+                return Err(eyre!(en(
+                    "the client sent nothing for {secs} s (in state {state}); closed with 421",
+                    &[("secs", &secs), ("state", &state)]
+                )));
             }
         };
         let reply = match input {
@@ -532,7 +547,7 @@ pub async fn serve(io: Stream, peer: SocketAddr, config: Arc<Config>, mailbox: M
             conn.send(&reply).await?;
         }
     }
-    conn.io.shutdown().await.map_err(|e| eyre!("closing the connection: {e}"))?;
+    conn.io.shutdown().await.map_err(|e| eyre!(en("closing the connection: {error}", &[("error", &e)])))?;
     // Wait briefly for the client's own close, so its FIN is seen; whatever it sends is dropped.
     let mut chunk = [0u8; 4096];
     let eof = async { while conn.io.read(&mut chunk).await.is_ok_and(|n| n > 0) {} };

@@ -4,6 +4,7 @@
 //! states read from the real stack after it.
 
 use super::{ClientCtx, Lab, LabFuture, LabInfo};
+use crate::locale::{en, term};
 use crate::net::{Stream, Wire};
 use crate::session::Layer;
 use crate::wire::{Decoded, Decoder, FramesOnly, Message, printable};
@@ -71,8 +72,8 @@ impl Decoder for Writes {
 
 async fn read(io: &mut Stream, buf: &mut [u8], what: &str) -> Result<usize> {
     match crate::net::timeout(PATIENCE, io.read(buf)).await {
-        Err(_) => bail!("no {what} within {PATIENCE:?}"),
-        Ok(r) => r.wrap_err_with(|| format!("waiting for {what}")),
+        Err(_) => bail!(en("no {what} within {s} s", &[("what", &what), ("s", &PATIENCE.as_secs())])),
+        Ok(r) => r.wrap_err_with(|| en("waiting for {what}", &[("what", &what)])),
     }
 }
 
@@ -80,7 +81,7 @@ async fn read(io: &mut Stream, buf: &mut [u8], what: &str) -> Result<usize> {
 async fn echo(mut io: Stream) -> Result<()> {
     let mut buf = [0u8; 4096];
     loop {
-        let n = read(&mut io, &mut buf, "data or FIN from the client").await?;
+        let n = read(&mut io, &mut buf, term("data or FIN from the client")).await?;
         if n == 0 {
             break;
         }
@@ -96,28 +97,30 @@ async fn client(mut io: Stream, ctx: ClientCtx) -> Result<()> {
     let mut echoed = Vec::new();
     let mut buf = [0u8; 4096];
     while echoed.len() < DATA.len() {
-        let n = read(&mut io, &mut buf, "the echo").await?;
+        let n = read(&mut io, &mut buf, term("the echo")).await?;
         if n == 0 {
-            bail!("the server closed before echoing");
+            bail!(term("the server closed before echoing"));
         }
         echoed.extend_from_slice(&buf[..n]);
     }
     if echoed != DATA {
-        bail!("the echo differs: sent {:?}, got {:?}", String::from_utf8_lossy(DATA), String::from_utf8_lossy(&echoed));
+        let (sent, got) =
+            (format!("{:?}", String::from_utf8_lossy(DATA)), format!("{:?}", String::from_utf8_lossy(&echoed)));
+        bail!(en("the echo differs: sent {sent}, got {got}", &[("sent", &sent), ("got", &got)]));
     }
     io.shutdown().await?;
-    if read(&mut io, &mut buf, "the server's FIN").await? != 0 {
-        bail!("data after the close");
+    if read(&mut io, &mut buf, term("the server's FIN")).await? != 0 {
+        bail!(term("data after the close"));
     }
     drop(io);
 
     // A port where nothing listens: the server host answers the SYN with RST.
-    let server: SocketAddr = ctx.target.parse().wrap_err("the target is not an address")?;
+    let server: SocketAddr = ctx.target.parse().wrap_err(term("the target is not an address"))?;
     let closed = ctx.net.closed_port(server).await;
     ctx.net.name_connection(closed.port(), "closed-port");
     match ctx.net.connect(&closed.to_string()).await {
         Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => Ok(()),
-        Err(e) => bail!("connecting to the closed port {closed}: {e}"),
-        Ok(_) => bail!("port {closed} was open; expected RST"),
+        Err(e) => bail!(en("connecting to the closed port {port}: {error}", &[("port", &closed), ("error", &e)])),
+        Ok(_) => bail!(en("port {port} was open; expected RST", &[("port", &closed)])),
     }
 }

@@ -9,6 +9,7 @@ pub mod decoder;
 pub mod frame;
 
 use super::{ClientCtx, Lab, LabFuture, LabInfo};
+use crate::locale::{en, term};
 use crate::net::Stream;
 use crate::wire::Decoder;
 use crate::wire::http::{self, Head as HttpHead};
@@ -97,12 +98,12 @@ async fn read_head(io: &mut BufReader<Stream>) -> Result<Vec<u8>> {
         let mut limited = (&mut *io).take(room);
         let n = crate::net::timeout(IDLE, limited.read_until(b'\n', &mut head))
             .await
-            .map_err(|_| eyre!("client idle"))??;
+            .map_err(|_| eyre!(term("client idle")))??;
         if head.len() > http::MAX_HEAD {
             return Ok(head);
         }
         if n == 0 {
-            bail!("the client closed the connection before its request ended");
+            bail!(term("the client closed the connection before its request ended"));
         }
         match HttpHead::parse(&head) {
             Err(http::Error::Incomplete) => continue,
@@ -115,22 +116,25 @@ async fn read_head(io: &mut BufReader<Stream>) -> Result<Vec<u8>> {
 fn check_upgrade(head: &HttpHead) -> std::result::Result<String, String> {
     let [(method, _), _, (version, _)] = &head.start;
     if *method != "GET" || *version != "HTTP/1.1" {
-        return Err(format!("expected GET ... HTTP/1.1, got {method} ... {version}"));
+        return Err(en(
+            "expected GET ... HTTP/1.1, got {method} ... {version}",
+            &[("method", method), ("version", version)],
+        ));
     }
     if !head.header("Upgrade").is_some_and(|u| u.eq_ignore_ascii_case("websocket")) {
-        return Err("missing `Upgrade: websocket`".into());
+        return Err(term("missing `Upgrade: websocket`").into());
     }
     if !head.header("Connection").is_some_and(|c| c.split(',').any(|t| t.trim().eq_ignore_ascii_case("upgrade"))) {
-        return Err("missing `Connection: Upgrade`".into());
+        return Err(term("missing `Connection: Upgrade`").into());
     }
     if head.header("Sec-WebSocket-Version") != Some("13") {
-        return Err("Sec-WebSocket-Version must be 13".into());
+        return Err(term("Sec-WebSocket-Version must be 13").into());
     }
-    let key = head.header("Sec-WebSocket-Key").ok_or("missing Sec-WebSocket-Key")?;
+    let key = head.header("Sec-WebSocket-Key").ok_or(term("missing Sec-WebSocket-Key"))?;
     use base64::Engine;
     match base64::engine::general_purpose::STANDARD.decode(key) {
         Ok(raw) if raw.len() == 16 => Ok(key.to_string()),
-        _ => Err("Sec-WebSocket-Key must be 16 bytes in base64".into()),
+        _ => Err(term("Sec-WebSocket-Key must be 16 bytes in base64").into()),
     }
 }
 
@@ -142,7 +146,7 @@ async fn serve(io: Stream) -> Result<()> {
     let checked = match HttpHead::parse(&raw) {
         Ok(head) => check_upgrade(&head),
         Err(http::Error::Invalid(reason, _)) => Err(reason),
-        Err(http::Error::Incomplete) => Err("incomplete request".into()),
+        Err(http::Error::Incomplete) => Err(term("incomplete request").into()),
     };
     let key = match checked {
         Ok(key) => key,
@@ -156,7 +160,7 @@ async fn serve(io: Stream) -> Result<()> {
             );
             io.write_all(refusal.as_bytes()).await?;
             io.shutdown().await?;
-            bail!("refused the upgrade: {reason}");
+            bail!(en("refused the upgrade: {reason}", &[("reason", &reason)]));
         }
     };
     let answer = format!(
@@ -167,7 +171,7 @@ async fn serve(io: Stream) -> Result<()> {
     io.flush().await?;
     let mut ws = WebSocketStream::from_raw_socket(io, Role::Server, Some(config())).await;
     loop {
-        let next = crate::net::timeout(IDLE, ws.next()).await.map_err(|_| eyre!("client idle"))?;
+        let next = crate::net::timeout(IDLE, ws.next()).await.map_err(|_| eyre!(term("client idle")))?;
         match next {
             Some(Ok(msg @ (Message::Text(_) | Message::Binary(_)))) => ws.send(msg).await?,
             // tungstenite answers pings itself; flush so the pong goes now.
@@ -177,14 +181,14 @@ async fn serve(io: Stream) -> Result<()> {
             Some(Err(WsError::Protocol(e))) => return protocol_error(ws, 1002, &e.to_string()).await,
             Some(Err(WsError::Utf8(e))) => return protocol_error(ws, 1007, &e.to_string()).await,
             Some(Err(WsError::Capacity(e))) => return protocol_error(ws, 1009, &e.to_string()).await,
-            Some(Err(WsError::Io(e))) => return Err(eyre!("the client vanished: {e}")),
+            Some(Err(WsError::Io(e))) => return Err(eyre!(en("the client vanished: {error}", &[("error", &e)]))),
             Some(Err(e)) => return Err(e.into()),
         }
     }
     // The server closes the TCP connection first (RFC 6455 §7.1.1), then waits a moment for
     // the client's FIN, so that it is seen too.
     let io = ws.get_mut();
-    io.shutdown().await.wrap_err("closing the connection")?;
+    io.shutdown().await.wrap_err(term("closing the connection"))?;
     let mut rest = [0u8; 256];
     let eof = async { while io.read(&mut rest).await.is_ok_and(|n| n > 0) {} };
     let _ = crate::net::timeout(CLOSE_GRACE, eof).await;
@@ -199,15 +203,17 @@ async fn protocol_error(mut ws: WebSocketStream<BufReader<Stream>>, code: u16, r
     let io = ws.get_mut();
     io.write_all(&close).await?;
     io.shutdown().await?;
-    bail!("closed with {code}: {reason}")
+    bail!(en("closed with {code}: {reason}", &[("code", &code), ("reason", &reason)]))
 }
 
 /// Waits for the next message from the server, skipping nothing: the lab expects `what`.
 async fn expect(ws: &mut WebSocketStream<Stream>, what: &str) -> Result<Message> {
     match crate::net::timeout(IDLE, ws.next()).await {
-        Err(_) => bail!("no {what} from the server"),
-        Ok(None) => bail!("the server closed the connection while the client waited for {what}"),
-        Ok(Some(Err(e))) => bail!("while waiting for {what}: {e}"),
+        Err(_) => bail!(en("no {what} from the server", &[("what", &what)])),
+        Ok(None) => {
+            bail!(en("the server closed the connection while the client waited for {what}", &[("what", &what)]))
+        }
+        Ok(Some(Err(e))) => bail!(en("while waiting for {what}: {error}", &[("what", &what), ("error", &e)])),
         Ok(Some(Ok(msg))) => Ok(msg),
     }
 }
@@ -215,45 +221,46 @@ async fn expect(ws: &mut WebSocketStream<Stream>, what: &str) -> Result<Message>
 /// The client scenario.
 async fn client(io: Stream, target: String) -> Result<()> {
     let url = format!("ws://{target}/lab");
-    let (mut ws, _response) = client_async_with_config(url, io, Some(config())).await.wrap_err("the upgrade failed")?;
+    let (mut ws, _response) =
+        client_async_with_config(url, io, Some(config())).await.wrap_err(term("the upgrade failed"))?;
 
     ws.send(Message::text(TEXT)).await?;
-    match expect(&mut ws, "the text echo").await? {
+    match expect(&mut ws, term("the text echo")).await? {
         Message::Text(t) if t.as_str() == TEXT => {}
-        other => bail!("expected the text echo, got {other:?}"),
+        other => bail!(en("expected the text echo, got {message}", &[("message", &format!("{other:?}"))])),
     }
 
     let binary: Vec<u8> = (0..BINARY_LEN).map(|i| (i % 256) as u8).collect();
     ws.send(Message::binary(binary.clone())).await?;
-    match expect(&mut ws, "the binary echo").await? {
+    match expect(&mut ws, term("the binary echo")).await? {
         Message::Binary(b) if b[..] == binary[..] => {}
-        other => bail!("expected the binary echo, got {other:?}"),
+        other => bail!(en("expected the binary echo, got {message}", &[("message", &format!("{other:?}"))])),
     }
 
     ws.send(Message::Ping(PING.to_vec().into())).await?;
-    match expect(&mut ws, "the pong").await? {
+    match expect(&mut ws, term("the pong")).await? {
         Message::Pong(p) if p[..] == *PING => {}
-        other => bail!("expected a pong, got {other:?}"),
+        other => bail!(en("expected a pong, got {message}", &[("message", &format!("{other:?}"))])),
     }
 
     ws.close(Some(CloseFrame { code: CloseCode::Normal, reason: "lesson over".into() })).await?;
     // The server answers with its own close frame, then closes TCP.
     loop {
         match crate::net::timeout(IDLE, ws.next()).await {
-            Err(_) => bail!("the server did not answer the close"),
+            Err(_) => bail!(term("the server did not answer the close")),
             Ok(Some(Ok(_))) => continue,
             Ok(None | Some(Err(WsError::ConnectionClosed | WsError::AlreadyClosed))) => break,
-            Ok(Some(Err(e))) => bail!("during the closing handshake: {e}"),
+            Ok(Some(Err(e))) => bail!(en("during the closing handshake: {error}", &[("error", &e)])),
         }
     }
     let io = ws.get_mut();
     let mut rest = [0u8; 64];
     match crate::net::timeout(IDLE, io.read(&mut rest)).await {
         Ok(Ok(0)) => {}
-        Ok(Ok(n)) => bail!("{n} unexpected bytes after the close"),
-        Ok(Err(e)) => bail!("waiting for the server's FIN: {e}"),
-        Err(_) => bail!("the server did not close the connection"),
+        Ok(Ok(n)) => bail!(en("{n} unexpected bytes after the close", &[("n", &n)])),
+        Ok(Err(e)) => bail!(en("waiting for the server's FIN: {error}", &[("error", &e)])),
+        Err(_) => bail!(term("the server did not close the connection")),
     }
-    io.shutdown().await.wrap_err("closing the connection")?;
+    io.shutdown().await.wrap_err(term("closing the connection"))?;
     Ok(())
 }
