@@ -34,7 +34,7 @@ use std::net::Ipv4Addr;
 use std::ops::Range;
 
 /// Where each field sits inside its header, counted from the header's first byte.
-mod field {
+pub(crate) mod field {
     /// Ethernet II (IEEE 802.3 clause 3, RFC 894).
     pub mod ethernet {
         use std::ops::Range;
@@ -489,7 +489,7 @@ fn incomplete_note(r: &mut Reading, what: &str) {
 /// The internet checksum (RFC 1071) of a header or message: the ones' complement of the ones'
 /// complement sum of its 16-bit words, with the checksum field at `checksum` taken as zero. The
 /// IPv4 header and ICMP use it as is.
-fn internet_checksum(bytes: &[u8], checksum: Range<usize>) -> u16 {
+pub(crate) fn internet_checksum(bytes: &[u8], checksum: Range<usize>) -> u16 {
     // etherparse sums the words in the machine's byte order: `to_be` turns the result into the
     // number as it is written on the wire.
     Sum16BitWords::new().add_slice(&bytes[..checksum.start]).add_slice(&bytes[checksum.end..]).ones_complement().to_be()

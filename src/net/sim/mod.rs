@@ -8,6 +8,7 @@
 
 pub mod cable;
 mod datagram;
+pub mod router;
 mod stream;
 
 pub use cable::{Fate, Faults};

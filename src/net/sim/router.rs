@@ -1,0 +1,472 @@
+//! A router of the lab network, sans-IO: Ethernet frames in on one of its interfaces, frames
+//! out on others. It forwards IPv4 as RFC 1812 asks: looks the destination up in its table
+//! (longest prefix wins), takes one from the TTL, recomputes the header checksum, and finds the
+//! next hop's MAC by ARP (RFC 826), holding a few packets while it asks. A packet whose TTL runs
+//! out gets ICMP Time Exceeded back (type 11, RFC 792), one with no route Destination
+//! Unreachable (type 3 code 0), both quoting the packet's header and its first 8 bytes of data
+//! (RFC 1812 §4.3.2.3); it answers ARP and echo requests for its own addresses. A router set
+//! `silent` sends no ICMP errors (traceroute then shows `* * *`).
+
+use crate::wire::frame::{field, internet_checksum};
+use std::collections::{HashMap, VecDeque};
+use std::net::Ipv4Addr;
+
+/// EtherType of IPv4 and of ARP.
+const ETHERTYPE_IPV4: [u8; 2] = [0x08, 0x00];
+const ETHERTYPE_ARP: [u8; 2] = [0x08, 0x06];
+const BROADCAST: [u8; 6] = [0xff; 6];
+/// The TTL of what the router itself sends (RFC 1700's default).
+const TTL: u8 = 64;
+/// Packets held while their next hop's MAC is asked for: past this, the oldest is dropped
+/// (RFC 1812 §3.3.2 lets a router queue "a small number").
+const HELD: usize = 16;
+const ICMP: u8 = 1;
+const UDP: u8 = 17;
+
+/// One of the router's interfaces.
+#[derive(Debug, Clone)]
+pub struct Port {
+    pub mac: [u8; 6],
+    pub ip: Ipv4Addr,
+    pub prefix: u8,
+}
+
+/// A route: packets for `net/prefix` leave by `port`, to `via` (a next router) or straight to
+/// their destination (`None`: the network is on that port's link).
+#[derive(Debug, Clone)]
+pub struct Route {
+    pub net: Ipv4Addr,
+    pub prefix: u8,
+    pub via: Option<Ipv4Addr>,
+    pub port: usize,
+}
+
+/// A frame the router sends, and the interface it leaves by.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Out {
+    pub port: usize,
+    pub frame: Vec<u8>,
+}
+
+/// The router's state: its interfaces, its table, what ARP taught it, what waits for ARP.
+#[derive(Debug)]
+pub struct Router {
+    ports: Vec<Port>,
+    routes: Vec<Route>,
+    neighbours: HashMap<(usize, Ipv4Addr), [u8; 6]>,
+    waiting: VecDeque<(usize, Ipv4Addr, Vec<u8>)>,
+    /// Sends no ICMP errors (it still forwards and answers ARP).
+    pub silent: bool,
+    /// The IPv4 identification of the next packet it makes.
+    ident: u16,
+}
+
+fn mask(prefix: u8) -> u32 {
+    if prefix == 0 { 0 } else { u32::MAX << (32 - u32::from(prefix.min(32))) }
+}
+
+fn within(ip: Ipv4Addr, net: Ipv4Addr, prefix: u8) -> bool {
+    u32::from(ip) & mask(prefix) == u32::from(net) & mask(prefix)
+}
+
+fn ip_at(bytes: &[u8], range: std::ops::Range<usize>) -> Ipv4Addr {
+    let b = &bytes[range];
+    Ipv4Addr::new(b[0], b[1], b[2], b[3])
+}
+
+/// An Ethernet frame: `dst`, `src`, `ethertype`, then `payload`.
+fn ethernet(dst: [u8; 6], src: [u8; 6], ethertype: [u8; 2], payload: &[u8]) -> Vec<u8> {
+    let mut frame = Vec::with_capacity(field::ethernet::LEN + payload.len());
+    frame.extend_from_slice(&dst);
+    frame.extend_from_slice(&src);
+    frame.extend_from_slice(&ethertype);
+    frame.extend_from_slice(payload);
+    frame
+}
+
+/// An ARP packet for Ethernet and IPv4 (RFC 826): `op` 1 request, 2 reply.
+fn arp(op: u16, sender: ([u8; 6], Ipv4Addr), target: ([u8; 6], Ipv4Addr)) -> Vec<u8> {
+    let mut p = vec![0, 1, 0x08, 0x00, 6, 4];
+    p.extend_from_slice(&op.to_be_bytes());
+    p.extend_from_slice(&sender.0);
+    p.extend_from_slice(&sender.1.octets());
+    p.extend_from_slice(&target.0);
+    p.extend_from_slice(&target.1.octets());
+    p
+}
+
+/// Writes the IPv4 header checksum of the header `packet` starts with.
+fn seal_ipv4(packet: &mut [u8]) {
+    let ihl = usize::from(packet[0] & 0x0f) * 4;
+    let sum = internet_checksum(&packet[..ihl], field::ipv4::CHECKSUM);
+    packet[field::ipv4::CHECKSUM].copy_from_slice(&sum.to_be_bytes());
+}
+
+/// An IPv4 packet carrying ICMP `message` (its checksum written here) from `src` to `dst`.
+fn icmp_packet(ident: u16, src: Ipv4Addr, dst: Ipv4Addr, mut message: Vec<u8>) -> Vec<u8> {
+    message[field::icmp::CHECKSUM].fill(0);
+    let sum = internet_checksum(&message, field::icmp::CHECKSUM);
+    message[field::icmp::CHECKSUM].copy_from_slice(&sum.to_be_bytes());
+    let total = (field::ipv4::MIN_LEN + message.len()) as u16;
+    let mut packet = vec![0x45, 0];
+    packet.extend_from_slice(&total.to_be_bytes());
+    packet.extend_from_slice(&ident.to_be_bytes());
+    packet.extend_from_slice(&[0, 0, TTL, ICMP, 0, 0]);
+    packet.extend_from_slice(&src.octets());
+    packet.extend_from_slice(&dst.octets());
+    seal_ipv4(&mut packet);
+    packet.extend_from_slice(&message);
+    packet
+}
+
+/// Whether an IPv4 packet carries an ICMP error (about which no error is ever sent, RFC 1812
+/// §4.3.2.7).
+fn is_icmp_error(packet: &[u8], ihl: usize) -> bool {
+    packet[field::ipv4::PROTOCOL.start] == ICMP && packet.get(ihl).is_some_and(|t| matches!(t, 3 | 4 | 5 | 11 | 12))
+}
+
+impl Router {
+    /// A router with these interfaces and routes; each interface's own network is routed to
+    /// it without being listed.
+    pub fn new(ports: Vec<Port>, mut routes: Vec<Route>) -> Router {
+        for (i, p) in ports.iter().enumerate() {
+            routes.push(Route { net: p.ip, prefix: p.prefix, via: None, port: i });
+        }
+        Router { ports, routes, neighbours: HashMap::new(), waiting: VecDeque::new(), silent: false, ident: 1 }
+    }
+
+    pub fn ports(&self) -> &[Port] {
+        &self.ports
+    }
+
+    /// The route for `dst`: the longest prefix that holds it.
+    pub fn route(&self, dst: Ipv4Addr) -> Option<&Route> {
+        self.routes.iter().filter(|r| within(dst, r.net, r.prefix)).max_by_key(|r| r.prefix)
+    }
+
+    /// Takes a frame that arrived on interface `port`; returns the frames it makes.
+    pub fn on_frame(&mut self, port: usize, frame: &[u8]) -> Vec<Out> {
+        let mut out = Vec::new();
+        let eth = field::ethernet::LEN;
+        if port >= self.ports.len() || frame.len() < eth {
+            return out;
+        }
+        let to = &frame[field::ethernet::DST];
+        if to != self.ports[port].mac && to != BROADCAST {
+            return out;
+        }
+        let payload = &frame[eth..];
+        match [frame[12], frame[13]] {
+            ETHERTYPE_ARP => self.on_arp(port, payload, &mut out),
+            ETHERTYPE_IPV4 if to != BROADCAST => self.on_ipv4(port, payload, &mut out),
+            _ => {}
+        }
+        out
+    }
+
+    fn on_arp(&mut self, port: usize, p: &[u8], out: &mut Vec<Out>) {
+        use field::arp;
+        if p.len() < arp::LEN || p[arp::HARDWARE_TYPE] != [0, 1] || p[arp::PROTOCOL_TYPE] != ETHERTYPE_IPV4 {
+            return;
+        }
+        let mut sender_mac = [0; 6];
+        sender_mac.copy_from_slice(&p[arp::SENDER_MAC]);
+        let sender_ip = ip_at(p, arp::SENDER_IP);
+        let target_ip = ip_at(p, arp::TARGET_IP);
+        let me = self.ports[port].clone();
+        // RFC 826: learn the sender if it is for us (or already known), then answer requests.
+        let known = self.neighbours.contains_key(&(port, sender_ip));
+        if target_ip == me.ip || known {
+            self.neighbours.insert((port, sender_ip), sender_mac);
+            self.release(port, sender_ip, sender_mac, out);
+        }
+        if target_ip == me.ip && p[arp::OPERATION] == [0, 1] {
+            let reply = arp(2, (me.mac, me.ip), (sender_mac, sender_ip));
+            out.push(Out { port, frame: ethernet(sender_mac, me.mac, ETHERTYPE_ARP, &reply) });
+        }
+    }
+
+    /// Sends what waited for `ip`'s MAC on `port`.
+    fn release(&mut self, port: usize, ip: Ipv4Addr, mac: [u8; 6], out: &mut Vec<Out>) {
+        let src = self.ports[port].mac;
+        let mut i = 0;
+        while i < self.waiting.len() {
+            if self.waiting[i].0 == port && self.waiting[i].1 == ip {
+                let (_, _, packet) = self.waiting.remove(i).expect("in range");
+                out.push(Out { port, frame: ethernet(mac, src, ETHERTYPE_IPV4, &packet) });
+            } else {
+                i += 1;
+            }
+        }
+    }
+
+    fn on_ipv4(&mut self, port: usize, packet: &[u8], out: &mut Vec<Out>) {
+        use field::ipv4;
+        if packet.len() < ipv4::MIN_LEN || packet[0] >> 4 != 4 {
+            return;
+        }
+        let ihl = usize::from(packet[0] & 0x0f) * 4;
+        let total = usize::from(u16::from_be_bytes([packet[2], packet[3]]));
+        // A header that does not add up, or is damaged, is thrown away (RFC 1812 §5.2.2).
+        if ihl < ipv4::MIN_LEN || total < ihl || total > packet.len() {
+            return;
+        }
+        let packet = &packet[..total];
+        let written = u16::from_be_bytes([packet[10], packet[11]]);
+        if internet_checksum(&packet[..ihl], ipv4::CHECKSUM) != written {
+            return;
+        }
+        let (src, dst) = (ip_at(packet, ipv4::SRC), ip_at(packet, ipv4::DST));
+        if let Some(me) = self.ports.iter().find(|p| p.ip == dst).map(|p| p.ip) {
+            self.for_me(me, src, packet, ihl, out);
+            return;
+        }
+        let ttl = packet[ipv4::TTL.start];
+        if ttl <= 1 {
+            // Time Exceeded in transit, from the interface the packet came in by.
+            self.error(self.ports[port].ip, packet, ihl, 11, 0, out);
+            return;
+        }
+        let Some(route) = self.route(dst).cloned() else {
+            self.error(self.ports[port].ip, packet, ihl, 3, 0, out);
+            return;
+        };
+        let mut forwarded = packet.to_vec();
+        forwarded[ipv4::TTL.start] = ttl - 1;
+        seal_ipv4(&mut forwarded);
+        self.send(route.port, route.via.unwrap_or(dst), forwarded, out);
+    }
+
+    /// A packet for the router itself: an echo request is answered; a UDP datagram (a
+    /// traceroute probe that ends here) gets Port Unreachable.
+    fn for_me(&mut self, me: Ipv4Addr, src: Ipv4Addr, packet: &[u8], ihl: usize, out: &mut Vec<Out>) {
+        let data = &packet[ihl..];
+        match packet[field::ipv4::PROTOCOL.start] {
+            ICMP if data.len() >= 8 && data[0] == 8 => {
+                let mut reply = data.to_vec();
+                reply[0] = 0;
+                let ident = self.next_ident();
+                self.send_ip(icmp_packet(ident, me, src, reply), out);
+            }
+            UDP => self.error(me, packet, ihl, 3, 3, out),
+            _ => {}
+        }
+    }
+
+    /// ICMP error `kind`/`code` about `packet`, from `from`, quoting its header and 8 bytes.
+    fn error(&mut self, from: Ipv4Addr, packet: &[u8], ihl: usize, kind: u8, code: u8, out: &mut Vec<Out>) {
+        if self.silent || is_icmp_error(packet, ihl) {
+            return;
+        }
+        let mut message = vec![kind, code, 0, 0, 0, 0, 0, 0];
+        message.extend_from_slice(&packet[..(ihl + 8).min(packet.len())]);
+        let ident = self.next_ident();
+        let back = ip_at(packet, field::ipv4::SRC);
+        self.send_ip(icmp_packet(ident, from, back, message), out);
+    }
+
+    /// Routes a packet the router made.
+    fn send_ip(&mut self, packet: Vec<u8>, out: &mut Vec<Out>) {
+        let dst = ip_at(&packet, field::ipv4::DST);
+        if let Some(route) = self.route(dst).cloned() {
+            self.send(route.port, route.via.unwrap_or(dst), packet, out);
+        }
+    }
+
+    /// Sends `packet` out of `port` to the neighbour `hop`, asking its MAC first if unknown.
+    fn send(&mut self, port: usize, hop: Ipv4Addr, packet: Vec<u8>, out: &mut Vec<Out>) {
+        let me = self.ports[port].clone();
+        if let Some(&mac) = self.neighbours.get(&(port, hop)) {
+            out.push(Out { port, frame: ethernet(mac, me.mac, ETHERTYPE_IPV4, &packet) });
+            return;
+        }
+        let asked = self.waiting.iter().any(|(p, ip, _)| *p == port && *ip == hop);
+        if self.waiting.len() == HELD {
+            self.waiting.pop_front();
+        }
+        self.waiting.push_back((port, hop, packet));
+        if !asked {
+            let request = arp(1, (me.mac, me.ip), ([0; 6], hop));
+            out.push(Out { port, frame: ethernet(BROADCAST, me.mac, ETHERTYPE_ARP, &request) });
+        }
+    }
+
+    fn next_ident(&mut self) -> u16 {
+        self.ident = self.ident.wrapping_add(1);
+        self.ident
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const R_IN: [u8; 6] = [2, 0, 0, 0, 1, 1];
+    const R_OUT: [u8; 6] = [2, 0, 0, 0, 1, 2];
+    const CLIENT: [u8; 6] = [2, 0, 0, 0, 0, 1];
+    const CLIENT_IP: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 1);
+    const SERVER_IP: Ipv4Addr = Ipv4Addr::new(203, 0, 113, 5);
+
+    /// r1: 192.0.2.254 on the client's link, 198.51.100.1 towards r2, which leads to
+    /// 203.0.113.0/24.
+    fn r1() -> Router {
+        Router::new(
+            vec![
+                Port { mac: R_IN, ip: Ipv4Addr::new(192, 0, 2, 254), prefix: 24 },
+                Port { mac: R_OUT, ip: Ipv4Addr::new(198, 51, 100, 1), prefix: 24 },
+            ],
+            vec![Route {
+                net: Ipv4Addr::new(203, 0, 113, 0),
+                prefix: 24,
+                via: Some(Ipv4Addr::new(198, 51, 100, 2)),
+                port: 1,
+            }],
+        )
+    }
+
+    fn udp_probe(ttl: u8, dst: Ipv4Addr) -> Vec<u8> {
+        let mut p = vec![0x45, 0, 0, 36, 0x12, 0x34, 0, 0, ttl, UDP, 0, 0];
+        p.extend_from_slice(&CLIENT_IP.octets());
+        p.extend_from_slice(&dst.octets());
+        seal_ipv4(&mut p);
+        p.extend_from_slice(&[0x82, 0x9a, 0x82, 0x9b, 0, 16, 0, 0, b'p', b'r', b'o', b'b', b'e', b'!', b'!', b'!']);
+        ethernet(R_IN, CLIENT, ETHERTYPE_IPV4, &p)
+    }
+
+    fn learn(r: &mut Router, port: usize, mac: [u8; 6], ip: Ipv4Addr) {
+        let me = r.ports()[port].clone();
+        let out = r.on_frame(port, &ethernet(BROADCAST, mac, ETHERTYPE_ARP, &arp(1, (mac, ip), ([0; 6], me.ip))));
+        assert_eq!(out.len(), 1, "answers the request");
+    }
+
+    fn decoded(frame: &[u8]) -> crate::wire::Message {
+        let msg = crate::wire::frame::decode(frame);
+        assert_eq!(msg.malformed, None, "{}", msg.summary);
+        msg
+    }
+
+    fn value(msg: &crate::wire::Message, path: &str) -> String {
+        let value = msg.fields.iter().find(|f| f.path == path).map(|f| f.value.clone());
+        match value {
+            Some(serde_json::Value::String(s)) => s,
+            Some(other) => other.to_string(),
+            None => String::new(),
+        }
+    }
+
+    #[test]
+    fn answers_arp_for_its_own_address_only() {
+        let mut r = r1();
+        let ask = |ip| ethernet(BROADCAST, CLIENT, ETHERTYPE_ARP, &arp(1, (CLIENT, CLIENT_IP), ([0; 6], ip)));
+        let out = r.on_frame(0, &ask(Ipv4Addr::new(192, 0, 2, 254)));
+        assert_eq!(out.len(), 1);
+        assert_eq!(out[0].port, 0);
+        let reply = &out[0].frame;
+        assert_eq!(&reply[..6], &CLIENT);
+        assert_eq!(reply[20..22], [0, 2], "an ARP reply");
+        assert_eq!(&reply[22..28], &R_IN, "with its MAC");
+        assert_eq!(decoded(reply).proto, "ARP");
+        assert!(r.on_frame(0, &ask(Ipv4Addr::new(192, 0, 2, 99))).is_empty(), "not its address");
+        // The address on its other interface is not on this link.
+        assert!(r.on_frame(0, &ask(Ipv4Addr::new(198, 51, 100, 1))).is_empty());
+    }
+
+    #[test]
+    fn forwards_with_ttl_less_one_and_a_new_checksum_after_asking_the_next_hop() {
+        let mut r = r1();
+        let probe = udp_probe(64, SERVER_IP);
+        let out = r.on_frame(0, &probe);
+        assert_eq!(out.len(), 1, "asks for r2's MAC first");
+        assert_eq!(out[0].port, 1);
+        assert_eq!(&out[0].frame[..6], &BROADCAST);
+        assert_eq!(&out[0].frame[38..42], &[198, 51, 100, 2]);
+        // r2 answers: the held packet goes.
+        let r2 = [2, 0, 0, 0, 2, 1];
+        let answer = arp(2, (r2, Ipv4Addr::new(198, 51, 100, 2)), (R_OUT, Ipv4Addr::new(198, 51, 100, 1)));
+        let out = r.on_frame(1, &ethernet(R_OUT, r2, ETHERTYPE_ARP, &answer));
+        assert_eq!(out.len(), 1);
+        let sent = &out[0].frame;
+        assert_eq!((&sent[..6], &sent[6..12]), (&r2[..], &R_OUT[..]), "to r2, from the outside interface");
+        assert_eq!(sent[14 + 8], 63, "TTL 64 → 63");
+        let msg = decoded(sent);
+        assert!(msg.notes.iter().any(|n| n.starts_with("checksums ok")), "{:?}", msg.notes);
+        assert_ne!(sent[24..26], probe[24..26], "the header checksum changed");
+        assert_eq!(sent[34..], probe[34..], "the datagram itself is untouched");
+        // Known now: the next packet goes at once.
+        let out = r.on_frame(0, &udp_probe(5, SERVER_IP));
+        assert_eq!(out.len(), 1);
+        assert_eq!(out[0].frame[14 + 8], 4);
+    }
+
+    #[test]
+    fn ttl_one_gets_time_exceeded_quoting_the_probe() {
+        let mut r = r1();
+        learn(&mut r, 0, CLIENT, CLIENT_IP);
+        let probe = udp_probe(1, SERVER_IP);
+        let out = r.on_frame(0, &probe);
+        assert_eq!(out.len(), 1);
+        let back = &out[0].frame;
+        assert_eq!((out[0].port, &back[..6]), (0, &CLIENT[..]));
+        let msg = decoded(back);
+        assert_eq!(msg.kind, "icmp.time-exceeded");
+        assert_eq!(value(&msg, "IPv4.src"), "192.0.2.254", "from the interface the probe came in by");
+        assert_eq!(value(&msg, "IPv4.dst"), "192.0.2.1");
+        // Type, code, 4 unused bytes, then the probe's header and its first 8 bytes.
+        assert_eq!(back[34..36], [11, 0]);
+        assert_eq!(back[42..], probe[14..14 + 28]);
+    }
+
+    #[test]
+    fn no_route_gets_destination_unreachable_net() {
+        let mut r = r1();
+        learn(&mut r, 0, CLIENT, CLIENT_IP);
+        let out = r.on_frame(0, &udp_probe(64, Ipv4Addr::new(100, 64, 0, 1)));
+        let msg = decoded(&out[0].frame);
+        assert_eq!(msg.kind, "icmp.dest-unreachable");
+        assert_eq!(out[0].frame[34..36], [3, 0]);
+    }
+
+    #[test]
+    fn silent_routers_and_icmp_errors_get_no_error_back() {
+        let mut r = r1();
+        learn(&mut r, 0, CLIENT, CLIENT_IP);
+        r.silent = true;
+        assert!(r.on_frame(0, &udp_probe(1, SERVER_IP)).is_empty());
+        r.silent = false;
+        // A Time Exceeded that itself runs out of TTL is dropped without a word.
+        let mut error = icmp_packet(7, SERVER_IP, CLIENT_IP, vec![11, 0, 0, 0, 0, 0, 0, 0]);
+        error[8] = 1;
+        seal_ipv4(&mut error);
+        assert!(r.on_frame(0, &ethernet(R_IN, CLIENT, ETHERTYPE_IPV4, &error)).is_empty());
+    }
+
+    #[test]
+    fn answers_pings_to_itself_and_drops_damaged_headers() {
+        let mut r = r1();
+        learn(&mut r, 0, CLIENT, CLIENT_IP);
+        let echo = icmp_packet(9, CLIENT_IP, Ipv4Addr::new(192, 0, 2, 254), vec![8, 0, 0, 0, 0, 7, 0, 1, b'h', b'i']);
+        let out = r.on_frame(0, &ethernet(R_IN, CLIENT, ETHERTYPE_IPV4, &echo));
+        let msg = decoded(&out[0].frame);
+        assert_eq!(msg.kind, "icmp.echo-reply");
+        assert_eq!(value(&msg, "ICMP.identifier"), "7");
+        let mut damaged = udp_probe(64, SERVER_IP);
+        damaged[14 + 8] ^= 0x10;
+        assert!(r.on_frame(0, &damaged).is_empty(), "a bad header checksum is dropped");
+        assert!(r.on_frame(0, &damaged[..20]).is_empty(), "so is a cut one");
+    }
+
+    #[test]
+    fn the_longest_prefix_wins() {
+        let mut r = r1();
+        r.routes.push(Route { net: Ipv4Addr::new(203, 0, 113, 128), prefix: 25, via: None, port: 0 });
+        r.routes.push(Route {
+            net: Ipv4Addr::UNSPECIFIED,
+            prefix: 0,
+            via: Some(Ipv4Addr::new(198, 51, 100, 9)),
+            port: 1,
+        });
+        assert_eq!(r.route(Ipv4Addr::new(203, 0, 113, 200)).unwrap().prefix, 25);
+        assert_eq!(r.route(Ipv4Addr::new(203, 0, 113, 5)).unwrap().prefix, 24);
+        assert_eq!(r.route(Ipv4Addr::new(8, 8, 8, 8)).unwrap().prefix, 0);
+    }
+}
