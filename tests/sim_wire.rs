@@ -58,14 +58,14 @@ async fn websocket_on_the_lab_network_links_each_frame_to_its_segments() {
 /// bytes it carried, and so is still data, not an ACK.
 #[tokio::test]
 async fn segments_deep_in_a_long_transfer_are_still_data() {
-    use protolab::net::sim::{Faults, SERVER_IP, SimNet};
+    use protolab::net::sim::{Faults, SimNet};
     use protolab::net::{Gate, Net};
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     const TOTAL: usize = 512 * 1024;
     let (tx, mut rx) = mpsc::unbounded_channel();
     {
         let net = Net::Sim(SimNet::new(StepSink::new("bulk", tx), Gate::free(), Faults::default()));
-        let addr = format!("{SERVER_IP}:9");
+        let addr = net.server_addr(9);
         let listener = net.listen(&addr).await.unwrap();
         let reader = tokio::spawn(async move {
             let (mut s, _) = listener.accept().await.unwrap();

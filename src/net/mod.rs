@@ -123,7 +123,7 @@ impl Net {
     pub fn server_addr(&self, port: u16) -> String {
         match self {
             Net::Host(_) => "127.0.0.1:0".into(),
-            Net::Sim(_) => format!("{}:{port}", sim::SERVER_IP),
+            Net::Sim(sim) => format!("{}:{port}", sim.server_ip()),
         }
     }
 

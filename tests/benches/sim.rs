@@ -3,7 +3,7 @@
 //! decoding a frame into a step, and (once, before the timed runs) what a 1 GiB transfer keeps.
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use protolab::net::sim::{Faults, SERVER_IP, SimNet};
+use protolab::net::sim::{Faults, SimNet};
 use protolab::net::{Gate, Net};
 use protolab::session::{Step, StepSink};
 use std::time::{Duration, Instant};
@@ -27,7 +27,7 @@ async fn transfer(total: usize) -> (usize, usize) {
     });
     {
         let net = Net::Sim(SimNet::new(StepSink::new("bench", tx), Gate::free(), Faults::default()));
-        let addr = format!("{SERVER_IP}:9");
+        let addr = net.server_addr(9);
         let listener = net.listen(&addr).await.unwrap();
         let reader = tokio::spawn(async move {
             let (mut s, _) = listener.accept().await.unwrap();
@@ -94,7 +94,7 @@ fn sim(c: &mut Criterion) {
         let net = SimNet::new(StepSink::new("bench", tx), Gate::free(), Faults::default());
         let listener = net.listen(9).unwrap();
         let accept = tokio::spawn(async move { listener.accept().await.map(|(s, _)| s) });
-        let mut s = net.connect(format!("{SERVER_IP}:9").parse().unwrap()).await.unwrap();
+        let mut s = net.connect(format!("{}:9", net.server_ip()).parse().unwrap()).await.unwrap();
         s.write_all(&vec![1u8; 4000]).await.unwrap();
         let mut server = accept.await.unwrap().unwrap();
         let mut buf = vec![0u8; 4000];

@@ -37,6 +37,9 @@ pub struct Frame {
     pub number: u64,
     /// Index of the sending host.
     pub from: usize,
+    /// The node it goes to, and the interface of that node it arrives on.
+    pub to: usize,
+    pub port: usize,
     pub bytes: Vec<u8>,
     pub fate: Fate,
     /// The sender's state as it sent the frame (of the frame's TCP connection, or what the
@@ -66,7 +69,14 @@ impl Cable {
     }
 
     /// A host put a frame on the cable, in `state`.
-    pub fn enqueue(&mut self, from: usize, mut bytes: Vec<u8>, now: Instant, state: Option<String>) {
+    pub fn enqueue(
+        &mut self,
+        from: usize,
+        (to, port): (usize, usize),
+        mut bytes: Vec<u8>,
+        now: Instant,
+        state: Option<String>,
+    ) {
         self.count += 1;
         let number = self.count;
         let mut fate = Fate::Delivered;
@@ -81,7 +91,7 @@ impl Cable {
             fate = Fate::Delayed(ms);
         }
         let duplicate = self.faults.duplicate.contains(&number) && fate == Fate::Delivered;
-        let frame = Frame { number, from, bytes, fate, state, due };
+        let frame = Frame { number, from, to, port, bytes, fate, state, due };
         if duplicate {
             let copy = Frame { fate: Fate::Duplicate, ..frame.clone() };
             self.queue.push_back(frame);
@@ -156,7 +166,7 @@ mod tests {
         let faults = Faults { drop: vec![2], duplicate: vec![3], corrupt: vec![4], delay: vec![(1, 50)] };
         let mut cable = Cable::new(faults);
         for i in 0..5u8 {
-            cable.enqueue(0, vec![i; 8], t(0), None);
+            cable.enqueue(0, (1, 0), vec![i; 8], t(0), None);
         }
         let fates: Vec<_> = std::iter::from_fn(|| cable.next(t(0))).map(|f| (f.number, f.fate)).collect();
         assert_eq!(
@@ -177,7 +187,7 @@ mod tests {
     #[test]
     fn corruption_changes_exactly_one_byte() {
         let mut cable = Cable::new(Faults { corrupt: vec![1], ..Faults::default() });
-        cable.enqueue(0, vec![0u8; 60], t(0), None);
+        cable.enqueue(0, (1, 0), vec![0u8; 60], t(0), None);
         let f = cable.next(t(0)).unwrap();
         assert_eq!(f.bytes.iter().filter(|&&b| b != 0).count(), 1);
     }

@@ -123,7 +123,7 @@ impl SimNet {
         let now = self.now();
         let mut inner = self.lock();
         let state = inner.labels[host].clone();
-        inner.cable.enqueue(host, frame, super::smol(now), state);
+        inner.send(super::End::Host(host), frame, now, state);
         drop(inner);
         self.kick();
     }

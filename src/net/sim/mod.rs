@@ -1,7 +1,9 @@
-//! The sim wire: a userspace TCP/IP network (smoltcp) of two virtual hosts joined by a cable
-//! that the lab owns. Every Ethernet frame crosses the [`cable`], where it becomes a step, waits
-//! at the gate in lockstep, and may be dropped, delayed, duplicated or corrupted. Nothing here
-//! touches the machine's own network, and nothing needs privileges.
+//! The sim wire: a userspace TCP/IP network (smoltcp) of virtual hosts, joined by cables that
+//! the lab owns, directly (two hosts, most labs) or through [`router`]s (the [`topology`]).
+//! Every Ethernet frame crosses the [`cable`], where it becomes a step, waits at the gate in
+//! lockstep, and may be dropped, delayed, duplicated or corrupted; a frame a router forwards
+//! crosses again, a step per cable. Nothing here touches the machine's own network, and nothing
+//! needs privileges.
 //!
 //! The hosts' clock stops while a frame waits at the gate, so a presenter who pauses does not
 //! make the stack retransmit; a dropped frame is retransmitted after the stack's real timeout.
@@ -10,10 +12,12 @@ pub mod cable;
 mod datagram;
 pub mod router;
 mod stream;
+pub mod topology;
 
 pub use cable::{Fate, Faults};
 pub use datagram::{Handler, HostCtx, ServedUdp, UdpCtx, UdpProgram};
 pub use stream::{SimCarriers, SimListener, SimStream};
+pub use topology::{End, HostSpec, RouterSpec, Topology};
 
 use crate::locale::en;
 use crate::net::Gate;
@@ -30,15 +34,14 @@ use std::time::Duration;
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 
-/// The lab network's addresses: TEST-NET-1 (RFC 5737), which never leaves this process.
-pub const CLIENT_IP: Ipv4Address = Ipv4Address::new(192, 0, 2, 1);
-pub const SERVER_IP: Ipv4Address = Ipv4Address::new(192, 0, 2, 2);
-const MACS: [[u8; 6]; 2] = [[0x02, 0, 0, 0, 0, 0x01], [0x02, 0, 0, 0, 0, 0x02]];
-/// Host names, as steps and the ladder call them.
-pub const NAMES: [&str; 2] = ["client", "server"];
-/// Each host's Ethernet address.
+/// Each host's Ethernet address: locally administered, numbered from 02:00:00:00:00:01.
 pub fn mac(host: usize) -> [u8; 6] {
-    MACS[host]
+    [0x02, 0, 0, 0, 0, host as u8 + 1]
+}
+
+/// A router interface's Ethernet address: 02:00:00:01:RR:PP, router and interface from 1.
+fn router_mac(router: usize, port: usize) -> [u8; 6] {
+    [0x02, 0, 0, 0x01, router as u8 + 1, port as u8 + 1]
 }
 pub const CLIENT: usize = 0;
 pub const SERVER: usize = 1;
@@ -101,15 +104,18 @@ struct Host {
 }
 
 impl Host {
-    fn new(index: usize, ip: Ipv4Address, now: smoltcp::time::Instant) -> Self {
+    fn new(index: usize, spec: &HostSpec, now: smoltcp::time::Instant) -> Self {
         let mut port = Port::default();
-        let mut config = Config::new(HardwareAddress::Ethernet(EthernetAddress(MACS[index])));
+        let mut config = Config::new(HardwareAddress::Ethernet(EthernetAddress(mac(index))));
         // A new seed each run: new initial sequence numbers, new ephemeral ports.
         config.random_seed = rand::random();
         let mut iface = Interface::new(config, &mut port, now);
         iface.update_ip_addrs(|addrs| {
-            let _ = addrs.push(IpCidr::new(ip.into(), 24));
+            let _ = addrs.push(IpCidr::new(spec.ip.into(), spec.prefix));
         });
+        if let Some(gateway) = spec.gateway {
+            let _ = iface.routes_mut().add_default_ipv4_route(gateway);
+        }
         Host { iface, port, sockets: SocketSet::new(vec![]) }
     }
 
@@ -197,7 +203,12 @@ type Deliveries = Vec<(Range<u64>, u64)>;
 
 /// Everything the driver and the streams share, behind one lock.
 struct Inner {
-    hosts: [Host; 2],
+    /// The network's shape: who is plugged into what.
+    topology: Topology,
+    /// Every node's name, hosts then routers (as the steps name them).
+    names: Vec<&'static str>,
+    hosts: Vec<Host>,
+    routers: Vec<router::Router>,
     cable: cable::Cable,
     /// A frame that passed the cable's faults and waits at the gate.
     held: Option<cable::Frame>,
@@ -212,13 +223,13 @@ struct Inner {
     /// frames keep their headers only, so a long transfer holds bounded memory.
     bursts: HashMap<(SocketAddrV4, SocketAddrV4), usize>,
     /// Programs attached to each host's card (see [`SimNet::attach`]).
-    taps: [Option<Handler>; 2],
+    taps: Vec<Option<Handler>>,
     /// Programs serving UDP ports (see [`SimNet::serve_udp`]).
     programs: Vec<datagram::Served>,
     /// What a lab says each host's protocol state is (a DHCP client's `BOUND`), shown with
     /// every frame that is not TCP; a TCP segment shows its connection's state, read from the
     /// stack.
-    labels: [Option<String>; 2],
+    labels: Vec<Option<String>>,
     /// Names of connections by server port, for labs with more than one (`echo`).
     conns: HashMap<u16, String>,
     /// Each host's state as the steps shown so far left it, per TCP connection (`None`: what
@@ -269,6 +280,10 @@ impl Inner {
     /// `host`'s state as a frame it sends (or receives) shows it: its end of the frame's TCP
     /// connection; else what the lab says of the host; else its TCP sockets' states.
     fn state_of(&self, host: usize, seg: Option<&Segment>, sending: bool) -> Option<String> {
+        if host >= self.hosts.len() {
+            // A router keeps no connection state.
+            return None;
+        }
         if let Some(seg) = seg {
             let (local, remote) = if sending { (seg.src, seg.dst) } else { (seg.dst, seg.src) };
             return Some(self.hosts[host].tcp_state(local, remote));
@@ -289,13 +304,25 @@ impl Inner {
     fn flush(&mut self, host: usize, now: Duration) {
         while let Some(frame) = self.hosts[host].port.tx.pop_front() {
             let state = self.state_of(host, Segment::parse(&frame).as_ref(), true);
-            self.cable.enqueue(host, frame, smol(now), state);
+            self.send(End::Host(host), frame, now, state);
         }
     }
 
-    /// Polls both stacks and puts what they sent on the cable.
+    /// Puts a frame sent from `end` on the cable plugged into it (a card with no cable sends
+    /// into the void).
+    fn send(&mut self, end: End, frame: Vec<u8>, now: Duration, state: Option<String>) {
+        let Some(peer) = self.topology.peer(end) else { return };
+        let (from, to) = (self.topology.node(end), self.topology.node(peer));
+        let port = match peer {
+            End::Router(_, port) => port,
+            End::Host(_) => 0,
+        };
+        self.cable.enqueue(from, (to, port), frame, smol(now), state);
+    }
+
+    /// Polls every stack and puts what they sent on the cable.
     fn poll_all(&mut self, now: Duration) {
-        for host in [CLIENT, SERVER] {
+        for host in 0..self.hosts.len() {
             self.poll(host, now);
             self.flush(host, now);
         }
@@ -392,25 +419,47 @@ impl Drop for AbortOnDrop {
 }
 
 impl SimNet {
-    /// A new network: the client host at 192.0.2.1, the server host at 192.0.2.2. Its steps
-    /// go to `sink`, stamped with the network's clock.
+    /// A new network of two hosts on one cable: the client at 192.0.2.1, the server at
+    /// 192.0.2.2. Its steps go to `sink`, stamped with the network's clock.
     pub fn new(sink: StepSink, gate: Arc<Gate>, faults: Faults) -> Self {
+        SimNet::with_topology(Topology::pair(), sink, gate, faults)
+    }
+
+    /// A new network of this shape.
+    pub fn with_topology(topology: Topology, sink: StepSink, gate: Arc<Gate>, faults: Faults) -> Self {
         let clock: SharedClock =
             Arc::new(Mutex::new(Clock { start: std::time::Instant::now(), paused: Duration::ZERO, since: None }));
         let stamp = clock.clone();
         sink.set_clock(Arc::new(move || read(&stamp)));
         let now = smol(read(&clock));
+        let hosts = topology.hosts.iter().enumerate().map(|(i, spec)| Host::new(i, spec, now)).collect();
+        let routers = topology
+            .routers
+            .iter()
+            .enumerate()
+            .map(|(r, spec)| {
+                let ports = spec.ports.iter().enumerate();
+                let ports = ports.map(|(p, &(ip, prefix))| router::Port { mac: router_mac(r, p), ip, prefix });
+                let mut router = router::Router::new(ports.collect(), spec.routes.clone());
+                router.silent = spec.silent;
+                router
+            })
+            .collect();
+        let n = topology.hosts.len();
         let inner = Inner {
-            hosts: [Host::new(CLIENT, CLIENT_IP, now), Host::new(SERVER, SERVER_IP, now)],
+            names: topology.names(),
+            topology,
+            hosts,
+            routers,
             cable: cable::Cable::new(faults),
             held: None,
             orphans: Vec::new(),
             deliveries: HashMap::new(),
             isns: HashMap::new(),
             bursts: HashMap::new(),
-            taps: [None, None],
+            taps: (0..n).map(|_| None).collect(),
             programs: Vec::new(),
-            labels: [None, None],
+            labels: vec![None; n],
             conns: HashMap::new(),
             shown: HashMap::new(),
         };
@@ -454,6 +503,11 @@ impl SimNet {
             }
             resumed.await;
         }
+    }
+
+    /// The server host's address.
+    pub fn server_ip(&self) -> Ipv4Address {
+        self.lock().topology.hosts[SERVER].ip
     }
 
     /// The hosts' clock: time since the network started, less the time frames waited at the gate.
@@ -535,7 +589,7 @@ impl Shared {
                 self.cross(inner, frame);
                 continue;
             }
-            let from = NAMES[frame.from].to_string();
+            let from = inner.names[frame.from].to_string();
             inner.held = Some(frame);
             self.clock.lock().unwrap_or_else(|e| e.into_inner()).pause();
             return Next::Gate(from);
@@ -546,7 +600,8 @@ impl Shared {
     /// becomes a step with both ends' states: the sender's as it sent the frame, the
     /// receiver's once it took the frame in.
     fn cross(&self, inner: &mut Inner, frame: cable::Frame) {
-        let to = 1 - frame.from;
+        let to = frame.to;
+        let at_host = to < inner.hosts.len();
         let segment = Segment::parse(&frame.bytes);
         let receiver_before = inner.state_of(to, segment.as_ref(), false);
         let answers_from = inner.cable.entered();
@@ -557,7 +612,15 @@ impl Shared {
         if fcs {
             msg = msg.malformed(en("a byte flipped on the cable: no checksum of its own covers it, so the receiving card's frame check (Ethernet FCS) throws the frame away", &[]));
         }
-        if frame.fate != Fate::Dropped && !fcs {
+        if frame.fate != Fate::Dropped && !fcs && !at_host {
+            // A router takes the frame in, and what it forwards or answers goes on the next cable.
+            let now = self.now();
+            let router = to - inner.hosts.len();
+            for out in inner.routers[router].on_frame(frame.port, &frame.bytes) {
+                inner.send(End::Router(router, out.port), out.frame, now, None);
+            }
+        }
+        if frame.fate != Fate::Dropped && !fcs && at_host {
             let now = self.now();
             if let Some(program) = inner.taps[to].as_mut() {
                 let mut ctx = HostCtx { now, ..HostCtx::default() };
@@ -584,7 +647,7 @@ impl Shared {
             inner.flush(to, now);
         }
         let len = frame.bytes.len();
-        let mut step = msg.into_step(NAMES[frame.from], NAMES[to], frame.bytes, len);
+        let mut step = msg.into_step(inner.names[frame.from], inner.names[to], frame.bytes, len);
         let n: [(&str, &dyn std::fmt::Display); 1] = [("n", &frame.number)];
         let said = match frame.fate {
             Fate::Delivered => None,
@@ -617,13 +680,14 @@ impl Shared {
             inner.shown.insert((to, state_key(segment.as_ref(), false)), (answers_from, receiver.clone()));
         }
         if let (Some(sender), Some(receiver)) = (&sender, &receiver) {
-            let mut states = [(NAMES[frame.from], sender.clone()), (NAMES[to], receiver.clone())];
-            states.sort_by_key(|(name, _)| NAMES.iter().position(|n| n == name));
+            let mut states = [(frame.from, sender.clone()), (to, receiver.clone())];
+            states.sort_by_key(|(node, _)| *node);
+            let states = states.map(|(node, state)| (inner.names[node], state));
             step.states = states.into_iter().map(|(n, s)| (n.to_string(), s)).collect();
             if !self.gate.is_free() {
                 step.moved = moved(
                     inner,
-                    (frame.from, frame.number),
+                    (frame.from, to, frame.number),
                     segment.as_ref(),
                     sender,
                     receiver_before,
@@ -662,6 +726,7 @@ impl Shared {
         }
         let seq = self.sink.emit(step);
         if let Some(seg) = segment
+            && at_host
             && !matches!(frame.fate, Fate::Dropped | Fate::Corrupted)
         {
             inner.log_delivery(to, &seg, seq);
@@ -674,27 +739,31 @@ impl Shared {
 /// changed its state and what it answered waits on the cable.
 fn moved(
     inner: &Inner,
-    (from, number): (usize, u64),
+    (from, to, number): (usize, usize, u64),
     segment: Option<&Segment>,
     sent_in: &str,
     receiver_before: Option<String>,
     receiver_after: &str,
     answers_from: u64,
 ) -> Vec<Moved> {
-    let to = 1 - from;
     let mut moved = Vec::new();
     // What the sender sent next: a frame still on the cable from before this one (held back)
     // is not it.
     if let Some(now) = inner.state_of(from, segment, true).filter(|now| now != sent_in)
         && let Some(next) = inner.cable.first_from(from, number)
     {
-        moved.push(Moved { who: NAMES[from].into(), from: sent_in.into(), to: now, waiting: short_name(&next.bytes) });
+        moved.push(Moved {
+            who: inner.names[from].into(),
+            from: sent_in.into(),
+            to: now,
+            waiting: short_name(&next.bytes),
+        });
     }
     if let Some(before) = receiver_before.filter(|b| b != receiver_after)
         && let Some(answer) = inner.cable.first_from(to, answers_from)
     {
         moved.push(Moved {
-            who: NAMES[to].into(),
+            who: inner.names[to].into(),
             from: before,
             to: receiver_after.into(),
             waiting: short_name(&answer.bytes),

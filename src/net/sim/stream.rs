@@ -1,7 +1,7 @@
 //! Byte streams over the sim wire: a smoltcp TCP socket as AsyncRead + AsyncWrite, so the
 //! same lab code runs on kernel sockets and on the lab network.
 
-use super::{CLIENT, SERVER, SERVER_IP, SimNet};
+use super::{CLIENT, SERVER, SimNet};
 use smoltcp::iface::SocketHandle;
 use smoltcp::socket::tcp::State;
 use smoltcp::wire::{IpAddress, IpEndpoint};
@@ -122,7 +122,7 @@ pub struct SimListener {
 
 impl SimListener {
     pub fn local_addr(&self) -> SocketAddr {
-        SocketAddr::from((SERVER_IP.octets(), self.port))
+        SocketAddr::from((self.net.server_ip().octets(), self.port))
     }
 
     pub async fn accept(&self) -> io::Result<(SimStream, SocketAddr)> {

@@ -1,0 +1,142 @@
+//! What a lab network is made of: its hosts (each a TCP/IP stack), its routers, and the cables
+//! between them, in the order the lab declares them, which is the order of the ladder's
+//! lifelines. Host 0 is the client, host 1 the server. Addresses stay in the documentation
+//! ranges (RFC 5737), which never leave the process.
+
+use super::router::Route;
+use std::net::Ipv4Addr;
+
+/// A host: a name as the steps say it, an address, and where it sends what is not on its link.
+#[derive(Debug, Clone)]
+pub struct HostSpec {
+    pub name: &'static str,
+    pub ip: Ipv4Addr,
+    pub prefix: u8,
+    pub gateway: Option<Ipv4Addr>,
+}
+
+/// A router: its interfaces' addresses (interface `i` is the `i`th), its routes beyond its own
+/// links, and whether it keeps quiet instead of sending ICMP errors.
+#[derive(Debug, Clone)]
+pub struct RouterSpec {
+    pub name: &'static str,
+    pub ports: Vec<(Ipv4Addr, u8)>,
+    pub routes: Vec<Route>,
+    pub silent: bool,
+}
+
+/// One end of a cable: a host's card, or a router's interface.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum End {
+    Host(usize),
+    Router(usize, usize),
+}
+
+/// A lab network.
+#[derive(Debug, Clone)]
+pub struct Topology {
+    pub hosts: Vec<HostSpec>,
+    pub routers: Vec<RouterSpec>,
+    pub cables: Vec<[End; 2]>,
+}
+
+impl Topology {
+    /// Two hosts on one cable: the client at 192.0.2.1 and the server at 192.0.2.2, named
+    /// `client` and `server` (most labs).
+    pub fn pair() -> Topology {
+        let host = |name, last| HostSpec { name, ip: Ipv4Addr::new(192, 0, 2, last), prefix: 24, gateway: None };
+        Topology {
+            hosts: vec![host("client", 1), host("server", 2)],
+            routers: Vec::new(),
+            cables: vec![[End::Host(0), End::Host(1)]],
+        }
+    }
+
+    /// The client on 192.0.2.0/24, the server on 203.0.113.0/24, and the routers `r1`, `r2`, …
+    /// in a chain between them, joined by 198.51.100.0/24 cut into /30 links.
+    pub fn chain(routers: usize) -> Topology {
+        assert!((1..=60).contains(&routers), "a chain has 1 to 60 routers");
+        let link = |i: usize, host: u8| Ipv4Addr::new(198, 51, 100, (i * 4) as u8 + host);
+        let client = HostSpec {
+            name: "client",
+            ip: Ipv4Addr::new(192, 0, 2, 1),
+            prefix: 24,
+            gateway: Some(Ipv4Addr::new(192, 0, 2, 254)),
+        };
+        let server = HostSpec {
+            name: "server",
+            ip: Ipv4Addr::new(203, 0, 113, 5),
+            prefix: 24,
+            gateway: Some(Ipv4Addr::new(203, 0, 113, 254)),
+        };
+        let names = ["r1", "r2", "r3", "r4", "r5", "r6", "r7", "r8"];
+        let mut specs = Vec::new();
+        for r in 0..routers {
+            // Interface 0 faces the client, interface 1 the server.
+            let inside = if r == 0 { (Ipv4Addr::new(192, 0, 2, 254), 24) } else { (link(r - 1, 2), 30) };
+            let outside = if r + 1 == routers { (Ipv4Addr::new(203, 0, 113, 254), 24) } else { (link(r, 1), 30) };
+            let mut routes = Vec::new();
+            if r > 0 {
+                routes.push(Route { net: Ipv4Addr::new(192, 0, 2, 0), prefix: 24, via: Some(link(r - 1, 1)), port: 0 });
+            }
+            if r + 1 < routers {
+                routes.push(Route { net: Ipv4Addr::new(203, 0, 113, 0), prefix: 24, via: Some(link(r, 2)), port: 1 });
+            }
+            specs.push(RouterSpec {
+                name: names.get(r).copied().unwrap_or("r"),
+                ports: vec![inside, outside],
+                routes,
+                silent: false,
+            });
+        }
+        let mut cables = vec![[End::Host(0), End::Router(0, 0)]];
+        cables.extend((1..routers).map(|r| [End::Router(r - 1, 1), End::Router(r, 0)]));
+        cables.push([End::Router(routers - 1, 1), End::Host(1)]);
+        Topology { hosts: vec![client, server], routers: specs, cables }
+    }
+
+    /// The names of the hosts, then of the routers: one per node, by node index.
+    pub fn names(&self) -> Vec<&'static str> {
+        self.hosts.iter().map(|h| h.name).chain(self.routers.iter().map(|r| r.name)).collect()
+    }
+
+    /// The node an end is on: hosts first, then routers.
+    pub fn node(&self, end: End) -> usize {
+        match end {
+            End::Host(h) => h,
+            End::Router(r, _) => self.hosts.len() + r,
+        }
+    }
+
+    /// The other end of the cable plugged into `end`, if one is.
+    pub fn peer(&self, end: End) -> Option<End> {
+        self.cables.iter().find_map(|&[a, b]| {
+            if a == end {
+                Some(b)
+            } else if b == end {
+                Some(a)
+            } else {
+                None
+            }
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_chain_joins_client_and_server_through_each_router() {
+        let t = Topology::chain(3);
+        assert_eq!(t.names(), ["client", "server", "r1", "r2", "r3"]);
+        assert_eq!(t.peer(End::Host(0)), Some(End::Router(0, 0)));
+        assert_eq!(t.peer(End::Router(0, 1)), Some(End::Router(1, 0)));
+        assert_eq!(t.peer(End::Router(2, 1)), Some(End::Host(1)));
+        assert_eq!(t.node(End::Router(1, 0)), 3);
+        // r2 sits between two /30 links, and knows both ends' networks.
+        assert_eq!(t.routers[1].ports, [(Ipv4Addr::new(198, 51, 100, 2), 30), (Ipv4Addr::new(198, 51, 100, 5), 30)]);
+        assert_eq!(t.routers[1].routes.len(), 2);
+        assert_eq!(Topology::pair().peer(End::Host(1)), Some(End::Host(0)));
+    }
+}
