@@ -405,7 +405,9 @@ pub fn list_labs(out: &mut impl Write, lang: Lang) -> std::io::Result<()> {
     for lab in labs::registry() {
         let i = lab.info();
         let about = tr(lang, i.about);
-        writeln!(out, "{:<6} {:<10} {:>5}  {:<19} {:<9} {about}", i.name, i.title, i.port, i.rfcs, wires(i))?;
+        // ICMP has no port.
+        let number = if i.port == 0 { "-".to_string() } else { i.port.to_string() };
+        writeln!(out, "{:<6} {:<10} {number:>5}  {:<19} {:<9} {about}", i.name, i.title, i.rfcs, wires(i))?;
     }
     writeln!(
         out,

@@ -70,7 +70,7 @@ impl Narration {
             Wire::Host if step.frame => "captured",
             Wire::Host => "host",
         };
-        let variant = step.fate.variant().or(step.again.then_some("again"));
+        let variant = step.fate.variant().or(step.again.then_some("again")).or(step.forwarded.then_some("forwarded"));
         let suffix = variant.map(|v| format!("~{v}")).unwrap_or_default();
         let mut prefixes = Vec::new();
         let mut kind = step.kind.as_str();
@@ -163,9 +163,11 @@ pub(crate) fn fill(template: &str, step: &Step, lang: Lang) -> String {
         };
         let name = &rest[open + 1..open + close];
         let mut value = value(name, step, lang).unwrap_or_else(|| "?".into());
-        // A name that starts a sentence starts with a capital: "Server acknowledges ...".
+        // A name that starts a sentence starts with a capital: "Server acknowledges ..."; a
+        // router's name (`r1`) is a name, not a word, and stays as it is.
         let starts = out.is_empty() || out.ends_with(". ") || out.ends_with("\n\n");
-        if starts && value.starts_with(|c: char| c.is_ascii_lowercase()) {
+        let word = value.split(' ').next().is_some_and(|w| w.chars().all(|c| c.is_ascii_alphabetic()));
+        if starts && word && value.starts_with(|c: char| c.is_ascii_lowercase()) {
             value[..1].make_ascii_uppercase();
         }
         out.push_str(&value);

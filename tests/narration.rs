@@ -332,6 +332,16 @@ async fn dhcp_with_every_single_drop_and_copies() {
     check(walks, true).await;
 }
 
+/// ping across r1: every frame on both cables, with a lost, a damaged and a copied one.
+#[tokio::test]
+async fn ping_with_faults() {
+    let mut walks = vec![walk("ping", Wire::Sim)];
+    walks.extend([3, 6, 7, 8].map(|n| walk("ping", Wire::Sim).faults(drop(n))));
+    walks.push(walk("ping", Wire::Sim).faults(Faults { corrupt: vec![6], duplicate: vec![8], ..Faults::default() }));
+    walks.push(walk("ping", Wire::Sim).faults(Faults { corrupt: vec![1, 12], ..Faults::default() }));
+    check(walks, true).await;
+}
+
 #[tokio::test]
 async fn every_lab_on_the_host_wire() {
     let mut walks = Vec::new();

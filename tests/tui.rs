@@ -115,6 +115,17 @@ fn normalize(steps: &mut [Step]) {
             set(s, "DHCP.xid", text.clone().into(), &fixed.to_be_bytes());
             s.summary = s.summary.replace(&xid, &text);
         }
+        if let Some(id) = s.number("ICMP.identifier") {
+            set(s, "ICMP.identifier", 4660.into(), &4660u16.to_be_bytes());
+            s.summary = s.summary.replace(&format!("id={id} "), "id=4660 ");
+        }
+        // ping's round trips, on the clock of this run.
+        for (_, state) in &mut s.states {
+            if let Some((head, tail)) = state.split_once(" time=") {
+                let rest = tail.split_once(" ms").map_or("", |(_, r)| r);
+                *state = format!("{head} time=0.25 ms{rest}");
+            }
+        }
         let checksums: Vec<String> =
             s.fields.iter().filter(|f| f.path.ends_with(".checksum")).map(|f| f.path.clone()).collect();
         for path in checksums {
@@ -227,6 +238,21 @@ async fn dhcp_at_three_sizes() {
         let screen = draw(&mut app, w, h);
         assert!(screen.contains("renewing"), "the lease timeline at {w}x{h}:\n{screen}");
         insta::assert_snapshot!(format!("dhcp_{w}x{h}"), screen);
+    }
+}
+
+/// ping: three lifelines (client, r1, server), the first reply back at the client with its
+/// round trip, the forwarding in the details.
+#[tokio::test]
+async fn ping_at_three_sizes() {
+    let mut steps = real_steps("ping").await;
+    normalize(&mut steps);
+    let back = steps.iter().position(|s| s.kind == "icmp.echo-reply" && s.to == "client").unwrap();
+    let mut app = app_on("ping", steps, back);
+    for (w, h) in SIZES {
+        let screen = draw(&mut app, w, h);
+        assert!(screen.contains("r1"), "the router's lifeline at {w}x{h}:\n{screen}");
+        insta::assert_snapshot!(format!("ping_{w}x{h}"), screen);
     }
 }
 

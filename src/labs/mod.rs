@@ -2,12 +2,13 @@
 //! and the registry below. Adding a lab is one folder and one line in [`registry`].
 
 pub mod dhcp;
+pub mod ping;
 pub mod run;
 pub mod smtp;
 pub mod tcp;
 pub mod ws;
 
-use crate::net::sim::SimNet;
+use crate::net::sim::{SimNet, Topology};
 use crate::net::{Net, Stream, Wire};
 use crate::session::StepSink;
 use crate::wire::Decoder;
@@ -34,6 +35,8 @@ pub struct LabInfo {
     /// The name of the lab's main connection, for labs that open more than one (`echo`): the
     /// steps of each connection carry its name as `conn`.
     pub conn: Option<&'static str>,
+    /// The lab network it runs on (most: two hosts on one cable).
+    pub network: fn() -> Topology,
 }
 
 impl LabInfo {
@@ -114,7 +117,13 @@ pub trait Lab: Send + Sync + 'static {
 
 /// Every lab, in tab order.
 pub fn registry() -> Vec<Arc<dyn Lab>> {
-    vec![Arc::new(dhcp::Dhcp), Arc::new(tcp::Tcp), Arc::new(ws::WebSocket), Arc::new(smtp::Smtp::default())]
+    vec![
+        Arc::new(dhcp::Dhcp),
+        Arc::new(tcp::Tcp),
+        Arc::new(ws::WebSocket),
+        Arc::new(smtp::Smtp::default()),
+        Arc::new(ping::Ping),
+    ]
 }
 
 /// The lab with this command-line name.

@@ -70,7 +70,7 @@ pub async fn exchange(lab: Arc<dyn Lab>, opts: RunOptions, sink: StepSink) -> Re
         let wire = format!("{:?}", opts.wire);
         bail!(en("the {lab} lab does not run on the {wire} wire", &[("lab", &info.name), ("wire", &wire)]));
     }
-    let net = opts.wire.open(&sink, &opts.gate, opts.faults.clone());
+    let net = opts.wire.open(&sink, &opts.gate, opts.faults.clone(), (info.network)());
     if let Net::Sim(sim) = &net
         && let Some(packets) = lab.packets(sim)
     {

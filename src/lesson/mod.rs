@@ -224,6 +224,7 @@ const FILES: &[(&str, &str)] = &[
     ("tcp", include_str!("../../assets/lessons/tcp.toml")),
     ("smtp", include_str!("../../assets/lessons/smtp.toml")),
     ("ws", include_str!("../../assets/lessons/ws.toml")),
+    ("ping", include_str!("../../assets/lessons/ping.toml")),
     ("ports", include_str!("../../assets/lessons/ports.toml")),
     ("exercises", include_str!("../../assets/lessons/exercises.toml")),
 ];

@@ -103,11 +103,18 @@ impl Listener {
 
 impl Wire {
     /// A network on this wire for one run. The sim wire's frames become steps in `sink` and
-    /// wait at `gate`; on the host wire the client's connect waits there.
-    pub fn open(self, sink: &crate::session::StepSink, gate: &std::sync::Arc<Gate>, faults: sim::Faults) -> Net {
+    /// wait at `gate`, on a network of the lab's shape; on the host wire the client's connect
+    /// waits there.
+    pub fn open(
+        self,
+        sink: &crate::session::StepSink,
+        gate: &std::sync::Arc<Gate>,
+        faults: sim::Faults,
+        topology: sim::Topology,
+    ) -> Net {
         match self {
             Wire::Host => Net::Host(host::HostNet::for_run(sink.clone(), gate.clone())),
-            Wire::Sim => Net::Sim(sim::SimNet::new(sink.clone(), gate.clone(), faults)),
+            Wire::Sim => Net::Sim(sim::SimNet::with_topology(topology, sink.clone(), gate.clone(), faults)),
         }
     }
 

@@ -93,6 +93,10 @@ pub struct Step {
     /// Checks and derivations worth showing beside the fields (the accept key matches, ...).
     #[serde(skip)]
     pub notes: Vec<String>,
+    /// A router of the lab network passed the frame on (its TTL one less): narrated as the
+    /// router's relay, not as its sender's own message.
+    #[serde(skip)]
+    pub forwarded: bool,
     /// The bytes are one whole Ethernet frame (sim wire, or captured): what a pcap file holds.
     #[serde(skip)]
     pub frame: bool,
@@ -180,6 +184,7 @@ impl Default for Step {
             malformed: None,
             kind: String::new(),
             again: false,
+            forwarded: false,
             notes: Vec::new(),
             frame: false,
             fate: Fate::Delivered,

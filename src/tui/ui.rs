@@ -220,7 +220,7 @@ pub fn draw(frame: &mut Frame, app: &App, now: Instant) {
         frame.render_widget(
             Ladder {
                 session: &tab.session,
-                endpoints: &["client", "server"],
+                endpoints: &(tab.lab.info().network)().lifelines(),
                 shown: tab.shown(),
                 cursor: tab.cursor,
                 scroll: tab.scroll,
@@ -317,7 +317,7 @@ fn ladder_title(app: &App, tab: &LabTab, max: usize) -> Line<'static> {
         vec![(tr(lang, info.title).to_string(), plain, 9), (info.rfcs.to_string(), plain, 1)];
     let port = match (tab.listening, tab.wire) {
         (Some(addr), _) => Some(addr.port()),
-        (None, Wire::Sim) => Some(info.port),
+        (None, Wire::Sim) => Some(info.port).filter(|&p| p != 0),
         (None, Wire::Host) => None,
     };
     if let Some(port) = port {

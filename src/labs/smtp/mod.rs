@@ -31,6 +31,7 @@ static INFO: LabInfo = LabInfo {
     wires: &[crate::net::Wire::Host, crate::net::Wire::Sim],
     conn: None,
     about: "the SMTP dialogue: greeting, EHLO, MAIL, RCPT, DATA, QUIT",
+    network: crate::net::sim::Topology::pair,
 };
 
 /// The SMTP lab: its server's settings and the mailbox its server delivers to.

@@ -21,6 +21,7 @@ static INFO: LabInfo = LabInfo {
     about: "the 3-way handshake, data and ACKs, FIN each way through TIME-WAIT, RST from a closed port",
     wires: &[Wire::Sim, Wire::Host],
     conn: Some("echo"),
+    network: crate::net::sim::Topology::pair,
 };
 
 /// What the client sends; the server (an echo service, port 7) sends it back.

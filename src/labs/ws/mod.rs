@@ -31,6 +31,7 @@ static INFO: LabInfo = LabInfo {
     wires: &[crate::net::Wire::Host, crate::net::Wire::Sim],
     conn: None,
     about: "the HTTP upgrade, Sec-WebSocket-Accept, text/binary echo, ping/pong, the closing handshake",
+    network: crate::net::sim::Topology::pair,
 };
 
 /// How long either side waits for the other before giving up.

@@ -40,6 +40,8 @@ pub struct Frame {
     /// The node it goes to, and the interface of that node it arrives on.
     pub to: usize,
     pub port: usize,
+    /// A router forwarded it: its TTL and header checksum as the router took it in.
+    pub forwarded: Option<super::router::Forwarded>,
     pub bytes: Vec<u8>,
     pub fate: Fate,
     /// The sender's state as it sent the frame (of the frame's TCP connection, or what the
@@ -91,7 +93,7 @@ impl Cable {
             fate = Fate::Delayed(ms);
         }
         let duplicate = self.faults.duplicate.contains(&number) && fate == Fate::Delivered;
-        let frame = Frame { number, from, to, port, bytes, fate, state, due };
+        let frame = Frame { number, from, to, port, forwarded: None, bytes, fate, state, due };
         if duplicate {
             let copy = Frame { fate: Fate::Duplicate, ..frame.clone() };
             self.queue.push_back(frame);
@@ -102,6 +104,14 @@ impl Cable {
     }
 
     /// Applies a fault chosen at the gate to a frame about to leave the cable.
+    /// Marks the frames of the newest number (a copy included) as forwarded by a router.
+    pub fn forwarded(&mut self, forwarded: super::router::Forwarded) {
+        let number = self.count;
+        for frame in self.queue.iter_mut().filter(|f| f.number == number) {
+            frame.forwarded = Some(forwarded);
+        }
+    }
+
     pub fn strike(&mut self, frame: &mut Frame, release: crate::net::Release) {
         use crate::net::Release;
         match release {

@@ -1,11 +1,11 @@
 //! Datagrams on the lab network: programs that serve a UDP port of a host's stack, and raw
 //! frames for programs that speak before their host has an address (a DHCP client sends from
 //! 0.0.0.0). Both run in the moment a frame reaches their host, so the frame's step shows the
-//! state the program is in once it has taken the frame in.
+//! state the program is in once it has taken the frame in. And ICMP echo sockets, for ping.
 
 use super::{Inner, SimNet};
 use smoltcp::iface::SocketHandle;
-use smoltcp::socket::udp;
+use smoltcp::socket::{icmp, udp};
 use smoltcp::wire::{IpAddress, IpCidr, IpEndpoint, Ipv4Address};
 use std::io;
 use std::net::SocketAddrV4;
@@ -123,7 +123,7 @@ impl SimNet {
         let now = self.now();
         let mut inner = self.lock();
         let state = inner.labels[host].clone();
-        inner.send(super::End::Host(host), frame, now, state);
+        let _ = inner.send(super::End::Host(host), frame, now, state);
         drop(inner);
         self.kick();
     }
@@ -140,5 +140,59 @@ impl SimNet {
         });
         drop(inner);
         self.kick();
+    }
+}
+
+/// An ICMP socket on a host for echo messages of one identifier (what `ping` opens): what it
+/// sends goes through the host's stack (its routes, its ARP). Closed when dropped.
+pub struct EchoSocket {
+    net: SimNet,
+    host: usize,
+    handle: SocketHandle,
+}
+
+impl SimNet {
+    /// An ICMP socket on `host` for echo messages with identifier `ident`.
+    pub fn echo_socket(&self, host: usize, ident: u16) -> io::Result<EchoSocket> {
+        let buffer =
+            || icmp::PacketBuffer::new(vec![icmp::PacketMetadata::EMPTY; DATAGRAMS], vec![0; DATAGRAMS * 1500]);
+        let mut socket = icmp::Socket::new(buffer(), buffer());
+        socket
+            .bind(icmp::Endpoint::Ident(ident))
+            .map_err(|e| io::Error::new(io::ErrorKind::AddrInUse, e.to_string()))?;
+        let handle = self.lock().hosts[host].sockets.add(socket);
+        Ok(EchoSocket { net: self.clone(), host, handle })
+    }
+
+    /// Waits until the network's clock reads `at` (it stops while a frame waits at the gate).
+    pub async fn sleep_until(&self, at: Duration) {
+        loop {
+            self.while_held().await;
+            let left = at.saturating_sub(self.now());
+            if left.is_zero() {
+                return;
+            }
+            tokio::time::sleep(left + Duration::from_millis(1)).await;
+        }
+    }
+}
+
+impl EchoSocket {
+    /// Sends an ICMP message (its checksum already written) to `dst`.
+    pub fn send(&self, dst: Ipv4Address, message: &[u8]) -> io::Result<()> {
+        let mut inner = self.net.lock();
+        let socket = inner.hosts[self.host].sockets.get_mut::<icmp::Socket>(self.handle);
+        // Replies are read off the card (see [`SimNet::attach`]): the socket's copies go.
+        while socket.recv().is_ok() {}
+        socket.send_slice(message, IpAddress::Ipv4(dst)).map_err(|e| io::Error::other(e.to_string()))?;
+        drop(inner);
+        self.net.kick();
+        Ok(())
+    }
+}
+
+impl Drop for EchoSocket {
+    fn drop(&mut self) {
+        self.net.lock().hosts[self.host].sockets.remove(self.handle);
     }
 }

@@ -15,13 +15,14 @@ mod stream;
 pub mod topology;
 
 pub use cable::{Fate, Faults};
-pub use datagram::{Handler, HostCtx, ServedUdp, UdpCtx, UdpProgram};
+pub use datagram::{EchoSocket, Handler, HostCtx, ServedUdp, UdpCtx, UdpProgram};
 pub use stream::{SimCarriers, SimListener, SimStream};
 pub use topology::{End, HostSpec, RouterSpec, Topology};
 
 use crate::locale::en;
 use crate::net::Gate;
 use crate::session::{KEEP_BYTES, Moved, StepSink};
+use crate::wire::frame::field;
 use smoltcp::iface::{Config, Interface, SocketHandle, SocketSet};
 use smoltcp::phy::{self, Device, DeviceCapabilities, Medium};
 use smoltcp::socket::tcp;
@@ -304,20 +305,21 @@ impl Inner {
     fn flush(&mut self, host: usize, now: Duration) {
         while let Some(frame) = self.hosts[host].port.tx.pop_front() {
             let state = self.state_of(host, Segment::parse(&frame).as_ref(), true);
-            self.send(End::Host(host), frame, now, state);
+            let _ = self.send(End::Host(host), frame, now, state);
         }
     }
 
-    /// Puts a frame sent from `end` on the cable plugged into it (a card with no cable sends
-    /// into the void).
-    fn send(&mut self, end: End, frame: Vec<u8>, now: Duration, state: Option<String>) {
-        let Some(peer) = self.topology.peer(end) else { return };
+    /// Puts a frame sent from `end` on the cable plugged into it; `false` for a card with no
+    /// cable, which sends into the void.
+    fn send(&mut self, end: End, frame: Vec<u8>, now: Duration, state: Option<String>) -> bool {
+        let Some(peer) = self.topology.peer(end) else { return false };
         let (from, to) = (self.topology.node(end), self.topology.node(peer));
         let port = match peer {
             End::Router(_, port) => port,
             End::Host(_) => 0,
         };
         self.cable.enqueue(from, (to, port), frame, smol(now), state);
+        true
     }
 
     /// Polls every stack and puts what they sent on the cable.
@@ -617,7 +619,10 @@ impl Shared {
             let now = self.now();
             let router = to - inner.hosts.len();
             for out in inner.routers[router].on_frame(frame.port, &frame.bytes) {
-                inner.send(End::Router(router, out.port), out.frame, now, None);
+                let sent = inner.send(End::Router(router, out.port), out.frame, now, None);
+                if sent && let Some(forwarded) = out.forwarded {
+                    inner.cable.forwarded(forwarded);
+                }
             }
         }
         if frame.fate != Fate::Dropped && !fcs && at_host {
@@ -679,27 +684,50 @@ impl Shared {
         {
             inner.shown.insert((to, state_key(segment.as_ref(), false)), (answers_from, receiver.clone()));
         }
-        if let (Some(sender), Some(receiver)) = (&sender, &receiver) {
-            let mut states = [(frame.from, sender.clone()), (to, receiver.clone())];
-            states.sort_by_key(|(node, _)| *node);
-            let states = states.map(|(node, state)| (inner.names[node], state));
-            step.states = states.into_iter().map(|(n, s)| (n.to_string(), s)).collect();
-            if !self.gate.is_free() {
-                step.moved = moved(
-                    inner,
-                    (frame.from, to, frame.number),
-                    segment.as_ref(),
-                    sender,
-                    receiver_before,
-                    receiver,
-                    answers_from,
-                );
-            }
+        // A router keeps no state to show: only the host's, on a cable to or from one.
+        let mut states: Vec<(usize, String)> = [(frame.from, sender.clone()), (to, receiver.clone())]
+            .into_iter()
+            .filter_map(|(n, s)| Some((n, s?)))
+            .collect();
+        states.sort_by_key(|(node, _)| *node);
+        step.states = states.into_iter().map(|(n, s)| (inner.names[n].to_string(), s)).collect();
+        if let (Some(sender), Some(receiver)) = (&sender, &receiver)
+            && !self.gate.is_free()
+        {
+            step.moved = moved(
+                inner,
+                (frame.from, to, frame.number),
+                segment.as_ref(),
+                sender,
+                receiver_before,
+                receiver,
+                answers_from,
+            );
         }
         if let Some(seg) = &segment
             && let Some(name) = inner.conns.get(&seg.src.port()).or_else(|| inner.conns.get(&seg.dst.port()))
         {
             step.conn = Some(name.clone());
+        }
+        if let Some(came) = frame.forwarded {
+            // The router's work, seen from the next cable: one less TTL, a new checksum.
+            let now = step.bytes.get(field::ethernet::LEN + field::ipv4::TTL.start).copied().unwrap_or(0);
+            let checksum = field::ethernet::LEN + field::ipv4::CHECKSUM.start;
+            let sum = step.bytes.get(checksum..checksum + 2).map_or(0, |b| u16::from_be_bytes([b[0], b[1]]));
+            step.notes.insert(
+                0,
+                en(
+                    "forwarded by {router}: TTL {was} → {ttl}, so the header checksum 0x{old} → 0x{new}",
+                    &[
+                        ("router", &inner.names[frame.from]),
+                        ("was", &came.ttl),
+                        ("ttl", &now),
+                        ("old", &format!("{:04x}", came.checksum)),
+                        ("new", &format!("{sum:04x}")),
+                    ],
+                ),
+            );
+            step.forwarded = true;
         }
         step.frame = true;
         step.fate = frame.fate;

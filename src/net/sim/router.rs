@@ -46,6 +46,15 @@ pub struct Route {
 pub struct Out {
     pub port: usize,
     pub frame: Vec<u8>,
+    /// For a packet it forwarded (not one it made): the TTL and header checksum it came in with.
+    pub forwarded: Option<Forwarded>,
+}
+
+/// What a forwarded packet's header said as it came in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Forwarded {
+    pub ttl: u8,
+    pub checksum: u16,
 }
 
 /// The router's state: its interfaces, its table, what ARP taught it, what waits for ARP.
@@ -54,11 +63,20 @@ pub struct Router {
     ports: Vec<Port>,
     routes: Vec<Route>,
     neighbours: HashMap<(usize, Ipv4Addr), [u8; 6]>,
-    waiting: VecDeque<(usize, Ipv4Addr, Vec<u8>)>,
+    waiting: VecDeque<Held>,
     /// Sends no ICMP errors (it still forwards and answers ARP).
     pub silent: bool,
     /// The IPv4 identification of the next packet it makes.
     ident: u16,
+}
+
+/// A packet waiting for its next hop's MAC: the interface, the next hop, the packet.
+#[derive(Debug)]
+struct Held {
+    port: usize,
+    hop: Ipv4Addr,
+    packet: Vec<u8>,
+    forwarded: Option<Forwarded>,
 }
 
 fn mask(prefix: u8) -> u32 {
@@ -182,7 +200,7 @@ impl Router {
         }
         if target_ip == me.ip && p[arp::OPERATION] == [0, 1] {
             let reply = arp(2, (me.mac, me.ip), (sender_mac, sender_ip));
-            out.push(Out { port, frame: ethernet(sender_mac, me.mac, ETHERTYPE_ARP, &reply) });
+            out.push(Out { port, frame: ethernet(sender_mac, me.mac, ETHERTYPE_ARP, &reply), forwarded: None });
         }
     }
 
@@ -191,9 +209,10 @@ impl Router {
         let src = self.ports[port].mac;
         let mut i = 0;
         while i < self.waiting.len() {
-            if self.waiting[i].0 == port && self.waiting[i].1 == ip {
-                let (_, _, packet) = self.waiting.remove(i).expect("in range");
-                out.push(Out { port, frame: ethernet(mac, src, ETHERTYPE_IPV4, &packet) });
+            if self.waiting[i].port == port && self.waiting[i].hop == ip {
+                let held = self.waiting.remove(i).expect("in range");
+                let frame = ethernet(mac, src, ETHERTYPE_IPV4, &held.packet);
+                out.push(Out { port, frame, forwarded: held.forwarded });
             } else {
                 i += 1;
             }
@@ -234,7 +253,8 @@ impl Router {
         let mut forwarded = packet.to_vec();
         forwarded[ipv4::TTL.start] = ttl - 1;
         seal_ipv4(&mut forwarded);
-        self.send(route.port, route.via.unwrap_or(dst), forwarded, out);
+        let came = Forwarded { ttl, checksum: written };
+        self.send(route.port, route.via.unwrap_or(dst), forwarded, Some(came), out);
     }
 
     /// A packet for the router itself: an echo request is answered; a UDP datagram (a
@@ -269,25 +289,25 @@ impl Router {
     fn send_ip(&mut self, packet: Vec<u8>, out: &mut Vec<Out>) {
         let dst = ip_at(&packet, field::ipv4::DST);
         if let Some(route) = self.route(dst).cloned() {
-            self.send(route.port, route.via.unwrap_or(dst), packet, out);
+            self.send(route.port, route.via.unwrap_or(dst), packet, None, out);
         }
     }
 
     /// Sends `packet` out of `port` to the neighbour `hop`, asking its MAC first if unknown.
-    fn send(&mut self, port: usize, hop: Ipv4Addr, packet: Vec<u8>, out: &mut Vec<Out>) {
+    fn send(&mut self, port: usize, hop: Ipv4Addr, packet: Vec<u8>, forwarded: Option<Forwarded>, out: &mut Vec<Out>) {
         let me = self.ports[port].clone();
         if let Some(&mac) = self.neighbours.get(&(port, hop)) {
-            out.push(Out { port, frame: ethernet(mac, me.mac, ETHERTYPE_IPV4, &packet) });
+            out.push(Out { port, frame: ethernet(mac, me.mac, ETHERTYPE_IPV4, &packet), forwarded });
             return;
         }
-        let asked = self.waiting.iter().any(|(p, ip, _)| *p == port && *ip == hop);
+        let asked = self.waiting.iter().any(|h| h.port == port && h.hop == hop);
         if self.waiting.len() == HELD {
             self.waiting.pop_front();
         }
-        self.waiting.push_back((port, hop, packet));
+        self.waiting.push_back(Held { port, hop, packet, forwarded });
         if !asked {
             let request = arp(1, (me.mac, me.ip), ([0; 6], hop));
-            out.push(Out { port, frame: ethernet(BROADCAST, me.mac, ETHERTYPE_ARP, &request) });
+            out.push(Out { port, frame: ethernet(BROADCAST, me.mac, ETHERTYPE_ARP, &request), forwarded: None });
         }
     }
 
@@ -392,6 +412,8 @@ mod tests {
         assert!(msg.notes.iter().any(|n| n.starts_with("checksums ok")), "{:?}", msg.notes);
         assert_ne!(sent[24..26], probe[24..26], "the header checksum changed");
         assert_eq!(sent[34..], probe[34..], "the datagram itself is untouched");
+        let came = Forwarded { ttl: 64, checksum: u16::from_be_bytes([probe[24], probe[25]]) };
+        assert_eq!(out[0].forwarded, Some(came));
         // Known now: the next packet goes at once.
         let out = r.on_frame(0, &udp_probe(5, SERVER_IP));
         assert_eq!(out.len(), 1);

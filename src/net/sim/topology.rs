@@ -100,6 +100,13 @@ impl Topology {
         self.hosts.iter().map(|h| h.name).chain(self.routers.iter().map(|r| r.name)).collect()
     }
 
+    /// The ladder's lifelines, left to right: the client, the routers in order, the other
+    /// hosts (the server first).
+    pub fn lifelines(&self) -> Vec<&'static str> {
+        let hosts = self.hosts.iter().map(|h| h.name);
+        hosts.clone().take(1).chain(self.routers.iter().map(|r| r.name)).chain(hosts.skip(1)).collect()
+    }
+
     /// The node an end is on: hosts first, then routers.
     pub fn node(&self, end: End) -> usize {
         match end {
@@ -130,6 +137,7 @@ mod tests {
     fn a_chain_joins_client_and_server_through_each_router() {
         let t = Topology::chain(3);
         assert_eq!(t.names(), ["client", "server", "r1", "r2", "r3"]);
+        assert_eq!(t.lifelines(), ["client", "r1", "r2", "r3", "server"]);
         assert_eq!(t.peer(End::Host(0)), Some(End::Router(0, 0)));
         assert_eq!(t.peer(End::Router(0, 1)), Some(End::Router(1, 0)));
         assert_eq!(t.peer(End::Router(2, 1)), Some(End::Host(1)));

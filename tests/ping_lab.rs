@@ -1,0 +1,89 @@
+//! The ping lab end to end on the lab network: four echoes across r1, each a step on both
+//! cables with its TTL one less past the router, timed by the client as the reply reaches it;
+//! the identifier is this run's; a lost reply leaves its sequence number unanswered.
+
+use protolab::labs::{self, run};
+use protolab::net::Wire;
+use protolab::net::sim::Faults;
+use protolab::session::{Step, StepSink};
+use std::time::Duration;
+use tokio::sync::mpsc;
+
+async fn ping(faults: Faults) -> (Vec<Step>, color_eyre::Result<()>) {
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let opts = run::RunOptions { faults, ..run::RunOptions::free(Wire::Sim) };
+    let exchange = run::exchange(labs::find("ping").unwrap(), opts, StepSink::new("ping", tx));
+    let result = tokio::time::timeout(Duration::from_secs(30), exchange).await.expect("never hangs");
+    (std::iter::from_fn(|| rx.try_recv().ok()).collect(), result)
+}
+
+fn field(step: &Step, path: &str) -> u64 {
+    step.number(path).unwrap_or_else(|| panic!("{path} in {}", step.summary))
+}
+
+#[tokio::test]
+async fn four_echoes_cross_the_router_and_come_back() {
+    let (steps, result) = ping(Faults::default()).await;
+    result.unwrap();
+    let echoes = |kind: &str, from: &str, to: &str| -> Vec<&Step> {
+        steps.iter().filter(|s| s.kind.starts_with(kind) && s.from == from && s.to == to).collect()
+    };
+    let requests = echoes("icmp.echo-request", "client", "r1");
+    let forwarded = echoes("icmp.echo-request", "r1", "server");
+    let replies = echoes("icmp.echo-reply", "server", "r1");
+    let back = echoes("icmp.echo-reply", "r1", "client");
+    for hop in [&requests, &forwarded, &replies, &back] {
+        assert_eq!(hop.iter().map(|s| field(s, "ICMP.sequence")).collect::<Vec<_>>(), [1, 2, 3, 4]);
+    }
+    assert!(requests.iter().all(|s| field(s, "IPv4.ttl") == 64));
+    assert!(forwarded.iter().all(|s| field(s, "IPv4.ttl") == 63 && s.forwarded));
+    assert!(back.iter().all(|s| field(s, "IPv4.ttl") == 63));
+    // One identifier for the run, the same in every echo.
+    let ident = field(requests[0], "ICMP.identifier");
+    assert!(steps.iter().filter(|s| s.proto == "ICMP").all(|s| field(s, "ICMP.identifier") == ident));
+    // The client timed each reply as it arrived, and says so with the reply's step.
+    for reply in &back {
+        let state = &reply.states[0];
+        assert_eq!(state.0, "client");
+        let seq = field(reply, "ICMP.sequence");
+        assert!(state.1.starts_with(&format!("icmp_seq={seq} ttl=63 time=")), "{state:?}");
+        assert!(reply.notes[0].starts_with("forwarded by r1: TTL 64 → 63"), "{:?}", reply.notes);
+    }
+    // Each side asked its cable's other end for a MAC once: the client its gateway, r1 the server.
+    let arps: Vec<(&str, &str)> =
+        steps.iter().filter(|s| s.proto == "ARP").map(|s| (s.from.as_str(), s.to.as_str())).collect();
+    assert_eq!(arps, [("client", "r1"), ("r1", "client"), ("r1", "server"), ("server", "r1")]);
+    // The steps are in time order, a second apart per request on the lab clock.
+    let t: Vec<u64> = requests.iter().map(|s| s.t_us).collect();
+    assert!(t.windows(2).all(|w| w[1] - w[0] >= 900_000), "{t:?}");
+
+    let (again, _) = ping(Faults::default()).await;
+    let other = again.iter().find(|s| s.proto == "ICMP").map(|s| field(s, "ICMP.identifier"));
+    // Random each run (one chance in 65536 of a false alarm).
+    assert_ne!(other, Some(ident), "the identifier is picked at random");
+}
+
+#[tokio::test]
+async fn a_lost_reply_leaves_its_sequence_number_unanswered() {
+    // Frames: 1-2 ARP, 3 request, 4-5 ARP, 6 forwarded request, 7 reply, 8 forwarded reply.
+    let (steps, result) = ping(Faults { drop: vec![8], ..Faults::default() }).await;
+    result.unwrap();
+    let lost = steps.iter().find(|s| s.seq == 8).unwrap();
+    assert_eq!((lost.kind.as_str(), lost.from.as_str(), lost.to.as_str()), ("icmp.echo-reply", "r1", "client"));
+    assert!(lost.fate.lost());
+    let answered: Vec<u64> = steps
+        .iter()
+        .filter(|s| s.kind == "icmp.echo-reply" && s.to == "client" && !s.fate.lost())
+        .map(|s| field(s, "ICMP.sequence"))
+        .collect();
+    assert_eq!(answered, [2, 3, 4], "no reply for 1, and none sent again");
+    let next = steps.iter().find(|s| s.kind == "icmp.echo-request" && field(s, "ICMP.sequence") == 2).unwrap();
+    assert_eq!(next.states[0].1, "icmp_seq=2 sent; icmp_seq=1 got no reply");
+}
+
+#[tokio::test]
+async fn no_reply_at_all_fails_with_a_reason() {
+    // Every request lost on the first cable: frames 3, 4, 5, 6 (the ARP is done once).
+    let (_, result) = ping(Faults { drop: vec![3, 4, 5, 6], ..Faults::default() }).await;
+    assert_eq!(result.unwrap_err().to_string(), "no echo reply: 4 requests, none answered");
+}
