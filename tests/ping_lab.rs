@@ -87,3 +87,58 @@ async fn no_reply_at_all_fails_with_a_reason() {
     let (_, result) = ping(Faults { drop: vec![3, 4, 5, 6], ..Faults::default() }).await;
     assert_eq!(result.unwrap_err().to_string(), "no echo reply: 4 requests, none answered");
 }
+
+/// tshark reads every frame of the run's pcap as what it is, with good checksums and nothing
+/// malformed; the forwarded copy of each packet has a TTL one less. A flipped byte is caught
+/// by tshark too (so the check can fail), and r1, which checks only the IPv4 header, passes
+/// the damaged echo on for the server to throw away.
+#[test]
+fn tshark_reads_every_frame_of_the_pcap() {
+    if std::process::Command::new("tshark").arg("--version").output().is_err() {
+        eprintln!("tshark is not installed (.ci/run installs it): skipped");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let bad = |faults: &[&str]| -> Vec<String> {
+        let path = dir.path().join("ping.pcap");
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_protolab"))
+            .args(["run", "ping", "--pcap"])
+            .arg(&path)
+            .args(faults)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let all = std::process::Command::new("tshark")
+            .arg("-r")
+            .arg(&path)
+            .args([
+                "-o",
+                "ip.check_checksum:TRUE",
+                "-T",
+                "fields",
+                "-e",
+                "frame.number",
+                "-e",
+                "ip.ttl",
+                "-e",
+                "icmp.seq",
+            ])
+            .output()
+            .unwrap();
+        let rows = String::from_utf8(all.stdout).unwrap();
+        // 20 frames; 18 when the first request is damaged and never answered.
+        assert!(rows.lines().count() >= 18, "every frame: {rows}");
+        assert!(rows.contains("\t64\t1\n") && rows.contains("\t63\t1\n"), "{rows}");
+        let filter =
+            "_ws.malformed || _ws.expert.severity >= 6291456 || ip.checksum.status == 0 || icmp.checksum.status == 0";
+        let out = std::process::Command::new("tshark")
+            .arg("-r")
+            .arg(&path)
+            .args(["-o", "ip.check_checksum:TRUE", "-Y", filter, "-T", "fields", "-e", "frame.number"])
+            .output()
+            .unwrap();
+        String::from_utf8(out.stdout).unwrap().lines().map(str::to_string).collect()
+    };
+    assert_eq!(bad(&[]), Vec::<String>::new());
+    assert_eq!(bad(&["--corrupt", "3"]), ["3", "6"]);
+}
