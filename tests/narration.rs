@@ -332,13 +332,18 @@ async fn dhcp_with_every_single_drop_and_copies() {
     check(walks, true).await;
 }
 
-/// ping across r1: every frame on both cables, with a lost, a damaged and a copied one.
+/// ping across r1: every frame on both cables, with a lost, a damaged and a copied one; and
+/// traceroute across r1, r2, r3.
 #[tokio::test]
-async fn ping_with_faults() {
+async fn ping_and_traceroute_with_faults() {
     let mut walks = vec![walk("ping", Wire::Sim)];
     walks.extend([3, 6, 7, 8].map(|n| walk("ping", Wire::Sim).faults(drop(n))));
     walks.push(walk("ping", Wire::Sim).faults(Faults { corrupt: vec![6], duplicate: vec![8], ..Faults::default() }));
     walks.push(walk("ping", Wire::Sim).faults(Faults { corrupt: vec![1, 12], ..Faults::default() }));
+    // traceroute: the probes, each router's answer, the silent r3, the server's Port Unreachable;
+    // a lost probe (frame 3) and a lost answer (frame 4).
+    walks.push(walk("traceroute", Wire::Sim));
+    walks.extend([3, 4].map(|n| walk("traceroute", Wire::Sim).faults(drop(n))));
     check(walks, true).await;
 }
 

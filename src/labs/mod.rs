@@ -6,6 +6,7 @@ pub mod ping;
 pub mod run;
 pub mod smtp;
 pub mod tcp;
+pub mod traceroute;
 pub mod ws;
 
 use crate::net::sim::{SimNet, Topology};
@@ -123,6 +124,7 @@ pub fn registry() -> Vec<Arc<dyn Lab>> {
         Arc::new(ws::WebSocket),
         Arc::new(smtp::Smtp::default()),
         Arc::new(ping::Ping),
+        Arc::new(traceroute::Traceroute),
     ]
 }
 

@@ -225,6 +225,7 @@ const FILES: &[(&str, &str)] = &[
     ("smtp", include_str!("../../assets/lessons/smtp.toml")),
     ("ws", include_str!("../../assets/lessons/ws.toml")),
     ("ping", include_str!("../../assets/lessons/ping.toml")),
+    ("traceroute", include_str!("../../assets/lessons/traceroute.toml")),
     ("ports", include_str!("../../assets/lessons/ports.toml")),
     ("exercises", include_str!("../../assets/lessons/exercises.toml")),
 ];

@@ -252,7 +252,11 @@ pub fn draw(frame: &mut Frame, app: &App, now: Instant) {
         let inner = block.inner(areas.details);
         frame.render_widget(block, areas.details);
         let step = tab.selected();
-        Details { step, field: tab.field, moved: moved_sentences(tab, lang), lang }.draw(inner, frame.buffer_mut());
+        // Zoomed, there is no ladder to show the summary.
+        let ladder = if areas.ladder.height == 0 { 0 } else { areas.ladder.width.saturating_sub(2) };
+        let summary = step.is_some_and(|s| summary_cut(tab, s, ladder));
+        Details { step, field: tab.field, moved: moved_sentences(tab, lang), lang, summary }
+            .draw(inner, frame.buffer_mut());
     }
 
     draw_narration(frame, app, areas.narration);
@@ -637,6 +641,15 @@ fn states_at(tab: &LabTab, lang: Lang) -> Vec<EndpointState> {
             EndpointState { who: who.clone(), text: say(state), changed }
         })
         .collect()
+}
+
+/// Whether the ladder, `width` columns wide inside its frame, cuts `step`'s label: its arrow
+/// spans too few columns (many lifelines), or there is no ladder.
+fn summary_cut(tab: &LabTab, step: &Step, width: u16) -> bool {
+    let lifelines = (tab.lab.info().network)().lifelines();
+    let column = |name: &str| lifelines.iter().position(|l| *l == name).unwrap_or(0);
+    let room = crate::tui::widgets::ladder::label_room(width, lifelines.len(), column(&step.from), column(&step.to));
+    crate::tui::text::width(&step.summary) > room
 }
 
 /// The selected step in one line, for presenter mode: number, who to whom, protocol, size,

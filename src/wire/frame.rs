@@ -807,17 +807,59 @@ fn icmp(mut r: Reading, message_range: Range<usize>, complete: bool) -> Message 
                 11 => "icmp.time-exceeded".to_string(),
                 other => format!("icmp.type-{other}"),
             };
-            let summary = match (type_u8, dest_unreachable_name(code)) {
+            let mut summary = match (type_u8, dest_unreachable_name(code)) {
                 (3, Some(why)) => format!("destination unreachable: {why}"),
                 _ if !name.is_empty() => format!("{name} code={code}"),
                 _ => format!("ICMP type {type_u8} code={code}"),
             };
+            if matches!(type_u8, 3 | 11 | 12) {
+                let quoted = base + icmp.header_len()..message_range.end;
+                if let Some(about) = quoted_packet(&mut r, quoted) {
+                    summary = format!("{summary}, about {about}");
+                }
+            }
             (kind, summary)
         }
     };
     let data = base + icmp.header_len()..message_range.end;
     r.field("ICMP.payload_len", data.len(), data);
     r.finish(Layer::Network, "ICMP", &kind, summary)
+}
+
+/// The packet an ICMP error quotes (RFC 792: its IPv4 header and at least 8 bytes of what it
+/// carried), decoded as far as it goes: its addresses, TTL and protocol, and the ports of a
+/// quoted UDP or TCP header. Returns what it was, in a few words (`UDP 192.0.2.1:49152 →
+/// 203.0.113.5:33434`).
+fn quoted_packet(r: &mut Reading, quoted: Range<usize>) -> Option<String> {
+    use field::ipv4;
+    let bytes = &r.frame[quoted.clone()];
+    let base = quoted.start;
+    if bytes.len() < ipv4::MIN_LEN {
+        r.note(en("the quoted packet is cut short: {got} of the 20 bytes of an IPv4 header", &[("got", &bytes.len())]));
+        return None;
+    }
+    let ihl = usize::from(bytes[0] & 0x0f) * 4;
+    let src = Ipv4Addr::new(bytes[12], bytes[13], bytes[14], bytes[15]);
+    let dst = Ipv4Addr::new(bytes[16], bytes[17], bytes[18], bytes[19]);
+    let protocol = bytes[ipv4::PROTOCOL.start];
+    r.field("ICMP.quoted.ttl", bytes[ipv4::TTL.start], at(base, ipv4::TTL));
+    r.field("ICMP.quoted.protocol", protocol, at(base, ipv4::PROTOCOL));
+    r.field("ICMP.quoted.src", src.to_string(), at(base, ipv4::SRC));
+    r.field("ICMP.quoted.dst", dst.to_string(), at(base, ipv4::DST));
+    let name = match protocol {
+        1 => "ICMP",
+        6 => "TCP",
+        17 => "UDP",
+        _ => return Some(format!("protocol {protocol} {src} → {dst}")),
+    };
+    let ports = base + ihl..base + ihl + 4;
+    if ihl < ipv4::MIN_LEN || ports.end > quoted.end || protocol == 1 {
+        return Some(format!("{name} {src} → {dst}"));
+    }
+    let (sport, dport) = (be16(r.frame, ports.start..ports.start + 2), be16(r.frame, ports.start + 2..ports.end));
+    r.field("ICMP.quoted.src_port", sport, ports.start..ports.start + 2);
+    r.field("ICMP.quoted.dst_port", dport, ports.start + 2..ports.end);
+    Some(format!("{name} {src}:{sport} → {dst}:{dport}"))
 }
 
 /// ICMP type names (RFC 792, RFC 1122), empty for one this lab does not name.

@@ -13,7 +13,7 @@ use super::server::Server;
 use super::wire;
 use crate::labs::{ClientCtx, LabFuture, LabInfo};
 use crate::locale::{en, term};
-use crate::net::sim::{CLIENT, SERVER, ServedUdp, SimNet, mac};
+use crate::net::sim::{Attached, CLIENT, SERVER, ServedUdp, SimNet, mac};
 use crate::net::{Stream, Wire};
 use crate::wire::{Decoder, FramesOnly};
 use color_eyre::eyre::{Result, WrapErr, bail};
@@ -203,7 +203,7 @@ fn frame(out: &Outgoing, server_mac: [u8; 6]) -> Option<Vec<u8>> {
 }
 
 /// The DHCP client on the client host's card.
-fn attach(net: &SimNet, side: Arc<Mutex<ClientSide>>, changed: Arc<Notify>, speedup: u32) {
+fn attach(net: &SimNet, side: Arc<Mutex<ClientSide>>, changed: Arc<Notify>, speedup: u32) -> Attached {
     net.attach(
         CLIENT,
         Box::new(move |bytes, ctx| {
@@ -229,7 +229,7 @@ fn attach(net: &SimNet, side: Arc<Mutex<ClientSide>>, changed: Arc<Notify>, spee
             ctx.label = Some(label(&side.client));
             changed.notify_one();
         }),
-    );
+    )
 }
 
 /// The story's hold on the client: timers, phases, and what it sends by itself.
@@ -319,8 +319,7 @@ async fn story(net: SimNet) -> Result<()> {
         last_reply: None,
     }));
     let changed = Arc::new(Notify::new());
-    attach(&net, side.clone(), changed.clone(), speedup);
-    let _detach = Detach(net.clone());
+    let _attached = attach(&net, side.clone(), changed.clone(), speedup);
     let story = Story { net: net.clone(), side, changed, speedup };
     net.set_state(SERVER, term("listening on 67"));
 
@@ -368,13 +367,4 @@ async fn story(net: SimNet) -> Result<()> {
     });
     story.run_until("NAK", went(Some(State::Rebooting), State::Init, since_reboot)).await?;
     Ok(())
-}
-
-/// Takes the DHCP client off the card when the story ends.
-struct Detach(SimNet);
-
-impl Drop for Detach {
-    fn drop(&mut self) {
-        self.0.detach(CLIENT);
-    }
 }

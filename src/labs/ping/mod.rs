@@ -107,7 +107,7 @@ async fn ping(net: SimNet) -> Result<()> {
     // Bounded: the replies of this run, at most one per request (a copy is dropped).
     let (tx, mut rx) = tokio::sync::mpsc::channel::<u16>(usize::from(COUNT));
     let times = sent.clone();
-    net.attach(
+    let _attached = net.attach(
         CLIENT,
         Box::new(move |frame, ctx| {
             let Some((seq, ttl)) = echo_reply(frame, ident) else { return };
@@ -118,7 +118,6 @@ async fn ping(net: SimNet) -> Result<()> {
             let _ = tx.try_send(seq);
         }),
     );
-    let _detach = Detach(net.clone());
     let socket = net.echo_socket(CLIENT, ident)?;
     let start = net.now();
     let mut answered = Vec::new();
@@ -159,15 +158,6 @@ async fn ping(net: SimNet) -> Result<()> {
         bail!(en("no echo reply: {n} requests, none answered", &[("n", &count)]));
     }
     Ok(())
-}
-
-/// Takes the ping program off the client's card when the run ends.
-struct Detach(SimNet);
-
-impl Drop for Detach {
-    fn drop(&mut self) {
-        self.0.detach(CLIENT);
-    }
 }
 
 #[cfg(test)]

@@ -46,6 +46,19 @@ pub struct UdpCtx {
 /// A program serving a UDP port: each datagram and its sender, as the host's stack takes it in.
 pub type UdpProgram = Box<dyn FnMut(&[u8], SocketAddrV4, &mut UdpCtx) + Send>;
 
+/// A program attached to a host's card (see [`SimNet::attach`]); taken off when dropped.
+#[must_use = "the program is taken off the card when this is dropped"]
+pub struct Attached {
+    net: SimNet,
+    host: usize,
+}
+
+impl Drop for Attached {
+    fn drop(&mut self) {
+        self.net.lock().taps[self.host] = None;
+    }
+}
+
 /// A UDP port served by a program; the port closes when this is dropped.
 pub struct ServedUdp {
     net: SimNet,
@@ -108,13 +121,11 @@ impl SimNet {
     }
 
     /// Attaches a program to `host`'s card, beside its stack: it takes each frame delivered to
-    /// the host in the same moment, so the step shows the host's state after it.
-    pub fn attach(&self, host: usize, handler: Handler) {
+    /// the host in the same moment, so the step shows the host's state after it. It stays
+    /// attached until the returned guard is dropped.
+    pub fn attach(&self, host: usize, handler: Handler) -> Attached {
         self.lock().taps[host] = Some(handler);
-    }
-
-    pub fn detach(&self, host: usize) {
-        self.lock().taps[host] = None;
+        Attached { net: self.clone(), host }
     }
 
     /// Puts a whole Ethernet frame on the cable from `host`, as if its card sent it, with the
@@ -192,6 +203,46 @@ impl EchoSocket {
 }
 
 impl Drop for EchoSocket {
+    fn drop(&mut self) {
+        self.net.lock().hosts[self.host].sockets.remove(self.handle);
+    }
+}
+
+/// A UDP socket on a host that sends datagrams with a TTL of its choice (what traceroute
+/// opens); what comes back is read off the card (see [`SimNet::attach`]). Closed when dropped.
+pub struct ProbeSocket {
+    net: SimNet,
+    host: usize,
+    handle: SocketHandle,
+}
+
+impl SimNet {
+    /// A UDP socket on `host`, bound to `port`, for probes.
+    pub fn probe_socket(&self, host: usize, port: u16) -> io::Result<ProbeSocket> {
+        let buffer = || udp::PacketBuffer::new(vec![udp::PacketMetadata::EMPTY; DATAGRAMS], vec![0; DATAGRAMS * 1500]);
+        let mut socket = udp::Socket::new(buffer(), buffer());
+        socket.bind(port).map_err(|e| io::Error::new(io::ErrorKind::AddrInUse, e.to_string()))?;
+        let handle = self.lock().hosts[host].sockets.add(socket);
+        Ok(ProbeSocket { net: self.clone(), host, handle })
+    }
+}
+
+impl ProbeSocket {
+    /// Sends `payload` to `to` in a packet whose TTL is `ttl`.
+    pub fn send(&self, to: SocketAddrV4, ttl: u8, payload: &[u8]) -> io::Result<()> {
+        let mut inner = self.net.lock();
+        let socket = inner.hosts[self.host].sockets.get_mut::<udp::Socket>(self.handle);
+        while socket.recv().is_ok() {}
+        socket.set_hop_limit(Some(ttl));
+        let endpoint = IpEndpoint::new(IpAddress::Ipv4(*to.ip()), to.port());
+        socket.send_slice(payload, endpoint).map_err(|e| io::Error::other(e.to_string()))?;
+        drop(inner);
+        self.net.kick();
+        Ok(())
+    }
+}
+
+impl Drop for ProbeSocket {
     fn drop(&mut self) {
         self.net.lock().hosts[self.host].sockets.remove(self.handle);
     }

@@ -15,7 +15,7 @@ mod stream;
 pub mod topology;
 
 pub use cable::{Fate, Faults};
-pub use datagram::{EchoSocket, Handler, HostCtx, ServedUdp, UdpCtx, UdpProgram};
+pub use datagram::{Attached, EchoSocket, Handler, HostCtx, ProbeSocket, ServedUdp, UdpCtx, UdpProgram};
 pub use stream::{SimCarriers, SimListener, SimStream};
 pub use topology::{End, HostSpec, RouterSpec, Topology};
 

@@ -436,6 +436,25 @@ mod tests {
         // Type, code, 4 unused bytes, then the probe's header and its first 8 bytes.
         assert_eq!(back[34..36], [11, 0]);
         assert_eq!(back[42..], probe[14..14 + 28]);
+        // Decoded: which probe it answers.
+        assert_eq!(msg.summary, "time exceeded code=0, about UDP 192.0.2.1:33434 → 203.0.113.5:33435");
+        assert_eq!(value(&msg, "ICMP.quoted.ttl"), "1");
+        assert_eq!(value(&msg, "ICMP.quoted.dst_port"), "33435");
+        let field = msg.fields.iter().find(|f| f.path == "ICMP.quoted.dst_port").unwrap();
+        assert_eq!(back[field.range[0]..field.range[1]], [0x82, 0x9b]);
+        // A quote cut inside the IPv4 header is decoded as far as it goes, and says so.
+        let mut cut = icmp_packet(3, Ipv4Addr::new(192, 0, 2, 254), CLIENT_IP, vec![11, 0, 0, 0, 0, 0, 0, 0]);
+        cut.extend_from_slice(&probe[14..14 + 12]);
+        let total = (cut.len() as u16).to_be_bytes();
+        cut[2..4].copy_from_slice(&total);
+        seal_ipv4(&mut cut);
+        let mut message = cut[20..].to_vec();
+        message[2..4].fill(0);
+        let sum = internet_checksum(&message, 2..4);
+        cut[22..24].copy_from_slice(&sum.to_be_bytes());
+        let msg = decoded(&ethernet(CLIENT, R_IN, ETHERTYPE_IPV4, &cut));
+        assert_eq!(msg.kind, "icmp.time-exceeded");
+        assert!(msg.notes.iter().any(|n| n.contains("quoted packet is cut short: 12 of the 20")), "{:?}", msg.notes);
     }
 
     #[test]

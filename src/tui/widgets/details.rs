@@ -24,6 +24,9 @@ pub struct Details<'a> {
     /// (`server: CLOSE-WAIT → LAST-ACK, its FIN,ACK waits at the gate`).
     pub moved: Vec<String>,
     pub lang: Lang,
+    /// The ladder could not show the step's summary whole (narrow arrows between many
+    /// lifelines): the pane says it, under its first line.
+    pub summary: bool,
 }
 
 /// What the pane could not show for want of room (so its frame can say how to see it).
@@ -65,6 +68,13 @@ impl Details<'_> {
             cols,
         )];
         let mut extra: Vec<Line> = Vec::new();
+        if self.summary {
+            extra.extend(
+                wrap(&step.summary, cols)
+                    .into_iter()
+                    .map(|l| Line::styled(l, Style::new().add_modifier(Modifier::BOLD))),
+            );
+        }
         if let Some(reason) = &step.malformed {
             let style = Style::new().fg(Color::Red).add_modifier(Modifier::BOLD);
             let text = format!("{}: {}", tr(self.lang, "malformed"), localize_reason(self.lang, reason));

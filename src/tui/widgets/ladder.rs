@@ -34,6 +34,17 @@ pub fn width_for_label(label: u16) -> u16 {
     TIME_W + GAP + 1 + label + LABEL_PAD + RIGHT
 }
 
+/// Columns the label of an arrow between lifelines `a` and `b` (of `n`) has in a ladder `width`
+/// columns wide (inside its frame): what fits whole, else what the details pane must say.
+pub fn label_room(width: u16, n: usize, a: usize, b: usize) -> usize {
+    let left = TIME_W + GAP;
+    let right = width.saturating_sub(RIGHT).max(left + 1);
+    let n = n.max(2) as u16;
+    let at = |i: usize| left + (right - left) * (i as u16).min(n - 1) / (n - 1);
+    let span = at(a.max(b)).saturating_sub(at(a.min(b))).saturating_sub(1);
+    span.saturating_sub(LABEL_PAD - 2) as usize
+}
+
 /// An endpoint's state under its name.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EndpointState {

@@ -1,0 +1,183 @@
+//! traceroute (RFC 792, RFC 1812) across three routers: the client sends UDP probes to the
+//! server at 203.0.113.5, port 33434 and up, three per TTL, with TTL 1, 2, 3, …: the router where
+//! a probe's TTL runs out throws it away and answers ICMP Time Exceeded from its own address,
+//! which names the hop; r3 keeps quiet (many routers do), so its hop is `* * *`; the server,
+//! where nothing listens on the port, answers Port Unreachable, and the trace ends. Each answer
+//! is matched to its probe by the UDP header it quotes, and timed on the lab clock.
+
+use super::{ClientCtx, Lab, LabFuture, LabInfo};
+use crate::locale::{en, term};
+use crate::net::sim::{CLIENT, SimNet, Topology};
+use crate::net::{Stream, Wire};
+use crate::wire::{Decoder, FramesOnly};
+use color_eyre::eyre::{Result, bail};
+use std::collections::HashMap;
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+static INFO: LabInfo = LabInfo {
+    name: "traceroute",
+    title: "traceroute",
+    port: BASE_PORT,
+    rfcs: "RFC 792, RFC 1812",
+    about: "UDP probes with TTL 1, 2, 3…: each router's Time Exceeded names it, a silent one is * * *, Port Unreachable ends it",
+    wires: &[Wire::Sim],
+    conn: None,
+    network: three_routers,
+};
+
+/// The first probe's destination port, as classic traceroute; each probe takes the next.
+pub const BASE_PORT: u16 = 33434;
+/// Probes per TTL, as traceroute sends by default.
+const PROBES: u8 = 3;
+/// How long a probe waits for its answer (lab clock).
+const WAIT: Duration = Duration::from_secs(1);
+/// The furthest TTL tried.
+const MAX_TTL: u8 = 8;
+/// What each probe carries (nobody reads it).
+const DATA: &[u8] = b"protolab traceroute probe";
+
+/// client, r1, r2, r3 (which sends no ICMP errors), server.
+fn three_routers() -> Topology {
+    let mut t = Topology::chain(3);
+    t.routers[2].silent = true;
+    t
+}
+
+const LAB_NETWORK_ONLY: &str = term("traceroute runs on the lab network (--wire sim)");
+
+pub struct Traceroute;
+
+impl Lab for Traceroute {
+    fn info(&self) -> &'static LabInfo {
+        &INFO
+    }
+
+    fn narration(&self, lang: crate::locale::Lang) -> &'static str {
+        match lang {
+            crate::locale::Lang::En => include_str!("../../../assets/narration/en/traceroute.txt"),
+            crate::locale::Lang::Ko => include_str!("../../../assets/narration/ko/traceroute.txt"),
+        }
+    }
+
+    fn decoders(&self, _segments: bool) -> (Box<dyn Decoder>, Box<dyn Decoder>) {
+        (Box::new(FramesOnly), Box::new(FramesOnly))
+    }
+
+    fn serve(&self, _io: Stream, _peer: SocketAddr) -> LabFuture {
+        Box::pin(async { bail!(LAB_NETWORK_ONLY) })
+    }
+
+    fn client(&self, _io: Stream, _ctx: ClientCtx) -> LabFuture {
+        Box::pin(async { bail!(LAB_NETWORK_ONLY) })
+    }
+
+    fn packets(&self, net: &SimNet) -> Option<LabFuture> {
+        Some(Box::pin(trace(net.clone())))
+    }
+}
+
+/// An answer to a probe, read off the client's card: who sent it, and whether it came from the
+/// destination itself (Port Unreachable) rather than a router on the way (Time Exceeded).
+#[derive(Debug, Clone, Copy)]
+struct Answer {
+    probe: u16,
+    from: Ipv4Addr,
+    arrived: bool,
+}
+
+/// An ICMP error in `frame` about one of our probes (from `port`): which probe, by the
+/// destination port of the UDP header it quotes.
+fn answer(frame: &[u8], port: u16) -> Option<(u16, Ipv4Addr, bool)> {
+    let packet = etherparse::SlicedPacket::from_ethernet(frame).ok()?;
+    let Some(etherparse::NetSlice::Ipv4(ip)) = &packet.net else { return None };
+    let Some(etherparse::TransportSlice::Icmpv4(icmp)) = &packet.transport else { return None };
+    let arrived = match (icmp.type_u8(), icmp.code_u8()) {
+        (11, 0) => false,
+        (3, 3) => true,
+        _ => return None,
+    };
+    // The quoted packet: an IPv4 header, then the probe's UDP header.
+    let quoted = &icmp.slice()[8..];
+    let ihl = usize::from(quoted.first()? & 0x0f) * 4;
+    let udp = quoted.get(ihl..ihl + 4)?;
+    if quoted.get(9) != Some(&17) || u16::from_be_bytes([udp[0], udp[1]]) != port {
+        return None;
+    }
+    Some((u16::from_be_bytes([udp[2], udp[3]]), ip.header().source_addr(), arrived))
+}
+
+/// Milliseconds with two decimals, as traceroute prints them.
+fn ms(d: Duration) -> String {
+    format!("{:.2} ms", d.as_secs_f64() * 1000.0)
+}
+
+/// The client's program: probes with TTL 1, 2, 3, … until the server answers.
+async fn trace(net: SimNet) -> Result<()> {
+    let server = net.server_ip();
+    let port: u16 = 49152 + rand::random::<u16>() % 16384;
+    let sent: Arc<Mutex<HashMap<u16, (u8, Duration)>>> = Arc::default();
+    // One line a hop, as traceroute prints it; the line so far is the client's state.
+    let lines: Arc<Mutex<HashMap<u8, String>>> = Arc::default();
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Answer>(usize::from(PROBES) * usize::from(MAX_TTL));
+    let (times, hops) = (sent.clone(), lines.clone());
+    let _attached = net.attach(
+        CLIENT,
+        Box::new(move |frame, ctx| {
+            let Some((probe, from, arrived)) = answer(frame, port) else { return };
+            let Some(&(ttl, at)) = times.lock().unwrap_or_else(|e| e.into_inner()).get(&probe) else { return };
+            let mut hops = hops.lock().unwrap_or_else(|e| e.into_inner());
+            let line = hops.entry(ttl).or_default();
+            if !line.contains(&from.to_string()) {
+                line.push_str(&format!("  {from}"));
+            }
+            line.push_str(&format!("  {}", ms(ctx.now.saturating_sub(at))));
+            ctx.label = Some(en("hop {ttl}:{line}", &[("ttl", &ttl), ("line", line)]));
+            let _ = tx.try_send(Answer { probe, from, arrived });
+        }),
+    );
+    let socket = net.probe_socket(CLIENT, port)?;
+    let mut probe = BASE_PORT;
+    for ttl in 1..=MAX_TTL {
+        let mut arrived = false;
+        for _ in 0..PROBES {
+            // The hop's line so far, as traceroute prints it.
+            let line = lines.lock().unwrap_or_else(|e| e.into_inner()).get(&ttl).cloned().unwrap_or_default();
+            net.set_state(
+                CLIENT,
+                if line.is_empty() {
+                    en("hop {ttl}", &[("ttl", &ttl)])
+                } else {
+                    en("hop {ttl}:{line}", &[("ttl", &ttl), ("line", &line)])
+                },
+            );
+            sent.lock().unwrap_or_else(|e| e.into_inner()).insert(probe, (ttl, net.now()));
+            socket.send(SocketAddrV4::new(server, probe), ttl, DATA)?;
+            let deadline = net.now() + WAIT;
+            loop {
+                tokio::select! {
+                    Some(a) = rx.recv() => {
+                        arrived |= a.arrived && a.from == server;
+                        if a.probe == probe {
+                            break;
+                        }
+                    }
+                    () = net.sleep_until(deadline) => {
+                        // No answer: traceroute prints a star.
+                        let mut hops = lines.lock().unwrap_or_else(|e| e.into_inner());
+                        hops.entry(ttl).or_default().push_str("  *");
+                        break;
+                    }
+                }
+            }
+            probe += 1;
+        }
+        if arrived {
+            net.settle().await;
+            return Ok(());
+        }
+    }
+    net.settle().await;
+    bail!(en("no answer from {server} within {max} hops", &[("server", &server), ("max", &MAX_TTL)]))
+}
