@@ -2,7 +2,9 @@
 """Prints the ratios the benchmarks promise, from criterion's results in target/criterion.
 
 Run `cargo bench` first. Exits 1 if a promise is broken:
-  - drawing the ladder for 1 000 000 steps costs at most 2x drawing it for 100;
+  - drawing the ladder for 1 000 000 steps costs at most 2x drawing it for 100 (with two
+    lifelines, and with five);
+  - a frame across three routers costs at most 4x a frame across none;
   - a tapped loopback transfer reaches at least 0.9x the untapped throughput.
 """
 import json
@@ -25,6 +27,16 @@ ratio = big / small
 print(f"ladder frame at 200x60: 100 steps {small/1e3:.1f} µs, 10 000 {mid/1e3:.1f} µs, "
       f"1 000 000 {big/1e3:.1f} µs  ->  ratio {ratio:.2f}x (limit 2x)")
 ok &= ratio <= 2.0
+
+small5, big5 = mean_ns("ladder_frame_5", "100"), mean_ns("ladder_frame_5", "1000000")
+print(f"ladder frame with 5 lifelines: 100 steps {small5/1e3:.1f} µs, 1 000 000 {big5/1e3:.1f} µs"
+      f"  ->  ratio {big5 / small5:.2f}x (limit 2x)")
+ok &= big5 / small5 <= 2.0
+
+direct, routed = mean_ns("routed", "direct"), mean_ns("routed", "three_routers")
+print(f"1 MiB on the lab network: direct {direct/1e6:.1f} ms, across 3 routers {routed/1e6:.1f} ms"
+      f"  ->  ratio {routed / direct:.2f}x (limit 4x)")
+ok &= routed / direct <= 4.0
 
 untapped, tapped = mean_ns("loopback_256MiB", "untapped"), mean_ns("loopback_256MiB", "tapped")
 mib = 256

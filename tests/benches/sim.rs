@@ -3,7 +3,7 @@
 //! decoding a frame into a step, and (once, before the timed runs) what a 1 GiB transfer keeps.
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use protolab::net::sim::{Faults, SimNet};
+use protolab::net::sim::{Faults, SimNet, Topology};
 use protolab::net::{Gate, Net};
 use protolab::session::{Step, StepSink};
 use std::time::{Duration, Instant};
@@ -16,6 +16,11 @@ const MIB: usize = 1024 * 1024;
 /// Sends `total` bytes from the client host to the server host; returns the steps' count and
 /// the bytes they kept.
 async fn transfer(total: usize) -> (usize, usize) {
+    transfer_on(Topology::pair(), total).await
+}
+
+/// The same across the network `topology`.
+async fn transfer_on(topology: Topology, total: usize) -> (usize, usize) {
     let (tx, mut rx) = mpsc::unbounded_channel::<Step>();
     let counter = tokio::spawn(async move {
         let (mut steps, mut kept) = (0, 0);
@@ -26,7 +31,8 @@ async fn transfer(total: usize) -> (usize, usize) {
         (steps, kept)
     });
     {
-        let net = Net::Sim(SimNet::new(StepSink::new("bench", tx), Gate::free(), Faults::default()));
+        let net =
+            Net::Sim(SimNet::with_topology(topology, StepSink::new("bench", tx), Gate::free(), Faults::default()));
         let addr = net.server_addr(9);
         let listener = net.listen(&addr).await.unwrap();
         let reader = tokio::spawn(async move {
@@ -86,6 +92,15 @@ fn sim(c: &mut Criterion) {
     let mut group = c.benchmark_group("sim_wire");
     group.sample_size(10).measurement_time(Duration::from_secs(20)).throughput(Throughput::Bytes(10 * MIB as u64));
     group.bench_function("transfer_10MiB", |b| b.to_async(&rt).iter(|| transfer(10 * MIB)));
+    group.finish();
+
+    // Routers: 1 MiB with none in the way, and across three (each frame then crosses four
+    // cables, a step on each). The promise: per hop, the cost stays flat (at most 4x).
+    let mut group = c.benchmark_group("routed");
+    group.sample_size(10);
+    group.throughput(Throughput::Bytes(MIB as u64));
+    group.bench_function("direct", |b| b.to_async(&rt).iter(|| transfer_on(Topology::pair(), MIB)));
+    group.bench_function("three_routers", |b| b.to_async(&rt).iter(|| transfer_on(Topology::chain(3), MIB)));
     group.finish();
 
     // What recording one frame costs: decoding a full-size data segment into a step's fields.

@@ -107,7 +107,8 @@ impl Cable {
     /// Marks the frames of the newest number (a copy included) as forwarded by a router.
     pub fn forwarded(&mut self, forwarded: super::router::Forwarded) {
         let number = self.count;
-        for frame in self.queue.iter_mut().filter(|f| f.number == number) {
+        // The newest frames are at the back (a copy right behind its original).
+        for frame in self.queue.iter_mut().rev().take_while(|f| f.number == number) {
             frame.forwarded = Some(forwarded);
         }
     }
