@@ -391,11 +391,12 @@ pub fn list_labs(out: &mut impl Write, lang: Lang) -> std::io::Result<()> {
     // Padded by display width: a Hangul syllable takes two columns.
     let pad = |text: &str, to: usize| format!("{text}{}", " ".repeat(to.saturating_sub(crate::tui::text::width(text))));
     let head = [tr(lang, "LAB"), tr(lang, "PROTOCOL"), tr(lang, "PORT"), "RFC", tr(lang, "WIRES")];
+    let name_w = labs::registry().iter().map(|l| l.info().name.len()).max().unwrap_or(6).max(6);
     let port = |text: &str| format!("{}{text}", " ".repeat(5usize.saturating_sub(crate::tui::text::width(text))));
     writeln!(
         out,
         "{} {} {}  {} {} {}",
-        pad(head[0], 6),
+        pad(head[0], name_w),
         pad(head[1], 10),
         port(head[2]),
         pad(head[3], 19),
@@ -407,7 +408,7 @@ pub fn list_labs(out: &mut impl Write, lang: Lang) -> std::io::Result<()> {
         let about = tr(lang, i.about);
         // ICMP has no port.
         let number = if i.port == 0 { "-".to_string() } else { i.port.to_string() };
-        writeln!(out, "{:<6} {:<10} {number:>5}  {:<19} {:<9} {about}", i.name, i.title, i.rfcs, wires(i))?;
+        writeln!(out, "{:<name_w$} {:<10} {number:>5}  {:<19} {:<9} {about}", i.name, i.title, i.rfcs, wires(i))?;
     }
     writeln!(
         out,
@@ -416,7 +417,32 @@ pub fn list_labs(out: &mut impl Write, lang: Lang) -> std::io::Result<()> {
             lang,
             "WIRES: sim is the lab network (every frame a step), host the kernel's sockets; the first is the default."
         )
-    )
+    )?;
+    writeln!(out, "\n{}", tr(lang, "THE LAB NETWORK OF EACH LAB (left to right as the ladder draws it):"))?;
+    for lab in labs::registry() {
+        let i = lab.info();
+        writeln!(out, "{:<name_w$} {}", i.name, network_line(&(i.network)(), lang))?;
+    }
+    Ok(())
+}
+
+/// A lab network in one line, in the ladder's order: `client 192.0.2.1 ─ r1 ─ server 203.0.113.5`.
+fn network_line(topology: &crate::net::sim::Topology, lang: Lang) -> String {
+    let node = |name: &str| {
+        if let Some(host) = topology.hosts.iter().find(|h| h.name == name) {
+            let name = crate::locale::endpoint(lang, name);
+            return match host.ip {
+                Some(ip) => format!("{name} {ip}"),
+                None => format!("{name} ({})", tr(lang, "no address yet: DHCP")),
+            };
+        }
+        let router = topology.routers.iter().find(|r| r.name == name);
+        match router {
+            Some(r) if r.silent => format!("{name} ({})", tr(lang, "sends no ICMP errors")),
+            _ => name.to_string(),
+        }
+    };
+    topology.lifelines().iter().map(|n| node(n)).collect::<Vec<_>>().join(" ─ ")
 }
 
 /// A reader that stopped reading (`| head`) is no error of ours.

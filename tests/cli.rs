@@ -261,6 +261,14 @@ fn labs_says_what_each_lab_shows_and_where_it_runs() {
     assert!(dhcp.contains("INFORM") && dhcp.contains(" sim "), "{dhcp}");
     let tcp = text.lines().find(|l| l.starts_with("tcp")).unwrap();
     assert!(tcp.contains("sim,host") && tcp.contains("TIME-WAIT"), "{tcp}");
+    // Each lab's network, in the ladder's order.
+    let networks = text.split_once("THE LAB NETWORK OF EACH LAB").unwrap().1;
+    let line = |lab: &str| networks.lines().find(|l| l.starts_with(&format!("{lab} "))).unwrap().to_string();
+    assert!(
+        line("traceroute").ends_with("client 192.0.2.1 ─ r1 ─ r2 ─ r3 (sends no ICMP errors) ─ server 203.0.113.5")
+    );
+    assert!(line("ping").ends_with("client 192.0.2.1 ─ r1 ─ server 203.0.113.5"));
+    assert!(line("dhcp").ends_with("client (no address yet: DHCP) ─ server 192.0.2.2"));
 }
 
 #[test]

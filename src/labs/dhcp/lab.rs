@@ -31,7 +31,7 @@ pub static INFO: LabInfo = LabInfo {
     about: "DORA, renewal at T1, rebinding at T2, INFORM, RELEASE, a NAK after a reboot",
     wires: &[Wire::Sim],
     conn: None,
-    network: crate::net::sim::Topology::pair,
+    network: crate::net::sim::Topology::dhcp,
 };
 
 /// How much faster the lease clock runs than the network's, unless set otherwise.

@@ -111,9 +111,11 @@ impl Host {
         // A new seed each run: new initial sequence numbers, new ephemeral ports.
         config.random_seed = rand::random();
         let mut iface = Interface::new(config, &mut port, now);
-        iface.update_ip_addrs(|addrs| {
-            let _ = addrs.push(IpCidr::new(spec.ip.into(), spec.prefix));
-        });
+        if let Some(ip) = spec.ip {
+            iface.update_ip_addrs(|addrs| {
+                let _ = addrs.push(IpCidr::new(ip.into(), spec.prefix));
+            });
+        }
         if let Some(gateway) = spec.gateway {
             let _ = iface.routes_mut().add_default_ipv4_route(gateway);
         }
@@ -509,7 +511,7 @@ impl SimNet {
 
     /// The server host's address.
     pub fn server_ip(&self) -> Ipv4Address {
-        self.lock().topology.hosts[SERVER].ip
+        self.lock().topology.hosts[SERVER].ip.unwrap_or(Ipv4Address::UNSPECIFIED)
     }
 
     /// The hosts' clock: time since the network started, less the time frames waited at the gate.

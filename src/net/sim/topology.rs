@@ -6,11 +6,12 @@
 use super::router::Route;
 use std::net::Ipv4Addr;
 
-/// A host: a name as the steps say it, an address, and where it sends what is not on its link.
+/// A host: a name as the steps say it, an address (none for a host that asks DHCP for one), and
+/// where it sends what is not on its link.
 #[derive(Debug, Clone)]
 pub struct HostSpec {
     pub name: &'static str,
-    pub ip: Ipv4Addr,
+    pub ip: Option<Ipv4Addr>,
     pub prefix: u8,
     pub gateway: Option<Ipv4Addr>,
 }
@@ -44,12 +45,19 @@ impl Topology {
     /// Two hosts on one cable: the client at 192.0.2.1 and the server at 192.0.2.2, named
     /// `client` and `server` (most labs).
     pub fn pair() -> Topology {
-        let host = |name, last| HostSpec { name, ip: Ipv4Addr::new(192, 0, 2, last), prefix: 24, gateway: None };
+        let host = |name, last| HostSpec { name, ip: Some(Ipv4Addr::new(192, 0, 2, last)), prefix: 24, gateway: None };
         Topology {
             hosts: vec![host("client", 1), host("server", 2)],
             routers: Vec::new(),
             cables: vec![[End::Host(0), End::Host(1)]],
         }
+    }
+
+    /// Two hosts on one cable, the client without an address: it asks the server's DHCP for one.
+    pub fn dhcp() -> Topology {
+        let mut t = Topology::pair();
+        t.hosts[0].ip = None;
+        t
     }
 
     /// The client on 192.0.2.0/24, the server on 203.0.113.0/24, and the routers `r1`, `r2`, …
@@ -59,13 +67,13 @@ impl Topology {
         let link = |i: usize, host: u8| Ipv4Addr::new(198, 51, 100, (i * 4) as u8 + host);
         let client = HostSpec {
             name: "client",
-            ip: Ipv4Addr::new(192, 0, 2, 1),
+            ip: Some(Ipv4Addr::new(192, 0, 2, 1)),
             prefix: 24,
             gateway: Some(Ipv4Addr::new(192, 0, 2, 254)),
         };
         let server = HostSpec {
             name: "server",
-            ip: Ipv4Addr::new(203, 0, 113, 5),
+            ip: Some(Ipv4Addr::new(203, 0, 113, 5)),
             prefix: 24,
             gateway: Some(Ipv4Addr::new(203, 0, 113, 254)),
         };
