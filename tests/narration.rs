@@ -337,7 +337,7 @@ async fn dhcp_with_every_single_drop_and_copies() {
 #[tokio::test]
 async fn ping_and_traceroute_with_faults() {
     let mut walks = vec![walk("ping", Wire::Sim)];
-    walks.extend([3, 6, 7, 8].map(|n| walk("ping", Wire::Sim).faults(drop(n))));
+    walks.extend([3, 4, 6, 7, 8].map(|n| walk("ping", Wire::Sim).faults(drop(n))));
     walks.push(walk("ping", Wire::Sim).faults(Faults { corrupt: vec![6], duplicate: vec![8], ..Faults::default() }));
     walks.push(walk("ping", Wire::Sim).faults(Faults { corrupt: vec![1, 12], ..Faults::default() }));
     // traceroute: the probes, each router's answer, the silent r3, the server's Port Unreachable;

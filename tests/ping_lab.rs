@@ -142,3 +142,22 @@ fn tshark_reads_every_frame_of_the_pcap() {
     assert_eq!(bad(&[]), Vec::<String>::new());
     assert_eq!(bad(&["--corrupt", "3"]), ["3", "6"]);
 }
+
+/// r1's first ARP request for the server is lost: the request waits at r1, which asks again
+/// with the next packet a second later, and both go; the first reply comes a second late.
+#[tokio::test]
+async fn a_lost_arp_request_at_the_router_is_asked_again() {
+    let (steps, result) = ping(Faults { drop: vec![4], ..Faults::default() }).await;
+    result.unwrap();
+    let asks = steps.iter().filter(|s| s.kind == "arp.request" && s.from == "r1").count();
+    assert_eq!(asks, 2, "asked again");
+    let back: Vec<u64> = steps
+        .iter()
+        .filter(|s| s.kind == "icmp.echo-reply" && s.to == "client")
+        .map(|s| field(s, "ICMP.sequence"))
+        .collect();
+    assert_eq!(back, [1, 2, 3, 4], "every echo answered in the end");
+    let first = steps.iter().find(|s| s.kind == "icmp.echo-reply" && s.to == "client").unwrap();
+    let time: f64 = first.states[0].1.split("time=").nth(1).unwrap().trim_end_matches(" ms").parse().unwrap();
+    assert!(time >= 1000.0, "held at r1 for a second: {time} ms");
+}

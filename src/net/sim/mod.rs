@@ -620,7 +620,7 @@ impl Shared {
             // A router takes the frame in, and what it forwards or answers goes on the next cable.
             let now = self.now();
             let router = to - inner.hosts.len();
-            for out in inner.routers[router].on_frame(frame.port, &frame.bytes) {
+            for out in inner.routers[router].on_frame(frame.port, &frame.bytes, now) {
                 let sent = inner.send(End::Router(router, out.port), out.frame, now, None);
                 if sent && let Some(forwarded) = out.forwarded {
                     inner.cable.forwarded(forwarded);

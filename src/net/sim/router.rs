@@ -10,6 +10,7 @@
 use crate::wire::frame::{field, internet_checksum};
 use std::collections::{HashMap, VecDeque};
 use std::net::Ipv4Addr;
+use std::time::Duration;
 
 /// EtherType of IPv4 and of ARP.
 const ETHERTYPE_IPV4: [u8; 2] = [0x08, 0x00];
@@ -20,6 +21,9 @@ const TTL: u8 = 64;
 /// Packets held while their next hop's MAC is asked for: past this, the oldest is dropped
 /// (RFC 1812 §3.3.2 lets a router queue "a small number").
 const HELD: usize = 16;
+/// How long an unanswered ARP request stands before a packet for the same neighbour asks
+/// again (Linux asks once a second, RFC 1122 §2.3.2.1 asks for at most one a second).
+const ASK_AGAIN: Duration = Duration::from_secs(1);
 const ICMP: u8 = 1;
 const UDP: u8 = 17;
 
@@ -64,6 +68,10 @@ pub struct Router {
     routes: Vec<Route>,
     neighbours: HashMap<(usize, Ipv4Addr), [u8; 6]>,
     waiting: VecDeque<Held>,
+    /// When each unanswered ARP request went out, by interface and neighbour.
+    asked: HashMap<(usize, Ipv4Addr), Duration>,
+    /// The network's clock, as of the frame being taken in.
+    now: Duration,
     /// Sends no ICMP errors (it still forwards and answers ARP).
     pub silent: bool,
     /// The IPv4 identification of the next packet it makes.
@@ -150,7 +158,16 @@ impl Router {
         for (i, p) in ports.iter().enumerate() {
             routes.push(Route { net: p.ip, prefix: p.prefix, via: None, port: i });
         }
-        Router { ports, routes, neighbours: HashMap::new(), waiting: VecDeque::new(), silent: false, ident: 1 }
+        Router {
+            ports,
+            routes,
+            neighbours: HashMap::new(),
+            waiting: VecDeque::new(),
+            asked: HashMap::new(),
+            now: Duration::ZERO,
+            silent: false,
+            ident: 1,
+        }
     }
 
     pub fn ports(&self) -> &[Port] {
@@ -162,8 +179,10 @@ impl Router {
         self.routes.iter().filter(|r| within(dst, r.net, r.prefix)).max_by_key(|r| r.prefix)
     }
 
-    /// Takes a frame that arrived on interface `port`; returns the frames it makes.
-    pub fn on_frame(&mut self, port: usize, frame: &[u8]) -> Vec<Out> {
+    /// Takes a frame that arrived on interface `port` at `now` (the network's clock); returns
+    /// the frames it makes.
+    pub fn on_frame(&mut self, port: usize, frame: &[u8], now: Duration) -> Vec<Out> {
+        self.now = now;
         let mut out = Vec::new();
         let eth = field::ethernet::LEN;
         if port >= self.ports.len() || frame.len() < eth {
@@ -196,6 +215,7 @@ impl Router {
         let known = self.neighbours.contains_key(&(port, sender_ip));
         if target_ip == me.ip || known {
             self.neighbours.insert((port, sender_ip), sender_mac);
+            self.asked.remove(&(port, sender_ip));
             self.release(port, sender_ip, sender_mac, out);
         }
         if target_ip == me.ip && p[arp::OPERATION] == [0, 1] {
@@ -300,12 +320,15 @@ impl Router {
             out.push(Out { port, frame: ethernet(mac, me.mac, ETHERTYPE_IPV4, &packet), forwarded });
             return;
         }
-        let asked = self.waiting.iter().any(|h| h.port == port && h.hop == hop);
+        // A request lost on the cable is asked again with the next packet for that neighbour,
+        // once its time is up.
+        let fresh = self.asked.get(&(port, hop)).is_some_and(|&at| self.now.saturating_sub(at) < ASK_AGAIN);
         if self.waiting.len() == HELD {
             self.waiting.pop_front();
         }
         self.waiting.push_back(Held { port, hop, packet, forwarded });
-        if !asked {
+        if !fresh {
+            self.asked.insert((port, hop), self.now);
             let request = arp(1, (me.mac, me.ip), ([0; 6], hop));
             out.push(Out { port, frame: ethernet(BROADCAST, me.mac, ETHERTYPE_ARP, &request), forwarded: None });
         }
@@ -325,6 +348,7 @@ mod tests {
     const R_OUT: [u8; 6] = [2, 0, 0, 0, 1, 2];
     const CLIENT: [u8; 6] = [2, 0, 0, 0, 0, 1];
     const CLIENT_IP: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 1);
+    const T0: Duration = Duration::ZERO;
     const SERVER_IP: Ipv4Addr = Ipv4Addr::new(203, 0, 113, 5);
 
     /// r1: 192.0.2.254 on the client's link, 198.51.100.1 towards r2, which leads to
@@ -355,7 +379,7 @@ mod tests {
 
     fn learn(r: &mut Router, port: usize, mac: [u8; 6], ip: Ipv4Addr) {
         let me = r.ports()[port].clone();
-        let out = r.on_frame(port, &ethernet(BROADCAST, mac, ETHERTYPE_ARP, &arp(1, (mac, ip), ([0; 6], me.ip))));
+        let out = r.on_frame(port, &ethernet(BROADCAST, mac, ETHERTYPE_ARP, &arp(1, (mac, ip), ([0; 6], me.ip))), T0);
         assert_eq!(out.len(), 1, "answers the request");
     }
 
@@ -378,7 +402,7 @@ mod tests {
     fn answers_arp_for_its_own_address_only() {
         let mut r = r1();
         let ask = |ip| ethernet(BROADCAST, CLIENT, ETHERTYPE_ARP, &arp(1, (CLIENT, CLIENT_IP), ([0; 6], ip)));
-        let out = r.on_frame(0, &ask(Ipv4Addr::new(192, 0, 2, 254)));
+        let out = r.on_frame(0, &ask(Ipv4Addr::new(192, 0, 2, 254)), T0);
         assert_eq!(out.len(), 1);
         assert_eq!(out[0].port, 0);
         let reply = &out[0].frame;
@@ -386,16 +410,16 @@ mod tests {
         assert_eq!(reply[20..22], [0, 2], "an ARP reply");
         assert_eq!(&reply[22..28], &R_IN, "with its MAC");
         assert_eq!(decoded(reply).proto, "ARP");
-        assert!(r.on_frame(0, &ask(Ipv4Addr::new(192, 0, 2, 99))).is_empty(), "not its address");
+        assert!(r.on_frame(0, &ask(Ipv4Addr::new(192, 0, 2, 99)), T0).is_empty(), "not its address");
         // The address on its other interface is not on this link.
-        assert!(r.on_frame(0, &ask(Ipv4Addr::new(198, 51, 100, 1))).is_empty());
+        assert!(r.on_frame(0, &ask(Ipv4Addr::new(198, 51, 100, 1)), T0).is_empty());
     }
 
     #[test]
     fn forwards_with_ttl_less_one_and_a_new_checksum_after_asking_the_next_hop() {
         let mut r = r1();
         let probe = udp_probe(64, SERVER_IP);
-        let out = r.on_frame(0, &probe);
+        let out = r.on_frame(0, &probe, T0);
         assert_eq!(out.len(), 1, "asks for r2's MAC first");
         assert_eq!(out[0].port, 1);
         assert_eq!(&out[0].frame[..6], &BROADCAST);
@@ -403,7 +427,7 @@ mod tests {
         // r2 answers: the held packet goes.
         let r2 = [2, 0, 0, 0, 2, 1];
         let answer = arp(2, (r2, Ipv4Addr::new(198, 51, 100, 2)), (R_OUT, Ipv4Addr::new(198, 51, 100, 1)));
-        let out = r.on_frame(1, &ethernet(R_OUT, r2, ETHERTYPE_ARP, &answer));
+        let out = r.on_frame(1, &ethernet(R_OUT, r2, ETHERTYPE_ARP, &answer), T0);
         assert_eq!(out.len(), 1);
         let sent = &out[0].frame;
         assert_eq!((&sent[..6], &sent[6..12]), (&r2[..], &R_OUT[..]), "to r2, from the outside interface");
@@ -415,7 +439,7 @@ mod tests {
         let came = Forwarded { ttl: 64, checksum: u16::from_be_bytes([probe[24], probe[25]]) };
         assert_eq!(out[0].forwarded, Some(came));
         // Known now: the next packet goes at once.
-        let out = r.on_frame(0, &udp_probe(5, SERVER_IP));
+        let out = r.on_frame(0, &udp_probe(5, SERVER_IP), T0);
         assert_eq!(out.len(), 1);
         assert_eq!(out[0].frame[14 + 8], 4);
     }
@@ -425,7 +449,7 @@ mod tests {
         let mut r = r1();
         learn(&mut r, 0, CLIENT, CLIENT_IP);
         let probe = udp_probe(1, SERVER_IP);
-        let out = r.on_frame(0, &probe);
+        let out = r.on_frame(0, &probe, T0);
         assert_eq!(out.len(), 1);
         let back = &out[0].frame;
         assert_eq!((out[0].port, &back[..6]), (0, &CLIENT[..]));
@@ -461,7 +485,7 @@ mod tests {
     fn no_route_gets_destination_unreachable_net() {
         let mut r = r1();
         learn(&mut r, 0, CLIENT, CLIENT_IP);
-        let out = r.on_frame(0, &udp_probe(64, Ipv4Addr::new(100, 64, 0, 1)));
+        let out = r.on_frame(0, &udp_probe(64, Ipv4Addr::new(100, 64, 0, 1)), T0);
         let msg = decoded(&out[0].frame);
         assert_eq!(msg.kind, "icmp.dest-unreachable");
         assert_eq!(out[0].frame[34..36], [3, 0]);
@@ -472,13 +496,13 @@ mod tests {
         let mut r = r1();
         learn(&mut r, 0, CLIENT, CLIENT_IP);
         r.silent = true;
-        assert!(r.on_frame(0, &udp_probe(1, SERVER_IP)).is_empty());
+        assert!(r.on_frame(0, &udp_probe(1, SERVER_IP), T0).is_empty());
         r.silent = false;
         // A Time Exceeded that itself runs out of TTL is dropped without a word.
         let mut error = icmp_packet(7, SERVER_IP, CLIENT_IP, vec![11, 0, 0, 0, 0, 0, 0, 0]);
         error[8] = 1;
         seal_ipv4(&mut error);
-        assert!(r.on_frame(0, &ethernet(R_IN, CLIENT, ETHERTYPE_IPV4, &error)).is_empty());
+        assert!(r.on_frame(0, &ethernet(R_IN, CLIENT, ETHERTYPE_IPV4, &error), T0).is_empty());
     }
 
     #[test]
@@ -486,14 +510,14 @@ mod tests {
         let mut r = r1();
         learn(&mut r, 0, CLIENT, CLIENT_IP);
         let echo = icmp_packet(9, CLIENT_IP, Ipv4Addr::new(192, 0, 2, 254), vec![8, 0, 0, 0, 0, 7, 0, 1, b'h', b'i']);
-        let out = r.on_frame(0, &ethernet(R_IN, CLIENT, ETHERTYPE_IPV4, &echo));
+        let out = r.on_frame(0, &ethernet(R_IN, CLIENT, ETHERTYPE_IPV4, &echo), T0);
         let msg = decoded(&out[0].frame);
         assert_eq!(msg.kind, "icmp.echo-reply");
         assert_eq!(value(&msg, "ICMP.identifier"), "7");
         let mut damaged = udp_probe(64, SERVER_IP);
         damaged[14 + 8] ^= 0x10;
-        assert!(r.on_frame(0, &damaged).is_empty(), "a bad header checksum is dropped");
-        assert!(r.on_frame(0, &damaged[..20]).is_empty(), "so is a cut one");
+        assert!(r.on_frame(0, &damaged, T0).is_empty(), "a bad header checksum is dropped");
+        assert!(r.on_frame(0, &damaged[..20], T0).is_empty(), "so is a cut one");
     }
 
     #[test]
@@ -509,5 +533,20 @@ mod tests {
         assert_eq!(r.route(Ipv4Addr::new(203, 0, 113, 200)).unwrap().prefix, 25);
         assert_eq!(r.route(Ipv4Addr::new(203, 0, 113, 5)).unwrap().prefix, 24);
         assert_eq!(r.route(Ipv4Addr::new(8, 8, 8, 8)).unwrap().prefix, 0);
+    }
+
+    #[test]
+    fn a_lost_arp_request_is_asked_again_a_second_later() {
+        let mut r = r1();
+        let asks = |out: &[Out]| out.iter().filter(|o| o.frame[12..14] == ETHERTYPE_ARP).count();
+        assert_eq!(asks(&r.on_frame(0, &udp_probe(64, SERVER_IP), T0)), 1);
+        // No answer (the request was lost): within the second, the next packet waits quietly.
+        assert_eq!(asks(&r.on_frame(0, &udp_probe(64, SERVER_IP), Duration::from_millis(500))), 0);
+        // Past it, the next packet asks again; the answer lets all three go.
+        assert_eq!(asks(&r.on_frame(0, &udp_probe(64, SERVER_IP), Duration::from_secs(1))), 1);
+        let r2 = [2, 0, 0, 0, 2, 1];
+        let answer = arp(2, (r2, Ipv4Addr::new(198, 51, 100, 2)), (R_OUT, Ipv4Addr::new(198, 51, 100, 1)));
+        let out = r.on_frame(1, &ethernet(R_OUT, r2, ETHERTYPE_ARP, &answer), Duration::from_secs(1));
+        assert_eq!(out.len(), 3);
     }
 }
