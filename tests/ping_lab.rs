@@ -33,19 +33,19 @@ async fn four_echoes_cross_the_router_and_come_back() {
     let replies = echoes("icmp.echo-reply", "server", "r1");
     let back = echoes("icmp.echo-reply", "r1", "client");
     for hop in [&requests, &forwarded, &replies, &back] {
-        assert_eq!(hop.iter().map(|s| field(s, "ICMP.sequence")).collect::<Vec<_>>(), [1, 2, 3, 4]);
+        assert_eq!(hop.iter().map(|s| field(s, "ICMP.seq")).collect::<Vec<_>>(), [1, 2, 3, 4]);
     }
     assert!(requests.iter().all(|s| field(s, "IPv4.ttl") == 64));
     assert!(forwarded.iter().all(|s| field(s, "IPv4.ttl") == 63 && s.forwarded));
     assert!(back.iter().all(|s| field(s, "IPv4.ttl") == 63));
     // One identifier for the run, the same in every echo.
-    let ident = field(requests[0], "ICMP.identifier");
-    assert!(steps.iter().filter(|s| s.proto == "ICMP").all(|s| field(s, "ICMP.identifier") == ident));
+    let ident = field(requests[0], "ICMP.id");
+    assert!(steps.iter().filter(|s| s.proto == "ICMP").all(|s| field(s, "ICMP.id") == ident));
     // The client timed each reply as it arrived, and says so with the reply's step.
     for reply in &back {
         let state = &reply.states[0];
         assert_eq!(state.0, "client");
-        let seq = field(reply, "ICMP.sequence");
+        let seq = field(reply, "ICMP.seq");
         assert!(state.1.starts_with(&format!("icmp_seq={seq} ttl=63 time=")), "{state:?}");
         assert!(reply.notes[0].starts_with("forwarded by r1: TTL 64 → 63"), "{:?}", reply.notes);
     }
@@ -58,7 +58,7 @@ async fn four_echoes_cross_the_router_and_come_back() {
     assert!(t.windows(2).all(|w| w[1] - w[0] >= 900_000), "{t:?}");
 
     let (again, _) = ping(Faults::default()).await;
-    let other = again.iter().find(|s| s.proto == "ICMP").map(|s| field(s, "ICMP.identifier"));
+    let other = again.iter().find(|s| s.proto == "ICMP").map(|s| field(s, "ICMP.id"));
     // Random each run (one chance in 65536 of a false alarm).
     assert_ne!(other, Some(ident), "the identifier is picked at random");
 }
@@ -74,10 +74,10 @@ async fn a_lost_reply_leaves_its_sequence_number_unanswered() {
     let answered: Vec<u64> = steps
         .iter()
         .filter(|s| s.kind == "icmp.echo-reply" && s.to == "client" && !s.fate.lost())
-        .map(|s| field(s, "ICMP.sequence"))
+        .map(|s| field(s, "ICMP.seq"))
         .collect();
     assert_eq!(answered, [2, 3, 4], "no reply for 1, and none sent again");
-    let next = steps.iter().find(|s| s.kind == "icmp.echo-request" && field(s, "ICMP.sequence") == 2).unwrap();
+    let next = steps.iter().find(|s| s.kind == "icmp.echo-request" && field(s, "ICMP.seq") == 2).unwrap();
     assert_eq!(next.states[0].1, "icmp_seq=2 sent; icmp_seq=1 got no reply");
 }
 
@@ -154,7 +154,7 @@ async fn a_lost_arp_request_at_the_router_is_asked_again() {
     let back: Vec<u64> = steps
         .iter()
         .filter(|s| s.kind == "icmp.echo-reply" && s.to == "client")
-        .map(|s| field(s, "ICMP.sequence"))
+        .map(|s| field(s, "ICMP.seq"))
         .collect();
     assert_eq!(back, [1, 2, 3, 4], "every echo answered in the end");
     let first = steps.iter().find(|s| s.kind == "icmp.echo-reply" && s.to == "client").unwrap();

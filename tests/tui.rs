@@ -128,8 +128,8 @@ fn normalize(steps: &mut [Step]) {
                 s.bytes[sum].fill(0);
             }
         }
-        if let Some(id) = s.number("ICMP.identifier") {
-            set(s, "ICMP.identifier", 4660.into(), &4660u16.to_be_bytes());
+        if let Some(id) = s.number("ICMP.id") {
+            set(s, "ICMP.id", 4660.into(), &4660u16.to_be_bytes());
             s.summary = s.summary.replace(&format!("id={id} "), "id=4660 ");
         }
         // ping's round trips, on the clock of this run.

@@ -790,14 +790,16 @@ fn icmp(mut r: Reading, message_range: Range<usize>, complete: bool) -> Message 
     };
     let (type_u8, code) = (icmp.type_u8(), icmp.code_u8());
     let name = icmp_type_name(type_u8);
-    let type_text = if name.is_empty() { type_u8.to_string() } else { format!("{type_u8} {name}") };
-    r.field("ICMP.type", type_text, at(base, field::icmp::TYPE));
+    r.field("ICMP.type", type_u8, at(base, field::icmp::TYPE));
+    if !name.is_empty() {
+        r.field("ICMP.type_name", name, at(base, field::icmp::TYPE));
+    }
     r.field("ICMP.code", code, at(base, field::icmp::CODE));
     r.field("ICMP.checksum", format!("0x{:04x}", icmp.checksum()), at(base, field::icmp::CHECKSUM));
     let (kind, summary) = match icmp.icmp_type() {
         Icmpv4Type::EchoRequest(echo) | Icmpv4Type::EchoReply(echo) => {
-            r.field("ICMP.identifier", echo.id, at(base, field::icmp::IDENTIFIER));
-            r.field("ICMP.sequence", echo.seq, at(base, field::icmp::SEQUENCE));
+            r.field("ICMP.id", echo.id, at(base, field::icmp::IDENTIFIER));
+            r.field("ICMP.seq", echo.seq, at(base, field::icmp::SEQUENCE));
             let kind = if type_u8 == 8 { "icmp.echo-request" } else { "icmp.echo-reply" };
             (kind.to_string(), format!("{name} id={} seq={}", echo.id, echo.seq))
         }
@@ -1374,10 +1376,11 @@ mod tests {
         assert_eq!((msg.layer, msg.proto, msg.kind.as_str()), (Layer::Network, "ICMP", "icmp.echo-request"));
         assert_eq!(msg.summary, "echo request id=4660 seq=1");
         assert_eq!(value(&msg, "IPv4.protocol"), "1 ICMP");
-        assert_eq!(value(&msg, "ICMP.type"), "8 echo request");
+        assert_eq!(value(&msg, "ICMP.type"), 8);
+        assert_eq!(value(&msg, "ICMP.type_name"), "echo request");
         assert_eq!(value(&msg, "ICMP.code"), 0);
-        assert_eq!(value(&msg, "ICMP.identifier"), 0x1234);
-        assert_eq!(value(&msg, "ICMP.sequence"), 1);
+        assert_eq!(value(&msg, "ICMP.id"), 0x1234);
+        assert_eq!(value(&msg, "ICMP.seq"), 1);
         assert_eq!(value(&msg, "ICMP.payload_len"), 8);
         assert!(msg.notes.iter().any(|n| n.starts_with("checksums ok:") && n.contains("ICMP 0x")));
         assert_ranges_encode_values(&frame, &msg);

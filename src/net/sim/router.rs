@@ -513,7 +513,7 @@ mod tests {
         let out = r.on_frame(0, &ethernet(R_IN, CLIENT, ETHERTYPE_IPV4, &echo), T0);
         let msg = decoded(&out[0].frame);
         assert_eq!(msg.kind, "icmp.echo-reply");
-        assert_eq!(value(&msg, "ICMP.identifier"), "7");
+        assert_eq!(value(&msg, "ICMP.id"), "7");
         let mut damaged = udp_probe(64, SERVER_IP);
         damaged[14 + 8] ^= 0x10;
         assert!(r.on_frame(0, &damaged, T0).is_empty(), "a bad header checksum is dropped");
