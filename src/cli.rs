@@ -583,13 +583,23 @@ async fn drive(
 
 /// `protolab serve LAB`
 pub async fn serve_lab(lab: Arc<dyn Lab>, listen: &str, format: Format, sessions: Option<u32>) -> Result<()> {
-    let listener = Wire::Host.listen(listen).await.wrap_err_with(|| format!("cannot listen on {listen}"))?;
-    let addr = listener.local_addr()?;
-    eprintln!("listening on {addr}");
     let (sink, queue) = StepSink::queued(lab.info().name, Bounds::default());
+    let work = match lab.serve_port(listen, sink.clone(), sessions) {
+        Some(work) => work,
+        None if !lab.info().runs_on(Wire::Host) => usage(&format!(
+            "serve {name} answers on a real interface: add --interface IF (its lab runs on the lab network: protolab run {name})",
+            name = lab.info().name
+        )),
+        None => {
+            let listener = Wire::Host.listen(listen).await.wrap_err_with(|| format!("cannot listen on {listen}"))?;
+            eprintln!("listening on {}", listener.local_addr()?);
+            Box::pin(run::serve(lab, listener, sessions, sink.clone()))
+        }
+    };
+    drop(sink);
     let printer = Printer::start(queue, format, true, None);
     let interrupted = tokio::select! {
-        result = run::serve(lab, listener, sessions, sink) => {
+        result = work => {
             result?;
             false
         }
@@ -696,12 +706,6 @@ pub async fn dispatch(cli: Cli) -> Result<()> {
         }
         Some(Command::Serve { lab, listen, format, sessions, interface: None }) => {
             let lab = find_lab(&lab).unwrap_or_else(|e| e.exit());
-            if !lab.info().runs_on(Wire::Host) {
-                usage(&format!(
-                    "serve {name} answers on a real interface: add --interface IF (its lab runs on the lab network: protolab run {name})",
-                    name = lab.info().name
-                ));
-            }
             serve_lab(lab, &listen, format, sessions).await
         }
     }

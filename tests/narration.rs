@@ -333,9 +333,9 @@ async fn dhcp_with_every_single_drop_and_copies() {
 }
 
 /// ping across r1: every frame on both cables, with a lost, a damaged and a copied one; and
-/// traceroute across r1, r2, r3.
+/// traceroute across r1, r2, r3; dns on a switched LAN.
 #[tokio::test]
-async fn ping_and_traceroute_with_faults() {
+async fn ping_traceroute_and_dns_with_faults() {
     let mut walks = vec![walk("ping", Wire::Sim)];
     walks.extend([3, 4, 6, 7, 8].map(|n| walk("ping", Wire::Sim).faults(drop(n))));
     walks.push(walk("ping", Wire::Sim).faults(Faults { corrupt: vec![6], duplicate: vec![8], ..Faults::default() }));
@@ -344,6 +344,11 @@ async fn ping_and_traceroute_with_faults() {
     // a lost probe (frame 3) and a lost answer (frame 4).
     walks.push(walk("traceroute", Wire::Sim));
     walks.extend([3, 4].map(|n| walk("traceroute", Wire::Sim).faults(drop(n))));
+    // dns: referrals, answers, TC and TCP, NXDOMAIN; a lost query (frame 5), a lost answer (6),
+    // a damaged query and a copied answer.
+    walks.push(walk("dns", Wire::Sim));
+    walks.extend([5, 6].map(|n| walk("dns", Wire::Sim).faults(drop(n))));
+    walks.push(walk("dns", Wire::Sim).faults(Faults { corrupt: vec![5], duplicate: vec![6], ..Faults::default() }));
     check(walks, true).await;
 }
 

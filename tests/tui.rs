@@ -83,6 +83,7 @@ fn normalize(steps: &mut [Step]) {
     let mut texts: Vec<(String, String)> = Vec::new();
     let mut bytes: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
     let mut xids = Vec::new();
+    let mut dns_ids: Vec<u64> = Vec::new();
     for s in steps.iter_mut() {
         s.t_us = s.t_us / 250_000 * 250_000 + s.seq * 1000;
         if let Some(port) = client_port(s) {
@@ -115,7 +116,17 @@ fn normalize(steps: &mut [Step]) {
             set(s, "DHCP.xid", text.clone().into(), &fixed.to_be_bytes());
             s.summary = s.summary.replace(&xid, &text);
         }
-        for path in ["UDP.src_port", "ICMP.quoted.src_port"] {
+        if let Some(id) = s.number("DNS.id") {
+            // Each query's id, and its answer's, by order of appearance.
+            let n = dns_ids.iter().position(|&x| x == id).unwrap_or_else(|| {
+                dns_ids.push(id);
+                dns_ids.len() - 1
+            });
+            let fixed = 4660 + n as u16;
+            set(s, "DNS.id", fixed.into(), &fixed.to_be_bytes());
+            s.summary = s.summary.replace(&format!(" {id} "), &format!(" {fixed} "));
+        }
+        for path in ["UDP.src_port", "UDP.dst_port", "ICMP.quoted.src_port"] {
             if let Some(port) = s.number(path).filter(|&p| p >= 49152 && s.proto != "DHCP") {
                 set(s, path, 49152.into(), &49152u16.to_be_bytes());
                 s.summary = s.summary.replace(&format!("{port}"), "49152");
@@ -299,6 +310,22 @@ async fn traceroute_with_five_lifelines() {
             "{summary} at {w}x{h}:\n{screen}"
         );
         insta::assert_snapshot!(format!("traceroute_{w}x{h}"), screen);
+    }
+}
+
+/// dns: four lifelines on one LAN; the root's referral selected, its glue in the details.
+#[tokio::test]
+async fn dns_with_four_lifelines() {
+    let mut steps = real_steps("dns").await;
+    normalize(&mut steps);
+    let referral = steps.iter().position(|s| s.kind == "dns.response.referral").unwrap();
+    let mut app = app_on("dns", steps, referral);
+    for (w, h) in [(80, 24), (200, 60)] {
+        let screen = draw(&mut app, w, h);
+        for name in ["client", "root", "ns.lab", "ns.b.lab"] {
+            assert!(screen.contains(name), "{name} at {w}x{h}:\n{screen}");
+        }
+        insta::assert_snapshot!(format!("dns_{w}x{h}"), screen);
     }
 }
 

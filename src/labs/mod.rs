@@ -2,6 +2,7 @@
 //! and the registry below. Adding a lab is one folder and one line in [`registry`].
 
 pub mod dhcp;
+pub mod dns;
 pub mod ping;
 pub mod run;
 pub mod smtp;
@@ -109,6 +110,13 @@ pub trait Lab: Send + Sync + 'static {
         None
     }
 
+    /// For labs whose server is not one stream per connection (DNS answers datagrams and
+    /// streams on one port): `protolab serve LAB --listen ADDR:PORT`, which says `listening on`
+    /// itself once it is.
+    fn serve_port(&self, _listen: &str, _sink: StepSink, _sessions: Option<u32>) -> Option<LabFuture> {
+        None
+    }
+
     /// For labs whose client runs on a real interface (DHCP): `protolab run LAB --wire host
     /// --interface IF`.
     fn run_interface(&self, _interface: &str, _sink: StepSink) -> Option<LabFuture> {
@@ -125,6 +133,7 @@ pub fn registry() -> Vec<Arc<dyn Lab>> {
         Arc::new(smtp::Smtp::default()),
         Arc::new(ping::Ping),
         Arc::new(traceroute::Traceroute),
+        Arc::new(dns::Dns),
     ]
 }
 

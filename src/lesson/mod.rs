@@ -226,6 +226,7 @@ const FILES: &[(&str, &str)] = &[
     ("ws", include_str!("../../assets/lessons/ws.toml")),
     ("ping", include_str!("../../assets/lessons/ping.toml")),
     ("traceroute", include_str!("../../assets/lessons/traceroute.toml")),
+    ("dns", include_str!("../../assets/lessons/dns.toml")),
     ("ports", include_str!("../../assets/lessons/ports.toml")),
     ("exercises", include_str!("../../assets/lessons/exercises.toml")),
 ];

@@ -126,6 +126,8 @@ const IPV4_HEADER: &str = term("IPv4 header");
 
 /// UDP ports whose payload the frame decoder reads on: DHCP's server and client ports.
 const DHCP_PORTS: [u16; 2] = [67, 68];
+/// DNS's port, UDP and TCP.
+pub const DNS_PORT: u16 = 53;
 
 /// Decodes one Ethernet II frame into one step, at the highest layer the frame holds whole: a
 /// DHCP message is a DHCP step, with the Ethernet, IPv4 and UDP fields before its own.
@@ -145,7 +147,19 @@ pub fn decode_captured(frame: &[u8]) -> Message {
 
 fn decode_frame(frame: &[u8], captured: bool) -> Message {
     let below = decode_layers(frame, captured);
-    let Some((src, dst, range)) = udp_payload(frame).filter(|_| below.malformed.is_none()) else { return below };
+    if below.malformed.is_some() {
+        return below;
+    }
+    if let Some((src, dst, range)) = tcp_payload(frame)
+        && (src == DNS_PORT || dst == DNS_PORT)
+        && range.len() > 2
+    {
+        return dns_over_tcp(frame, below, range);
+    }
+    let Some((src, dst, range)) = udp_payload(frame) else { return below };
+    if src == DNS_PORT || dst == DNS_PORT {
+        return above(below, super::dns::describe(&frame[range.clone()], range.start));
+    }
     if !(DHCP_PORTS.contains(&src) && DHCP_PORTS.contains(&dst)) {
         return below;
     }
@@ -157,13 +171,40 @@ fn decode_frame(frame: &[u8], captured: bool) -> Message {
         app.kind = "dhcp.request.rebind".into();
         app.summary = app.summary.replace(" renew ", " rebind (broadcast) ");
     }
-    let mut fields = below.fields;
-    fields.append(&mut app.fields);
-    app.fields = fields;
-    let mut notes = below.notes;
-    notes.append(&mut app.notes);
-    app.notes = notes;
+    above(below, app)
+}
+
+/// An application message with the frame's own fields and notes before its own.
+fn above(mut below: Message, mut app: Message) -> Message {
+    below.fields.append(&mut app.fields);
+    app.fields = below.fields;
+    below.notes.append(&mut app.notes);
+    app.notes = below.notes;
     app
+}
+
+/// A DNS message over TCP (RFC 1035 §4.2.2, RFC 7766): two bytes of length, then the message.
+/// A segment holding only part of one stays a TCP step.
+fn dns_over_tcp(frame: &[u8], below: Message, range: Range<usize>) -> Message {
+    let payload = &frame[range.clone()];
+    let len = usize::from(u16::from_be_bytes([payload[0], payload[1]]));
+    if payload.len() != 2 + len {
+        return below;
+    }
+    let mut app = super::dns::describe(&payload[2..], range.start + 2);
+    app.fields.insert(0, Field::new("DNS.tcp_length", len, range.start..range.start + 2));
+    if app.malformed.is_none() {
+        app.kind.push_str(".tcp");
+    }
+    above(below, app)
+}
+
+/// Where a TCP segment's payload sits in a frame: `(source port, destination port, range)`.
+pub fn tcp_payload(frame: &[u8]) -> Option<(u16, u16, Range<usize>)> {
+    let packet = etherparse::SlicedPacket::from_ethernet(frame).ok()?;
+    let etherparse::TransportSlice::Tcp(tcp) = packet.transport? else { return None };
+    let start = tcp.payload().as_ptr() as usize - frame.as_ptr() as usize;
+    Some((tcp.source_port(), tcp.destination_port(), start..start + tcp.payload().len()))
 }
 
 /// The frame's own layers: Ethernet, ARP or IPv4, and TCP, UDP or ICMP.

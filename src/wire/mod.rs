@@ -4,6 +4,7 @@
 //! the bytes as they cross the socket; the decoder says where each message ends and what it means.
 
 pub mod dhcp;
+pub mod dns;
 pub mod frame;
 pub mod http;
 

@@ -44,6 +44,14 @@ pub fn mac(host: usize) -> [u8; 6] {
 fn router_mac(router: usize, port: usize) -> [u8; 6] {
     [0x02, 0, 0, 0x01, router as u8 + 1, port as u8 + 1]
 }
+/// The MAC of a cable's end.
+fn end_mac(end: End) -> [u8; 6] {
+    match end {
+        End::Host(h) => mac(h),
+        End::Router(r, p) => router_mac(r, p),
+    }
+}
+
 pub const CLIENT: usize = 0;
 pub const SERVER: usize = 1;
 /// Segments remembered per socket for `carried_by`.
@@ -289,7 +297,11 @@ impl Inner {
         }
         if let Some(seg) = seg {
             let (local, remote) = if sending { (seg.src, seg.dst) } else { (seg.dst, seg.src) };
-            return Some(self.hosts[host].tcp_state(local, remote));
+            let state = self.hosts[host].tcp_state(local, remote);
+            // A connection that has come and gone is CLOSED, even where its port still listens
+            // for the next one.
+            let seen = self.isns.contains_key(&(local, remote)) || self.isns.contains_key(&(remote, local));
+            return Some(if state == "LISTEN" && seen { "CLOSED".into() } else { state });
         }
         if let Some(label) = &self.labels[host] {
             return Some(label.clone());
@@ -311,17 +323,27 @@ impl Inner {
         }
     }
 
-    /// Puts a frame sent from `end` on the cable plugged into it; `false` for a card with no
-    /// cable, which sends into the void.
+    /// Puts a frame sent from `end` on the cable plugged into it: to the other end, or on a
+    /// switched segment to the end with the frame's destination MAC (a broadcast to every
+    /// other end, a copy each). `false` for a card with no cable, or no end with that MAC: the
+    /// frame goes into the void.
     fn send(&mut self, end: End, frame: Vec<u8>, now: Duration, state: Option<String>) -> bool {
-        let Some(peer) = self.topology.peer(end) else { return false };
-        let (from, to) = (self.topology.node(end), self.topology.node(peer));
-        let port = match peer {
-            End::Router(_, port) => port,
-            End::Host(_) => 0,
+        let peers = self.topology.peers(end);
+        let dst: Option<[u8; 6]> = frame.get(..6).and_then(|d| d.try_into().ok());
+        let to: Vec<End> = match peers[..] {
+            [one] => vec![one],
+            _ if dst.is_some_and(|d| d[0] & 1 == 1) => peers,
+            _ => peers.into_iter().filter(|&p| Some(end_mac(p)) == dst).collect(),
         };
-        self.cable.enqueue(from, (to, port), frame, smol(now), state);
-        true
+        let from = self.topology.node(end);
+        for &peer in &to {
+            let port = match peer {
+                End::Router(_, port) => port,
+                End::Host(_) => 0,
+            };
+            self.cable.enqueue(from, (self.topology.node(peer), port), frame.clone(), smol(now), state.clone());
+        }
+        !to.is_empty()
     }
 
     /// Polls every stack and puts what they sent on the cable.
@@ -654,6 +676,11 @@ impl Shared {
             inner.flush(to, now);
         }
         let len = frame.bytes.len();
+        // A broadcast ARP request reaches every host on a switched segment; all but the owner of
+        // the address asked about drop it.
+        if at_host && msg.kind == "arp.request" && !fcs && !owns_arp_target(&inner.hosts[to], &frame.bytes) {
+            msg.kind = "arp.request.ignored".into();
+        }
         let mut step = msg.into_step(inner.names[frame.from], inner.names[to], frame.bytes, len);
         let n: [(&str, &dyn std::fmt::Display); 1] = [("n", &frame.number)];
         let said = match frame.fate {
@@ -762,6 +789,16 @@ impl Shared {
             inner.log_delivery(to, &seg, seq);
         }
     }
+}
+
+/// Whether the address an ARP request in `frame` asks about is one of `host`'s.
+fn owns_arp_target(host: &Host, frame: &[u8]) -> bool {
+    // Ethernet header, then ARP: the target protocol address is its last four bytes.
+    let Some(target) = frame.get(field::ethernet::LEN + 24..field::ethernet::LEN + 28) else { return false };
+    host.iface
+        .ip_addrs()
+        .iter()
+        .any(|a| a.address() == smoltcp::wire::IpAddress::v4(target[0], target[1], target[2], target[3]))
 }
 
 /// Who moved on while the world stood still at the gate, as frame `number` from `from` crossed: the

@@ -112,24 +112,26 @@ impl Drop for SimStream {
     }
 }
 
-/// A listening port on the server host. One socket listens at a time (a backlog of one);
-/// when it is taken by `accept`, a fresh one listens.
+/// A listening port on a host (the server, unless told otherwise). One socket listens at a
+/// time (a backlog of one); when it is taken by `accept`, a fresh one listens.
 pub struct SimListener {
     net: SimNet,
+    host: usize,
     port: u16,
     listening: Mutex<SocketHandle>,
 }
 
 impl SimListener {
     pub fn local_addr(&self) -> SocketAddr {
-        SocketAddr::from((self.net.server_ip().octets(), self.port))
+        let ip = self.net.lock().topology.hosts[self.host].ip.unwrap_or(std::net::Ipv4Addr::UNSPECIFIED);
+        SocketAddr::from((ip.octets(), self.port))
     }
 
     pub async fn accept(&self) -> io::Result<(SimStream, SocketAddr)> {
         std::future::poll_fn(|cx| {
             let mut listening = self.listening.lock().unwrap_or_else(|e| e.into_inner());
             let mut inner = self.net.lock();
-            let socket = inner.hosts[SERVER].tcp(*listening);
+            let socket = inner.hosts[self.host].tcp(*listening);
             match socket.state() {
                 State::Listen | State::SynReceived => {
                     socket.register_recv_waker(cx.waker());
@@ -139,8 +141,8 @@ impl SimListener {
                 _ => {
                     let peer = socket.remote_endpoint().map(to_std);
                     drop(inner);
-                    let taken = std::mem::replace(&mut *listening, listen(&self.net, self.port)?);
-                    let stream = SimStream { net: self.net.clone(), host: SERVER, handle: taken };
+                    let taken = std::mem::replace(&mut *listening, listen(&self.net, self.host, self.port)?);
+                    let stream = SimStream { net: self.net.clone(), host: self.host, handle: taken };
                     let peer = peer.unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 0)));
                     Poll::Ready(Ok((stream, peer)))
                 }
@@ -153,13 +155,13 @@ impl SimListener {
 impl Drop for SimListener {
     fn drop(&mut self) {
         let handle = *self.listening.lock().unwrap_or_else(|e| e.into_inner());
-        self.net.release(SERVER, handle);
+        self.net.release(self.host, handle);
     }
 }
 
-fn listen(net: &SimNet, port: u16) -> io::Result<SocketHandle> {
-    let handle = net.new_socket(SERVER);
-    net.lock().hosts[SERVER]
+fn listen(net: &SimNet, host: usize, port: u16) -> io::Result<SocketHandle> {
+    let handle = net.new_socket(host);
+    net.lock().hosts[host]
         .tcp(handle)
         .listen(port)
         .map_err(|e| io::Error::new(io::ErrorKind::AddrInUse, e.to_string()))?;
@@ -169,8 +171,13 @@ fn listen(net: &SimNet, port: u16) -> io::Result<SocketHandle> {
 impl SimNet {
     /// Listens on `port` of the server host.
     pub fn listen(&self, port: u16) -> io::Result<SimListener> {
-        let handle = listen(self, port)?;
-        Ok(SimListener { net: self.clone(), port, listening: Mutex::new(handle) })
+        self.listen_on(SERVER, port)
+    }
+
+    /// Listens on `port` of `host`.
+    pub fn listen_on(&self, host: usize, port: u16) -> io::Result<SimListener> {
+        let handle = listen(self, host, port)?;
+        Ok(SimListener { net: self.clone(), host, port, listening: Mutex::new(handle) })
     }
 
     /// Connects from the client host to `addr` on the lab network. A RST answer is

@@ -33,12 +33,14 @@ pub enum End {
     Router(usize, usize),
 }
 
-/// A lab network.
+/// A lab network. A cable joins two ends; one with more is a switched segment (a LAN): a
+/// switch that has learnt every port's MAC sends a frame only to the end it is addressed to,
+/// and a broadcast to every other end, each copy a step of its own.
 #[derive(Debug, Clone)]
 pub struct Topology {
     pub hosts: Vec<HostSpec>,
     pub routers: Vec<RouterSpec>,
-    pub cables: Vec<[End; 2]>,
+    pub cables: Vec<Vec<End>>,
 }
 
 impl Topology {
@@ -49,7 +51,7 @@ impl Topology {
         Topology {
             hosts: vec![host("client", 1), host("server", 2)],
             routers: Vec::new(),
-            cables: vec![[End::Host(0), End::Host(1)]],
+            cables: vec![vec![End::Host(0), End::Host(1)]],
         }
     }
 
@@ -97,9 +99,9 @@ impl Topology {
                 silent: false,
             });
         }
-        let mut cables = vec![[End::Host(0), End::Router(0, 0)]];
-        cables.extend((1..routers).map(|r| [End::Router(r - 1, 1), End::Router(r, 0)]));
-        cables.push([End::Router(routers - 1, 1), End::Host(1)]);
+        let mut cables = vec![vec![End::Host(0), End::Router(0, 0)]];
+        cables.extend((1..routers).map(|r| vec![End::Router(r - 1, 1), End::Router(r, 0)]));
+        cables.push(vec![End::Router(routers - 1, 1), End::Host(1)]);
         Topology { hosts: vec![client, server], routers: specs, cables }
     }
 
@@ -123,17 +125,30 @@ impl Topology {
         }
     }
 
-    /// The other end of the cable plugged into `end`, if one is.
+    /// One LAN of hosts on a switch (no router): `names[i]` at 192.0.2.`last[i]`/24; the
+    /// first is the client, the second the server.
+    pub fn lan(hosts: &[(&'static str, u8)]) -> Topology {
+        let hosts: Vec<HostSpec> = hosts
+            .iter()
+            .map(|&(name, last)| HostSpec { name, ip: Some(Ipv4Addr::new(192, 0, 2, last)), prefix: 24, gateway: None })
+            .collect();
+        let ends = (0..hosts.len()).map(End::Host).collect();
+        Topology { hosts, routers: Vec::new(), cables: vec![ends] }
+    }
+
+    /// The other ends of the cable or segment plugged into `end` (none for a card with no
+    /// cable).
+    pub fn peers(&self, end: End) -> Vec<End> {
+        let cable = self.cables.iter().find(|c| c.contains(&end));
+        cable.map(|c| c.iter().copied().filter(|&e| e != end).collect()).unwrap_or_default()
+    }
+
+    /// The other end of the cable plugged into `end`, if it is a cable of two.
     pub fn peer(&self, end: End) -> Option<End> {
-        self.cables.iter().find_map(|&[a, b]| {
-            if a == end {
-                Some(b)
-            } else if b == end {
-                Some(a)
-            } else {
-                None
-            }
-        })
+        match self.peers(end)[..] {
+            [one] => Some(one),
+            _ => None,
+        }
     }
 }
 
@@ -154,5 +169,9 @@ mod tests {
         assert_eq!(t.routers[1].ports, [(Ipv4Addr::new(198, 51, 100, 2), 30), (Ipv4Addr::new(198, 51, 100, 5), 30)]);
         assert_eq!(t.routers[1].routes.len(), 2);
         assert_eq!(Topology::pair().peer(End::Host(1)), Some(End::Host(0)));
+        let lan = Topology::lan(&[("client", 1), ("a", 10), ("b", 20)]);
+        assert_eq!(lan.peers(End::Host(1)), [End::Host(0), End::Host(2)]);
+        assert_eq!(lan.peer(End::Host(1)), None);
+        assert_eq!(lan.lifelines(), ["client", "a", "b"]);
     }
 }
