@@ -392,6 +392,7 @@ pub fn list_labs(out: &mut impl Write, lang: Lang) -> std::io::Result<()> {
     let pad = |text: &str, to: usize| format!("{text}{}", " ".repeat(to.saturating_sub(crate::tui::text::width(text))));
     let head = [tr(lang, "LAB"), tr(lang, "PROTOCOL"), tr(lang, "PORT"), "RFC", tr(lang, "WIRES")];
     let name_w = labs::registry().iter().map(|l| l.info().name.len()).max().unwrap_or(6).max(6);
+    let rfc_w = labs::registry().iter().map(|l| l.info().rfcs.len()).max().unwrap_or(19).max(19);
     let port = |text: &str| format!("{}{text}", " ".repeat(5usize.saturating_sub(crate::tui::text::width(text))));
     writeln!(
         out,
@@ -399,7 +400,7 @@ pub fn list_labs(out: &mut impl Write, lang: Lang) -> std::io::Result<()> {
         pad(head[0], name_w),
         pad(head[1], 10),
         port(head[2]),
-        pad(head[3], 19),
+        pad(head[3], rfc_w),
         pad(head[4], 9),
         tr(lang, "WHAT IT SHOWS")
     )?;
@@ -408,7 +409,7 @@ pub fn list_labs(out: &mut impl Write, lang: Lang) -> std::io::Result<()> {
         let about = tr(lang, i.about);
         // ICMP has no port.
         let number = if i.port == 0 { "-".to_string() } else { i.port.to_string() };
-        writeln!(out, "{:<name_w$} {:<10} {number:>5}  {:<19} {:<9} {about}", i.name, i.title, i.rfcs, wires(i))?;
+        writeln!(out, "{:<name_w$} {:<10} {number:>5}  {:<rfc_w$} {:<9} {about}", i.name, i.title, i.rfcs, wires(i))?;
     }
     writeln!(
         out,
@@ -442,7 +443,12 @@ fn network_line(topology: &crate::net::sim::Topology, lang: Lang) -> String {
             _ => name.to_string(),
         }
     };
-    topology.lifelines().iter().map(|n| node(n)).collect::<Vec<_>>().join(" ─ ")
+    let nodes: Vec<String> = topology.lifelines().iter().map(|n| node(n)).collect();
+    if topology.routers.is_empty() && topology.cables.iter().any(|c| c.len() > 2) {
+        // Hosts on a switch: no order on the wire, only on the ladder.
+        return format!("{}: {}", tr(lang, "one switched LAN"), nodes.join(", "));
+    }
+    nodes.join(" ─ ")
 }
 
 /// A reader that stopped reading (`| head`) is no error of ours.

@@ -143,3 +143,31 @@ fn tshark_reads_every_frame_as_dns() {
     let bad = tshark(&["-Y", "_ws.malformed || _ws.expert.severity >= 6291456", "-T", "fields", "-e", "frame.number"]);
     assert_eq!(bad, "");
 }
+
+/// On kernel sockets: the same questions, as a stub asks (RD=1), of the lab's server on
+/// loopback; the truncated answer asked again over a TCP connection.
+#[tokio::test]
+async fn on_the_host_wire_a_stub_asks_the_lab_server_on_loopback() {
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let exchange =
+        run::exchange(labs::find("dns").unwrap(), run::RunOptions::free(Wire::Host), StepSink::new("dns", tx));
+    tokio::time::timeout(Duration::from_secs(30), exchange).await.expect("never hangs").unwrap();
+    let steps: Vec<Step> = std::iter::from_fn(|| rx.try_recv().ok()).collect();
+    let kinds: Vec<&str> = steps.iter().map(|s| s.kind.as_str()).collect();
+    assert_eq!(
+        kinds,
+        [
+            "dns.query",
+            "dns.response.answer",
+            "dns.query",
+            "dns.response.answer",
+            "dns.query",
+            "dns.response.truncated",
+            "dns.query.tcp",
+            "dns.response.answer.tcp",
+            "dns.query",
+            "dns.response.nxdomain"
+        ]
+    );
+    assert!(steps.iter().filter(|s| s.from == "client").all(|s| text(s, "DNS.rd") == "true"));
+}

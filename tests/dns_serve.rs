@@ -141,3 +141,64 @@ fn bad_queries_get_formerr_and_the_server_goes_on() {
     let formerr = steps.iter().filter(|s| field(s, "DNS.rcode") == Some(&"FORMERR".into())).count();
     assert_eq!(formerr, 4);
 }
+
+/// Our client against a real server: dnsmasq on loopback, with b.lab's records and more TXT
+/// than 512 bytes hold. Its answers are decoded; the truncated one is asked again over TCP.
+#[test]
+fn run_dns_connect_asks_a_real_dnsmasq() {
+    if Command::new("dnsmasq").arg("--version").output().is_err() {
+        eprintln!("dnsmasq is not installed (.ci/run installs dnsmasq-base): skipped");
+        return;
+    }
+    let port = {
+        let probe = UdpSocket::bind("127.0.0.1:0").unwrap();
+        probe.local_addr().unwrap().port()
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let mut args: Vec<String> = [
+        "-d",
+        "--no-resolv",
+        "--no-hosts",
+        "--listen-address=127.0.0.1",
+        "--bind-interfaces",
+        "--mx-host=b.lab,mail.b.lab,10",
+        "--host-record=mail.b.lab,203.0.113.25",
+    ]
+    .map(String::from)
+    .to_vec();
+    args.push(format!("--port={port}"));
+    args.push(format!("--pid-file={}", dir.path().join("pid").display()));
+    args.extend(
+        (1..=9).map(|i| format!("--txt-record=b.lab,token-{i}-site-verification=0123456789abcdef0123456789abcdef")),
+    );
+    let mut dnsmasq = Command::new("dnsmasq").args(&args).stderr(Stdio::null()).spawn().unwrap();
+    // Ready once it answers.
+    let probe = UdpSocket::bind("127.0.0.1:0").unwrap();
+    probe.set_read_timeout(Some(Duration::from_millis(100))).unwrap();
+    for _ in 0..50 {
+        probe.send_to(&query(), ("127.0.0.1", port)).unwrap();
+        if probe.recv(&mut [0u8; 512]).is_ok() {
+            break;
+        }
+    }
+    let out = Command::new(env!("CARGO_BIN_EXE_protolab"))
+        .env("PROTOLAB_CONFIG", "/nonexistent/protolab.toml")
+        .args(["run", "dns", "--format", "jsonl", "--connect"])
+        .arg(format!("127.0.0.1:{port}"))
+        .output()
+        .unwrap();
+    dnsmasq.kill().unwrap();
+    dnsmasq.wait().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let steps: Vec<serde_json::Value> =
+        String::from_utf8(out.stdout).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let summaries: Vec<&str> = steps.iter().map(|s| s["summary"].as_str().unwrap()).collect();
+    assert!(steps.iter().all(|s| s["malformed"].is_null()), "{summaries:#?}");
+    assert!(summaries.iter().any(|s| s.ends_with("mail.b.lab. A: 203.0.113.25 (AA)")), "{summaries:#?}");
+    assert!(summaries.iter().any(|s| s.ends_with("b.lab. MX: 10 mail.b.lab. (AA)")), "{summaries:#?}");
+    assert!(summaries.iter().any(|s| s.ends_with("b.lab. TXT: TC=1, truncated")), "{summaries:#?}");
+    let tcp = steps.iter().find(|s| field(s, "DNS.tcp_length").is_some() && s["from"] == "server").expect("over TCP");
+    assert_eq!(field(tcp, "DNS.ancount"), Some(&9.into()));
+    let q = &steps[0];
+    assert_eq!(field(q, "DNS.rd"), Some(&true.into()), "a stub asks for recursion");
+}

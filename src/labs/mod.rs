@@ -11,7 +11,7 @@ pub mod traceroute;
 pub mod ws;
 
 use crate::net::sim::{SimNet, Topology};
-use crate::net::{Net, Stream, Wire};
+use crate::net::{Gate, Net, Stream, Wire};
 use crate::session::StepSink;
 use crate::wire::Decoder;
 use std::future::Future;
@@ -114,6 +114,13 @@ pub trait Lab: Send + Sync + 'static {
     /// streams on one port): `protolab serve LAB --listen ADDR:PORT`, which says `listening on`
     /// itself once it is.
     fn serve_port(&self, _listen: &str, _sink: StepSink, _sessions: Option<u32>) -> Option<LabFuture> {
+        None
+    }
+
+    /// For labs whose client speaks datagrams on the host wire (ping's ICMP socket, DNS over
+    /// UDP): the whole exchange with `target` (`--connect`), else with the embedded server or
+    /// the kernel on loopback. Each message waits at `gate` before it is sent.
+    fn host_datagrams(&self, _target: Option<&str>, _sink: StepSink, _gate: Arc<Gate>) -> Option<LabFuture> {
         None
     }
 

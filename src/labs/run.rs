@@ -70,6 +70,11 @@ pub async fn exchange(lab: Arc<dyn Lab>, opts: RunOptions, sink: StepSink) -> Re
         let wire = format!("{:?}", opts.wire);
         bail!(en("the {lab} lab does not run on the {wire} wire", &[("lab", &info.name), ("wire", &wire)]));
     }
+    if opts.wire == Wire::Host
+        && let Some(work) = lab.host_datagrams(opts.connect.as_deref(), sink.clone(), opts.gate.clone())
+    {
+        return with_gate(opts.gate.clone(), work).await;
+    }
     let net = opts.wire.open(&sink, &opts.gate, opts.faults.clone(), (info.network)());
     if let Net::Sim(sim) = &net
         && let Some(packets) = lab.packets(sim)

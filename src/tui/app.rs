@@ -182,6 +182,14 @@ pub struct LabTab {
 }
 
 impl LabTab {
+    /// The ladder's lifelines: the lab network's nodes, or client and server on kernel sockets.
+    pub fn lifelines(&self) -> Vec<&'static str> {
+        match self.wire {
+            Wire::Sim => (self.lab.info().network)().lifelines(),
+            Wire::Host => vec!["client", "server"],
+        }
+    }
+
     pub fn new(lab: Arc<dyn Lab>) -> Self {
         let narration = Narration::for_lab(Lang::En, lab.as_ref());
         LabTab {

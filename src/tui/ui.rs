@@ -220,7 +220,7 @@ pub fn draw(frame: &mut Frame, app: &App, now: Instant) {
         frame.render_widget(
             Ladder {
                 session: &tab.session,
-                endpoints: &(tab.lab.info().network)().lifelines(),
+                endpoints: &tab.lifelines(),
                 shown: tab.shown(),
                 cursor: tab.cursor,
                 scroll: tab.scroll,
@@ -646,7 +646,7 @@ fn states_at(tab: &LabTab, lang: Lang) -> Vec<EndpointState> {
 /// Whether the ladder, `width` columns wide inside its frame, cuts `step`'s label: its arrow
 /// spans too few columns (many lifelines), or there is no ladder.
 fn summary_cut(tab: &LabTab, step: &Step, width: u16) -> bool {
-    let lifelines = (tab.lab.info().network)().lifelines();
+    let lifelines = tab.lifelines();
     let column = |name: &str| lifelines.iter().position(|l| *l == name).unwrap_or(0);
     let room = crate::tui::widgets::ladder::label_room(width, lifelines.len(), column(&step.from), column(&step.to));
     crate::tui::text::width(&step.summary) > room

@@ -7,6 +7,7 @@
 //! fresh random id and goes out from a random port; a lost one is asked again.
 
 pub mod serve;
+mod stub;
 pub mod zone;
 
 use super::{ClientCtx, Lab, LabFuture, LabInfo};
@@ -27,7 +28,7 @@ static INFO: LabInfo = LabInfo {
     port: 53,
     rfcs: "RFC 1034, RFC 1035, RFC 7766",
     about: "mail.b.lab resolved step by step: root → lab. → b.lab. referrals with glue, A and MX answers, TC=1 asked again over TCP, NXDOMAIN",
-    wires: &[Wire::Sim],
+    wires: &[Wire::Sim, Wire::Host],
     conn: None,
     network: lan,
 };
@@ -42,7 +43,7 @@ fn servers() -> [(usize, Zone); 3] {
     [(1, zone::root()), (2, zone::lab()), (3, zone::b_lab())]
 }
 
-/// What the resolver asks, in order.
+/// What the resolver asks, in order (of the lab's servers, and of a real one with `--connect`).
 const QUESTIONS: [(&str, u16); 4] =
     [("mail.b.lab.", rtype::A), ("b.lab.", rtype::MX), ("b.lab.", rtype::TXT), ("nosuch.b.lab.", rtype::A)];
 /// How long the resolver waits for an answer over UDP (lab clock), and how often it asks.
@@ -51,7 +52,7 @@ const TRIES: u32 = 3;
 /// Referrals followed for one name at most.
 const MAX_REFERRALS: usize = 8;
 
-const LAB_NETWORK_ONLY: &str = term("dns runs on the lab network (--wire sim)");
+const NOT_A_STREAM: &str = term("dns asks over UDP first: its client and server are not one stream");
 
 pub struct Dns;
 
@@ -77,7 +78,16 @@ impl Lab for Dns {
     }
 
     fn serve(&self, io: Stream, _peer: SocketAddr) -> LabFuture {
-        Box::pin(serve::serve_stream(io, std::sync::Arc::new(zone::all())))
+        Box::pin(serve::serve_stream(io, std::sync::Arc::new(zone::all()), crate::net::Gate::free()))
+    }
+
+    fn host_datagrams(
+        &self,
+        target: Option<&str>,
+        sink: crate::session::StepSink,
+        gate: std::sync::Arc<crate::net::Gate>,
+    ) -> Option<LabFuture> {
+        Some(Box::pin(stub::run(target.map(str::to_string), sink, gate)))
     }
 
     fn serve_port(&self, listen: &str, sink: crate::session::StepSink, sessions: Option<u32>) -> Option<LabFuture> {
@@ -85,7 +95,7 @@ impl Lab for Dns {
     }
 
     fn client(&self, _io: Stream, _ctx: ClientCtx) -> LabFuture {
-        Box::pin(async { bail!(LAB_NETWORK_ONLY) })
+        Box::pin(async { bail!(NOT_A_STREAM) })
     }
 
     fn packets(&self, net: &SimNet) -> Option<LabFuture> {

@@ -25,7 +25,7 @@ const IDLE: Duration = Duration::from_secs(10);
 
 /// Answers DNS over TCP on one connection: a two-byte length, the query, the answer, until the
 /// client closes or stays silent for [`IDLE`].
-pub async fn serve_stream(mut io: Stream, zones: Arc<Vec<Zone>>) -> Result<()> {
+pub async fn serve_stream(mut io: Stream, zones: Arc<Vec<Zone>>, gate: Arc<Gate>) -> Result<()> {
     loop {
         let mut len = [0u8; 2];
         match tokio::time::timeout(IDLE, io.read_exact(&mut len)).await {
@@ -42,6 +42,7 @@ pub async fn serve_stream(mut io: Stream, zones: Arc<Vec<Zone>>) -> Result<()> {
         let Some(reply) = zone::answer(&zones, &query, Transport::Tcp) else { return Ok(()) };
         let mut framed = (reply.len() as u16).to_be_bytes().to_vec();
         framed.extend_from_slice(&reply);
+        gate.clone().pass("server".into()).await;
         io.write_all(&framed).await?;
     }
 }
@@ -49,10 +50,27 @@ pub async fn serve_stream(mut io: Stream, zones: Arc<Vec<Zone>>) -> Result<()> {
 /// Serves every lab zone on `listen` (UDP and TCP, the same port) until `sessions` are done,
 /// or for ever.
 pub async fn serve(listen: String, sink: StepSink, sessions: Option<u32>) -> Result<()> {
-    let tcp = tokio::net::TcpListener::bind(&listen).await.wrap_err_with(|| format!("cannot listen on {listen}"))?;
+    let (tcp, udp) = bind(&listen).await?;
+    eprintln!("listening on {}", tcp.local_addr()?);
+    answer(tcp, udp, sink, sessions, Gate::free()).await
+}
+
+/// A TCP listener on `listen`, and a UDP socket on the same address and port.
+pub async fn bind(listen: &str) -> Result<(tokio::net::TcpListener, tokio::net::UdpSocket)> {
+    let tcp = tokio::net::TcpListener::bind(listen).await.wrap_err_with(|| format!("cannot listen on {listen}"))?;
     let addr = tcp.local_addr()?;
     let udp = tokio::net::UdpSocket::bind(addr).await.wrap_err_with(|| format!("cannot listen on {addr} (UDP)"))?;
-    eprintln!("listening on {addr}");
+    Ok((tcp, udp))
+}
+
+/// Answers on both sockets until `sessions` are done, or for ever.
+pub async fn answer(
+    tcp: tokio::net::TcpListener,
+    udp: tokio::net::UdpSocket,
+    sink: StepSink,
+    sessions: Option<u32>,
+    gate: Arc<Gate>,
+) -> Result<()> {
     let zones = Arc::new(zone::all());
     let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
     let mut tasks = JoinSet::new();
@@ -68,7 +86,9 @@ pub async fn serve(listen: String, sink: StepSink, sessions: Option<u32>) -> Res
                 let sink = sink.for_session(session);
                 let query = &buf[..n];
                 sink.emit(dns::describe(query, 0).into_step("client", "server", query[..n.min(KEEP_BYTES)].to_vec(), n));
-                if let Some(reply) = zone::answer(&zones, query, Transport::Udp)
+                let reply = zone::answer(&zones, query, Transport::Udp);
+                if let Some(reply) = reply
+                    && gate.clone().pass("server".into()).await == crate::net::Release::Send
                     && udp.send_to(&reply, peer).await.is_ok()
                 {
                     sink.emit(dns::describe(&reply, 0).into_step("server", "client", reply.clone(), reply.len()));
@@ -85,10 +105,10 @@ pub async fn serve(listen: String, sink: StepSink, sessions: Option<u32>) -> Res
                     (Box::new(dns::TcpDecoder), Box::new(dns::TcpDecoder));
                 let rec = Recorder::new(sink.for_session(session), ["client", "server"], decoders);
                 let io = TapStream::new(Limited::new(stream, Limits::default()), rec, Dir::ServerToClient, true, Gate::free());
-                let zones = zones.clone();
+                let (zones, gate) = (zones.clone(), gate.clone());
                 let number = session;
                 tasks.spawn(async move {
-                    let result = serve_stream(Box::new(io), zones).await;
+                    let result = serve_stream(Box::new(io), zones, gate).await;
                     drop(permit);
                     if let Err(e) = result {
                         eprintln!("session {number} ({peer}) ended: {e:#}");
