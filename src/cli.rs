@@ -32,6 +32,15 @@ impl Cli {
         )
     }
 
+    /// Whether this command may ping on the host wire (the TUI, `run`, a lesson), and so wants
+    /// a raw ICMP socket made while it may.
+    pub fn may_ping(&self) -> bool {
+        matches!(
+            self.command,
+            None | Some(Command::Tui { .. } | Command::Run { interface: None, .. } | Command::Lesson { .. })
+        )
+    }
+
     /// Whether this command may capture the kernel's segments (the TUI, or `run` on kernel
     /// sockets): the others need no capture socket.
     pub fn may_capture(&self) -> bool {
@@ -90,7 +99,8 @@ pub enum Command {
         /// The wire (default: the lab's own; `protolab labs` lists the wires each lab runs on).
         #[arg(long, value_enum)]
         wire: Option<Wire>,
-        /// Talk to this real server instead of the embedded one (host wire).
+        /// Talk to this real server instead of the embedded one (host wire); a host alone
+        /// for ping.
         #[arg(long, value_name = "HOST:PORT", value_parser = parse_host_port)]
         connect: Option<String>,
         #[arg(long, value_enum, default_value_t)]
@@ -207,7 +217,10 @@ fn parse_delay(s: &str) -> Result<(u64, u64), String> {
 
 /// `HOST:PORT` for `--connect`: a host (a name or an address) and a port from 1 to 65535.
 fn parse_host_port(s: &str) -> Result<String, String> {
-    let (host, port) = s.rsplit_once(':').ok_or("expected HOST:PORT, e.g. mail.example:25")?;
+    // A host alone, for labs without ports (ping); the others ask for the port themselves.
+    let Some((host, port)) = s.rsplit_once(':') else {
+        return if s.is_empty() { Err("expected HOST:PORT, e.g. mail.example:25".into()) } else { Ok(s.to_string()) };
+    };
     let host = host.trim_start_matches('[').trim_end_matches(']');
     if host.is_empty() {
         return Err("no host before the port".into());
@@ -690,6 +703,12 @@ pub async fn dispatch(cli: Cli) -> Result<()> {
                     usage("--lease-speedup sets the DHCP lab's lease clock: it goes with `run dhcp`");
                 }
                 crate::labs::dhcp::set_speedup(times);
+            }
+            if let Some(target) = &connect
+                && lab.info().port != 0
+                && !target.contains(':')
+            {
+                usage(&format!("--connect {target}: the {} lab needs HOST:PORT", lab.info().name));
             }
             let wire = wire.unwrap_or(if connect.is_some() { Wire::Host } else { lab.info().default_wire() });
             refuse_wire(lab.info(), wire);

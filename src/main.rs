@@ -17,7 +17,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     // Before the runtime makes its threads: they inherit what this one keeps.
     if !cli.needs_raw_sockets() {
-        protolab::net::capture::open_early(cli.may_capture());
+        protolab::net::capture::open_early(cli.may_capture(), cli.may_ping());
     }
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,

@@ -161,3 +161,89 @@ async fn a_lost_arp_request_at_the_router_is_asked_again() {
     let time: f64 = first.states[0].1.split("time=").nth(1).unwrap().trim_end_matches(" ms").parse().unwrap();
     assert!(time >= 1000.0, "held at r1 for a second: {time} ms");
 }
+
+/// ping on the host wire: the kernel's own echo replies from 127.0.0.1, each matched to its
+/// request by identifier and sequence number. Root here has CAP_NET_RAW, which the default
+/// ping_group_range ("1 0") makes the way in: a raw socket; a user without either is told
+/// how to allow it (exit 1).
+#[test]
+fn on_the_host_wire_the_kernel_answers() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_protolab"))
+        .args(["run", "ping", "--wire", "host", "--format", "jsonl"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    if !out.status.success() {
+        assert!(err.contains("net.ipv4.ping_group_range"), "{err}");
+        eprintln!("no ICMP socket for this user here: {err}");
+        return;
+    }
+    let steps: Vec<Step> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .map(|v| Step { summary: v["summary"].as_str().unwrap().into(), ..step_from(&v) })
+        .collect();
+    let requests: Vec<&Step> = steps.iter().filter(|s| s.from == "client").collect();
+    let replies: Vec<&Step> = steps.iter().filter(|s| s.from == "server").collect();
+    assert_eq!(requests.iter().map(|s| field(s, "ICMP.seq")).collect::<Vec<_>>(), [1, 2, 3, 4]);
+    assert_eq!(replies.iter().map(|s| field(s, "ICMP.seq")).collect::<Vec<_>>(), [1, 2, 3, 4]);
+    let ident = field(requests[0], "ICMP.id");
+    assert!(steps.iter().all(|s| field(s, "ICMP.id") == ident));
+    assert!(replies.iter().all(|s| s.states[0].1.contains(" time=")), "timed");
+}
+
+/// In a network namespace whose ping_group_range admits every group, the datagram socket is
+/// used; with the default range, a user without
+/// CAP_NET_RAW gets the reason and the way to allow it.
+#[test]
+fn an_icmp_datagram_socket_where_allowed_and_a_clear_refusal_where_not() {
+    if !nix_root() {
+        eprintln!("needs root for a network namespace: skipped");
+        return;
+    }
+    let ns = format!("protolab-ping-{}", std::process::id());
+    let sh = |cmd: &str| std::process::Command::new("sh").arg("-c").arg(cmd).output().unwrap();
+    if !sh(&format!("ip netns add {ns} && ip netns exec {ns} ip link set lo up")).status.success() {
+        eprintln!("ip netns is not available here: skipped");
+        return;
+    }
+    let bin = env!("CARGO_BIN_EXE_protolab");
+    sh(&format!("ip netns exec {ns} sysctl -qw net.ipv4.ping_group_range='0 2147483647'"));
+    let allowed = sh(&format!("ip netns exec {ns} {bin} run ping --wire host --format jsonl"));
+    sh(&format!("ip netns exec {ns} sysctl -qw net.ipv4.ping_group_range='1 0'"));
+    let refused = sh(&format!(
+        "ip netns exec {ns} setpriv --reuid 65534 --regid 65534 --clear-groups {bin} run ping --wire host"
+    ));
+    sh(&format!("ip netns del {ns}"));
+    assert!(allowed.status.success(), "{}", String::from_utf8_lossy(&allowed.stderr));
+    // A datagram socket hands over the ICMP message alone: no IPv4 header, so no TTL to tell
+    // (a raw socket's replies say `ttl=64`).
+    let out = String::from_utf8(allowed.stdout).unwrap();
+    let replies: Vec<&str> = out.lines().filter(|l| l.contains("\"echo reply ")).collect();
+    assert_eq!(replies.len(), 4, "{out}");
+    assert!(replies.iter().all(|l| l.contains(" time=") && !l.contains("ttl=")), "{out}");
+    assert_eq!(refused.status.code(), Some(1));
+    let err = String::from_utf8(refused.stderr).unwrap();
+    assert!(
+        err.contains("net.ipv4.ping_group_range (now 1 0)") && err.contains("sysctl -w"),
+        "one line that says why and how: {err}"
+    );
+}
+
+fn nix_root() -> bool {
+    std::process::Command::new("id").arg("-u").output().is_ok_and(|o| o.stdout.starts_with(b"0\n"))
+}
+
+/// A step from its JSONL line (the fields and states a test reads).
+fn step_from(v: &serde_json::Value) -> Step {
+    let mut step =
+        Step { from: v["from"].as_str().unwrap().into(), to: v["to"].as_str().unwrap().into(), ..Step::default() };
+    for f in v["fields"].as_array().unwrap() {
+        step.fields.push(protolab::session::Field::new(f["path"].as_str().unwrap(), f["value"].clone(), 0..0));
+    }
+    if let Some(states) = v["states"].as_object() {
+        step.states = states.iter().map(|(k, s)| (k.clone(), s.as_str().unwrap().to_string())).collect();
+    }
+    step
+}

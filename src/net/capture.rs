@@ -287,17 +287,38 @@ static EARLY: Mutex<Option<Result<std::os::fd::OwnedFd, String>>> = Mutex::new(N
 /// the threads made later (the runtime's) start with their maker's. The socket receives
 /// nothing until a run needs it. Call it before any thread starts; without it, the socket is
 /// made on first use and the capability kept.
-pub fn open_early(capture: bool) {
+///
+/// `icmp`: also make a raw ICMP socket, for ping on the host wire where the kernel allows no
+/// ICMP datagram socket ([`icmp_socket`]).
+pub fn open_early(capture: bool, icmp: bool) {
     #[cfg(target_os = "linux")]
     {
         if capture {
             let socket = super::raw::socket().map_err(|_| HINT.to_string());
             *EARLY.lock().unwrap_or_else(|e| e.into_inner()) = Some(socket);
         }
+        *EARLY_ICMP.lock().unwrap_or_else(|e| e.into_inner()) = Some(if icmp { raw_icmp() } else { None });
         drop_net_raw();
     }
     #[cfg(not(target_os = "linux"))]
-    let _ = capture;
+    let _ = (capture, icmp);
+}
+
+/// The raw ICMP socket made by [`open_early`] while the process could (`Some(None)`: it could
+/// not, or was not asked to; `None`: `open_early` was not called).
+static EARLY_ICMP: Mutex<Option<Option<socket2::Socket>>> = Mutex::new(None);
+
+fn raw_icmp() -> Option<socket2::Socket> {
+    socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::RAW, Some(socket2::Protocol::ICMPV4)).ok()
+}
+
+/// A raw ICMP socket (a copy of the one made at start), if the process had CAP_NET_RAW then;
+/// without [`open_early`], made now if the process has it.
+pub fn icmp_socket() -> Option<socket2::Socket> {
+    match &*EARLY_ICMP.lock().unwrap_or_else(|e| e.into_inner()) {
+        Some(early) => early.as_ref().and_then(|s| s.try_clone().ok()),
+        None => raw_icmp(),
+    }
 }
 
 #[cfg(target_os = "linux")]

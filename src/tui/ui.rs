@@ -12,6 +12,7 @@ use super::theme::Theme;
 use super::widgets::{
     details::Details,
     ladder::{EndpointState, HEADER, Ladder, width_for_label},
+    map::{self, Map},
     timeline::{self, Lease, LeaseView, Timeline},
 };
 use crate::locale::{Lang, endpoint, localize, localize_failure, tr, trf};
@@ -44,6 +45,8 @@ pub struct Areas {
     pub ladder: Rect,
     /// Rows at the bottom of the ladder's block for the DHCP lease timeline.
     pub timeline_rows: u16,
+    /// Rows above them for the lab network's map (labs of more than two nodes).
+    pub map_rows: u16,
     pub details: Rect,
     pub narration: Rect,
     pub status: Rect,
@@ -54,7 +57,7 @@ pub struct Areas {
 impl Areas {
     /// Rows of steps the ladder shows (inside its borders, under its header).
     pub fn ladder_rows(&self) -> usize {
-        let lines = self.ladder.height.saturating_sub(2 + HEADER + self.timeline_rows);
+        let lines = self.ladder.height.saturating_sub(2 + HEADER + self.timeline_rows + self.map_rows);
         // The last step needs no gap under it.
         ((lines + self.gap) / (1 + self.gap)) as usize
     }
@@ -67,6 +70,11 @@ impl Areas {
         let on_a_step = y.saturating_sub(top).is_multiple_of(1 + self.gap);
         (inside && on_a_step).then(|| ((y - top) / (1 + self.gap)) as usize)
     }
+}
+
+/// Rows for the map of a tab's lab network: on the lab network, when it has more than two nodes.
+fn map_rows(tab: &LabTab) -> u16 {
+    if tab.wire == Wire::Sim && map::worth_it(&(tab.lab.info().network)()) { map::ROWS } else { 0 }
 }
 
 /// Whether a tab shows a lease timeline under its ladder.
@@ -96,6 +104,7 @@ pub fn layout(area: Rect, app: &App) -> Areas {
             tabs,
             ladder: Rect { height: 0, ..main },
             timeline_rows: 0,
+            map_rows: 0,
             details,
             narration,
             status,
@@ -111,7 +120,7 @@ pub fn layout(area: Rect, app: &App) -> Areas {
         let timeline_rows = if has_timeline(tab) { timeline::COMPACT } else { 0 };
         let gap = u16::from(main.height >= 30);
         let details = Rect { height: 0, ..narration };
-        return Areas { tabs, ladder, timeline_rows, details, narration, status, gap };
+        return Areas { tabs, ladder, timeline_rows, map_rows: map_rows(tab), details, narration, status, gap };
     }
     let timeline_rows = if !has_timeline(tab) {
         0
@@ -129,7 +138,7 @@ pub fn layout(area: Rect, app: &App) -> Areas {
         let details_h = if tab.lesson.is_some() { side.height * 2 / 5 } else { side.height * 3 / 5 };
         let details = Rect { height: details_h, ..side };
         let narration = Rect { y: side.y + details_h - 1, height: side.height + 1 - details_h, ..side };
-        return Areas { tabs, ladder, timeline_rows, details, narration, status, gap: 0 };
+        return Areas { tabs, ladder, timeline_rows, map_rows: map_rows(tab), details, narration, status, gap: 0 };
     }
     // Stacked: the lower panes get two fifths of what is left besides borders, and at small
     // heights about half, up to eight rows.
@@ -142,7 +151,7 @@ pub fn layout(area: Rect, app: &App) -> Areas {
     let ladder = Rect { height: main.height.saturating_sub(content + 1), ..main };
     let lower = Rect { y: ladder.bottom().saturating_sub(1), height: content + 2, ..main };
     let (details, narration) = beside(lower);
-    Areas { tabs, ladder, timeline_rows, details, narration, status, gap: 0 }
+    Areas { tabs, ladder, timeline_rows, map_rows: map_rows(tab), details, narration, status, gap: 0 }
 }
 
 /// Before drawing: lays out the screen, keeps the cursor in the ladder's view and the scrolled
@@ -206,7 +215,8 @@ pub fn draw(frame: &mut Frame, app: &App, now: Instant) {
         let inner = block.inner(areas.ladder);
         frame.render_widget(block, areas.ladder);
         let rows = areas.timeline_rows.min(inner.height);
-        let ladder_area = Rect { height: inner.height - rows, ..inner };
+        let map_h = areas.map_rows.min(inner.height - rows);
+        let ladder_area = Rect { height: inner.height - rows - map_h, ..inner };
         let footer = match &tab.state {
             RunState::Running => None,
             RunState::Completed => {
@@ -240,8 +250,14 @@ pub fn draw(frame: &mut Frame, app: &App, now: Instant) {
             },
             ladder_area,
         );
+        if map_h > 0 {
+            let topology = (tab.lab.info().network)();
+            let crossed = tab.selected().map(|s| (s.from.as_str(), s.to.as_str()));
+            let area = Rect { y: ladder_area.bottom(), height: map_h, ..inner };
+            frame.render_widget(Map { topology: &topology, crossed, lang }, area);
+        }
         if rows > 0 {
-            let area = Rect { y: ladder_area.bottom(), height: rows, ..inner };
+            let area = Rect { y: ladder_area.bottom() + map_h, height: rows, ..inner };
             frame.render_widget(Timeline { view: lease_view(tab, lang), lang }, area);
         }
     }

@@ -207,6 +207,12 @@ pub fn tcp_payload(frame: &[u8]) -> Option<(u16, u16, Range<usize>)> {
     Some((tcp.source_port(), tcp.destination_port(), start..start + tcp.payload().len()))
 }
 
+/// An ICMP message on its own, as an ICMP socket sends and receives it (no Ethernet, no IPv4
+/// header): a network step.
+pub fn decode_icmp(message: &[u8]) -> Message {
+    icmp(Reading::new(message), 0..message.len(), true)
+}
+
 /// The frame's own layers: Ethernet, ARP or IPv4, and TCP, UDP or ICMP.
 fn decode_layers(frame: &[u8], captured: bool) -> Message {
     let mut r = Reading::new(frame);

@@ -5,6 +5,8 @@
 //! forwards crosses the second cable as a step of its own, its TTL one less. A lost request or
 //! reply shows as a sequence number with no answer, as ping shows it.
 
+mod host;
+
 use super::{ClientCtx, Lab, LabFuture, LabInfo};
 use crate::locale::{en, term};
 use crate::net::sim::{CLIENT, SimNet, Topology};
@@ -22,7 +24,7 @@ static INFO: LabInfo = LabInfo {
     port: 0,
     rfcs: "RFC 792",
     about: "ping across a router: ARP, echo request and reply, TTL less one per hop, round-trip time, a lost reply",
-    wires: &[Wire::Sim],
+    wires: &[Wire::Sim, Wire::Host],
     conn: None,
     network: one_router,
 };
@@ -30,16 +32,16 @@ static INFO: LabInfo = LabInfo {
 /// Echo requests sent, one each [`INTERVAL`], as `ping -c 4` does.
 pub const COUNT: u16 = 4;
 /// Between two requests, and how long each waits for its reply (lab clock).
-const INTERVAL: Duration = Duration::from_secs(1);
+pub(super) const INTERVAL: Duration = Duration::from_secs(1);
 /// What each request carries, which the reply must bring back.
-const DATA: &[u8] = b"protolab ping: abcdefghijklmnopqrstuvwxyz";
+pub(super) const DATA: &[u8] = b"protolab ping: abcdefghijklmnopqrstuvwxyz";
 /// The ping lab's network: client, r1, server.
 fn one_router() -> Topology {
     Topology::chain(1)
 }
 
-/// Why the lab refuses the host wire (for now).
-const LAB_NETWORK_ONLY: &str = term("ping runs on the lab network (--wire sim)");
+/// Why the lab has no stream to serve or talk over.
+const NOT_A_STREAM: &str = term("ping speaks ICMP: it has no stream to serve or to talk over");
 
 pub struct Ping;
 
@@ -60,15 +62,24 @@ impl Lab for Ping {
     }
 
     fn serve(&self, _io: Stream, _peer: SocketAddr) -> LabFuture {
-        Box::pin(async { bail!(LAB_NETWORK_ONLY) })
+        Box::pin(async { bail!(NOT_A_STREAM) })
     }
 
     fn client(&self, _io: Stream, _ctx: ClientCtx) -> LabFuture {
-        Box::pin(async { bail!(LAB_NETWORK_ONLY) })
+        Box::pin(async { bail!(NOT_A_STREAM) })
     }
 
     fn packets(&self, net: &SimNet) -> Option<LabFuture> {
         Some(Box::pin(ping(net.clone())))
+    }
+
+    fn host_datagrams(
+        &self,
+        target: Option<&str>,
+        sink: crate::session::StepSink,
+        gate: std::sync::Arc<crate::net::Gate>,
+    ) -> Option<LabFuture> {
+        Some(Box::pin(host::run(target.map(str::to_string), sink, gate)))
     }
 }
 
@@ -95,7 +106,7 @@ fn echo_reply(frame: &[u8], ident: u16) -> Option<(u16, u8)> {
 }
 
 /// Milliseconds with two decimals, as ping prints them.
-fn ms(d: Duration) -> String {
+pub(super) fn ms(d: Duration) -> String {
     format!("{:.2}", d.as_secs_f64() * 1000.0)
 }
 
