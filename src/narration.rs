@@ -70,7 +70,12 @@ impl Narration {
             Wire::Host if step.frame => "captured",
             Wire::Host => "host",
         };
-        let variant = step.fate.variant().or(step.again.then_some("again")).or(step.forwarded.then_some("forwarded"));
+        let variant = step
+            .fate
+            .variant()
+            .or(step.again.then_some("again"))
+            .or(step.nat.then_some("nat"))
+            .or(step.forwarded.then_some("forwarded"));
         let suffix = variant.map(|v| format!("~{v}")).unwrap_or_default();
         let mut prefixes = Vec::new();
         let mut kind = step.kind.as_str();

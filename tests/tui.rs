@@ -64,19 +64,22 @@ async fn real_steps(lab: &str) -> Vec<Step> {
 /// DHCP xids, checksums, the message's date and id. Times become 1 ms a step, on top of the
 /// quarter second the step fell in (so the DHCP lease clock keeps its shape).
 fn normalize(steps: &mut [Step]) {
+    // An ephemeral port, or one a NAT router handed out (40000 and up).
     let client_port =
-        |s: &Step| [s.number("TCP.src_port"), s.number("TCP.dst_port")].into_iter().flatten().find(|&p| p >= 49152);
+        |s: &Step| [s.number("TCP.src_port"), s.number("TCP.dst_port")].into_iter().flatten().find(|&p| p >= 40000);
+    // Which side sent it: the one whose port is the client's.
+    let from_client = |s: &Step, port: u64| s.number("TCP.src_port") == Some(port);
     // Each side's ISN, per connection (the client's port names it).
     let mut isn = HashMap::new();
     for s in steps.iter() {
         if s.value("TCP.flags").is_some_and(|f| f.split(',').any(|f| f == "SYN"))
             && let (Some(port), Some(seq)) = (client_port(s), s.number("TCP.seq"))
         {
-            isn.entry((port, s.from == "client")).or_insert(seq as u32);
+            isn.entry((port, from_client(s, port))).or_insert(seq as u32);
         }
     }
     let ports: Vec<u64> = {
-        let mut p: Vec<u64> = steps.iter().filter_map(client_port).collect();
+        let mut p: Vec<u64> = steps.iter().filter_map(client_port).filter(|&p| p >= 49152).collect();
         p.dedup();
         p
     };
@@ -87,7 +90,7 @@ fn normalize(steps: &mut [Step]) {
     for s in steps.iter_mut() {
         s.t_us = s.t_us / 250_000 * 250_000 + s.seq * 1000;
         if let Some(port) = client_port(s) {
-            let from_client = s.from == "client";
+            let from_client = from_client(s, port);
             for (path, own) in [("TCP.seq", from_client), ("TCP.ack", !from_client)] {
                 let (Some(v), Some(&base)) = (s.number(path), isn.get(&(port, own))) else { continue };
                 if v == 0 && path == "TCP.ack" {
@@ -99,7 +102,12 @@ fn normalize(steps: &mut [Step]) {
                 s.summary = s.summary.replace(&format!("{name}={v} "), &format!("{name}={fixed} "));
                 s.summary = s.summary.replace(&format!("{name}={v}"), &format!("{name}={fixed}"));
             }
-            let fixed = 49152 + ports.iter().position(|&p| p == port).unwrap_or(0) as u16;
+            // Ephemeral ports are random; a NAT's are handed out in order, the same each run.
+            let fixed = if port >= 49152 {
+                49152 + ports.iter().position(|&p| p == port).unwrap_or(0) as u16
+            } else {
+                port as u16
+            };
             for path in ["TCP.src_port", "TCP.dst_port"] {
                 if s.number(path) == Some(port) {
                     set(s, path, fixed.into(), &fixed.to_be_bytes());
@@ -326,6 +334,23 @@ async fn dns_with_four_lifelines() {
             assert!(screen.contains(name), "{name} at {w}x{h}:\n{screen}");
         }
         insta::assert_snapshot!(format!("dns_{w}x{h}"), screen);
+    }
+}
+
+/// nat: remote, r1, web, pc; the port-forwarded SYN selected, its rewrite in the details and
+/// the crossed link (r1's inside LAN) on the map.
+#[tokio::test]
+async fn nat_with_a_rewritten_syn() {
+    let mut steps = real_steps("nat").await;
+    normalize(&mut steps);
+    let forwarded = steps.iter().position(|s| s.summary.starts_with("SYN ") && s.from == "r1").unwrap();
+    let mut app = app_on("nat", steps, forwarded);
+    for (w, h) in [(80, 24), (200, 60)] {
+        let screen = draw(&mut app, w, h);
+        for name in ["remote", "r1", "web", "pc"] {
+            assert!(screen.contains(name), "{name} at {w}x{h}:\n{screen}");
+        }
+        insta::assert_snapshot!(format!("nat_{w}x{h}"), screen);
     }
 }
 

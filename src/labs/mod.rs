@@ -3,6 +3,7 @@
 
 pub mod dhcp;
 pub mod dns;
+pub mod nat;
 pub mod ping;
 pub mod run;
 pub mod smtp;
@@ -141,6 +142,7 @@ pub fn registry() -> Vec<Arc<dyn Lab>> {
         Arc::new(ping::Ping),
         Arc::new(traceroute::Traceroute),
         Arc::new(dns::Dns),
+        Arc::new(nat::NatLab),
     ]
 }
 

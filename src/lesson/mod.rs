@@ -227,6 +227,7 @@ const FILES: &[(&str, &str)] = &[
     ("ping", include_str!("../../assets/lessons/ping.toml")),
     ("traceroute", include_str!("../../assets/lessons/traceroute.toml")),
     ("dns", include_str!("../../assets/lessons/dns.toml")),
+    ("nat", include_str!("../../assets/lessons/nat.toml")),
     ("ports", include_str!("../../assets/lessons/ports.toml")),
     ("exercises", include_str!("../../assets/lessons/exercises.toml")),
 ];

@@ -97,6 +97,9 @@ pub struct Step {
     /// router's relay, not as its sender's own message.
     #[serde(skip)]
     pub forwarded: bool,
+    /// The router that passed it on rewrote its addresses (NAT): narrated as the rewrite.
+    #[serde(skip)]
+    pub nat: bool,
     /// The bytes are one whole Ethernet frame (sim wire, or captured): what a pcap file holds.
     #[serde(skip)]
     pub frame: bool,
@@ -185,6 +188,7 @@ impl Default for Step {
             kind: String::new(),
             again: false,
             forwarded: false,
+            nat: false,
             notes: Vec::new(),
             frame: false,
             fate: Fate::Delivered,

@@ -468,6 +468,7 @@ impl SimNet {
                 let ports = ports.map(|(p, &(ip, prefix))| router::Port { mac: router_mac(r, p), ip, prefix });
                 let mut router = router::Router::new(ports.collect(), spec.routes.clone());
                 router.silent = spec.silent;
+                router.nat = spec.nat.clone();
                 router
             })
             .collect();
@@ -757,6 +758,11 @@ impl Shared {
                 ),
             );
             step.forwarded = true;
+            if let Some(nat) = came.nat {
+                let udp = step.bytes.get(field::ethernet::LEN + field::ipv4::PROTOCOL.start) == Some(&17);
+                step.notes.insert(1, nat_note(inner.names[frame.from], &nat, udp));
+                step.nat = true;
+            }
         }
         step.frame = true;
         step.fate = frame.fate;
@@ -788,6 +794,36 @@ impl Shared {
         {
             inner.log_delivery(to, &seg, seq);
         }
+    }
+}
+
+/// What a NAT router rewrote, as a note: which address, before and after, and the checksum.
+fn nat_note(router: &str, nat: &router::Rewrite, udp: bool) -> String {
+    let proto = if udp { "UDP" } else { "TCP" };
+    let args: [(&str, &dyn std::fmt::Display); 6] = [
+        ("router", &router),
+        ("before", &nat.before),
+        ("after", &nat.after),
+        ("proto", &proto),
+        ("old", &format!("{:04x}", nat.checksum.0)),
+        ("new", &format!("{:04x}", nat.checksum.1)),
+    ];
+    match (nat.forward, nat.destination) {
+        (true, true) => en(
+            "port forward by {router}: destination {before} → {after}, so the {proto} checksum 0x{old} → 0x{new}",
+            &args,
+        ),
+        (true, false) => en(
+            "port forward by {router}: the server's answer leaves from {after}, not {before}, so the {proto} checksum 0x{old} → 0x{new}",
+            &args,
+        ),
+        (false, false) => {
+            en("source NAT by {router}: source {before} → {after}, so the {proto} checksum 0x{old} → 0x{new}", &args)
+        }
+        (false, true) => en(
+            "source NAT by {router}: the answer to {before} goes on to {after}, so the {proto} checksum 0x{old} → 0x{new}",
+            &args,
+        ),
     }
 }
 

@@ -6,10 +6,16 @@
 //! Unreachable (type 3 code 0), both quoting the packet's header and its first 8 bytes of data
 //! (RFC 1812 §4.3.2.3); it answers ARP and echo requests for its own addresses. A router set
 //! `silent` sends no ICMP errors (traceroute then shows `* * *`).
+//!
+//! A router given a [`Nat`] rewrites addresses between its inside and its outside (RFC 3022):
+//! TCP and UDP from the inside leave with its outside address and a port of its own (source
+//! NAT, NAPT), a port forward sends what reaches an outside port to a server inside, and the
+//! answers of both are rewritten back; each rewrite recomputes the IPv4 header checksum and the
+//! TCP or UDP checksum, whose pseudo-header covers the addresses.
 
 use crate::wire::frame::{field, internet_checksum};
 use std::collections::{HashMap, VecDeque};
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, SocketAddrV4};
 use std::time::Duration;
 
 /// EtherType of IPv4 and of ARP.
@@ -25,7 +31,12 @@ const HELD: usize = 16;
 /// again (Linux asks once a second, RFC 1122 §2.3.2.1 asks for at most one a second).
 const ASK_AGAIN: Duration = Duration::from_secs(1);
 const ICMP: u8 = 1;
+const TCP: u8 = 6;
 const UDP: u8 = 17;
+/// Translations a NAT router remembers: past this, the oldest is forgotten.
+const TRANSLATIONS: usize = 1024;
+/// The first port the router's source NAT hands out.
+const NAT_PORTS: u16 = 40000;
 
 /// One of the router's interfaces.
 #[derive(Debug, Clone)]
@@ -59,6 +70,43 @@ pub struct Out {
 pub struct Forwarded {
     pub ttl: u8,
     pub checksum: u16,
+    /// What the router's NAT rewrote, if it did.
+    pub nat: Option<Rewrite>,
+}
+
+/// A NAT rewrite: the addresses and ports before and after, and the TCP or UDP checksum.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rewrite {
+    /// `true`: the destination was rewritten (a port forward, or the answer to an inside
+    /// client); `false`: the source (an inside client going out, or a forwarded server's
+    /// answer).
+    pub destination: bool,
+    pub before: SocketAddrV4,
+    pub after: SocketAddrV4,
+    /// The TCP or UDP checksum as it came in, and as it leaves.
+    pub checksum: (u16, u16),
+    /// The rewrite is a port forward's (either way), not source NAT's.
+    pub forward: bool,
+}
+
+/// A router's NAT: which interface is the outside, and the ports forwarded to servers inside.
+#[derive(Debug, Clone, Default)]
+pub struct Nat {
+    pub outside: usize,
+    /// (protocol, outside port, inside server).
+    pub forwards: Vec<(u8, u16, SocketAddrV4)>,
+}
+
+/// Who a translated flow is: protocol, the inside end, the outside end.
+type Flow = (u8, SocketAddrV4, SocketAddrV4);
+
+/// The NAT's memory: each inside flow's outside port, and back.
+#[derive(Debug, Default)]
+struct Translations {
+    out: HashMap<Flow, u16>,
+    back: HashMap<(u8, u16, SocketAddrV4), SocketAddrV4>,
+    order: VecDeque<Flow>,
+    next: u16,
 }
 
 /// The router's state: its interfaces, its table, what ARP taught it, what waits for ARP.
@@ -76,6 +124,9 @@ pub struct Router {
     pub silent: bool,
     /// The IPv4 identification of the next packet it makes.
     ident: u16,
+    /// Address translation between the inside and the outside, if it does it.
+    pub nat: Option<Nat>,
+    translations: Translations,
 }
 
 /// A packet waiting for its next hop's MAC: the interface, the next hop, the packet.
@@ -167,6 +218,8 @@ impl Router {
             now: Duration::ZERO,
             silent: false,
             ident: 1,
+            nat: None,
+            translations: Translations { next: NAT_PORTS, ..Translations::default() },
         }
     }
 
@@ -255,6 +308,13 @@ impl Router {
         if internet_checksum(&packet[..ihl], ipv4::CHECKSUM) != written {
             return;
         }
+        // An answer to an inside client, or what a port forward sends inside, has its
+        // destination rewritten first; then it is routed like any packet.
+        let translated = self.translate_in(port, packet, ihl);
+        let (packet, nat) = match &translated {
+            Some((p, rewrite)) => (p.as_slice(), Some(*rewrite)),
+            None => (packet, None),
+        };
         let (src, dst) = (ip_at(packet, ipv4::SRC), ip_at(packet, ipv4::DST));
         if let Some(me) = self.ports.iter().find(|p| p.ip == dst).map(|p| p.ip) {
             self.for_me(me, src, packet, ihl, out);
@@ -272,9 +332,52 @@ impl Router {
         };
         let mut forwarded = packet.to_vec();
         forwarded[ipv4::TTL.start] = ttl - 1;
+        // Leaving by the outside from the inside: the source is rewritten.
+        let nat = nat.or_else(|| self.translate_out(port, route.port, &mut forwarded, ihl));
         seal_ipv4(&mut forwarded);
-        let came = Forwarded { ttl, checksum: written };
+        let came = Forwarded { ttl, checksum: written, nat };
         self.send(route.port, route.via.unwrap_or(dst), forwarded, Some(came), out);
+    }
+
+    /// For a packet that came in on the outside to the router's outside address: a port
+    /// forward, or the answer to an inside client's flow; the packet with its destination
+    /// rewritten.
+    fn translate_in(&mut self, port: usize, packet: &[u8], ihl: usize) -> Option<(Vec<u8>, Rewrite)> {
+        let nat = self.nat.as_ref()?;
+        let proto = packet[field::ipv4::PROTOCOL.start];
+        if port != nat.outside || !matches!(proto, TCP | UDP) || ip_at(packet, field::ipv4::DST) != self.ports[port].ip
+        {
+            return None;
+        }
+        let (src, dst) = endpoints(packet, ihl)?;
+        let forward = nat.forwards.iter().find(|(p, public, _)| *p == proto && *public == dst.port()).map(|f| f.2);
+        let (inside, forward) = match forward {
+            Some(server) => (server, true),
+            None => (*self.translations.back.get(&(proto, dst.port(), src))?, false),
+        };
+        let mut rewritten = packet.to_vec();
+        let checksum = rewrite(&mut rewritten, ihl, true, inside)?;
+        Some((rewritten, Rewrite { destination: true, before: dst, after: inside, checksum, forward }))
+    }
+
+    /// For a packet from the inside leaving by the outside: its source becomes the router's
+    /// outside address (the forwarded port, for a server's answer; else a port of the NAT's).
+    fn translate_out(&mut self, came_in: usize, leaves: usize, packet: &mut [u8], ihl: usize) -> Option<Rewrite> {
+        let nat = self.nat.as_ref()?;
+        let proto = packet[field::ipv4::PROTOCOL.start];
+        if came_in == nat.outside || leaves != nat.outside || !matches!(proto, TCP | UDP) {
+            return None;
+        }
+        let (src, dst) = endpoints(packet, ihl)?;
+        let public_ip = self.ports[nat.outside].ip;
+        let forward = nat.forwards.iter().find(|(p, _, server)| *p == proto && *server == src).map(|f| f.1);
+        let (public, forward) = match forward {
+            Some(public) => (public, true),
+            None => (self.translations.port_for((proto, src, dst)), false),
+        };
+        let after = SocketAddrV4::new(public_ip, public);
+        let checksum = rewrite(packet, ihl, false, after)?;
+        Some(Rewrite { destination: false, before: src, after, checksum, forward })
     }
 
     /// A packet for the router itself: an echo request is answered; a UDP datagram (a
@@ -338,6 +441,70 @@ impl Router {
         self.ident = self.ident.wrapping_add(1);
         self.ident
     }
+}
+
+impl Translations {
+    /// The outside port of an inside flow, handed out on its first packet.
+    fn port_for(&mut self, flow: Flow) -> u16 {
+        if let Some(&port) = self.out.get(&flow) {
+            return port;
+        }
+        if self.order.len() == TRANSLATIONS
+            && let Some(old) = self.order.pop_front()
+            && let Some(port) = self.out.remove(&old)
+        {
+            self.back.remove(&(old.0, port, old.2));
+        }
+        let port = self.next;
+        self.next = if self.next == u16::MAX { NAT_PORTS } else { self.next + 1 };
+        self.out.insert(flow, port);
+        self.back.insert((flow.0, port, flow.2), flow.1);
+        self.order.push_back(flow);
+        port
+    }
+}
+
+/// A TCP or UDP packet's source and destination, address and port.
+fn endpoints(packet: &[u8], ihl: usize) -> Option<(SocketAddrV4, SocketAddrV4)> {
+    let ports = packet.get(ihl..ihl + 4)?;
+    let src = SocketAddrV4::new(ip_at(packet, field::ipv4::SRC), u16::from_be_bytes([ports[0], ports[1]]));
+    let dst = SocketAddrV4::new(ip_at(packet, field::ipv4::DST), u16::from_be_bytes([ports[2], ports[3]]));
+    Some((src, dst))
+}
+
+/// Rewrites a TCP or UDP packet's destination (or source) to `to`, and its checksum, which
+/// covers the addresses through the pseudo-header; the IPv4 header checksum is the caller's.
+/// Returns the checksum before and after.
+fn rewrite(packet: &mut [u8], ihl: usize, destination: bool, to: SocketAddrV4) -> Option<(u16, u16)> {
+    let proto = packet[field::ipv4::PROTOCOL.start];
+    let at = match proto {
+        TCP => 16,
+        _ => 6,
+    };
+    if packet.len() < ihl + at + 2 {
+        return None;
+    }
+    let (addr, port) = if destination { (field::ipv4::DST, ihl + 2) } else { (field::ipv4::SRC, ihl) };
+    packet[addr].copy_from_slice(&to.ip().octets());
+    packet[port..port + 2].copy_from_slice(&to.port().to_be_bytes());
+    let old = u16::from_be_bytes([packet[ihl + at], packet[ihl + at + 1]]);
+    if proto == UDP && old == 0 {
+        // A UDP datagram sent without a checksum keeps none.
+        return Some((0, 0));
+    }
+    let segment = &packet[ihl..];
+    let mut pseudo = Vec::with_capacity(12 + segment.len());
+    pseudo.extend_from_slice(&packet[field::ipv4::SRC]);
+    pseudo.extend_from_slice(&packet[field::ipv4::DST]);
+    pseudo.extend_from_slice(&[0, proto]);
+    pseudo.extend_from_slice(&(segment.len() as u16).to_be_bytes());
+    pseudo.extend_from_slice(segment);
+    let mut new = internet_checksum(&pseudo, 12 + at..12 + at + 2);
+    if proto == UDP && new == 0 {
+        new = 0xffff;
+    }
+    packet[ihl + at..ihl + at + 2].copy_from_slice(&new.to_be_bytes());
+    Some((old, new))
 }
 
 #[cfg(test)]
@@ -436,7 +603,7 @@ mod tests {
         assert!(msg.notes.iter().any(|n| n.starts_with("checksums ok")), "{:?}", msg.notes);
         assert_ne!(sent[24..26], probe[24..26], "the header checksum changed");
         assert_eq!(sent[34..], probe[34..], "the datagram itself is untouched");
-        let came = Forwarded { ttl: 64, checksum: u16::from_be_bytes([probe[24], probe[25]]) };
+        let came = Forwarded { ttl: 64, checksum: u16::from_be_bytes([probe[24], probe[25]]), nat: None };
         assert_eq!(out[0].forwarded, Some(came));
         // Known now: the next packet goes at once.
         let out = r.on_frame(0, &udp_probe(5, SERVER_IP), T0);
@@ -548,5 +715,72 @@ mod tests {
         let answer = arp(2, (r2, Ipv4Addr::new(198, 51, 100, 2)), (R_OUT, Ipv4Addr::new(198, 51, 100, 1)));
         let out = r.on_frame(1, &ethernet(R_OUT, r2, ETHERTYPE_ARP, &answer), Duration::from_secs(1));
         assert_eq!(out.len(), 3);
+    }
+
+    /// A TCP segment as a frame to `dst_mac`: `src` → `dst`, flags SYN.
+    fn syn(dst_mac: [u8; 6], src_mac: [u8; 6], src: SocketAddrV4, dst: SocketAddrV4) -> Vec<u8> {
+        let mut p = vec![0x45, 0, 0, 40, 0, 1, 0x40, 0, 64, TCP, 0, 0];
+        p.extend_from_slice(&src.ip().octets());
+        p.extend_from_slice(&dst.ip().octets());
+        seal_ipv4(&mut p);
+        p.extend_from_slice(&src.port().to_be_bytes());
+        p.extend_from_slice(&dst.port().to_be_bytes());
+        p.extend_from_slice(&[0, 0, 0, 1, 0, 0, 0, 0, 0x50, 0x02, 0xff, 0xff, 0, 0, 0, 0]);
+        // A correct checksum to start from: rewriting one is what is tested.
+        let mut pseudo = Vec::new();
+        pseudo.extend_from_slice(&p[12..20]);
+        pseudo.extend_from_slice(&[0, TCP, 0, 20]);
+        pseudo.extend_from_slice(&p[20..]);
+        let sum = internet_checksum(&pseudo, 28..30);
+        p[36..38].copy_from_slice(&sum.to_be_bytes());
+        ethernet(dst_mac, src_mac, ETHERTYPE_IPV4, &p)
+    }
+
+    #[test]
+    fn nat_forwards_a_port_in_and_translates_sources_out_and_back() {
+        let web = SocketAddrV4::new(Ipv4Addr::new(192, 0, 2, 10), 80);
+        let public = Ipv4Addr::new(198, 51, 100, 1);
+        let mut r = Router::new(
+            vec![
+                Port { mac: R_IN, ip: Ipv4Addr::new(192, 0, 2, 254), prefix: 24 },
+                Port { mac: R_OUT, ip: public, prefix: 24 },
+            ],
+            vec![],
+        );
+        r.nat = Some(Nat { outside: 1, forwards: vec![(TCP, 8080, web)] });
+        let (web_mac, pc_mac, remote_mac) = ([2, 0, 0, 0, 0, 2], [2, 0, 0, 0, 0, 3], [2, 0, 0, 0, 0, 9]);
+        let remote = SocketAddrV4::new(Ipv4Addr::new(198, 51, 100, 7), 50000);
+        learn(&mut r, 0, web_mac, *web.ip());
+        learn(&mut r, 0, pc_mac, Ipv4Addr::new(192, 0, 2, 20));
+        learn(&mut r, 1, remote_mac, *remote.ip());
+        // In through the forwarded port: to web, the source kept.
+        let out = r.on_frame(1, &syn(R_OUT, remote_mac, remote, SocketAddrV4::new(public, 8080)), T0);
+        assert_eq!((out.len(), out[0].port), (1, 0));
+        let msg = decoded(&out[0].frame);
+        assert_eq!((value(&msg, "IPv4.dst"), value(&msg, "TCP.dst_port")), ("192.0.2.10".into(), "80".into()));
+        assert_eq!(value(&msg, "IPv4.src"), "198.51.100.7");
+        let nat = out[0].forwarded.unwrap().nat.unwrap();
+        assert!(nat.destination && nat.forward);
+        assert_eq!((nat.before, nat.after), (SocketAddrV4::new(public, 8080), web));
+        assert_ne!(nat.checksum.0, nat.checksum.1);
+        // web's answer leaves from the public port.
+        let out = r.on_frame(0, &syn(R_IN, web_mac, web, remote), T0);
+        let msg = decoded(&out[0].frame);
+        assert_eq!((value(&msg, "IPv4.src"), value(&msg, "TCP.src_port")), ("198.51.100.1".into(), "8080".into()));
+        // pc goes out from the router's address and a port of its own; the answer comes back.
+        let pc = SocketAddrV4::new(Ipv4Addr::new(192, 0, 2, 20), 51000);
+        let server = SocketAddrV4::new(*remote.ip(), 80);
+        let out = r.on_frame(0, &syn(R_IN, pc_mac, pc, server), T0);
+        let msg = decoded(&out[0].frame);
+        assert_eq!(
+            (value(&msg, "IPv4.src"), value(&msg, "TCP.src_port")),
+            ("198.51.100.1".into(), NAT_PORTS.to_string())
+        );
+        let back = r.on_frame(1, &syn(R_OUT, remote_mac, server, SocketAddrV4::new(public, NAT_PORTS)), T0);
+        let msg = decoded(&back[0].frame);
+        assert_eq!((value(&msg, "IPv4.dst"), value(&msg, "TCP.dst_port")), ("192.0.2.20".into(), "51000".into()));
+        // Nothing else gets in: an unknown port of the router's own address is the router's.
+        let out = r.on_frame(1, &syn(R_OUT, remote_mac, remote, SocketAddrV4::new(public, 22)), T0);
+        assert!(out.iter().all(|o| o.port == 1), "not let inside");
     }
 }

@@ -183,25 +183,30 @@ impl SimNet {
     /// Connects from the client host to `addr` on the lab network. A RST answer is
     /// "connection refused", as with kernel sockets.
     pub async fn connect(&self, addr: SocketAddr) -> io::Result<SimStream> {
+        self.connect_from(CLIENT, addr).await
+    }
+
+    /// Connects from `host` to `addr` on the lab network.
+    pub async fn connect_from(&self, host: usize, addr: SocketAddr) -> io::Result<SimStream> {
         let SocketAddr::V4(v4) = addr else {
             return Err(io::Error::new(io::ErrorKind::InvalidInput, "the lab network is IPv4"));
         };
         let remote = IpEndpoint::new(IpAddress::Ipv4(v4.ip().octets().into()), v4.port());
         let local_port = 49152 + rand::random::<u16>() % 16384;
-        let handle = self.new_socket(CLIENT);
+        let handle = self.new_socket(host);
         {
             let mut inner = self.lock();
-            let host = &mut inner.hosts[CLIENT];
+            let host = &mut inner.hosts[host];
             let socket = host.sockets.get_mut::<smoltcp::socket::tcp::Socket>(handle);
             socket
                 .connect(host.iface.context(), remote, local_port)
                 .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e.to_string()))?;
         }
         self.kick();
-        let stream = SimStream { net: self.clone(), host: CLIENT, handle };
+        let stream = SimStream { net: self.clone(), host, handle };
         std::future::poll_fn(|cx| {
             let mut inner = self.lock();
-            let socket = inner.hosts[CLIENT].tcp(handle);
+            let socket = inner.hosts[host].tcp(handle);
             match socket.state() {
                 State::SynSent => {
                     socket.register_recv_waker(cx.waker());

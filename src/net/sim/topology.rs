@@ -3,7 +3,7 @@
 //! lifelines. Host 0 is the client, host 1 the server. Addresses stay in the documentation
 //! ranges (RFC 5737), which never leave the process.
 
-use super::router::Route;
+use super::router::{Nat, Route};
 use std::net::Ipv4Addr;
 
 /// A host: a name as the steps say it, an address (none for a host that asks DHCP for one), and
@@ -24,6 +24,8 @@ pub struct RouterSpec {
     pub ports: Vec<(Ipv4Addr, u8)>,
     pub routes: Vec<Route>,
     pub silent: bool,
+    /// Address translation between its inside and its outside interface, if it does it.
+    pub nat: Option<Nat>,
 }
 
 /// One end of a cable: a host's card, or a router's interface.
@@ -97,6 +99,7 @@ impl Topology {
                 ports: vec![inside, outside],
                 routes,
                 silent: false,
+                nat: None,
             });
         }
         let mut cables = vec![vec![End::Host(0), End::Router(0, 0)]];
