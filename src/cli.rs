@@ -605,10 +605,14 @@ pub async fn serve_lab(lab: Arc<dyn Lab>, listen: &str, format: Format, sessions
     let (sink, queue) = StepSink::queued(lab.info().name, Bounds::default());
     let work = match lab.serve_port(listen, sink.clone(), sessions) {
         Some(work) => work,
-        None if !lab.info().runs_on(Wire::Host) => usage(&format!(
-            "serve {name} answers on a real interface: add --interface IF (its lab runs on the lab network: protolab run {name})",
-            name = lab.info().name
-        )),
+        None if lab.info().name == "ping" => usage(
+            "serve ping: there is nothing to serve, every host's kernel answers echo requests itself (protolab run ping --wire host)",
+        ),
+        None if !lab.info().runs_on(Wire::Host) => usage(&match lab.info().name {
+            // DHCP serves a real interface instead.
+            "dhcp" => "serve dhcp answers on a real interface: add --interface IF (its lab runs on the lab network: protolab run dhcp)".to_string(),
+            name => format!("serve {name}: its lab runs on the lab network only, with nothing to serve outside it (protolab run {name})"),
+        }),
         None => {
             let listener = Wire::Host.listen(listen).await.wrap_err_with(|| format!("cannot listen on {listen}"))?;
             eprintln!("listening on {}", listener.local_addr()?);

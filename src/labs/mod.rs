@@ -14,7 +14,7 @@ pub mod ws;
 use crate::net::sim::{SimNet, Topology};
 use crate::net::{Gate, Net, Stream, Wire};
 use crate::session::StepSink;
-use crate::wire::Decoder;
+use crate::wire::{Decoder, FramesOnly};
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
@@ -83,14 +83,21 @@ pub trait Lab: Send + Sync + 'static {
     /// Fresh decoders for one connection: (client→server, server→client). They may share
     /// state (the WebSocket response decoder checks the key the request decoder saw).
     /// `segments`: the wire shows the connection's segments as steps of their own (the lab
-    /// network, or a capture), so a lab whose steps are the segments needs nothing more.
-    fn decoders(&self, segments: bool) -> (Box<dyn Decoder>, Box<dyn Decoder>);
+    /// network, or a capture), so a lab whose steps are the segments needs nothing more (the
+    /// default: the frames are the steps).
+    fn decoders(&self, _segments: bool) -> (Box<dyn Decoder>, Box<dyn Decoder>) {
+        (Box::new(FramesOnly), Box::new(FramesOnly))
+    }
 
-    /// The embedded server's side of one connection from `peer`.
-    fn serve(&self, io: Stream, peer: SocketAddr) -> LabFuture;
+    /// The embedded server's side of one connection from `peer` (labs of packets have none).
+    fn serve(&self, _io: Stream, _peer: SocketAddr) -> LabFuture {
+        no_stream(self.info().name)
+    }
 
-    /// The client scenario, talking to `ctx.target` over `io`.
-    fn client(&self, io: Stream, ctx: ClientCtx) -> LabFuture;
+    /// The client scenario, talking to `ctx.target` over `io` (labs of packets have none).
+    fn client(&self, _io: Stream, _ctx: ClientCtx) -> LabFuture {
+        no_stream(self.info().name)
+    }
 
     /// What the embedded server says to a client it has no room for (`serve` at its connection
     /// limit), in the protocol's own words, before it closes: SMTP's `421`, an HTTP `503`.
@@ -131,6 +138,33 @@ pub trait Lab: Send + Sync + 'static {
         None
     }
 }
+
+/// What a lab of packets says when asked for a stream (`serve ping`).
+fn no_stream(lab: &'static str) -> LabFuture {
+    Box::pin(async move {
+        color_eyre::eyre::bail!(crate::locale::en(
+            "the {lab} lab speaks in packets: it has no stream to serve or to talk over",
+            &[("lab", &lab)]
+        ))
+    })
+}
+
+/// A lab's narration assets, `assets/narration/{en,ko}/LAB.txt`, as [`Lab::narration`].
+macro_rules! narration {
+    ($lab:literal) => {
+        fn narration(&self, lang: crate::locale::Lang) -> &'static str {
+            match lang {
+                crate::locale::Lang::En => {
+                    include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/assets/narration/en/", $lab, ".txt"))
+                }
+                crate::locale::Lang::Ko => {
+                    include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/assets/narration/ko/", $lab, ".txt"))
+                }
+            }
+        }
+    };
+}
+pub(crate) use narration;
 
 /// Every lab, in tab order.
 pub fn registry() -> Vec<Arc<dyn Lab>> {

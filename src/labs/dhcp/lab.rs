@@ -11,13 +11,12 @@ use super::client::{Client, ClientConfig, Outgoing, State};
 use super::lease::Instant;
 use super::server::Server;
 use super::wire;
-use crate::labs::{ClientCtx, LabFuture, LabInfo};
+use crate::labs::{LabFuture, LabInfo};
 use crate::locale::{en, term};
+use crate::net::Wire;
 use crate::net::sim::{Attached, CLIENT, SERVER, ServedUdp, SimNet, mac};
-use crate::net::{Stream, Wire};
-use crate::wire::{Decoder, FramesOnly};
 use color_eyre::eyre::{Result, WrapErr, bail};
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::Ipv4Addr;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -55,8 +54,6 @@ pub fn set_speedup(times: u32) {
 const UNGIVEABLE: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 200);
 /// How long one phase of the story may take on the network's clock.
 const PHASE: Duration = Duration::from_secs(30);
-/// Why the lab refuses the host wire.
-const DATAGRAMS_ONLY: &str = term("DHCP speaks in datagrams: its lab runs on the lab network (--wire sim)");
 
 /// The DHCP lab.
 pub struct Dhcp;
@@ -66,24 +63,7 @@ impl crate::labs::Lab for Dhcp {
         &INFO
     }
 
-    fn narration(&self, lang: crate::locale::Lang) -> &'static str {
-        match lang {
-            crate::locale::Lang::En => include_str!("../../../assets/narration/en/dhcp.txt"),
-            crate::locale::Lang::Ko => include_str!("../../../assets/narration/ko/dhcp.txt"),
-        }
-    }
-
-    fn decoders(&self, _segments: bool) -> (Box<dyn Decoder>, Box<dyn Decoder>) {
-        (Box::new(FramesOnly), Box::new(FramesOnly))
-    }
-
-    fn serve(&self, _io: Stream, _peer: SocketAddr) -> LabFuture {
-        Box::pin(async { bail!(DATAGRAMS_ONLY) })
-    }
-
-    fn client(&self, _io: Stream, _ctx: ClientCtx) -> LabFuture {
-        Box::pin(async { bail!(DATAGRAMS_ONLY) })
-    }
+    crate::labs::narration!("dhcp");
 
     fn packets(&self, net: &SimNet) -> Option<LabFuture> {
         Some(Box::pin(story(net.clone())))

@@ -10,8 +10,8 @@ pub mod serve;
 mod stub;
 pub mod zone;
 
-use super::{ClientCtx, Lab, LabFuture, LabInfo};
-use crate::locale::{en, term};
+use super::{Lab, LabFuture, LabInfo};
+use crate::locale::en;
 use crate::net::sim::{CLIENT, SimNet, Topology};
 use crate::net::{Stream, Wire};
 use crate::wire::dns::{self, rcode, rtype, type_name};
@@ -52,8 +52,6 @@ const TRIES: u32 = 3;
 /// Referrals followed for one name at most.
 const MAX_REFERRALS: usize = 8;
 
-const NOT_A_STREAM: &str = term("dns asks over UDP first: its client and server are not one stream");
-
 pub struct Dns;
 
 impl Lab for Dns {
@@ -61,12 +59,7 @@ impl Lab for Dns {
         &INFO
     }
 
-    fn narration(&self, lang: crate::locale::Lang) -> &'static str {
-        match lang {
-            crate::locale::Lang::En => include_str!("../../../assets/narration/en/dns.txt"),
-            crate::locale::Lang::Ko => include_str!("../../../assets/narration/ko/dns.txt"),
-        }
-    }
+    crate::labs::narration!("dns");
 
     fn decoders(&self, segments: bool) -> (Box<dyn Decoder>, Box<dyn Decoder>) {
         if segments {
@@ -92,10 +85,6 @@ impl Lab for Dns {
 
     fn serve_port(&self, listen: &str, sink: crate::session::StepSink, sessions: Option<u32>) -> Option<LabFuture> {
         Some(Box::pin(serve::serve(listen.to_string(), sink, sessions)))
-    }
-
-    fn client(&self, _io: Stream, _ctx: ClientCtx) -> LabFuture {
-        Box::pin(async { bail!(NOT_A_STREAM) })
     }
 
     fn packets(&self, net: &SimNet) -> Option<LabFuture> {

@@ -7,14 +7,13 @@
 //! asking, so the rewrite shows in the answers too; each rewritten frame's details say what
 //! changed, and the checksums recomputed.
 
-use super::{ClientCtx, Lab, LabFuture, LabInfo};
-use crate::locale::{en, term};
+use super::{Lab, LabFuture, LabInfo};
+use crate::locale::en;
+use crate::net::Wire;
 use crate::net::sim::router::Nat;
 use crate::net::sim::{End, HostSpec, RouterSpec, SimListener, SimNet, Topology};
-use crate::net::{Stream, Wire};
-use crate::wire::{Decoder, FramesOnly};
 use color_eyre::eyre::{Result, WrapErr, bail};
-use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::net::{Ipv4Addr, SocketAddrV4};
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -65,8 +64,6 @@ fn network() -> Topology {
     }
 }
 
-const LAB_NETWORK_ONLY: &str = term("nat runs on the lab network (--wire sim)");
-
 pub struct NatLab;
 
 impl Lab for NatLab {
@@ -74,24 +71,7 @@ impl Lab for NatLab {
         &INFO
     }
 
-    fn narration(&self, lang: crate::locale::Lang) -> &'static str {
-        match lang {
-            crate::locale::Lang::En => include_str!("../../../assets/narration/en/nat.txt"),
-            crate::locale::Lang::Ko => include_str!("../../../assets/narration/ko/nat.txt"),
-        }
-    }
-
-    fn decoders(&self, _segments: bool) -> (Box<dyn Decoder>, Box<dyn Decoder>) {
-        (Box::new(FramesOnly), Box::new(FramesOnly))
-    }
-
-    fn serve(&self, _io: Stream, _peer: SocketAddr) -> LabFuture {
-        Box::pin(async { bail!(LAB_NETWORK_ONLY) })
-    }
-
-    fn client(&self, _io: Stream, _ctx: ClientCtx) -> LabFuture {
-        Box::pin(async { bail!(LAB_NETWORK_ONLY) })
-    }
+    crate::labs::narration!("nat");
 
     fn packets(&self, net: &SimNet) -> Option<LabFuture> {
         Some(Box::pin(story(net.clone())))

@@ -7,14 +7,12 @@
 
 mod host;
 
-use super::{ClientCtx, Lab, LabFuture, LabInfo};
-use crate::locale::{en, term};
+use super::{Lab, LabFuture, LabInfo};
+use crate::locale::en;
+use crate::net::Wire;
 use crate::net::sim::{CLIENT, SimNet, Topology};
-use crate::net::{Stream, Wire};
-use crate::wire::{Decoder, FramesOnly};
 use color_eyre::eyre::{Result, bail};
 use std::collections::HashMap;
-use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -40,9 +38,6 @@ fn one_router() -> Topology {
     Topology::chain(1)
 }
 
-/// Why the lab has no stream to serve or talk over.
-const NOT_A_STREAM: &str = term("ping speaks ICMP: it has no stream to serve or to talk over");
-
 pub struct Ping;
 
 impl Lab for Ping {
@@ -50,24 +45,7 @@ impl Lab for Ping {
         &INFO
     }
 
-    fn narration(&self, lang: crate::locale::Lang) -> &'static str {
-        match lang {
-            crate::locale::Lang::En => include_str!("../../../assets/narration/en/ping.txt"),
-            crate::locale::Lang::Ko => include_str!("../../../assets/narration/ko/ping.txt"),
-        }
-    }
-
-    fn decoders(&self, _segments: bool) -> (Box<dyn Decoder>, Box<dyn Decoder>) {
-        (Box::new(FramesOnly), Box::new(FramesOnly))
-    }
-
-    fn serve(&self, _io: Stream, _peer: SocketAddr) -> LabFuture {
-        Box::pin(async { bail!(NOT_A_STREAM) })
-    }
-
-    fn client(&self, _io: Stream, _ctx: ClientCtx) -> LabFuture {
-        Box::pin(async { bail!(NOT_A_STREAM) })
-    }
+    crate::labs::narration!("ping");
 
     fn packets(&self, net: &SimNet) -> Option<LabFuture> {
         Some(Box::pin(ping(net.clone())))

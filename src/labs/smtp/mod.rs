@@ -70,12 +70,7 @@ impl Lab for Smtp {
         &INFO
     }
 
-    fn narration(&self, lang: crate::locale::Lang) -> &'static str {
-        match lang {
-            crate::locale::Lang::En => include_str!("../../../assets/narration/en/smtp.txt"),
-            crate::locale::Lang::Ko => include_str!("../../../assets/narration/ko/smtp.txt"),
-        }
-    }
+    crate::labs::narration!("smtp");
 
     fn decoders(&self, _segments: bool) -> (Box<dyn Decoder>, Box<dyn Decoder>) {
         decoder::decoders()

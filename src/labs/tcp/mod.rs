@@ -36,12 +36,7 @@ impl Lab for Tcp {
         &INFO
     }
 
-    fn narration(&self, lang: crate::locale::Lang) -> &'static str {
-        match lang {
-            crate::locale::Lang::En => include_str!("../../../assets/narration/en/tcp.txt"),
-            crate::locale::Lang::Ko => include_str!("../../../assets/narration/ko/tcp.txt"),
-        }
-    }
+    crate::labs::narration!("tcp");
 
     fn decoders(&self, segments: bool) -> (Box<dyn Decoder>, Box<dyn Decoder>) {
         if segments { (Box::new(FramesOnly), Box::new(FramesOnly)) } else { (Box::new(Writes), Box::new(Writes)) }

@@ -5,14 +5,13 @@
 //! where nothing listens on the port, answers Port Unreachable, and the trace ends. Each answer
 //! is matched to its probe by the UDP header it quotes, and timed on the lab clock.
 
-use super::{ClientCtx, Lab, LabFuture, LabInfo};
-use crate::locale::{en, term};
+use super::{Lab, LabFuture, LabInfo};
+use crate::locale::en;
+use crate::net::Wire;
 use crate::net::sim::{CLIENT, SimNet, Topology};
-use crate::net::{Stream, Wire};
-use crate::wire::{Decoder, FramesOnly};
 use color_eyre::eyre::{Result, bail};
 use std::collections::HashMap;
-use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::net::{Ipv4Addr, SocketAddrV4};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -45,8 +44,6 @@ fn three_routers() -> Topology {
     t
 }
 
-const LAB_NETWORK_ONLY: &str = term("traceroute runs on the lab network (--wire sim)");
-
 pub struct Traceroute;
 
 impl Lab for Traceroute {
@@ -54,24 +51,7 @@ impl Lab for Traceroute {
         &INFO
     }
 
-    fn narration(&self, lang: crate::locale::Lang) -> &'static str {
-        match lang {
-            crate::locale::Lang::En => include_str!("../../../assets/narration/en/traceroute.txt"),
-            crate::locale::Lang::Ko => include_str!("../../../assets/narration/ko/traceroute.txt"),
-        }
-    }
-
-    fn decoders(&self, _segments: bool) -> (Box<dyn Decoder>, Box<dyn Decoder>) {
-        (Box::new(FramesOnly), Box::new(FramesOnly))
-    }
-
-    fn serve(&self, _io: Stream, _peer: SocketAddr) -> LabFuture {
-        Box::pin(async { bail!(LAB_NETWORK_ONLY) })
-    }
-
-    fn client(&self, _io: Stream, _ctx: ClientCtx) -> LabFuture {
-        Box::pin(async { bail!(LAB_NETWORK_ONLY) })
-    }
+    crate::labs::narration!("traceroute");
 
     fn packets(&self, net: &SimNet) -> Option<LabFuture> {
         Some(Box::pin(trace(net.clone())))

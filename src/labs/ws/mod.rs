@@ -54,12 +54,7 @@ impl Lab for WebSocket {
         &INFO
     }
 
-    fn narration(&self, lang: crate::locale::Lang) -> &'static str {
-        match lang {
-            crate::locale::Lang::En => include_str!("../../../assets/narration/en/ws.txt"),
-            crate::locale::Lang::Ko => include_str!("../../../assets/narration/ko/ws.txt"),
-        }
-    }
+    crate::labs::narration!("ws");
 
     fn decoders(&self, _segments: bool) -> (Box<dyn Decoder>, Box<dyn Decoder>) {
         let (c, s) = decoder::WsDecoder::pair();
