@@ -122,6 +122,9 @@ pub enum Command {
         /// 6 s at the default 20).
         #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=600))]
         lease_speedup: Option<u32>,
+        /// traceroute: probe with ICMP echo requests (traceroute -I) instead of UDP.
+        #[arg(long)]
+        icmp: bool,
     },
     /// Guided lessons: text, then questions graded by the real steps of the lab they drive.
     /// Without NAME, the lessons and your progress; with NAME, the lesson in the TUI.
@@ -699,7 +702,18 @@ pub async fn dispatch(cli: Cli) -> Result<()> {
             })
             .await
         }
-        Some(Command::Run { lab, wire, connect, format, faults, pcap, interface: None, no_capture, lease_speedup }) => {
+        Some(Command::Run {
+            lab,
+            wire,
+            connect,
+            format,
+            faults,
+            pcap,
+            interface: None,
+            no_capture,
+            lease_speedup,
+            icmp,
+        }) => {
             let lab = find_lab(&lab).unwrap_or_else(|e| e.exit());
             faults.check();
             if let Some(times) = lease_speedup {
@@ -713,6 +727,12 @@ pub async fn dispatch(cli: Cli) -> Result<()> {
                 && !target.contains(':')
             {
                 usage(&format!("--connect {target}: the {} lab needs HOST:PORT", lab.info().name));
+            }
+            if icmp {
+                if lab.info().name != "traceroute" {
+                    usage("--icmp chooses traceroute's probes: it goes with `run traceroute`");
+                }
+                crate::labs::traceroute::set_icmp(true);
             }
             let wire = wire.unwrap_or(if connect.is_some() { Wire::Host } else { lab.info().default_wire() });
             refuse_wire(lab.info(), wire);

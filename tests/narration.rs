@@ -356,6 +356,15 @@ async fn ping_traceroute_dns_and_nat_with_faults() {
     walks.push(walk("dns", Wire::Sim));
     walks.extend([5, 6].map(|n| walk("dns", Wire::Sim).faults(drop(n))));
     walks.push(walk("dns", Wire::Sim).faults(Faults { corrupt: vec![5], duplicate: vec![6], ..Faults::default() }));
+    check(walks, true).await;
+    // traceroute -I: echo requests as probes (the lab's setting, for these walks only: no other
+    // test of this binary runs traceroute), a lost probe (frame 3) and a lost answer (frame 4).
+    protolab::labs::traceroute::set_icmp(true);
+    let mut walks = vec![walk("traceroute", Wire::Sim)];
+    walks.extend([3, 4].map(|n| walk("traceroute", Wire::Sim).faults(drop(n))));
+    check(walks, true).await;
+    protolab::labs::traceroute::set_icmp(false);
+    let mut walks = Vec::new();
     // nat: the port forward and source NAT; remote's first SYN lost (frame 3), the forwarded
     // one lost (frame 7).
     walks.push(walk("nat", Wire::Sim));

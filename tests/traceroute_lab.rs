@@ -57,3 +57,37 @@ async fn each_router_names_itself_and_the_server_ends_the_trace() {
     let silent = probes.iter().find(|p| n(p, "UDP.dst_port") == 33442).unwrap();
     assert_eq!(silent.states[0].1, "hop 3:  *  *", "two stars before the third probe");
 }
+
+/// traceroute -I (`--icmp`): echo requests as probes, numbered by their sequence number; each
+/// router's Time Exceeded quotes the echo request it answers, r3 stays silent, and the
+/// server's own echo reply ends the trace.
+#[test]
+fn icmp_probes_end_with_the_servers_echo_reply() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_protolab"))
+        .args(["run", "traceroute", "--icmp", "--format", "jsonl"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let steps: Vec<serde_json::Value> =
+        String::from_utf8(out.stdout).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let field = |s: &serde_json::Value, path: &str| {
+        s["fields"].as_array().unwrap().iter().find(|f| f["path"] == path).map(|f| f["value"].clone())
+    };
+    let probes: Vec<&serde_json::Value> =
+        steps.iter().filter(|s| s["from"] == "client" && field(s, "ICMP.type") == Some(8.into())).collect();
+    assert_eq!(probes.len(), 12, "three a hop, four hops");
+    assert_eq!(field(probes[0], "ICMP.seq"), Some(33434.into()));
+    assert_eq!(field(probes[0], "IPv4.ttl"), Some(1.into()));
+    let exceeded: Vec<&serde_json::Value> =
+        steps.iter().filter(|s| s["to"] == "client" && field(s, "ICMP.type") == Some(11.into())).collect();
+    assert_eq!(exceeded.len(), 6, "r1 and r2 answer, r3 does not");
+    for e in &exceeded {
+        let seq = field(e, "ICMP.quoted.seq").unwrap();
+        assert!(probes.iter().any(|p| field(p, "ICMP.seq") == Some(seq.clone())), "quotes a probe: {seq}");
+        assert_eq!(field(e, "ICMP.quoted.id"), field(probes[0], "ICMP.id"));
+    }
+    let last = steps.last().unwrap();
+    assert_eq!(field(last, "ICMP.type"), Some(0.into()), "the server's echo reply ends it");
+    assert_eq!(last["states"]["client"].as_str().map(|s| s.starts_with("hop 4:  203.0.113.5")), Some(true));
+    assert!(steps.iter().any(|s| s["states"]["client"].as_str().is_some_and(|st| st.starts_with("hop 3:  *  *"))));
+}

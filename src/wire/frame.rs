@@ -861,9 +861,14 @@ fn icmp(mut r: Reading, message_range: Range<usize>, complete: bool) -> Message 
                 _ if !name.is_empty() => format!("{name} code={code}"),
                 _ => format!("ICMP type {type_u8} code={code}"),
             };
+            let mut kind = kind;
             if matches!(type_u8, 3 | 11 | 12) {
                 let quoted = base + icmp.header_len()..message_range.end;
                 if let Some(about) = quoted_packet(&mut r, quoted) {
+                    if about.starts_with("echo request") {
+                        // About an echo request: the moment of traceroute -I's probe.
+                        kind.push_str(".echo");
+                    }
                     summary = format!("{summary}, about {about}");
                 }
             }
@@ -902,6 +907,15 @@ fn quoted_packet(r: &mut Reading, quoted: Range<usize>) -> Option<String> {
         _ => return Some(format!("protocol {protocol} {src} → {dst}")),
     };
     let ports = base + ihl..base + ihl + 4;
+    // An echo request quoted (traceroute -I's probe): its identifier and sequence number.
+    let echo = base + ihl..base + ihl + 8;
+    if protocol == 1 && ihl >= ipv4::MIN_LEN && echo.end <= quoted.end && r.frame[echo.start] == 8 {
+        let (id, seq) = (be16(r.frame, echo.start + 4..echo.start + 6), be16(r.frame, echo.start + 6..echo.end));
+        r.field("ICMP.quoted.type", 8, echo.start..echo.start + 1);
+        r.field("ICMP.quoted.id", id, echo.start + 4..echo.start + 6);
+        r.field("ICMP.quoted.seq", seq, echo.start + 6..echo.end);
+        return Some(format!("echo request id={id} seq={seq} {src} → {dst}"));
+    }
     if ihl < ipv4::MIN_LEN || ports.end > quoted.end || protocol == 1 {
         return Some(format!("{name} {src} → {dst}"));
     }

@@ -3,7 +3,9 @@
 //! a probe's TTL runs out throws it away and answers ICMP Time Exceeded from its own address,
 //! which names the hop; r3 keeps quiet (many routers do), so its hop is `* * *`; the server,
 //! where nothing listens on the port, answers Port Unreachable, and the trace ends. Each answer
-//! is matched to its probe by the UDP header it quotes, and timed on the lab clock.
+//! is matched to its probe by the UDP header it quotes, and timed on the lab clock. With
+//! `--icmp` (traceroute -I) the probes are ICMP echo requests, numbered by their sequence
+//! number, and the server's echo reply ends the trace.
 
 use super::{Lab, LabFuture, LabInfo};
 use crate::locale::en;
@@ -12,6 +14,7 @@ use crate::net::sim::{CLIENT, SimNet, Topology};
 use color_eyre::eyre::{Result, bail};
 use std::collections::HashMap;
 use std::net::{Ipv4Addr, SocketAddrV4};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -58,6 +61,14 @@ impl Lab for Traceroute {
     }
 }
 
+/// Probes are ICMP echo requests (traceroute -I) instead of UDP datagrams.
+static ICMP_PROBES: AtomicBool = AtomicBool::new(false);
+
+/// `--icmp`: probe with ICMP echo requests, for the runs from now on.
+pub fn set_icmp(on: bool) {
+    ICMP_PROBES.store(on, Ordering::Relaxed);
+}
+
 /// An answer to a probe, read off the client's card: who sent it, and whether it came from the
 /// destination itself (Port Unreachable) rather than a router on the way (Time Exceeded).
 #[derive(Debug, Clone, Copy)]
@@ -69,23 +80,41 @@ struct Answer {
 
 /// An ICMP error in `frame` about one of our probes (from `port`): which probe, by the
 /// destination port of the UDP header it quotes.
+/// `port` is the probes' UDP source port, or with ICMP probes their echo identifier.
 fn answer(frame: &[u8], port: u16) -> Option<(u16, Ipv4Addr, bool)> {
     let packet = etherparse::SlicedPacket::from_ethernet(frame).ok()?;
     let Some(etherparse::NetSlice::Ipv4(ip)) = &packet.net else { return None };
     let Some(etherparse::TransportSlice::Icmpv4(icmp)) = &packet.transport else { return None };
+    let from = ip.header().source_addr();
     let arrived = match (icmp.type_u8(), icmp.code_u8()) {
         (11, 0) => false,
         (3, 3) => true,
+        // traceroute -I: the destination's own echo reply ends it.
+        (0, 0) => {
+            let echo = icmp.slice();
+            let id = u16::from_be_bytes([*echo.get(4)?, *echo.get(5)?]);
+            return (id == port).then(|| (u16::from_be_bytes([echo[6], echo[7]]), from, true));
+        }
         _ => return None,
     };
-    // The quoted packet: an IPv4 header, then the probe's UDP header.
+    // The quoted packet: an IPv4 header, then the probe's UDP header, or its echo request.
     let quoted = &icmp.slice()[8..];
     let ihl = usize::from(quoted.first()? & 0x0f) * 4;
-    let udp = quoted.get(ihl..ihl + 4)?;
-    if quoted.get(9) != Some(&17) || u16::from_be_bytes([udp[0], udp[1]]) != port {
-        return None;
-    }
-    Some((u16::from_be_bytes([udp[2], udp[3]]), ip.header().source_addr(), arrived))
+    let head = quoted.get(ihl..ihl + 8)?;
+    let probe = match quoted.get(9) {
+        Some(17) if u16::from_be_bytes([head[0], head[1]]) == port => u16::from_be_bytes([head[2], head[3]]),
+        Some(1) if head[0] == 8 && u16::from_be_bytes([head[4], head[5]]) == port => {
+            u16::from_be_bytes([head[6], head[7]])
+        }
+        _ => return None,
+    };
+    Some((probe, from, arrived))
+}
+
+/// What the probes go out by.
+enum Probes {
+    Udp(crate::net::sim::ProbeSocket),
+    Echo(crate::net::sim::EchoSocket),
 }
 
 /// Milliseconds with two decimals, as traceroute prints them.
@@ -117,7 +146,10 @@ async fn trace(net: SimNet) -> Result<()> {
             let _ = tx.try_send(Answer { probe, from, arrived });
         }),
     );
-    let socket = net.probe_socket(CLIENT, port)?;
+    let icmp = ICMP_PROBES.load(Ordering::Relaxed);
+    // UDP probes leave from `port`; ICMP ones carry it as their identifier.
+    let socket =
+        if icmp { Probes::Echo(net.echo_socket(CLIENT, port)?) } else { Probes::Udp(net.probe_socket(CLIENT, port)?) };
     let mut probe = BASE_PORT;
     for ttl in 1..=MAX_TTL {
         let mut arrived = false;
@@ -133,7 +165,13 @@ async fn trace(net: SimNet) -> Result<()> {
                 },
             );
             sent.lock().unwrap_or_else(|e| e.into_inner()).insert(probe, (ttl, net.now()));
-            socket.send(SocketAddrV4::new(server, probe), ttl, DATA)?;
+            match &socket {
+                Probes::Udp(udp) => udp.send(SocketAddrV4::new(server, probe), ttl, DATA)?,
+                // Numbered like the UDP probes' ports, from 33434.
+                Probes::Echo(echo) => {
+                    echo.send_ttl(server, Some(ttl), &crate::labs::ping::echo_request(port, probe, DATA))?
+                }
+            }
             let deadline = net.now() + WAIT;
             loop {
                 tokio::select! {

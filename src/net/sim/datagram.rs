@@ -191,8 +191,14 @@ impl SimNet {
 impl EchoSocket {
     /// Sends an ICMP message (its checksum already written) to `dst`.
     pub fn send(&self, dst: Ipv4Address, message: &[u8]) -> io::Result<()> {
+        self.send_ttl(dst, None, message)
+    }
+
+    /// Sends an ICMP message in a packet whose TTL is `ttl` (the host's default if `None`).
+    pub fn send_ttl(&self, dst: Ipv4Address, ttl: Option<u8>, message: &[u8]) -> io::Result<()> {
         let mut inner = self.net.lock();
         let socket = inner.hosts[self.host].sockets.get_mut::<icmp::Socket>(self.handle);
+        socket.set_hop_limit(ttl);
         // Replies are read off the card (see [`SimNet::attach`]): the socket's copies go.
         while socket.recv().is_ok() {}
         socket.send_slice(message, IpAddress::Ipv4(dst)).map_err(|e| io::Error::other(e.to_string()))?;
