@@ -63,11 +63,6 @@ pub fn type_name(t: u16) -> String {
     name.into()
 }
 
-/// A type by its mnemonic, for the command line (`MX`).
-pub fn type_from_name(name: &str) -> Option<u16> {
-    (0..=255u16).chain([rtype::AAAA]).find(|&t| type_name(t).eq_ignore_ascii_case(name))
-}
-
 /// A response code's name (`NXDOMAIN`).
 pub fn rcode_name(code: u8) -> String {
     let name = match code {
@@ -801,9 +796,6 @@ mod tests {
         let name = format!("{long}.{long}.{long}.lab.");
         let q = query(1, &name, rtype::A, true);
         assert_eq!(parse(&q).unwrap().questions[0].name, name);
-        assert_eq!(type_from_name("mx"), Some(rtype::MX));
-        assert_eq!(type_from_name("AAAA"), Some(rtype::AAAA));
-        assert_eq!(type_from_name("nope"), None);
     }
 
     #[test]
