@@ -5,7 +5,7 @@ use crate::config::{Flags, Settings};
 use crate::labs::{self, Lab, LabFuture, run};
 use crate::locale::{Lang, tr};
 use crate::net::Wire;
-use crate::net::sim::Faults;
+use crate::net::sim::{Faults, Link};
 use crate::session::Pcap;
 use crate::session::{Bounds, Format, Polled, StepQueue, StepSink, write_step};
 use clap::{Parser, Subcommand};
@@ -435,7 +435,11 @@ pub fn list_labs(out: &mut impl Write, lang: Lang) -> std::io::Result<()> {
             "WIRES: sim is the lab network (every frame a step), host the kernel's sockets; the first is the default."
         )
     )?;
-    writeln!(out, "\n{}", tr(lang, "THE LAB NETWORK OF EACH LAB (left to right as the ladder draws it):"))?;
+    writeln!(
+        out,
+        "\n{}",
+        tr(lang, "THE LAB NETWORK OF EACH LAB (left to right as the ladder draws it; [ ] is a switched LAN):")
+    )?;
     for lab in labs::registry() {
         let i = lab.info();
         writeln!(out, "{:<name_w$} {}", i.name, network_line(&(i.network)(), lang))?;
@@ -459,12 +463,29 @@ fn network_line(topology: &crate::net::sim::Topology, lang: Lang) -> String {
             _ => name.to_string(),
         }
     };
-    let nodes: Vec<String> = topology.lifelines().iter().map(|n| node(n)).collect();
     if topology.routers.is_empty() && topology.cables.iter().any(|c| c.len() > 2) {
         // Hosts on a switch: no order on the wire, only on the ladder.
+        let nodes: Vec<String> = topology.lifelines().iter().map(|n| node(n)).collect();
         return format!("{}: {}", tr(lang, "one switched LAN"), nodes.join(", "));
     }
-    nodes.join(" ─ ")
+    // A switched LAN among cables is bracketed: `[a · b · r1] ─ c`.
+    let mut line = String::new();
+    for d in topology.drawn() {
+        line.push_str(match d.before {
+            Link::Cable => " ─ ",
+            Link::Lan => " · ",
+            Link::None if line.is_empty() => "",
+            Link::None => " ┄ ",
+        });
+        if d.opens {
+            line.push('[');
+        }
+        line.push_str(&node(d.name));
+        if d.closes {
+            line.push(']');
+        }
+    }
+    line
 }
 
 /// A reader that stopped reading (`| head`) is no error of ours.
@@ -727,6 +748,11 @@ pub async fn dispatch(cli: Cli) -> Result<()> {
                 && !target.contains(':')
             {
                 usage(&format!("--connect {target}: the {} lab needs HOST:PORT", lab.info().name));
+            }
+            if lab.info().name == "portscan"
+                && let Err(why) = crate::labs::portscan::host::target(connect.as_deref())
+            {
+                usage(&why);
             }
             if icmp {
                 if lab.info().name != "traceroute" {

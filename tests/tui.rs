@@ -16,7 +16,7 @@ use ratatui::backend::TestBackend;
 use ratatui::buffer::Buffer;
 use ratatui::layout::Rect;
 use ratatui::style::{Color, Modifier};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 
@@ -64,18 +64,34 @@ async fn real_steps(lab: &str) -> Vec<Step> {
 /// DHCP xids, checksums, the message's date and id. Times become 1 ms a step, on top of the
 /// quarter second the step fell in (so the DHCP lease clock keeps its shape).
 fn normalize(steps: &mut [Step]) {
-    // An ephemeral port, or one a NAT router handed out (40000 and up).
-    let client_port =
-        |s: &Step| [s.number("TCP.src_port"), s.number("TCP.dst_port")].into_iter().flatten().find(|&p| p >= 40000);
+    // An ephemeral port, or one a NAT router handed out (40000 and up), that a SYN came from (a
+    // server's port 50000 is neither).
+    let syn_from: HashSet<u64> = steps
+        .iter()
+        .filter(|s| s.value("TCP.flags").as_deref() == Some("SYN"))
+        .filter_map(|s| s.number("TCP.src_port"))
+        .collect();
+    let client_port = |s: &Step| {
+        [s.number("TCP.src_port"), s.number("TCP.dst_port")]
+            .into_iter()
+            .flatten()
+            .find(|&p| p >= 40000 && syn_from.contains(&p))
+    };
     // Which side sent it: the one whose port is the client's.
     let from_client = |s: &Step, port: u64| s.number("TCP.src_port") == Some(port);
-    // Each side's ISN, per connection (the client's port names it).
+    // The server's end of a segment's connection (a SYN scan sends from one port to many).
+    let server_end = |s: &Step, from_client: bool| {
+        let (ip, port) = if from_client { ("IPv4.dst", "TCP.dst_port") } else { ("IPv4.src", "TCP.src_port") };
+        (s.value(ip), s.number(port))
+    };
+    // Each side's ISN, per connection (the client's port and the server's end name it).
     let mut isn = HashMap::new();
     for s in steps.iter() {
         if s.value("TCP.flags").is_some_and(|f| f.split(',').any(|f| f == "SYN"))
             && let (Some(port), Some(seq)) = (client_port(s), s.number("TCP.seq"))
         {
-            isn.entry((port, from_client(s, port))).or_insert(seq as u32);
+            let mine = from_client(s, port);
+            isn.entry((port, server_end(s, mine), mine)).or_insert(seq as u32);
         }
     }
     let ports: Vec<u64> = {
@@ -92,7 +108,8 @@ fn normalize(steps: &mut [Step]) {
         if let Some(port) = client_port(s) {
             let from_client = from_client(s, port);
             for (path, own) in [("TCP.seq", from_client), ("TCP.ack", !from_client)] {
-                let (Some(v), Some(&base)) = (s.number(path), isn.get(&(port, own))) else { continue };
+                let key = (port, server_end(s, from_client), own);
+                let (Some(v), Some(&base)) = (s.number(path), isn.get(&key)) else { continue };
                 if v == 0 && path == "TCP.ack" {
                     continue;
                 }
@@ -352,6 +369,34 @@ async fn nat_with_a_rewritten_syn() {
         }
         insta::assert_snapshot!(format!("nat_{w}x{h}"), screen);
     }
+}
+
+/// portscan: scanner, web, mail, r1, vault; r1's firewall refusing the connect scan's SYN to
+/// vault's port 22, then vault's 443 answering through it, selected; at 80 columns the tab bar
+/// scrolls to show the ninth tab.
+#[tokio::test]
+async fn portscan_with_a_refused_probe() {
+    let mut steps = real_steps("portscan").await;
+    normalize(&mut steps);
+    // The connect scan's SYN-ACK from vault, passed on by r1, just after the refusal of 22.
+    let open = steps.iter().position(|s| s.summary.starts_with("SYN,ACK") && s.from == "r1").unwrap();
+    let mut app = app_on("portscan", steps, open);
+    for (w, h) in [(80, 24), (200, 60)] {
+        let screen = draw(&mut app, w, h);
+        for name in ["scanner", "web", "mail", "r1", "vault", "9 port scan"] {
+            assert!(screen.contains(name), "{name} at {w}x{h}:\n{screen}");
+        }
+        insta::assert_snapshot!(format!("portscan_{w}x{h}"), screen);
+    }
+    // The bar scrolled: `‹` stands for the tabs left out, and a click still finds its tab.
+    let screen = draw(&mut app, 80, 24);
+    assert!(screen.lines().next().unwrap().starts_with("\"‹ "), "{screen}");
+    let areas = ui::layout(Rect::new(0, 0, 80, 24), &app);
+    let first = screen.lines().next().unwrap().trim_start_matches('"');
+    let at = first.chars().position(|c| c == '9').unwrap() as u16;
+    assert_eq!(ui::tab_at(&app, &areas, at), Some(8));
+    let at = first.chars().position(|c| c == '8').unwrap() as u16;
+    assert_eq!(ui::tab_at(&app, &areas, at), Some(7));
 }
 
 /// TCP: the server's ACK of the client's FIN, while the server's FIN,ACK waits at the gate.

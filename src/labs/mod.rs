@@ -5,6 +5,7 @@ pub mod dhcp;
 pub mod dns;
 pub mod nat;
 pub mod ping;
+pub mod portscan;
 pub mod run;
 pub mod smtp;
 pub mod tcp;
@@ -126,8 +127,9 @@ pub trait Lab: Send + Sync + 'static {
     }
 
     /// For labs whose client speaks datagrams on the host wire (ping's ICMP socket, DNS over
-    /// UDP): the whole exchange with `target` (`--connect`), else with the embedded server or
-    /// the kernel on loopback. Each message waits at `gate` before it is sent.
+    /// UDP), or talks to many ports (portscan): the whole exchange with `target` (`--connect`),
+    /// else with the embedded server or the kernel on loopback. Each message waits at `gate`
+    /// before it is sent.
     fn host_datagrams(&self, _target: Option<&str>, _sink: StepSink, _gate: Arc<Gate>) -> Option<LabFuture> {
         None
     }
@@ -177,6 +179,7 @@ pub fn registry() -> Vec<Arc<dyn Lab>> {
         Arc::new(traceroute::Traceroute),
         Arc::new(dns::Dns),
         Arc::new(nat::NatLab),
+        Arc::new(portscan::PortScan),
     ]
 }
 

@@ -228,6 +228,7 @@ const FILES: &[(&str, &str)] = &[
     ("traceroute", include_str!("../../assets/lessons/traceroute.toml")),
     ("dns", include_str!("../../assets/lessons/dns.toml")),
     ("nat", include_str!("../../assets/lessons/nat.toml")),
+    ("portscan", include_str!("../../assets/lessons/portscan.toml")),
     ("ports", include_str!("../../assets/lessons/ports.toml")),
     ("exercises", include_str!("../../assets/lessons/exercises.toml")),
 ];

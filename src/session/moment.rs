@@ -84,7 +84,13 @@ pub struct Moments {
     /// Application dialogues with no stack to read, by (session, connection): each end's state
     /// as the messages so far make it.
     dialogues: Bounded<(u32, Option<String>), Dialogue>,
+    /// The moment of each segment seen lately, and whether it was a repeat: a router's copy of
+    /// a segment on its next cable is the same moment again, not a retransmission.
+    segments: Bounded<SegmentId, (String, bool)>,
 }
+
+/// What tells one TCP segment from another: its ends, numbers, flags (SYN, FIN, RST) and length.
+type SegmentId = (String, String, u32, Option<u32>, [bool; 3], u32);
 
 /// What each end of an SMTP session or a WebSocket connection is in: `[client, server]`.
 #[derive(Debug)]
@@ -168,6 +174,16 @@ impl Moments {
 
     fn tcp_segment(&mut self, step: &mut Step) {
         let Some(seg) = Segment::read(step) else { return };
+        let id = (seg.src.clone(), seg.dst.clone(), seg.seq, seg.ack, [seg.syn, seg.fin, seg.rst], seg.len);
+        if step.forwarded
+            && let Some((kind, again)) = self.segments.get(&id)
+        {
+            if step.malformed.is_none() {
+                step.kind = kind.clone();
+            }
+            step.again = *again;
+            return;
+        }
         let key =
             if seg.src <= seg.dst { (seg.src.clone(), seg.dst.clone()) } else { (seg.dst.clone(), seg.src.clone()) };
         let conn = self.tcp.entry(key);
@@ -195,6 +211,7 @@ impl Moments {
             states.sort_by_key(|(who, _)| who != "client");
             step.states = states;
         }
+        *self.segments.entry(id) = (kind.clone(), again);
         if step.malformed.is_none() {
             step.kind = kind;
         }
@@ -246,6 +263,10 @@ impl<K: std::hash::Hash + Eq + Clone, V: Default> Bounded<K, V> {
             self.order.push_back(key.clone());
         }
         self.map.entry(key).or_default()
+    }
+
+    fn get(&self, key: &K) -> Option<&V> {
+        self.map.get(key)
     }
 }
 
@@ -444,6 +465,10 @@ fn classify(seg: &Segment, sender: &Side, peer: &Side) -> (String, bool) {
         let closed = sender.fin.is_some_and(|f| peer.acked.is_some_and(|(a, _)| a == f.wrapping_add(1)));
         let kind = if sender.isn.is_none() && peer.isn.is_some() {
             "tcp.rst.refused"
+        } else if sender.isn.is_some() && sender.acked.is_none() && peer.isn.is_some() {
+            // Its SYN was answered with a SYN-ACK, and it resets instead of acknowledging: the
+            // handshake is refused half-way (a SYN scan's stack, which opened nothing).
+            "tcp.rst.syn-ack"
         } else if closed {
             "tcp.rst.closed"
         } else {

@@ -295,13 +295,39 @@ pub fn tab_labels(app: &App) -> Vec<String> {
         .collect()
 }
 
+/// The tabs the tab bar shows in `width` columns: all if they fit, else a window that holds the
+/// active one, `‹` before it when tabs are left out on the left, `›` after it on the right.
+/// Returns the first tab shown and the labels shown.
+fn visible_tabs(app: &App, columns: u16) -> (usize, Vec<String>) {
+    let labels = tab_labels(app);
+    // Tabs are drawn as ` label `, one `│` between two.
+    let span = |from: usize, to: usize| -> usize {
+        labels[from..=to].iter().map(|l| width(l) + 2).sum::<usize>() + (to - from)
+    };
+    let n = labels.len();
+    let room = usize::from(columns);
+    if n == 0 || span(0, n - 1) <= room {
+        return (0, labels);
+    }
+    let active = app.active.min(n - 1);
+    for first in 0..=active {
+        let marks = |last: usize| usize::from(first > 0) + usize::from(last + 1 < n);
+        let fits = (active..n).rev().find(|&last| span(first, last) + marks(last) <= room);
+        if let Some(last) = fits {
+            return (first, labels[first..=last].to_vec());
+        }
+    }
+    (active, labels[active..=active].to_vec())
+}
+
 /// The tab under column `x` of the tab bar. Tabs are drawn as ` label ` separated by `│`.
 pub fn tab_at(app: &App, areas: &Areas, x: u16) -> Option<usize> {
-    let mut left = areas.tabs.x;
-    for (i, label) in tab_labels(app).iter().enumerate() {
+    let (first, labels) = visible_tabs(app, areas.tabs.width);
+    let mut left = areas.tabs.x + u16::from(first > 0);
+    for (i, label) in labels.iter().enumerate() {
         let w = width(label) as u16 + 2;
         if x >= left && x < left + w {
-            return Some(i);
+            return Some(first + i);
         }
         left += w + 1;
     }
@@ -309,19 +335,31 @@ pub fn tab_at(app: &App, areas: &Areas, x: u16) -> Option<usize> {
 }
 
 fn draw_tabs(frame: &mut Frame, app: &App, area: Rect) {
-    let labels = tab_labels(app);
+    let (first, labels) = visible_tabs(app, area.width);
+    let (shown, all) = (labels.len(), app.tabs.len());
     let used: usize = labels.iter().map(|l| width(l) + 3).sum();
+    let dim = Style::new().fg(Color::DarkGray);
+    let mut tabs_area = area;
+    if first > 0 {
+        frame.buffer_mut().set_string(area.x, area.y, "‹", dim);
+        tabs_area.x += 1;
+        tabs_area.width = tabs_area.width.saturating_sub(1);
+    }
     frame.render_widget(
         Tabs::new(labels.into_iter().map(Line::from).collect::<Vec<_>>())
-            .select(app.active)
+            .select(app.active - first)
             .highlight_style(Style::new().fg(Color::Black).bg(Color::Cyan).add_modifier(Modifier::BOLD))
             .divider("│"),
-        area,
+        tabs_area,
     );
+    if first + shown < all {
+        frame.buffer_mut().set_string(area.right().saturating_sub(1), area.y, "›", dim);
+        return;
+    }
     let brand = " protolab ";
-    if used + brand.len() <= area.width as usize {
+    if first == 0 && used + brand.len() <= area.width as usize {
         let x = area.right() - brand.len() as u16;
-        frame.buffer_mut().set_string(x, area.y, brand, Style::new().fg(Color::DarkGray));
+        frame.buffer_mut().set_string(x, area.y, brand, dim);
     }
 }
 

@@ -645,6 +645,14 @@ fn tcp(mut r: Reading, ip: Addresses, segment_range: Range<usize>, complete: boo
             }
         }
     }
+    if header.syn() && !header.ack() {
+        let port = header.destination_port();
+        let (range, span) = port_range(port);
+        r.note(en(
+            "port {port}: a {range} port ({span}, as IANA divides them)",
+            &[("port", &port), ("range", &range), ("span", &span)],
+        ));
+    }
     let kind = if header.rst() {
         "tcp.rst"
     } else if header.syn() && header.ack() {
@@ -659,6 +667,16 @@ fn tcp(mut r: Reading, ip: Addresses, segment_range: Range<usize>, complete: boo
         "tcp.ack"
     };
     r.finish(Layer::Transport, "TCP", kind, summary)
+}
+
+/// The range a port number lies in, as IANA divides them (RFC 6335 §6), and its bounds: servers
+/// listen on well-known and registered ports, clients talk from dynamic (ephemeral) ones.
+pub fn port_range(port: u16) -> (&'static str, &'static str) {
+    match port {
+        0..=1023 => (term("well-known"), "0–1023"),
+        1024..=49151 => (term("registered"), "1024–49151"),
+        _ => (term("dynamic (ephemeral)"), "49152–65535"),
+    }
 }
 
 /// The order of the TCP flags in the `TCP.flags` field (DESIGN.md), then the rarer ECN ones.
@@ -1325,11 +1343,14 @@ mod tests {
         assert_eq!(range(&msg, "TCP.payload_len"), 74..74);
         assert_eq!(
             msg.notes,
-            [format!(
-                "checksums ok: IPv4 header {}, TCP {}",
-                value(&msg, "IPv4.checksum").as_str().unwrap(),
-                value(&msg, "TCP.checksum").as_str().unwrap()
-            )]
+            [
+                "port 7: a well-known port (0–1023, as IANA divides them)".to_string(),
+                format!(
+                    "checksums ok: IPv4 header {}, TCP {}",
+                    value(&msg, "IPv4.checksum").as_str().unwrap(),
+                    value(&msg, "TCP.checksum").as_str().unwrap()
+                )
+            ]
         );
         assert_ranges_encode_values(&frame, &msg);
     }

@@ -10,7 +10,7 @@
 use super::{Lab, LabFuture, LabInfo};
 use crate::locale::en;
 use crate::net::Wire;
-use crate::net::sim::router::Nat;
+use crate::net::sim::router::{Nat, TCP};
 use crate::net::sim::{End, HostSpec, RouterSpec, SimListener, SimNet, Topology};
 use color_eyre::eyre::{Result, WrapErr, bail};
 use std::net::{Ipv4Addr, SocketAddrV4};
@@ -55,7 +55,8 @@ fn network() -> Topology {
             ports: vec![(inside, 24), (PUBLIC, 24)],
             routes: Vec::new(),
             silent: false,
-            nat: Some(Nat { outside: 1, forwards: vec![(6, PUBLIC_PORT, WEB_ADDR)] }),
+            nat: Some(Nat { outside: 1, forwards: vec![(TCP, PUBLIC_PORT, WEB_ADDR)] }),
+            filter: None,
         }],
         cables: vec![
             vec![End::Host(REMOTE), End::Router(0, 1)],

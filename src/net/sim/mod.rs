@@ -17,7 +17,7 @@ pub mod topology;
 pub use cable::{Fate, Faults};
 pub use datagram::{Attached, EchoSocket, Handler, HostCtx, ProbeSocket, ServedUdp, UdpCtx, UdpProgram};
 pub use stream::{SimCarriers, SimListener, SimStream};
-pub use topology::{End, HostSpec, RouterSpec, Topology};
+pub use topology::{Drawn, End, HostSpec, Link, RouterSpec, Topology};
 
 use crate::locale::en;
 use crate::net::Gate;
@@ -164,10 +164,16 @@ impl Host {
                 _ => None,
             })
             .collect();
+        let listening = states.iter().any(|s| s == "LISTEN");
         if states.len() > 1 {
             states.retain(|s| s != "LISTEN" && s != "CLOSED");
         }
-        if states.is_empty() { "CLOSED".into() } else { states.join(" + ") }
+        match states.is_empty() {
+            // Several listening sockets and nothing else: the host listens.
+            true if listening => "LISTEN".into(),
+            true => "CLOSED".into(),
+            false => states.join(" + "),
+        }
     }
 }
 
@@ -241,6 +247,9 @@ struct Inner {
     /// every frame that is not TCP; a TCP segment shows its connection's state, read from the
     /// stack.
     labels: Vec<Option<String>>,
+    /// Hosts whose state is what the lab says on every frame, TCP segments too (a scanner's
+    /// progress: its probes belong to no connection of its own).
+    lab_states: Vec<bool>,
     /// Names of connections by server port, for labs with more than one (`echo`).
     conns: HashMap<u16, String>,
     /// Each host's state as the steps shown so far left it, per TCP connection (`None`: what
@@ -294,6 +303,11 @@ impl Inner {
         if host >= self.hosts.len() {
             // A router keeps no connection state.
             return None;
+        }
+        if self.lab_states[host]
+            && let Some(label) = &self.labels[host]
+        {
+            return Some(label.clone());
         }
         if let Some(seg) = seg {
             let (local, remote) = if sending { (seg.src, seg.dst) } else { (seg.dst, seg.src) };
@@ -469,6 +483,7 @@ impl SimNet {
                 let mut router = router::Router::new(ports.collect(), spec.routes.clone());
                 router.silent = spec.silent;
                 router.nat = spec.nat.clone();
+                router.filter = spec.filter.clone();
                 router
             })
             .collect();
@@ -487,6 +502,7 @@ impl SimNet {
             taps: (0..n).map(|_| None).collect(),
             programs: Vec::new(),
             labels: vec![None; n],
+            lab_states: vec![false; n],
             conns: HashMap::new(),
             shown: HashMap::new(),
         };
@@ -547,6 +563,12 @@ impl SimNet {
         self.lock().labels[host] = Some(label.into());
     }
 
+    /// Shows what the lab says of `host` (see [`SimNet::set_state`]) with every frame it sends
+    /// or receives, TCP segments too, instead of the state of the frame's connection.
+    pub fn show_lab_state(&self, host: usize) {
+        self.lock().lab_states[host] = true;
+    }
+
     /// Names the TCP connections to or from `port` (`closed-port`), for labs with more than
     /// one connection: their frames' steps carry the name as `conn`.
     pub fn name_connection(&self, port: u16, name: impl Into<String>) {
@@ -571,6 +593,12 @@ impl SimNet {
     /// The stream's socket is no longer used: close it and forget it once closed.
     fn release(&self, host: usize, handle: SocketHandle) {
         let mut inner = self.lock();
+        if inner.hosts[host].tcp(handle).state() == tcp::State::SynSent {
+            // A connect() given up on: gone without a word, as a kernel does (no RST: the peer
+            // never answered).
+            inner.hosts[host].sockets.remove(handle);
+            return;
+        }
         inner.hosts[host].tcp(handle).close();
         inner.orphans.push((host, handle));
         drop(inner);

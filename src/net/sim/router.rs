@@ -7,6 +7,10 @@
 //! (RFC 1812 §4.3.2.3); it answers ARP and echo requests for its own addresses. A router set
 //! `silent` sends no ICMP errors (traceroute then shows `* * *`).
 //!
+//! A router given a [`Filter`] is a firewall for one of its networks: what it forwards there
+//! passes, is refused with ICMP Destination Unreachable (type 3 code 13, communication
+//! administratively prohibited, RFC 1812 §5.2.7.1), or is dropped without a word.
+//!
 //! A router given a [`Nat`] rewrites addresses between its inside and its outside (RFC 3022):
 //! TCP and UDP from the inside leave with its outside address and a port of its own (source
 //! NAT, NAPT), a port forward sends what reaches an outside port to a server inside, and the
@@ -31,8 +35,9 @@ const HELD: usize = 16;
 /// again (Linux asks once a second, RFC 1122 §2.3.2.1 asks for at most one a second).
 const ASK_AGAIN: Duration = Duration::from_secs(1);
 const ICMP: u8 = 1;
-const TCP: u8 = 6;
-const UDP: u8 = 17;
+/// IPv4's protocol numbers of TCP and UDP (as NAT forwards and filter rules name them).
+pub const TCP: u8 = 6;
+pub const UDP: u8 = 17;
 /// Translations a NAT router remembers: past this, the oldest is forgotten.
 const TRANSLATIONS: usize = 1024;
 /// The first port the router's source NAT hands out.
@@ -97,6 +102,48 @@ pub struct Nat {
     pub forwards: Vec<(u8, u16, SocketAddrV4)>,
 }
 
+/// A packet filter on what a router forwards into one network (a firewall, like iptables'
+/// FORWARD chain, without state): TCP and UDP to a port it allows pass, to a port it rejects
+/// are refused with ICMP (type 3 code 13), to any other port are dropped without a word; ICMP
+/// passes (so ping still finds the hosts behind it).
+#[derive(Debug, Clone)]
+pub struct Filter {
+    /// The network it guards.
+    pub net: Ipv4Addr,
+    pub prefix: u8,
+    /// (protocol, port) let in.
+    pub allow: Vec<(u8, u16)>,
+    /// (protocol, port) refused with ICMP Destination Unreachable, administratively prohibited.
+    pub reject: Vec<(u8, u16)>,
+}
+
+/// What a [`Filter`] does with a packet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Verdict {
+    Pass,
+    Reject,
+    Drop,
+}
+
+impl Filter {
+    fn verdict(&self, packet: &[u8], ihl: usize) -> Verdict {
+        let proto = packet[field::ipv4::PROTOCOL.start];
+        if !within(ip_at(packet, field::ipv4::DST), self.net, self.prefix) || !matches!(proto, TCP | UDP) {
+            return Verdict::Pass;
+        }
+        let Some(port) = packet.get(ihl + 2..ihl + 4).map(|p| u16::from_be_bytes([p[0], p[1]])) else {
+            return Verdict::Drop;
+        };
+        if self.allow.contains(&(proto, port)) {
+            Verdict::Pass
+        } else if self.reject.contains(&(proto, port)) {
+            Verdict::Reject
+        } else {
+            Verdict::Drop
+        }
+    }
+}
+
 /// Who a translated flow is: protocol, the inside end, the outside end.
 type Flow = (u8, SocketAddrV4, SocketAddrV4);
 
@@ -127,6 +174,8 @@ pub struct Router {
     /// Address translation between the inside and the outside, if it does it.
     pub nat: Option<Nat>,
     translations: Translations,
+    /// The firewall on what it forwards, if it has one.
+    pub filter: Option<Filter>,
 }
 
 /// A packet waiting for its next hop's MAC: the interface, the next hop, the packet.
@@ -220,6 +269,7 @@ impl Router {
             ident: 1,
             nat: None,
             translations: Translations { next: NAT_PORTS, ..Translations::default() },
+            filter: None,
         }
     }
 
@@ -330,6 +380,11 @@ impl Router {
             self.error(self.ports[port].ip, packet, ihl, 3, 0, out);
             return;
         };
+        match self.filter.as_ref().map_or(Verdict::Pass, |f| f.verdict(packet, ihl)) {
+            Verdict::Pass => {}
+            Verdict::Reject => return self.error(self.ports[port].ip, packet, ihl, 3, 13, out),
+            Verdict::Drop => return,
+        }
         let mut forwarded = packet.to_vec();
         forwarded[ipv4::TTL.start] = ttl - 1;
         // Leaving by the outside from the inside: the source is rewritten.
@@ -646,6 +701,44 @@ mod tests {
         let msg = decoded(&ethernet(CLIENT, R_IN, ETHERTYPE_IPV4, &cut));
         assert_eq!(msg.kind, "icmp.time-exceeded");
         assert!(msg.notes.iter().any(|n| n.contains("quoted packet is cut short: 12 of the 20")), "{:?}", msg.notes);
+    }
+
+    #[test]
+    fn a_filter_passes_rejects_or_drops_by_port() {
+        let mut r = r1();
+        learn(&mut r, 0, CLIENT, CLIENT_IP);
+        learn(&mut r, 1, [2, 0, 0, 0, 2, 1], Ipv4Addr::new(198, 51, 100, 2));
+        r.filter = Some(Filter {
+            net: Ipv4Addr::new(203, 0, 113, 0),
+            prefix: 24,
+            allow: vec![(UDP, 53)],
+            reject: vec![(UDP, 33435)],
+        });
+        let to_port = |port: u16| {
+            let mut probe = udp_probe(64, SERVER_IP);
+            probe[36..38].copy_from_slice(&port.to_be_bytes());
+            probe
+        };
+        // Allowed: forwarded as ever.
+        let out = r.on_frame(0, &to_port(53), T0);
+        assert_eq!((out.len(), out[0].port), (1, 1));
+        assert!(out[0].forwarded.is_some());
+        // Rejected: refused with type 3 code 13, from the interface it came in by, quoting it.
+        let out = r.on_frame(0, &to_port(33435), T0);
+        assert_eq!((out.len(), out[0].port), (1, 0));
+        let msg = decoded(&out[0].frame);
+        assert_eq!(msg.kind, "icmp.dest-unreachable");
+        assert_eq!(out[0].frame[34..36], [3, 13]);
+        assert_eq!(value(&msg, "IPv4.src"), "192.0.2.254");
+        assert!(msg.summary.contains("administratively prohibited"), "{}", msg.summary);
+        assert_eq!(value(&msg, "ICMP.quoted.dst_port"), "33435");
+        // Any other port: dropped without a word; a silent router drops the rejected ones too.
+        assert!(r.on_frame(0, &to_port(8080), T0).is_empty());
+        r.silent = true;
+        assert!(r.on_frame(0, &to_port(33435), T0).is_empty());
+        // Traffic to other networks is not the filter's business.
+        r.filter.as_mut().unwrap().net = Ipv4Addr::new(100, 64, 0, 0);
+        assert_eq!(r.on_frame(0, &to_port(8080), T0).len(), 1);
     }
 
     #[test]

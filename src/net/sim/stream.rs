@@ -35,6 +35,13 @@ pub struct SimCarriers {
 }
 
 impl SimStream {
+    /// Ends the connection at once with a RST (RFC 9293 §3.10.7.1's ABORT), as a port
+    /// scanner does once connect() has told it the port is open.
+    pub fn abort(self) {
+        self.net.lock().hosts[self.host].tcp(self.handle).abort();
+        self.net.kick();
+    }
+
     /// What will say which frames carried the bytes this stream returns.
     pub fn carriers(&self) -> SimCarriers {
         SimCarriers { net: self.net.clone(), host: self.host, handle: self.handle, read: 0 }

@@ -3,7 +3,7 @@
 //! lifelines. Host 0 is the client, host 1 the server. Addresses stay in the documentation
 //! ranges (RFC 5737), which never leave the process.
 
-use super::router::{Nat, Route};
+use super::router::{Filter, Nat, Route};
 use std::net::Ipv4Addr;
 
 /// A host: a name as the steps say it, an address (none for a host that asks DHCP for one), and
@@ -26,6 +26,8 @@ pub struct RouterSpec {
     pub silent: bool,
     /// Address translation between its inside and its outside interface, if it does it.
     pub nat: Option<Nat>,
+    /// The firewall on what it forwards, if it has one.
+    pub filter: Option<Filter>,
 }
 
 /// One end of a cable: a host's card, or a router's interface.
@@ -33,6 +35,28 @@ pub struct RouterSpec {
 pub enum End {
     Host(usize),
     Router(usize, usize),
+}
+
+/// How two nodes are joined.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Link {
+    /// A cable of their own.
+    Cable,
+    /// The same switched LAN.
+    Lan,
+    /// Not directly.
+    None,
+}
+
+/// A lifeline as drawn in one line (see [`Topology::drawn`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Drawn {
+    pub name: &'static str,
+    /// How it is joined to the one before it.
+    pub before: Link,
+    /// A switched LAN starts with it, or ends with it.
+    pub opens: bool,
+    pub closes: bool,
 }
 
 /// A lab network. A cable joins two ends; one with more is a switched segment (a LAN): a
@@ -100,6 +124,7 @@ impl Topology {
                 routes,
                 silent: false,
                 nat: None,
+                filter: None,
             });
         }
         let mut cables = vec![vec![End::Host(0), End::Router(0, 0)]];
@@ -113,11 +138,17 @@ impl Topology {
         self.hosts.iter().map(|h| h.name).chain(self.routers.iter().map(|r| r.name)).collect()
     }
 
-    /// The ladder's lifelines, left to right: the client, the routers in order, the other
-    /// hosts (the server first).
+    /// The ladder's lifelines, left to right: the client and the hosts on its own LAN, the
+    /// routers in order, the other hosts (the server first).
     pub fn lifelines(&self) -> Vec<&'static str> {
-        let hosts = self.hosts.iter().map(|h| h.name);
-        hosts.clone().take(1).chain(self.routers.iter().map(|r| r.name)).chain(hosts.skip(1)).collect()
+        let near: Vec<End> = self.peers(End::Host(0));
+        let (local, far): (Vec<usize>, Vec<usize>) = (1..self.hosts.len()).partition(|&h| near.contains(&End::Host(h)));
+        let hosts = |list: Vec<usize>| list.into_iter().map(|h| self.hosts[h].name).collect::<Vec<_>>();
+        let mut lines = vec![self.hosts[0].name];
+        lines.extend(hosts(local));
+        lines.extend(self.routers.iter().map(|r| r.name));
+        lines.extend(hosts(far));
+        lines
     }
 
     /// The node an end is on: hosts first, then routers.
@@ -137,6 +168,42 @@ impl Topology {
             .collect();
         let ends = (0..hosts.len()).map(End::Host).collect();
         Topology { hosts, routers: Vec::new(), cables: vec![ends] }
+    }
+
+    /// How the nodes named `a` and `b` are joined: a cable of their own, a switched LAN, or not
+    /// directly.
+    pub fn link(&self, a: &str, b: &str) -> Link {
+        let names = self.names();
+        let (Some(a), Some(b)) = (names.iter().position(|n| *n == a), names.iter().position(|n| *n == b)) else {
+            return Link::None;
+        };
+        let on = |cable: &&Vec<End>, node: usize| cable.iter().any(|&e| self.node(e) == node);
+        match self.cables.iter().find(|c| on(c, a) && on(c, b)) {
+            Some(cable) if cable.len() > 2 => Link::Lan,
+            Some(_) => Link::Cable,
+            None => Link::None,
+        }
+    }
+
+    /// The lifelines as the map and `protolab labs` draw them: each with the link to the one
+    /// before it, and whether a switched LAN opens before it or closes after it.
+    pub fn drawn(&self) -> Vec<Drawn> {
+        let nodes = self.lifelines();
+        let links: Vec<Link> = (1..nodes.len()).map(|i| self.link(nodes[i - 1], nodes[i])).collect();
+        nodes
+            .iter()
+            .enumerate()
+            .map(|(i, &name)| {
+                let before = if i == 0 { Link::None } else { links[i - 1] };
+                let after = links.get(i).copied().unwrap_or(Link::None);
+                Drawn {
+                    name,
+                    before,
+                    opens: after == Link::Lan && before != Link::Lan,
+                    closes: before == Link::Lan && after != Link::Lan,
+                }
+            })
+            .collect()
     }
 
     /// The other ends of the cable or segment plugged into `end` (none for a card with no
@@ -176,5 +243,29 @@ mod tests {
         assert_eq!(lan.peers(End::Host(1)), [End::Host(0), End::Host(2)]);
         assert_eq!(lan.peer(End::Host(1)), None);
         assert_eq!(lan.lifelines(), ["client", "a", "b"]);
+        assert_eq!(
+            (lan.link("a", "b"), t.link("client", "r1"), t.link("client", "r2")),
+            (Link::Lan, Link::Cable, Link::None)
+        );
+        // A LAN behind a cable: the LAN opens with r1, the router on it.
+        let mut nat = lan.clone();
+        nat.hosts.insert(0, HostSpec { name: "remote", ip: None, prefix: 24, gateway: None });
+        nat.cables = vec![
+            vec![End::Host(0), End::Router(0, 1)],
+            vec![End::Router(0, 0), End::Host(1), End::Host(2), End::Host(3)],
+        ];
+        nat.routers = t.routers[..1].to_vec();
+        let drawn = nat.drawn();
+        let names: Vec<_> = drawn.iter().map(|d| (d.name, d.before, d.opens, d.closes)).collect();
+        assert_eq!(
+            names,
+            [
+                ("remote", Link::None, false, false),
+                ("r1", Link::Cable, true, false),
+                ("client", Link::Lan, false, false),
+                ("a", Link::Lan, false, false),
+                ("b", Link::Lan, false, true),
+            ]
+        );
     }
 }

@@ -1,9 +1,9 @@
 //! The lab network in one line under the ladder: its hosts (with their addresses), routers and
-//! links, or the hosts of a switched LAN, with the link the selected step crossed — and the two
+//! links (a switched LAN among them in brackets), or the hosts of a switched LAN, with the link the selected step crossed — and the two
 //! nodes at its ends — highlighted. Shortened to fit: last octets only, then names only.
 
 use crate::locale::{Lang, endpoint, tr};
-use crate::net::sim::Topology;
+use crate::net::sim::{Link, Topology};
 use crate::tui::text::{fit, width};
 use ratatui::buffer::Buffer;
 use ratatui::layout::Rect;
@@ -82,14 +82,26 @@ impl Map<'_> {
             }
             return spans;
         }
-        for (i, name) in nodes.iter().enumerate() {
-            if i > 0 {
-                let crossed = self
+        // A switched LAN among cables is bracketed, its hosts apart by ` · `.
+        for (i, d) in self.topology.drawn().iter().enumerate() {
+            let crossed = i > 0
+                && self
                     .crossed
-                    .is_some_and(|(a, b)| (a == nodes[i - 1] && b == *name) || (b == nodes[i - 1] && a == *name));
-                spans.push(if crossed { Span::styled(" ━━ ", lit) } else { Span::raw(" ── ") });
+                    .is_some_and(|(a, b)| (a == nodes[i - 1] && b == d.name) || (b == nodes[i - 1] && a == d.name));
+            match d.before {
+                Link::Cable if crossed => spans.push(Span::styled(" ━━ ", lit)),
+                Link::Cable => spans.push(Span::raw(" ── ")),
+                Link::Lan => spans.push(Span::raw(" · ")),
+                Link::None if i > 0 => spans.push(Span::raw(" ┄ ")),
+                Link::None => {}
             }
-            spans.push(node(name));
+            if d.opens {
+                spans.push(Span::raw("["));
+            }
+            spans.push(node(d.name));
+            if d.closes {
+                spans.push(Span::raw("]"));
+            }
         }
         spans
     }
