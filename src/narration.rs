@@ -142,10 +142,11 @@ fn value(name: &str, step: &Step, lang: Lang) -> Option<String> {
             Fate::Delayed(ms) => Some(ms.to_string()),
             _ => None,
         },
-        "state.from" => step.state(&step.from).map(str::to_string),
-        "state.to" => step.state(&step.to).map(str::to_string),
+        // A lab's own state (a scanner's table) is said in the narration's language.
+        "state.from" => step.state(&step.from).map(|s| crate::locale::localize(lang, s).into_owned()),
+        "state.to" => step.state(&step.to).map(|s| crate::locale::localize(lang, s).into_owned()),
         _ => match name.strip_prefix("state.") {
-            Some(who) => step.state(who).map(str::to_string),
+            Some(who) => step.state(who).map(|s| crate::locale::localize(lang, s).into_owned()),
             None => step.value(name),
         },
     }
