@@ -399,6 +399,43 @@ async fn portscan_with_a_refused_probe() {
     assert_eq!(ui::tab_at(&app, &areas, at), Some(7));
 }
 
+/// nat's connections: each row of them gets its letter (the two sides of r1's rewrite are
+/// connections of their own: other addresses), `f` narrows the ladder to the selected step's
+/// connection (the others' rows, and ARP, go), Esc brings all back.
+#[tokio::test]
+async fn f_follows_one_connection() {
+    let mut steps = real_steps("nat").await;
+    normalize(&mut steps);
+    let total = steps.len();
+    let second = steps.iter().position(|s| s.summary.starts_with("SYN ") && s.from == "pc").unwrap();
+    let pc_syn = steps[second].summary.clone();
+    let mut app = app_on("nat", steps, second);
+    let row_of = |screen: &str, text: &str| screen.lines().find(|l| l.contains(text)).map(str::to_string);
+    let screen = draw(&mut app, 120, 40);
+    let pc_row = row_of(&screen, &pc_syn).unwrap();
+    // Between the time and the first lifeline: remote → r1 is a, r1 → web b, pc → r1 c; ARP
+    // has none.
+    assert_eq!(pc_row.chars().nth(14), Some('c'), "{pc_row}");
+    let arp_rows: Vec<&str> = screen.lines().filter(|l| l.contains("who has")).collect();
+    assert!(!arp_rows.is_empty() && arp_rows.iter().all(|l| l.chars().nth(14) == Some(' ')), "{screen}");
+    app.act(Action::Follow, 10, &events(), Instant::now());
+    let narrowed = app.tab().rows_from(0).count();
+    assert!(narrowed > 4 && narrowed < total / 2, "{narrowed} of {total}");
+    let screen = draw(&mut app, 120, 40);
+    assert!(screen.contains("only 192.0.2.20:"), "{screen}");
+    assert!(!screen.contains("who has"), "ARP is no connection's:\n{screen}");
+    let tags: Vec<char> = screen.lines().filter(|l| l.contains("0.0")).filter_map(|l| l.chars().nth(14)).collect();
+    assert!(!tags.is_empty() && tags.iter().all(|&t| t == 'c'), "only pc's connection:\n{screen}");
+    assert_eq!(app.tab().selected().map(|s| s.summary.clone()), Some(pc_syn));
+    app.act(Action::Back, 10, &events(), Instant::now());
+    assert_eq!(app.tab().rows_from(0).count(), total);
+    // ARP belongs to no connection: f says so and changes nothing.
+    app.tab_mut().select(0);
+    app.act(Action::Follow, 10, &events(), Instant::now());
+    assert!(app.note.as_deref().unwrap_or_default().contains("no connection"));
+    assert_eq!(app.tab().rows_from(0).count(), total);
+}
+
 /// TCP: the server's ACK of the client's FIN, while the server's FIN,ACK waits at the gate.
 #[tokio::test]
 async fn tcp_at_three_sizes() {

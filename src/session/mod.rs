@@ -73,6 +73,19 @@ impl Session {
         self.dropped
     }
 
+    /// The step numbered `seq`, if it is still kept.
+    pub fn by_seq(&self, seq: u64) -> Option<&Step> {
+        let first = self.steps.front()?.seq;
+        let step = self.steps.get(usize::try_from(seq.checked_sub(first)?).ok()?)?;
+        (step.seq == seq).then_some(step)
+    }
+
+    /// The connection a step belongs to: its own (see [`Step::connection`]), or that of the
+    /// first segment that carried it.
+    pub fn connection_of(&self, step: &Step) -> Option<String> {
+        step.connection().or_else(|| self.by_seq(*step.carried_by.first()?)?.connection())
+    }
+
     pub fn get(&self, index: usize) -> Option<&Step> {
         self.steps.get(index)
     }

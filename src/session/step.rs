@@ -217,6 +217,23 @@ impl Step {
     pub fn state(&self, who: &str) -> Option<&str> {
         self.states.iter().find(|(n, _)| n == who).map(|(_, s)| s.as_str())
     }
+
+    /// The connection the step belongs to, as far as the step itself says: its `conn` name,
+    /// else its TCP ends, the lower first (`192.0.2.1:49152 ↔ 192.0.2.2:7`, the same both
+    /// ways). None for ARP, ICMP and UDP (no connections), or a message whose stream has no
+    /// name (its carriers say it).
+    pub fn connection(&self) -> Option<String> {
+        if let Some(conn) = &self.conn {
+            return Some(conn.clone());
+        }
+        if self.proto != "TCP" {
+            return None;
+        }
+        let end = |ip: &str, port: &str| Some(format!("{}:{}", self.value(ip)?, self.number(port)?));
+        let (a, b) = (end("IPv4.src", "TCP.src_port")?, end("IPv4.dst", "TCP.dst_port")?);
+        let (low, high) = if a <= b { (a, b) } else { (b, a) };
+        Some(format!("{low} ↔ {high}"))
+    }
 }
 
 fn as_object<S: serde::Serializer>(states: &[(String, String)], s: S) -> Result<S::Ok, S::Error> {

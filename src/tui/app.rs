@@ -7,6 +7,7 @@ use crate::locale::{Lang, tr, trf};
 use crate::narration::Narration;
 use crate::net::{Gate, GateEvent, Release, Wire};
 use crate::session::{Session, Step, StepSink};
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -111,6 +112,51 @@ impl Layers {
     }
 }
 
+/// The connections of a run, each with a short tag in the order they appeared (`a`, `b`, …),
+/// and the one the ladder is narrowed to (`f`), if any.
+#[derive(Debug, Default)]
+pub struct Connections {
+    order: HashMap<String, usize>,
+    /// Only this connection's steps are shown.
+    pub only: Option<String>,
+}
+
+/// Connections a run tags, at most: later ones go untagged (they can still be followed).
+const TAGGED: usize = 4096;
+/// The tags, in order; past the last they start again.
+const TAGS: &[u8] = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
+
+impl Connections {
+    /// Notes the connection of a step just added to `session`.
+    fn note(&mut self, session: &Session, step: &Step) {
+        if self.order.len() < TAGGED
+            && let Some(key) = session.connection_of(step)
+        {
+            let n = self.order.len();
+            self.order.entry(key).or_insert(n);
+        }
+    }
+
+    /// The step's tag and its number (for its colour), once the run has two connections or more.
+    pub fn tag(&self, session: &Session, step: &Step) -> Option<(char, usize)> {
+        if self.order.len() < 2 {
+            return None;
+        }
+        let n = *self.order.get(&session.connection_of(step)?)?;
+        Some((char::from(TAGS[n % TAGS.len()]), n))
+    }
+
+    /// Whether the ladder shows the step: every step, or only the followed connection's.
+    pub fn shows(&self, session: &Session, step: &Step) -> bool {
+        self.only.as_ref().is_none_or(|only| session.connection_of(step).as_ref() == Some(only))
+    }
+
+    fn clear(&mut self) {
+        self.order.clear();
+        self.only = None;
+    }
+}
+
 /// What the status bar asks for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Ask {
@@ -148,6 +194,8 @@ pub struct LabTab {
     pub wire: Wire,
     /// Which steps the ladder shows.
     pub layers: Layers,
+    /// The run's connections, and the one followed (`f`).
+    pub conns: Connections,
     /// The DHCP lease clock's speed-up in the current run.
     pub lease_speedup: u32,
     /// Play mode: this lab's gate opens by itself. Each tab plays on its own.
@@ -208,6 +256,7 @@ impl LabTab {
             run: 0,
             wire: Wire::Host,
             layers: Layers::Both,
+            conns: Connections::default(),
             lease_speedup: crate::labs::dhcp::DEFAULT_SPEEDUP,
             playing: false,
             speed: DEFAULT_SPEED,
@@ -244,6 +293,9 @@ impl LabTab {
         self.has_frames |= step.frame;
         self.has_messages |= !step.frame;
         let dropped = self.session.push(step);
+        if let Some(added) = self.session.get(self.session.len() - 1) {
+            self.conns.note(&self.session, added);
+        }
         if dropped > 0 {
             // Positions count from the oldest step kept: shift them with it.
             self.revealed = self.revealed.saturating_sub(dropped);
@@ -272,12 +324,35 @@ impl LabTab {
 
     /// The selected step, if any is shown.
     pub fn selected(&self) -> Option<&Step> {
-        let step = self.session.get(self.cursor).filter(|s| self.layers.shows(s))?;
+        let step = self.session.get(self.cursor).filter(|s| self.shows(s))?;
         (self.cursor < self.shown()).then_some(step)
     }
 
     fn visible(&self, index: usize) -> bool {
-        self.session.get(index).is_some_and(|s| self.layers.shows(s))
+        self.session.get(index).is_some_and(|s| self.shows(s))
+    }
+
+    /// Whether the ladder has a row for `step`: its layer is shown, and its connection.
+    pub fn shows(&self, step: &Step) -> bool {
+        self.layers.shows(step) && self.conns.shows(&self.session, step)
+    }
+
+    /// Follows the selected step's connection alone (`f`), or all of them again; the cursor
+    /// stays on a step shown. `Some` says why nothing changed.
+    pub fn follow(&mut self) -> Option<String> {
+        if self.conns.only.take().is_some() {
+            self.set_layers(self.layers);
+            return None;
+        }
+        let Some(step) = self.selected() else { return Some(tr(self.lang, "no steps yet").into()) };
+        let Some(conn) = self.session.connection_of(step) else {
+            return Some(
+                tr(self.lang, "this step belongs to no connection (ARP, ICMP, UDP): f follows a TCP one").into(),
+            );
+        };
+        self.conns.only = Some(conn);
+        self.set_layers(self.layers);
+        None
     }
 
     /// The first visible step in `from..end`.
@@ -303,7 +378,7 @@ impl LabTab {
             return None;
         }
         let cursor = self.cursor.min(shown - 1);
-        if self.layers == Layers::Both {
+        if self.layers == Layers::Both && self.conns.only.is_none() {
             return Some((cursor + 1, shown));
         }
         let total = self.rows_from(0).count();
@@ -361,6 +436,7 @@ impl LabTab {
         self.listening = None;
         self.has_frames = false;
         self.has_messages = false;
+        self.conns.clear();
         self.state = RunState::Running;
         self.pointer = None;
         self.replay_to = None;
@@ -819,6 +895,8 @@ impl App {
             Action::Back => {
                 if self.zoom {
                     self.zoom = false;
+                } else if self.tab().conns.only.is_some() {
+                    self.tab_mut().follow();
                 } else if self.tab().layers != Layers::Both {
                     self.tab_mut().set_layers(Layers::Both);
                 } else {
@@ -834,7 +912,9 @@ impl App {
             Action::DuplicateFrame => self.note = self.tab_mut().release(Release::Duplicate).map(Into::into),
             Action::CorruptFrame => self.note = self.tab_mut().release(Release::Corrupt).map(Into::into),
             Action::ToggleLayers => self.note = self.tab_mut().toggle_layers(),
+            Action::Follow => self.note = self.tab_mut().follow(),
             Action::LeaseSlower | Action::LeaseFaster => self.note = Some(self.lease_clock(action)),
+            Action::ToggleProbes => self.note = Some(self.toggle_probes()),
             Action::FieldUp => self.tab_mut().move_field(false),
             Action::FieldDown => self.tab_mut().move_field(true),
             // With a lesson playing, J and K scroll its card.
@@ -1047,6 +1127,21 @@ impl App {
     /// `[` and `]`: the next slower or faster lease clock of the table, for the DHCP lab's next
     /// run. A value outside the table (from `--lease-speedup`) moves to its nearest neighbour
     /// in the asked direction, never the other way.
+    /// traceroute's probes: UDP datagrams, or ICMP echo requests (traceroute -I), from the next run.
+    fn toggle_probes(&mut self) -> String {
+        use crate::labs::traceroute::{icmp, set_icmp};
+        if self.tab().lab.info().name != "traceroute" {
+            return tr(self.lang, "i sets traceroute's probes: on the traceroute tab").into();
+        }
+        set_icmp(!icmp());
+        let said = if icmp() {
+            tr(self.lang, "probes: ICMP echo requests (traceroute -I) from the next run (r)")
+        } else {
+            tr(self.lang, "probes: UDP datagrams (traceroute's default) from the next run (r)")
+        };
+        said.into()
+    }
+
     fn lease_clock(&mut self, action: Action) -> String {
         use crate::labs::dhcp::{SPEEDUPS, set_speedup, speedup};
         if self.tab().lab.info().name != "dhcp" {
@@ -1104,5 +1199,29 @@ impl App {
         for tab in &mut self.tabs {
             tab.stop();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `i` sets traceroute's probes on its tab, from the next run, and says so; elsewhere it says
+    /// where it works. (No other test of the library runs traceroute.)
+    #[test]
+    fn i_switches_traceroute_between_udp_and_icmp_probes() {
+        let mut app = App::new(crate::labs::registry(), None);
+        let events = mpsc::channel(4).0;
+        let now = Instant::now();
+        app.act(Action::ToggleProbes, 10, &events, now);
+        assert!(app.note.as_deref().unwrap_or_default().contains("on the traceroute tab"));
+        assert!(!crate::labs::traceroute::icmp());
+        app.active = app.tabs.iter().position(|t| t.lab.info().name == "traceroute").unwrap();
+        app.act(Action::ToggleProbes, 10, &events, now);
+        assert!(crate::labs::traceroute::icmp());
+        assert!(app.note.as_deref().unwrap_or_default().starts_with("probes: ICMP echo requests"));
+        app.act(Action::ToggleProbes, 10, &events, now);
+        assert!(!crate::labs::traceroute::icmp());
+        assert!(app.note.as_deref().unwrap_or_default().starts_with("probes: UDP datagrams"));
     }
 }

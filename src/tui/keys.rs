@@ -27,6 +27,10 @@ pub enum Action {
     Point,
     /// Show messages, segments, or both (lab network).
     ToggleLayers,
+    /// Show only the selected step's connection, or all again.
+    Follow,
+    /// traceroute: UDP or ICMP probes, from the next run.
+    ToggleProbes,
     /// DHCP: run the lease clock slower / faster (from the next run).
     LeaseSlower,
     LeaseFaster,
@@ -220,12 +224,24 @@ pub const BINDINGS: &[Binding] = &[
         help: "messages + segments, messages only, segments only",
     },
     Binding {
+        keys: &[ch('f')],
+        label: "f",
+        action: Action::Follow,
+        help: "follow the selected step's connection alone (each has its letter left of the ladder); f again shows all",
+    },
+    Binding {
         keys: &[ch('[')],
         label: "[ ]",
         action: Action::LeaseSlower,
         help: "DHCP: lease clock slower / faster (from the next run)",
     },
     Binding { keys: &[ch(']')], label: "", action: Action::LeaseFaster, help: "" },
+    Binding {
+        keys: &[ch('i')],
+        label: "i",
+        action: Action::ToggleProbes,
+        help: "traceroute: UDP probes or ICMP echo requests (traceroute -I), from the next run",
+    },
     Binding {
         keys: &[key(KeyCode::Tab)],
         label: "Tab Shift-Tab 1-9",
@@ -291,6 +307,8 @@ pub const NAMES: &[(&str, Action)] = &[
     ("rerun-to", Action::RerunTo),
     ("point", Action::Point),
     ("layers", Action::ToggleLayers),
+    ("follow", Action::Follow),
+    ("probes", Action::ToggleProbes),
     ("lease-slower", Action::LeaseSlower),
     ("lease-faster", Action::LeaseFaster),
     ("drop", Action::DropFrame),
@@ -548,6 +566,8 @@ mod tests {
             DuplicateFrame,
             CorruptFrame,
             ToggleLayers,
+            Follow,
+            ToggleProbes,
             LeaseSlower,
             LeaseFaster,
             NextTab,
@@ -573,10 +593,10 @@ mod tests {
         for a in all {
             match a {
                 StepForward | StepBack | First | Last | PageUp | PageDown | TogglePlay | Faster | Slower | Rerun
-                | RerunTo | Point | DropFrame | DuplicateFrame | CorruptFrame | ToggleLayers | LeaseSlower
-                | LeaseFaster | NextTab | PrevTab | GoTo(_) | FieldUp | FieldDown | ScrollUp | ScrollDown | Zoom
-                | Search | SearchNext | SearchPrev | GoToStep | Present | Blank | Help | Lesson | Back | Quit
-                | Interrupt => {}
+                | RerunTo | Point | DropFrame | DuplicateFrame | CorruptFrame | ToggleLayers | Follow
+                | ToggleProbes | LeaseSlower | LeaseFaster | NextTab | PrevTab | GoTo(_) | FieldUp | FieldDown
+                | ScrollUp | ScrollDown | Zoom | Search | SearchNext | SearchPrev | GoToStep | Present | Blank
+                | Help | Lesson | Back | Quit | Interrupt => {}
             }
         }
         all.to_vec()

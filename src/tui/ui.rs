@@ -241,6 +241,7 @@ pub fn draw(frame: &mut Frame, app: &App, now: Instant) {
                 footer,
                 states: states_at(tab, lang),
                 layers: tab.layers,
+                conns: &tab.conns,
                 clock: if tab.wire == Wire::Sim { tr(lang, "lab clock") } else { tr(lang, "wall clock") },
                 main_conn: tab.lab.info().conn,
                 conn: tab.selected().and_then(|s| s.conn.as_deref()),
@@ -553,6 +554,9 @@ fn status_line(app: &App, cols: usize) -> Line<'static> {
     if let Some(layers) = tab.layers.label(lang) {
         state = format!("{state} · {layers}");
     }
+    if let Some(conn) = &tab.conns.only {
+        state = format!("{state} · {}", trf(lang, "only {conn}", &[("conn", conn)]));
+    }
     let mut play = if tab.playing { format!("▶ ×{}", tab.speed()) } else { format!("❚❚ ×{}", tab.speed()) };
     if tab.queued > 0 {
         play = format!("{play} · {}", trf(lang, "→ ×{n} queued", &[("n", &tab.queued)]));
@@ -568,7 +572,8 @@ fn status_line(app: &App, cols: usize) -> Line<'static> {
             .collect::<Vec<_>>()
             .join("  ")
     };
-    let keep = if app.note.is_some() || app.prompt.is_some() || tab.layers.label(lang).is_some() { 60 } else { 24 };
+    let narrowed = tab.layers.label(lang).is_some() || tab.conns.only.is_some();
+    let keep = if app.note.is_some() || app.prompt.is_some() || narrowed { 60 } else { 24 };
     let want_state = width(&state).min(keep);
     let mut chosen = hints(u8::MAX, true);
     'pick: for short in [false, true] {

@@ -4,6 +4,7 @@
 
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
 use protolab::session::{Session, Step};
+use protolab::tui::app::Connections;
 use protolab::tui::widgets::ladder::Ladder;
 use ratatui::buffer::Buffer;
 use ratatui::layout::Rect;
@@ -48,6 +49,7 @@ fn frames(c: &mut Criterion, name: &str, lifelines: &[&'static str]) {
             session.push(step(i, lifelines));
         }
         let rows = area.height as usize - 1;
+        let conns = Connections::default();
         group.bench_with_input(BenchmarkId::from_parameter(n), &session, |b, session| {
             let mut buf = Buffer::empty(area);
             b.iter(|| {
@@ -63,6 +65,7 @@ fn frames(c: &mut Criterion, name: &str, lifelines: &[&'static str]) {
                     footer: None,
                     states: Vec::new(),
                     layers: Default::default(),
+                    conns: &conns,
                     clock: "lab clock",
                     main_conn: None,
                     conn: None,

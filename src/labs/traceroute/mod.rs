@@ -69,6 +69,11 @@ pub fn set_icmp(on: bool) {
     ICMP_PROBES.store(on, Ordering::Relaxed);
 }
 
+/// Whether the runs from now on probe with ICMP echo requests.
+pub fn icmp() -> bool {
+    ICMP_PROBES.load(Ordering::Relaxed)
+}
+
 /// An answer to a probe, read off the client's card: who sent it, and whether it came from the
 /// destination itself (Port Unreachable) rather than a router on the way (Time Exceeded).
 #[derive(Debug, Clone, Copy)]
@@ -146,7 +151,7 @@ async fn trace(net: SimNet) -> Result<()> {
             let _ = tx.try_send(Answer { probe, from, arrived });
         }),
     );
-    let icmp = ICMP_PROBES.load(Ordering::Relaxed);
+    let icmp = icmp();
     // UDP probes leave from `port`; ICMP ones carry it as their identifier.
     let socket =
         if icmp { Probes::Echo(net.echo_socket(CLIENT, port)?) } else { Probes::Udp(net.probe_socket(CLIENT, port)?) };

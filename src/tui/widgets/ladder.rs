@@ -4,7 +4,7 @@
 
 use crate::locale::{Lang, endpoint, trf};
 use crate::session::{Layer, Session, Step};
-use crate::tui::app::{Flight, Layers};
+use crate::tui::app::{Connections, Flight, Layers};
 use crate::tui::text::{fit, width};
 use ratatui::buffer::Buffer;
 use ratatui::layout::Rect;
@@ -24,6 +24,8 @@ const RIGHT: u16 = 4;
 /// Columns a label needs besides its text: two spaces around it, a bit of shaft each side,
 /// the arrow head.
 const LABEL_PAD: u16 = 6;
+/// The colours of the connections' letters, in turn.
+const TAG_COLOURS: [Color; 6] = [Color::Cyan, Color::Magenta, Color::Yellow, Color::Green, Color::Blue, Color::Red];
 /// The marker of the selected row.
 pub const MARKER: &str = "▶";
 /// The presenter's pointer, in the same column, on a step that is not the selected one.
@@ -75,6 +77,8 @@ pub struct Ladder<'a> {
     pub states: Vec<EndpointState>,
     /// Which steps get a row.
     pub layers: Layers,
+    /// The run's connections: each row's tag, and the one followed.
+    pub conns: &'a Connections,
     /// What the time column counts (`lab clock`, `wall clock`).
     pub clock: &'a str,
     /// The lab's main connection, in a lab that opens more than one (`echo`): steps of the
@@ -168,7 +172,7 @@ impl Widget for Ladder<'_> {
             .session
             .range(self.scroll..self.shown)
             .enumerate()
-            .filter(|(_, step)| self.layers.shows(step))
+            .filter(|(_, step)| self.shows(step))
             .take(((body.height + self.gap) / (1 + self.gap)) as usize);
         for (offset, step) in rows {
             let index = self.scroll + offset;
@@ -182,7 +186,7 @@ impl Widget for Ladder<'_> {
         }
         // The prompt and the footer go under the newest step, between the lifelines.
         let after = last.map_or(self.scroll, |i| i + 1);
-        let at_end = self.session.range(after..self.shown).all(|s| !self.layers.shows(s));
+        let at_end = self.session.range(after..self.shown).all(|s| !self.shows(s));
         if !at_end || self.flight.is_some() || y >= body.bottom() {
             return;
         }
@@ -205,6 +209,10 @@ impl Widget for Ladder<'_> {
 }
 
 impl Ladder<'_> {
+    fn shows(&self, step: &Step) -> bool {
+        self.layers.shows(step) && self.conns.shows(self.session, step)
+    }
+
     fn arrow(&self, step: &Step, selected: bool, progress: f32, lines: &[u16], row: Rect, buf: &mut Buffer) {
         let from = lines[self.column(&step.from)];
         let to = lines[self.column(&step.to)];
@@ -239,6 +247,11 @@ impl Ladder<'_> {
             _ => " ",
         };
         buf.set_string(row.x, row.y, format!("{marker}{}", seconds(step.t_us)), time_style);
+        // The connection's letter, in its colour, between the time and the first lifeline.
+        if let Some((tag, n)) = self.conns.tag(self.session, step) {
+            let colour = TAG_COLOURS[n % TAG_COLOURS.len()];
+            buf.set_string(row.x + TIME_W + 1, row.y, tag.to_string(), Style::new().fg(colour));
+        }
         // The shaft runs between the lifelines; in flight, only up to the arrow's head.
         let span = (b - a).saturating_sub(1);
         // A lost frame gets only halfway, and ends in a cross.
