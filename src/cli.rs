@@ -457,10 +457,14 @@ fn network_line(topology: &crate::net::sim::Topology, lang: Lang) -> String {
                 None => format!("{name} ({})", tr(lang, "no address yet: DHCP")),
             };
         }
-        let router = topology.routers.iter().find(|r| r.name == name);
-        match router {
-            Some(r) if r.silent => format!("{name} ({})", tr(lang, "sends no ICMP errors")),
-            _ => name.to_string(),
+        // A router has an address on each of its links, in the ladder's order.
+        let Some(router) = topology.routers.iter().find(|r| r.name == name) else { return name.to_string() };
+        let addresses: Vec<String> = router.ports.iter().map(|(ip, _)| ip.to_string()).collect();
+        let addresses = addresses.join(", ");
+        if router.silent {
+            format!("{name} ({addresses}; {})", tr(lang, "sends no ICMP errors"))
+        } else {
+            format!("{name} ({addresses})")
         }
     };
     if topology.routers.is_empty() && topology.cables.iter().any(|c| c.len() > 2) {

@@ -264,10 +264,15 @@ fn labs_says_what_each_lab_shows_and_where_it_runs() {
     // Each lab's network, in the ladder's order.
     let networks = text.split_once("THE LAB NETWORK OF EACH LAB").unwrap().1;
     let line = |lab: &str| networks.lines().find(|l| l.starts_with(&format!("{lab} "))).unwrap().to_string();
-    assert!(
-        line("traceroute").ends_with("client 192.0.2.1 ─ r1 ─ r2 ─ r3 (sends no ICMP errors) ─ server 203.0.113.5")
-    );
-    assert!(line("ping").ends_with("client 192.0.2.1 ─ r1 ─ server 203.0.113.5"));
+    assert!(line("traceroute").ends_with(
+        "client 192.0.2.1 ─ r1 (192.0.2.254, 198.51.100.1) ─ r2 (198.51.100.2, 198.51.100.5) \
+         ─ r3 (198.51.100.6, 203.0.113.254; sends no ICMP errors) ─ server 203.0.113.5"
+    ));
+    assert!(line("ping").ends_with("client 192.0.2.1 ─ r1 (192.0.2.254, 203.0.113.254) ─ server 203.0.113.5"));
+    // A LAN among cables, in brackets.
+    assert!(line("portscan").ends_with(
+        "[scanner 192.0.2.1 · web 192.0.2.2 · mail 192.0.2.3 · r1 (192.0.2.6, 203.0.113.254)] ─ vault 203.0.113.5"
+    ));
     assert!(line("dhcp").ends_with("client (no address yet: DHCP) ─ server 192.0.2.2"));
 }
 

@@ -1035,8 +1035,22 @@ fn ipv4_flags_text(byte: u8) -> String {
 }
 
 /// Whether a payload reads as text: UTF-8 with no control characters but line ends and tabs.
+/// Whether a payload reads as text, judged by as much of it as its field shows (a character
+/// cut at that edge is no fault of the text).
 fn is_text(payload: &[u8]) -> bool {
-    std::str::from_utf8(payload).is_ok_and(|s| s.chars().all(|c| !c.is_control() || matches!(c, '\r' | '\n' | '\t')))
+    let head = &payload[..payload.len().min(PAYLOAD_TEXT_CHARS * 4)];
+    // Plain ASCII text, the usual case, without decoding characters.
+    if head.iter().all(|&b| (0x20..0x7f).contains(&b) || matches!(b, b'\r' | b'\n' | b'\t')) {
+        return true;
+    }
+    let text = match std::str::from_utf8(head) {
+        Ok(text) => text,
+        Err(e) if e.error_len().is_none() && head.len() < payload.len() => {
+            std::str::from_utf8(&head[..e.valid_up_to()]).unwrap_or_default()
+        }
+        Err(_) => return false,
+    };
+    text.chars().all(|c| !c.is_control() || matches!(c, '\r' | '\n' | '\t'))
 }
 
 /// A payload for its field: as text when it reads as text, else as hex; long ones end in `…`.

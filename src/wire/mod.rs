@@ -118,7 +118,9 @@ pub fn crlf_line(buf: &[u8]) -> Option<(&[u8], usize)> {
 
 /// Bytes as text for a summary: lossy UTF-8, control characters escaped, cut at `max` chars.
 pub fn printable(bytes: &[u8], max: usize) -> String {
-    let text = String::from_utf8_lossy(bytes);
+    // No character takes more than 4 bytes: the first `max` and one more (for the `…`) lie in
+    // this much, however long the message (a 1460-byte segment read for 40 characters).
+    let text = String::from_utf8_lossy(&bytes[..bytes.len().min(max.saturating_add(1).saturating_mul(4))]);
     let mut out = String::new();
     for (i, c) in text.chars().enumerate() {
         if i == max {

@@ -619,9 +619,14 @@ impl Shared {
     fn step(&self) -> Next {
         let mut inner = self.lock();
         let inner = &mut *inner;
+        // Whether a host may have something to take in or send: always at first; after a frame
+        // crossed to a router, no host changed (what the router sends waits on the cable).
+        let mut hosts_changed = true;
         loop {
             let now = self.now();
-            inner.poll_all(now);
+            if hosts_changed {
+                inner.poll_all(now);
+            }
             inner.orphans.retain(|&(h, handle)| {
                 let closed = inner.hosts[h].tcp(handle).state() == tcp::State::Closed;
                 if closed {
@@ -641,6 +646,7 @@ impl Shared {
                 return Next::Sleep(wait);
             };
             if frame.fate == Fate::Dropped || self.gate.is_free() {
+                hosts_changed = frame.to < inner.hosts.len();
                 self.cross(inner, frame);
                 continue;
             }

@@ -178,12 +178,13 @@ pub struct Router {
     pub filter: Option<Filter>,
 }
 
-/// A packet waiting for its next hop's MAC: the interface, the next hop, the packet.
+/// A packet waiting for its next hop's MAC: the interface, the next hop, the packet (in a
+/// frame whose Ethernet header is still to be written).
 #[derive(Debug)]
 struct Held {
     port: usize,
     hop: Ipv4Addr,
-    packet: Vec<u8>,
+    frame: Vec<u8>,
     forwarded: Option<Forwarded>,
 }
 
@@ -208,6 +209,22 @@ fn ethernet(dst: [u8; 6], src: [u8; 6], ethertype: [u8; 2], payload: &[u8]) -> V
     frame.extend_from_slice(&ethertype);
     frame.extend_from_slice(payload);
     frame
+}
+
+/// `packet` in a frame whose Ethernet header is left to write (see [`address`]): a packet is
+/// copied once on its way through, not once more for its new header.
+fn unaddressed(packet: &[u8]) -> Vec<u8> {
+    let mut frame = Vec::with_capacity(field::ethernet::LEN + packet.len());
+    frame.resize(field::ethernet::LEN, 0);
+    frame.extend_from_slice(packet);
+    frame
+}
+
+/// Writes the Ethernet header of an IPv4 frame made by [`unaddressed`].
+fn address(frame: &mut [u8], dst: [u8; 6], src: [u8; 6]) {
+    frame[field::ethernet::DST].copy_from_slice(&dst);
+    frame[field::ethernet::SRC].copy_from_slice(&src);
+    frame[12..14].copy_from_slice(&ETHERTYPE_IPV4);
 }
 
 /// An ARP packet for Ethernet and IPv4 (RFC 826): `op` 1 request, 2 reply.
@@ -333,9 +350,9 @@ impl Router {
         let mut i = 0;
         while i < self.waiting.len() {
             if self.waiting[i].port == port && self.waiting[i].hop == ip {
-                let held = self.waiting.remove(i).expect("in range");
-                let frame = ethernet(mac, src, ETHERTYPE_IPV4, &held.packet);
-                out.push(Out { port, frame, forwarded: held.forwarded });
+                let mut held = self.waiting.remove(i).expect("in range");
+                address(&mut held.frame, mac, src);
+                out.push(Out { port, frame: held.frame, forwarded: held.forwarded });
             } else {
                 i += 1;
             }
@@ -385,13 +402,14 @@ impl Router {
             Verdict::Reject => return self.error(self.ports[port].ip, packet, ihl, 3, 13, out),
             Verdict::Drop => return,
         }
-        let mut forwarded = packet.to_vec();
+        let mut frame = unaddressed(packet);
+        let forwarded = &mut frame[field::ethernet::LEN..];
         forwarded[ipv4::TTL.start] = ttl - 1;
         // Leaving by the outside from the inside: the source is rewritten.
-        let nat = nat.or_else(|| self.translate_out(port, route.port, &mut forwarded, ihl));
-        seal_ipv4(&mut forwarded);
+        let nat = nat.or_else(|| self.translate_out(port, route.port, forwarded, ihl));
+        seal_ipv4(forwarded);
         let came = Forwarded { ttl, checksum: written, nat };
-        self.send(route.port, route.via.unwrap_or(dst), forwarded, Some(came), out);
+        self.send(route.port, route.via.unwrap_or(dst), frame, Some(came), out);
     }
 
     /// For a packet that came in on the outside to the router's outside address: a port
@@ -467,15 +485,24 @@ impl Router {
     fn send_ip(&mut self, packet: Vec<u8>, out: &mut Vec<Out>) {
         let dst = ip_at(&packet, field::ipv4::DST);
         if let Some(route) = self.route(dst).cloned() {
-            self.send(route.port, route.via.unwrap_or(dst), packet, None, out);
+            self.send(route.port, route.via.unwrap_or(dst), unaddressed(&packet), None, out);
         }
     }
 
-    /// Sends `packet` out of `port` to the neighbour `hop`, asking its MAC first if unknown.
-    fn send(&mut self, port: usize, hop: Ipv4Addr, packet: Vec<u8>, forwarded: Option<Forwarded>, out: &mut Vec<Out>) {
+    /// Sends a packet (in a frame made by [`unaddressed`]) out of `port` to the neighbour `hop`,
+    /// asking its MAC first if unknown.
+    fn send(
+        &mut self,
+        port: usize,
+        hop: Ipv4Addr,
+        mut frame: Vec<u8>,
+        forwarded: Option<Forwarded>,
+        out: &mut Vec<Out>,
+    ) {
         let me = self.ports[port].clone();
         if let Some(&mac) = self.neighbours.get(&(port, hop)) {
-            out.push(Out { port, frame: ethernet(mac, me.mac, ETHERTYPE_IPV4, &packet), forwarded });
+            address(&mut frame, mac, me.mac);
+            out.push(Out { port, frame, forwarded });
             return;
         }
         // A request lost on the cable is asked again with the next packet for that neighbour,
@@ -484,7 +511,7 @@ impl Router {
         if self.waiting.len() == HELD {
             self.waiting.pop_front();
         }
-        self.waiting.push_back(Held { port, hop, packet, forwarded });
+        self.waiting.push_back(Held { port, hop, frame, forwarded });
         if !fresh {
             self.asked.insert((port, hop), self.now);
             let request = arp(1, (me.mac, me.ip), ([0; 6], hop));

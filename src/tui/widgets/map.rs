@@ -36,15 +36,22 @@ enum Address {
 }
 
 impl Map<'_> {
-    /// One node: its name, and its address if it is a host that has one.
-    fn node(&self, name: &str, address: Address) -> String {
-        let ip = self.topology.hosts.iter().find(|h| h.name == name).and_then(|h| h.ip);
+    /// One node: its name, and its address (a router's, one per link: `r1 .254/.1`).
+    fn node(&self, name: &str, (for_hosts, for_routers): (Address, Address)) -> String {
+        let host = self.topology.hosts.iter().find(|h| h.name == name).and_then(|h| h.ip);
+        let router = self.topology.routers.iter().find(|r| r.name == name);
+        let ips: Vec<Ipv4Addr> = match (host, router) {
+            (Some(ip), _) => vec![ip],
+            (None, Some(r)) => r.ports.iter().map(|(ip, _)| *ip).collect(),
+            _ => Vec::new(),
+        };
         let shown = endpoint(self.lang, name);
-        match (ip, address) {
-            (Some(ip), Address::Whole) => format!("{shown} {ip}"),
-            (Some(ip), Address::LastOctet) => format!("{shown} .{}", ip.octets()[3]),
-            _ => shown,
-        }
+        let said: Vec<String> = match if host.is_some() { for_hosts } else { for_routers } {
+            Address::Whole => ips.iter().map(Ipv4Addr::to_string).collect(),
+            Address::LastOctet => ips.iter().map(|ip| format!(".{}", ip.octets()[3])).collect(),
+            Address::None => Vec::new(),
+        };
+        if said.is_empty() { shown } else { format!("{shown} {}", said.join("/")) }
     }
 
     fn is_end(&self, name: &str) -> bool {
@@ -52,7 +59,7 @@ impl Map<'_> {
     }
 
     /// The map as spans, in one of its lengths.
-    fn spans(&self, address: Address) -> Vec<Span<'static>> {
+    fn spans(&self, address: (Address, Address)) -> Vec<Span<'static>> {
         let lit = Style::new().add_modifier(Modifier::BOLD | Modifier::REVERSED);
         let end = Style::new().add_modifier(Modifier::BOLD);
         let nodes = self.topology.lifelines();
@@ -110,13 +117,23 @@ impl Map<'_> {
 impl Widget for Map<'_> {
     fn render(self, area: Rect, buf: &mut Buffer) {
         let room = area.width as usize;
-        let spans = [Address::Whole, Address::LastOctet, Address::None]
-            .into_iter()
-            .map(|a| self.spans(a))
-            .find(|s| s.iter().map(|span| width(&span.content)).sum::<usize>() <= room);
+        // Hosts' addresses and routers' (one per link), shortened routers first.
+        use Address::{LastOctet, None as Nothing, Whole};
+        let spans = [
+            (Whole, Whole),
+            (Whole, LastOctet),
+            (Whole, Nothing),
+            (LastOctet, LastOctet),
+            (LastOctet, Nothing),
+            (Nothing, Nothing),
+        ]
+        .into_iter()
+        .map(|a| self.spans(a))
+        .find(|s| s.iter().map(|span| width(&span.content)).sum::<usize>() <= room);
         let spans = spans.unwrap_or_else(|| {
             // Still too wide: cut at the edge, as one plain line.
-            let text: String = self.spans(Address::None).iter().map(|s| s.content.to_string()).collect();
+            let text: String =
+                self.spans((Address::None, Address::None)).iter().map(|s| s.content.to_string()).collect();
             vec![Span::raw(fit(&text, room))]
         });
         Paragraph::new(Line::from(spans)).render(area, buf);
@@ -140,12 +157,17 @@ mod tests {
     #[test]
     fn the_crossed_link_of_a_chain_is_lit() {
         let t = Topology::chain(2);
-        let buf = render(&t, Some(("r2", "r1")), 80);
-        assert_eq!(text(&buf), "client 192.0.2.1 ── r1 ━━ r2 ── server 203.0.113.5");
+        let buf = render(&t, Some(("r2", "r1")), 120);
+        assert_eq!(
+            text(&buf),
+            "client 192.0.2.1 ── r1 192.0.2.254/198.51.100.1 ━━ r2 198.51.100.2/203.0.113.254 ── server 203.0.113.5"
+        );
         let lit = text(&buf).chars().position(|c| c == '━').unwrap();
         assert!(buf.content[lit].modifier.contains(Modifier::REVERSED));
         assert!(!buf.content[0].modifier.contains(Modifier::BOLD), "client is not an end");
         // Narrower: last octets, then names only.
+        assert_eq!(text(&render(&t, None, 90)), "client 192.0.2.1 ── r1 .254/.1 ── r2 .2/.254 ── server 203.0.113.5");
+        assert_eq!(text(&render(&t, None, 60)), "client 192.0.2.1 ── r1 ── r2 ── server 203.0.113.5");
         assert_eq!(text(&render(&t, None, 40)), "client .1 ── r1 ── r2 ── server .5");
         assert_eq!(text(&render(&t, None, 30)), "client ── r1 ── r2 ── server");
         assert_eq!(text(&render(&t, None, 12)), "client ── r…");
