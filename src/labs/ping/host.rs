@@ -43,15 +43,83 @@ fn open() -> Result<(tokio::net::UdpSocket, Kind)> {
         ))
     };
     socket.set_nonblocking(true)?;
+    if kind == Kind::Datagram {
+        // The replies come without their IPv4 header: ask for their TTL beside them.
+        receive_ttl(&socket)?;
+    }
     let std: std::net::UdpSocket = socket.into();
     Ok((tokio::net::UdpSocket::from_std(std)?, kind))
 }
 
+/// Asks the kernel for each datagram's TTL (IP_RECVTTL), as ping does on its datagram socket.
+fn receive_ttl(socket: &Socket) -> std::io::Result<()> {
+    use std::os::fd::AsRawFd;
+    let on: libc::c_int = 1;
+    // SAFETY: setsockopt(2) on an open descriptor, with a pointer to an int and its size.
+    let r = unsafe {
+        libc::setsockopt(
+            socket.as_raw_fd(),
+            libc::IPPROTO_IP,
+            libc::IP_RECVTTL,
+            (&on as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if r < 0 { Err(std::io::Error::last_os_error()) } else { Ok(()) }
+}
+
+/// One datagram into `buf`, and the TTL it arrived with (from IP_RECVTTL's control message).
+fn recv_with_ttl(fd: std::os::fd::RawFd, buf: &mut [u8]) -> std::io::Result<(usize, Option<u8>)> {
+    let mut iov = libc::iovec { iov_base: buf.as_mut_ptr().cast(), iov_len: buf.len() };
+    // Room for a few control messages (an int each).
+    let mut control = [0u64; 16];
+    // SAFETY: a zeroed msghdr is a valid empty one; it is filled below with pointers that
+    // outlive the call.
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_iov = &mut iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control.as_mut_ptr().cast();
+    msg.msg_controllen = std::mem::size_of_val(&control) as _;
+    // SAFETY: recvmsg(2) on an open descriptor with the buffers above.
+    let n = unsafe { libc::recvmsg(fd, &mut msg, libc::MSG_DONTWAIT) };
+    if n < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    let mut ttl = None;
+    // SAFETY: the CMSG_* walk stays inside `control`, which the kernel filled up to
+    // msg_controllen; the int is read unaligned.
+    unsafe {
+        let mut cmsg = libc::CMSG_FIRSTHDR(&msg);
+        while !cmsg.is_null() {
+            if (*cmsg).cmsg_level == libc::IPPROTO_IP && (*cmsg).cmsg_type == libc::IP_TTL {
+                let value = std::ptr::read_unaligned(libc::CMSG_DATA(cmsg).cast::<libc::c_int>());
+                ttl = u8::try_from(value).ok();
+            }
+            cmsg = libc::CMSG_NXTHDR(&msg, cmsg);
+        }
+    }
+    Ok((n as usize, ttl))
+}
+
+/// The next datagram, and its TTL: from its IPv4 header on a raw socket, from the kernel's
+/// control message on a datagram one.
+async fn receive(socket: &tokio::net::UdpSocket, kind: Kind, buf: &mut [u8]) -> std::io::Result<(usize, Option<u8>)> {
+    use std::os::fd::AsRawFd;
+    match kind {
+        Kind::Raw => socket.recv(buf).await.map(|n| (n, None)),
+        Kind::Datagram => {
+            let fd = socket.as_raw_fd();
+            socket.async_io(tokio::io::Interest::READABLE, || recv_with_ttl(fd, buf)).await
+        }
+    }
+}
+
 /// The echo reply in `packet` (an ICMP message; with its IPv4 header on a raw socket) for
-/// `ident`: its sequence number, the TTL if the header was there, and where the message starts.
-fn reply(packet: &[u8], kind: Kind, ident: u16) -> Option<(u16, Option<u8>, usize)> {
+/// `ident`: its sequence number, the TTL (from the header, else `told`), and where the message
+/// starts.
+fn reply(packet: &[u8], kind: Kind, ident: u16, told: Option<u8>) -> Option<(u16, Option<u8>, usize)> {
     let (start, ttl) = match kind {
-        Kind::Datagram => (0, None),
+        Kind::Datagram => (0, told),
         Kind::Raw => (usize::from(packet.first()? & 0x0f) * 4, Some(*packet.get(8)?)),
     };
     let icmp = packet.get(start..start + 8)?;
@@ -107,9 +175,9 @@ pub async fn run(target: Option<String>, sink: StepSink, gate: Arc<Gate>) -> Res
         step.states = vec![("client".into(), en("icmp_seq={seq} sent", &[("seq", &seq)]))];
         sink.emit(step);
         // The reply to this request, within the interval; others (a late one) are shown too.
-        while let Ok(got) = crate::net::timeout(INTERVAL, socket.recv(&mut buf)).await {
-            let n = got?;
-            let Some((got_seq, ttl, start)) = reply(&buf[..n], kind, ident) else { continue };
+        while let Ok(got) = crate::net::timeout(INTERVAL, receive(&socket, kind, &mut buf)).await {
+            let (n, told) = got?;
+            let Some((got_seq, ttl, start)) = reply(&buf[..n], kind, ident, told) else { continue };
             let message = &buf[start..n];
             let time = ms(sent.elapsed());
             let label = match ttl {
