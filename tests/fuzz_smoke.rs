@@ -47,6 +47,11 @@ fn smtp_reply() {
 }
 
 #[test]
+fn pop3() {
+    smoke("pop3");
+}
+
+#[test]
 fn dhcp() {
     smoke("dhcp");
 }

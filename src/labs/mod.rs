@@ -5,6 +5,7 @@ pub mod dhcp;
 pub mod dns;
 pub mod nat;
 pub mod ping;
+pub mod pop3;
 pub mod portscan;
 pub mod run;
 pub mod smtp;

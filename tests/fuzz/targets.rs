@@ -28,7 +28,7 @@ use std::sync::Arc;
 use tokio::sync::mpsc;
 
 /// Every target, in the order a run goes through them.
-pub static ALL: [&Target; 6] = [&WS_HEAD, &WS_FRAME, &SMTP_COMMAND, &SMTP_REPLY, &DHCP, &FRAME];
+pub static ALL: [&Target; 7] = [&WS_HEAD, &WS_FRAME, &SMTP_COMMAND, &SMTP_REPLY, &POP3, &DHCP, &FRAME];
 
 /// The target with this name.
 pub fn find(name: &str) -> Option<&'static Target> {
@@ -100,6 +100,29 @@ pub static SMTP_REPLY: Target = Target {
     corpus: smtp_corpus,
     tokens: SMTP_TOKENS,
     run: run_smtp_reply,
+};
+
+pub static POP3: Target = Target {
+    name: "pop3",
+    about: "POP3 commands and responses, multi-line ones with dot-stuffing (RFC 1939, RFC 2449)",
+    stream: true,
+    focus: 1,
+    corpus: pop3_corpus,
+    tokens: &[
+        b"\r\n",
+        b"\r\n.\r\n",
+        b"+OK ",
+        b"-ERR ",
+        b"..",
+        b"RETR 1\r\n",
+        b"LIST\r\n",
+        b"TOP 1 0\r\n",
+        b"CAPA\r\n",
+        b"STLS\r\n",
+        b"PASS a b\r\n",
+        b"APOP bob c4c9334bac560ecc979e58001b3e22fb\r\n",
+    ],
+    run: run_pop3,
 };
 
 pub static DHCP: Target = Target {
@@ -702,6 +725,48 @@ fn run_smtp_reply(input: &Input) -> Result<(), String> {
     drive(smtp_pair(), &[], input)?;
     record("smtp", smtp_pair(), &[], input)?;
     run_replies(&input.stream(1))
+}
+
+// ---- POP3 ---------------------------------------------------------------------------------------
+
+fn pop3_pair() -> (Box<dyn Decoder>, Box<dyn Decoder>) {
+    protolab::labs::pop3::decoder::decoders()
+}
+
+fn pop3_corpus() -> Vec<Input> {
+    let retr =
+        b"+OK 120 octets\r\nFrom: alice@a.lab\r\nSubject: hi\r\nMessage-ID: <1@a.lab>\r\n\r\n..dot\r\nbye\r\n.\r\n";
+    let mut long = Input::new(vec![
+        Chunk::new(1, b"+OK ready\r\n".as_slice()),
+        Chunk::new(0, b"RETR 1\r\n".as_slice()),
+        Chunk::new(1, [b"+OK\r\n".as_slice(), &b"line of the message\r\n".repeat(40), b".\r\n"].concat()),
+    ]);
+    long.keep = 256;
+    vec![
+        Input::new(vec![
+            Chunk::new(1, b"+OK POP3 server ready <1896.697170952@dbc.mtview.ca.us>\r\n".as_slice()),
+            Chunk::new(0, b"CAPA\r\n".as_slice()),
+            Chunk::new(1, b"+OK\r\nTOP\r\nUIDL\r\nUSER\r\n.\r\n".as_slice()),
+            Chunk::new(0, b"USER bob\r\nPASS lab\r\n".as_slice()),
+            Chunk::new(1, b"+OK bob\r\n+OK 1 message\r\n".as_slice()),
+            Chunk::new(0, b"STAT\r\nLIST\r\nUIDL 1\r\nRETR 1\r\n".as_slice()),
+            Chunk::new(1, b"+OK 1 120\r\n+OK 1 messages\r\n1 120\r\n.\r\n+OK 1 0001\r\n".as_slice()),
+            Chunk::new(1, retr.as_slice()),
+            Chunk::new(0, b"DELE 1\r\nRETR 1\r\nQUIT\r\n".as_slice()),
+            Chunk::new(1, b"+OK deleted\r\n-ERR no such message\r\n+OK bye\r\n".as_slice()),
+        ]),
+        long,
+        Input::new(vec![
+            Chunk::new(1, b"+OK hi\r\n".as_slice()),
+            Chunk::new(0, [b"USER ".as_slice(), &[b'x'; 300], b"\r\nNOPE\r\nSTLS\r\n"].concat()),
+            Chunk::new(1, b"-ERR too long\r\n-ERR what\r\n+OK begin TLS\r\n\x16\x03\x01".as_slice()),
+        ]),
+    ]
+}
+
+fn run_pop3(input: &Input) -> Result<(), String> {
+    drive(pop3_pair(), &[], input)?;
+    record("pop3", pop3_pair(), &[], input)
 }
 
 // ---- DHCP ---------------------------------------------------------------------------------------
