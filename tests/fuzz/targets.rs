@@ -766,7 +766,57 @@ fn pop3_corpus() -> Vec<Input> {
 
 fn run_pop3(input: &Input) -> Result<(), String> {
     drive(pop3_pair(), &[], input)?;
-    record("pop3", pop3_pair(), &[], input)
+    record("pop3", pop3_pair(), &[], input)?;
+    pop3_session(&input.stream(0))
+}
+
+/// The client's bytes, line by line, to the lab's server: each answer must read back with our
+/// own decoder as a well-formed response to that very line.
+fn pop3_session(client: &[u8]) -> Result<(), String> {
+    use protolab::labs::pop3::server::Session;
+    let mailbox = Mailbox::default();
+    mailbox.deliver(protolab::labs::smtp::Mail {
+        id: mailbox.next_id(),
+        reverse_path: "alice@client.lab".into(),
+        forward_paths: vec![protolab::labs::smtp::client::RECIPIENT.into()],
+        client_domain: "client.lab".into(),
+        peer: "127.0.0.1:1".parse().unwrap(),
+        received: std::time::UNIX_EPOCH,
+        content: b"Subject: hi\r\nMessage-ID: <1@lab>\r\n\r\n.\r\n..\r\n.x\r\nbye\r\n".to_vec(),
+    });
+    let mut session = Session::new(mailbox);
+    let (mut commands, mut responses) = pop3_pair();
+    let mut answers = session.greeting().emit();
+    let mut rest = client;
+    while let Some(end) = rest.windows(2).position(|w| w == b"\r\n") {
+        let line = &rest[..end + 2];
+        rest = &rest[end + 2..];
+        if line.len() > protolab::labs::pop3::wire::MAX_COMMAND_LINE {
+            continue;
+        }
+        let mut buf = line.to_vec();
+        while let Decoded::Message { len, .. } = commands.decode(&buf, 65536) {
+            buf.drain(..len);
+        }
+        let response = session.input(&line[..end], end + 2);
+        answers.extend(response.emit());
+        if response.close {
+            break;
+        }
+    }
+    let mut at = 0;
+    while at < answers.len() {
+        match responses.decode(&answers[at..], 1 << 20) {
+            Decoded::Message { msg, len } => {
+                if let Some(why) = msg.malformed {
+                    return Err(format!("the server's answer reads as malformed: {why}: {:?}", msg.summary));
+                }
+                at += len;
+            }
+            other => return Err(format!("the server's answers do not read whole at {at}: {other:?}")),
+        }
+    }
+    Ok(())
 }
 
 // ---- DHCP ---------------------------------------------------------------------------------------

@@ -84,6 +84,14 @@ impl Mailbox {
         store.mail.iter().filter(|m| m.forward_paths.iter().any(|p| p.eq_ignore_ascii_case(address))).cloned().collect()
     }
 
+    /// Removes the messages with these queue ids (POP3's UPDATE); returns how many went.
+    pub fn remove(&self, ids: &[String]) -> usize {
+        let mut store = self.lock();
+        let before = store.mail.len();
+        store.mail.retain(|m| !ids.contains(&m.id));
+        before - store.mail.len()
+    }
+
     /// The newest message.
     pub fn latest(&self) -> Option<Mail> {
         self.lock().mail.back().cloned()

@@ -1,0 +1,329 @@
+//! The POP3 lab server's session, sans-IO: a state machine with RFC 1939's states named, over
+//! the mail the SMTP lab delivered. In AUTHORIZATION a client names an account (USER) and
+//! gives its password (PASS); the maildrop is then locked in TRANSACTION, where STAT, LIST,
+//! UIDL, TOP and RETR read it and DELE only marks a message; QUIT enters UPDATE, and only then
+//! are the marked messages really removed. A QUIT in AUTHORIZATION, or a connection that just
+//! ends, removes nothing.
+
+use super::wire::{Command, stuff};
+use crate::labs::smtp::{Mail, Mailbox};
+
+/// RFC 1939's session states.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum State {
+    Authorization,
+    Transaction,
+    Update,
+}
+
+impl State {
+    /// As RFC 1939 writes it.
+    pub fn name(self) -> &'static str {
+        match self {
+            State::Authorization => "AUTHORIZATION",
+            State::Transaction => "TRANSACTION",
+            State::Update => "UPDATE",
+        }
+    }
+}
+
+/// A lab account: its name, its password, and the address its mail comes to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Account {
+    pub user: &'static str,
+    pub password: &'static str,
+    pub address: &'static str,
+}
+
+/// The lab's accounts (shown on screen: there is nothing secret about them).
+pub const ACCOUNTS: [Account; 1] =
+    [Account { user: "bob", password: "lab", address: crate::labs::smtp::client::RECIPIENT }];
+
+/// What the server answers: the status and its text, the lines of a multi-line answer (ready to
+/// send: dot-stuffed, ended by the `.` line), and whether the connection then closes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Response {
+    pub ok: bool,
+    pub text: String,
+    pub body: Option<Vec<u8>>,
+    pub close: bool,
+}
+
+impl Response {
+    fn ok(text: impl Into<String>) -> Response {
+        Response { ok: true, text: text.into(), body: None, close: false }
+    }
+
+    fn err(text: impl Into<String>) -> Response {
+        Response { ok: false, text: text.into(), body: None, close: false }
+    }
+
+    fn with_body(mut self, text: &[u8]) -> Response {
+        self.body = Some(stuff(text));
+        self
+    }
+
+    /// The bytes on the wire.
+    pub fn emit(&self) -> Vec<u8> {
+        let mut out = if self.ok { b"+OK".to_vec() } else { b"-ERR".to_vec() };
+        if !self.text.is_empty() {
+            out.push(b' ');
+            out.extend_from_slice(self.text.as_bytes());
+        }
+        out.extend_from_slice(b"\r\n");
+        if let Some(body) = &self.body {
+            out.extend_from_slice(body);
+        }
+        out
+    }
+}
+
+/// One message of a locked maildrop, and whether DELE marked it.
+#[derive(Debug, Clone)]
+struct Entry {
+    mail: Mail,
+    deleted: bool,
+}
+
+/// One client's session.
+#[derive(Debug)]
+pub struct Session {
+    mailbox: Mailbox,
+    state: State,
+    /// The account USER named, waiting for its PASS.
+    user: Option<Account>,
+    /// The maildrop as PASS locked it (message numbers count from 1).
+    drop: Vec<Entry>,
+}
+
+impl Session {
+    pub fn new(mailbox: Mailbox) -> Session {
+        Session { mailbox, state: State::Authorization, user: None, drop: Vec::new() }
+    }
+
+    pub fn state(&self) -> State {
+        self.state
+    }
+
+    /// The greeting the server sends first.
+    pub fn greeting(&self) -> Response {
+        Response::ok("protolab POP3 server ready (accounts: bob / lab)")
+    }
+
+    /// The answer to one command line (without its CRLF; `full` is its length with it).
+    pub fn input(&mut self, line: &[u8], full: usize) -> Response {
+        let command = match Command::parse(line, full) {
+            Ok(command) => command,
+            Err(e) => return Response::err(e.to_string()),
+        };
+        match (self.state, command) {
+            (_, Command::Capa) => Response::ok("capabilities follow")
+                .with_body(b"USER\r\nTOP\r\nUIDL\r\nRESP-CODES\r\nIMPLEMENTATION protolab\r\n"),
+            (_, Command::Noop) if self.state == State::Transaction => Response::ok(""),
+            (State::Authorization, Command::User(name)) => match ACCOUNTS.iter().find(|a| a.user == name) {
+                Some(account) => {
+                    self.user = Some(*account);
+                    Response::ok(format!("{name} is known here: now PASS"))
+                }
+                None => Response::err(format!("no account {name} here (the lab's is bob)")),
+            },
+            (State::Authorization, Command::Pass(password)) => self.login(&password),
+            (State::Authorization, Command::Apop(..)) => {
+                Response::err("APOP is not offered here (no timestamp in the greeting): USER and PASS")
+            }
+            (State::Authorization, Command::Quit) => {
+                Response { close: true, ..Response::ok("protolab POP3 server signing off") }
+            }
+            (State::Authorization, Command::Stls) => Response::err("STLS is not offered on this port yet"),
+            (State::Authorization, other) => {
+                Response::err(format!("{} only after logging in (USER, then PASS)", other.verb()))
+            }
+            (State::Transaction, command) => self.transaction(command),
+            (State::Update, _) => Response::err("the session is over"),
+        }
+    }
+
+    /// PASS: the account's password locks its maildrop (a snapshot of its mail now).
+    fn login(&mut self, password: &str) -> Response {
+        let Some(account) = self.user.take() else { return Response::err("PASS goes after USER") };
+        if password != account.password {
+            return Response::err("[AUTH] wrong password: give USER again");
+        }
+        self.drop = self
+            .mailbox
+            .for_recipient(account.address)
+            .into_iter()
+            .map(|mail| Entry { mail, deleted: false })
+            .collect();
+        self.state = State::Transaction;
+        let (n, octets) = self.totals();
+        Response::ok(format!("{}'s maildrop has {n} messages ({octets} octets)", account.user))
+    }
+
+    /// Messages not marked deleted, and their size.
+    fn totals(&self) -> (usize, usize) {
+        let live = self.drop.iter().filter(|e| !e.deleted);
+        (live.clone().count(), live.map(|e| e.mail.content.len()).sum())
+    }
+
+    /// The message numbered `n`, unless it does not exist or is marked deleted.
+    fn message(&self, n: u32) -> Result<&Entry, Response> {
+        match self.drop.get((n as usize).wrapping_sub(1)) {
+            None => Err(Response::err(format!("no message {n} (the maildrop has {})", self.drop.len()))),
+            Some(e) if e.deleted => Err(Response::err(format!("message {n} is already deleted"))),
+            Some(e) => Ok(e),
+        }
+    }
+
+    fn transaction(&mut self, command: Command) -> Response {
+        let answer = |r: Result<Response, Response>| r.unwrap_or_else(|e| e);
+        match command {
+            Command::Stat => {
+                let (n, octets) = self.totals();
+                Response::ok(format!("{n} {octets}"))
+            }
+            Command::List(Some(n)) => {
+                answer(self.message(n).map(|e| Response::ok(format!("{n} {}", e.mail.content.len()))))
+            }
+            Command::List(None) => {
+                let (n, octets) = self.totals();
+                let lines = self.listing(|e| e.mail.content.len().to_string());
+                Response::ok(format!("{n} messages ({octets} octets)")).with_body(&lines)
+            }
+            Command::Uidl(Some(n)) => answer(self.message(n).map(|e| Response::ok(format!("{n} {}", e.mail.id)))),
+            Command::Uidl(None) => {
+                Response::ok("unique-id listing follows").with_body(&self.listing(|e| e.mail.id.clone()))
+            }
+            Command::Retr(n) => answer(
+                self.message(n)
+                    .map(|e| Response::ok(format!("{} octets", e.mail.content.len())).with_body(&e.mail.content)),
+            ),
+            Command::Top(n, lines) => answer(self.message(n).map(|e| {
+                Response::ok(format!("the header and {lines} lines of the body"))
+                    .with_body(&top(&e.mail.content, lines))
+            })),
+            Command::Dele(n) => match self.message(n) {
+                Ok(_) => {
+                    self.drop[n as usize - 1].deleted = true;
+                    Response::ok(format!("message {n} marked deleted: it goes at QUIT (UPDATE)"))
+                }
+                Err(e) => e,
+            },
+            Command::Rset => {
+                self.drop.iter_mut().for_each(|e| e.deleted = false);
+                let (n, octets) = self.totals();
+                Response::ok(format!("maildrop has {n} messages ({octets} octets)"))
+            }
+            Command::Quit => {
+                // UPDATE: the marked messages really go now.
+                self.state = State::Update;
+                let gone: Vec<String> = self.drop.iter().filter(|e| e.deleted).map(|e| e.mail.id.clone()).collect();
+                let removed = self.mailbox.remove(&gone);
+                let left = self.drop.len() - gone.len();
+                Response {
+                    close: true,
+                    ..Response::ok(format!("{removed} messages deleted, {left} left: signing off"))
+                }
+            }
+            Command::Noop => Response::ok(""),
+            Command::User(_) | Command::Pass(_) | Command::Apop(..) => Response::err("already logged in"),
+            Command::Stls => Response::err("STLS only before logging in"),
+            Command::Capa => unreachable!("answered in every state"),
+        }
+    }
+
+    /// One line per message not deleted: its number and `what`.
+    fn listing(&self, what: impl Fn(&Entry) -> String) -> Vec<u8> {
+        let mut out = Vec::new();
+        for (i, e) in self.drop.iter().enumerate().filter(|(_, e)| !e.deleted) {
+            out.extend_from_slice(format!("{} {}\r\n", i + 1, what(e)).as_bytes());
+        }
+        out
+    }
+}
+
+/// The header of a message, its blank line, and the first `lines` lines of its body.
+fn top(content: &[u8], lines: u32) -> Vec<u8> {
+    let body = content.windows(4).position(|w| w == b"\r\n\r\n").map_or(content.len(), |i| i + 4);
+    let mut out = content[..body].to_vec();
+    for line in content[body..].split_inclusive(|&b| b == b'\n').take(lines as usize) {
+        out.extend_from_slice(line);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::SystemTime;
+
+    fn mailbox(n: usize) -> Mailbox {
+        let mb = Mailbox::default();
+        for i in 0..n {
+            mb.deliver(Mail {
+                id: mb.next_id(),
+                reverse_path: "alice@client.lab".into(),
+                forward_paths: vec![ACCOUNTS[0].address.into()],
+                client_domain: "client.lab".into(),
+                peer: "127.0.0.1:1".parse().unwrap(),
+                received: SystemTime::UNIX_EPOCH,
+                content: format!("Subject: {i}\r\nMessage-ID: <{i}@lab>\r\n\r\n.one\r\ntwo\r\nthree\r\n").into_bytes(),
+            });
+        }
+        mb
+    }
+
+    fn say(s: &mut Session, line: &str) -> Response {
+        s.input(line.as_bytes(), line.len() + 2)
+    }
+
+    #[test]
+    fn a_whole_session_deletes_only_at_update() {
+        let mb = mailbox(2);
+        let mut s = Session::new(mb.clone());
+        assert!(s.greeting().emit().starts_with(b"+OK "));
+        assert_eq!(say(&mut s, "STAT"), Response::err("STAT only after logging in (USER, then PASS)"));
+        assert!(!say(&mut s, "USER carol").ok);
+        assert!(say(&mut s, "USER bob").ok);
+        assert_eq!(say(&mut s, "PASS nope").text, "[AUTH] wrong password: give USER again");
+        assert_eq!(say(&mut s, "PASS lab").text, "PASS goes after USER");
+        assert!(say(&mut s, "USER bob").ok);
+        assert_eq!(say(&mut s, "PASS lab").text, "bob's maildrop has 2 messages (106 octets)");
+        assert_eq!(s.state(), State::Transaction);
+        assert_eq!(say(&mut s, "STAT").text, "2 106");
+        assert_eq!(say(&mut s, "LIST").emit(), b"+OK 2 messages (106 octets)\r\n1 53\r\n2 53\r\n.\r\n");
+        assert_eq!(say(&mut s, "UIDL 2").text, "2 00000002");
+        // The body line that starts with a dot goes with two.
+        let retr = say(&mut s, "RETR 1").emit();
+        assert!(retr.ends_with(b"\r\n\r\n..one\r\ntwo\r\nthree\r\n.\r\n"), "{}", String::from_utf8_lossy(&retr));
+        assert!(say(&mut s, "TOP 2 1").emit().ends_with(b"\r\n\r\n..one\r\n.\r\n"));
+        assert!(say(&mut s, "DELE 1").ok);
+        assert_eq!(say(&mut s, "DELE 1").text, "message 1 is already deleted");
+        assert_eq!(say(&mut s, "RETR 3").text, "no message 3 (the maildrop has 2)");
+        assert_eq!(say(&mut s, "STAT").text, "1 53");
+        // Marked, not gone: the mailbox still has both until UPDATE.
+        assert_eq!(mb.len(), 2);
+        let bye = say(&mut s, "QUIT");
+        assert!(bye.close && bye.ok);
+        assert_eq!(s.state(), State::Update);
+        assert_eq!(mb.len(), 1);
+        assert_eq!(mb.messages()[0].id, "00000002");
+    }
+
+    #[test]
+    fn rset_and_a_quit_before_login_keep_everything() {
+        let mb = mailbox(1);
+        let mut s = Session::new(mb.clone());
+        say(&mut s, "USER bob");
+        say(&mut s, "PASS lab");
+        assert!(say(&mut s, "DELE 1").ok);
+        assert!(say(&mut s, "RSET").ok);
+        say(&mut s, "QUIT");
+        assert_eq!(mb.len(), 1);
+        let mut s = Session::new(mb.clone());
+        assert!(say(&mut s, "QUIT").close);
+        assert_eq!(mb.len(), 1);
+        assert!(say(&mut s, "CAPA").emit().ends_with(b"UIDL\r\nRESP-CODES\r\nIMPLEMENTATION protolab\r\n.\r\n"));
+        assert_eq!(say(&mut s, "FOO").text, "no POP3 command FOO");
+    }
+}
