@@ -3,6 +3,8 @@
 //! over TCP, and NXDOMAIN; every query has its own random id, matched by its answer; a lost
 //! query is asked again; tshark reads every frame of the pcap as DNS without a fault.
 
+mod pcap;
+
 use protolab::labs::{self, run};
 use protolab::net::Wire;
 use protolab::net::sim::Faults;
@@ -108,22 +110,9 @@ async fn a_lost_query_is_asked_again_with_a_new_id() {
 
 #[test]
 fn tshark_reads_every_frame_as_dns() {
-    if std::process::Command::new("tshark").arg("--version").output().is_err() {
-        eprintln!("tshark is not installed (.ci/run installs it): skipped");
-        return;
-    }
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("dns.pcap");
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_protolab"))
-        .args(["run", "dns", "--pcap"])
-        .arg(&path)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let tshark = |args: &[&str]| {
-        let out = std::process::Command::new("tshark").arg("-r").arg(&path).args(args).output().unwrap();
-        String::from_utf8(out.stdout).unwrap()
-    };
+    let Some(path) = pcap::run("dns", dir.path(), &[]) else { return };
+    let tshark = |args: &[&str]| pcap::tshark(&path, args);
     let rows = tshark(&[
         "-Y",
         "dns",

@@ -64,7 +64,7 @@ fn frame() {
 #[test]
 fn every_target_has_its_test() {
     let names: Vec<&str> = ALL.iter().map(|t| t.name).collect();
-    assert_eq!(names, ["ws-head", "ws-frame", "smtp-command", "smtp-reply", "dhcp", "frame"]);
+    assert_eq!(names, ["ws-head", "ws-frame", "smtp-command", "smtp-reply", "pop3", "dhcp", "frame"]);
 }
 
 #[test]

@@ -4,6 +4,8 @@
 //! back. Every rewritten frame carries good checksums (the decoder checks them), says what
 //! changed, and the servers' pages say whom they saw; tshark agrees.
 
+mod pcap;
+
 use protolab::labs::{self, run};
 use protolab::net::Wire;
 use protolab::session::{Step, StepSink};
@@ -70,24 +72,13 @@ async fn the_port_forward_and_source_nat_rewrite_both_ways() {
 
 #[test]
 fn tshark_reads_every_rewritten_frame_with_good_checksums() {
-    if std::process::Command::new("tshark").arg("--version").output().is_err() {
-        eprintln!("tshark is not installed (.ci/run installs it): skipped");
-        return;
-    }
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("nat.pcap");
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_protolab"))
-        .args(["run", "nat", "--pcap"])
-        .arg(&path)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let Some(path) = pcap::run("nat", dir.path(), &[]) else { return };
     let filter =
         "_ws.malformed || _ws.expert.severity >= 6291456 || ip.checksum.status == 0 || tcp.checksum.status == 0";
-    let bad = std::process::Command::new("tshark")
-        .arg("-r")
-        .arg(&path)
-        .args([
+    let bad = pcap::tshark(
+        &path,
+        &[
             "-o",
             "ip.check_checksum:TRUE",
             "-o",
@@ -98,16 +89,12 @@ fn tshark_reads_every_rewritten_frame_with_good_checksums() {
             "fields",
             "-e",
             "frame.number",
-        ])
-        .output()
-        .unwrap();
-    assert_eq!(String::from_utf8(bad.stdout).unwrap(), "");
-    let forwarded = std::process::Command::new("tshark")
-        .arg("-r")
-        .arg(&path)
-        .args(["-Y", "tcp.flags.syn == 1 && tcp.flags.ack == 0", "-T", "fields", "-e", "ip.dst", "-e", "tcp.dstport"])
-        .output()
-        .unwrap();
-    let rows = String::from_utf8(forwarded.stdout).unwrap();
+        ],
+    );
+    assert_eq!(bad, "");
+    let rows = pcap::tshark(
+        &path,
+        &["-Y", "tcp.flags.syn == 1 && tcp.flags.ack == 0", "-T", "fields", "-e", "ip.dst", "-e", "tcp.dstport"],
+    );
     assert!(rows.starts_with("198.51.100.1\t8080\n192.0.2.10\t80\n"), "{rows}");
 }

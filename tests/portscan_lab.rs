@@ -3,6 +3,8 @@
 //! everything else on the LAN is closed (RST), and behind r1's firewall only 443 is open, 22 is
 //! refused with ICMP type 3 code 13, the rest gets no answer. tshark reads every frame.
 
+mod pcap;
+
 use protolab::labs::{self, run};
 use protolab::net::Wire;
 use protolab::net::sim::Faults;
@@ -122,26 +124,15 @@ async fn a_lost_probe_looks_filtered_and_a_lost_arp_reply_hides_a_host() {
 
 #[test]
 fn tshark_reads_every_frame() {
-    if std::process::Command::new("tshark").arg("--version").output().is_err() {
-        eprintln!("tshark is not installed (.ci/run installs it): skipped");
-        return;
-    }
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("portscan.pcap");
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_protolab"))
-        .args(["run", "portscan", "--pcap"])
-        .arg(&path)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let Some(path) = pcap::run("portscan", dir.path(), &[]) else { return };
     let read = |filter: &str, fields: &[&str]| {
-        let mut cmd = std::process::Command::new("tshark");
-        cmd.arg("-r").arg(&path).args(["-o", "ip.check_checksum:TRUE", "-o", "tcp.check_checksum:TRUE", "-Y", filter]);
-        cmd.args(["-T", "fields", "-E", "occurrence=f"]);
+        let mut args = vec!["-o", "ip.check_checksum:TRUE", "-o", "tcp.check_checksum:TRUE", "-Y", filter];
+        args.extend(["-T", "fields", "-E", "occurrence=f"]);
         for f in fields {
-            cmd.args(["-e", f]);
+            args.extend(["-e", f]);
         }
-        String::from_utf8(cmd.output().unwrap().stdout).unwrap()
+        pcap::tshark(&path, &args)
     };
     let bad = read("_ws.malformed || ip.checksum.status == 0 || tcp.checksum.status == 0", &["frame.number"]);
     assert_eq!(bad, "");
