@@ -89,8 +89,9 @@ pub struct Moments {
     segments: Bounded<SegmentId, (String, bool)>,
 }
 
-/// What tells one TCP segment from another: its ends, numbers, flags (SYN, FIN, RST) and length.
-type SegmentId = (String, String, u32, Option<u32>, [bool; 3], u32);
+/// What tells one TCP segment from another: a hash of its ends, numbers, flags (SYN, FIN, RST)
+/// and length (no copy of the ends kept for each segment of a long transfer).
+type SegmentId = u64;
 
 /// What each end of an SMTP session or a WebSocket connection is in: `[client, server]`.
 #[derive(Debug)]
@@ -174,7 +175,12 @@ impl Moments {
 
     fn tcp_segment(&mut self, step: &mut Step) {
         let Some(seg) = Segment::read(step) else { return };
-        let id = (seg.src.clone(), seg.dst.clone(), seg.seq, seg.ack, [seg.syn, seg.fin, seg.rst], seg.len);
+        let id = {
+            use std::hash::{Hash, Hasher};
+            let mut h = std::collections::hash_map::DefaultHasher::new();
+            (&seg.src, &seg.dst, seg.seq, seg.ack, [seg.syn, seg.fin, seg.rst], seg.len).hash(&mut h);
+            h.finish()
+        };
         if step.forwarded
             && let Some((kind, again)) = self.segments.get(&id)
         {

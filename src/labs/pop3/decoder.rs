@@ -75,7 +75,7 @@ impl Decoder for CommandDecoder {
                 &[("n", &format!("{}+", buf.len())), ("limit", &MAX_COMMAND_LINE)],
             );
             let msg = Message::new(Layer::Application, PROTO, "pop3.command", printable(buf, SUMMARY_CHARS));
-            return Decoded::Message { msg: Message { malformed: Some(reason), ..msg }, len: buf.len() };
+            return Decoded::Message { msg: msg.malformed(reason), len: buf.len() };
         };
         if std::mem::take(&mut self.skipping) {
             // Answered once, with -ERR, when the server reaches its end.
@@ -93,7 +93,7 @@ impl Decoder for CommandDecoder {
             Err(e) => {
                 lock(&self.dialogue).expect(None);
                 let msg = Message::new(Layer::Application, PROTO, "pop3.command", summary);
-                Message { malformed: Some(e.to_string()), ..msg }
+                msg.malformed(e.to_string())
             }
         };
         Decoded::Message { msg, len: n }
@@ -190,7 +190,7 @@ impl Decoder for ResponseDecoder {
                 &[("n", &format!("{}+", buf.len())), ("limit", &MAX_STATUS_LINE)],
             );
             let msg = Message::new(Layer::Application, PROTO, "pop3.response", printable(buf, SUMMARY_CHARS));
-            return Decoded::Message { msg: Message { malformed: Some(reason), ..msg }, len: buf.len() };
+            return Decoded::Message { msg: msg.malformed(reason), len: buf.len() };
         };
         // Which command this answers; taken off the list only once its whole step is made.
         let (greeting, answers) = {
@@ -210,7 +210,7 @@ impl Decoder for ResponseDecoder {
             Err(e) => {
                 answered(&self.dialogue);
                 let msg = Message::new(Layer::Application, PROTO, "pop3.response", printable(line, SUMMARY_CHARS));
-                return Decoded::Message { msg: Message { malformed: Some(e.to_string()), ..msg }, len: n };
+                return Decoded::Message { msg: msg.malformed(e.to_string()), len: n };
             }
         };
         let verb = answers.as_ref().map_or("bad", Command::verb);
