@@ -125,6 +125,10 @@ pub enum Command {
         /// traceroute: probe with ICMP echo requests (traceroute -I) instead of UDP.
         #[arg(long)]
         icmp: bool,
+        /// pop3 --connect: log in to the real server as NAME (the password after a colon, or
+        /// in PROTOLAB_PASSWORD, which keeps it out of the process list).
+        #[arg(long, value_name = "NAME[:PASSWORD]")]
+        user: Option<String>,
     },
     /// Guided lessons: text, then questions graded by the real steps of the lab they drive.
     /// Without NAME, the lessons and your progress; with NAME, the lesson in the TUI.
@@ -161,6 +165,26 @@ pub enum Command {
         #[arg(long, value_name = "IF")]
         interface: Option<String>,
     },
+}
+
+/// The account `--user` names, checked: it goes with `run pop3 --connect`, which needs one.
+fn account(lab: &str, connect: bool, user: Option<String>) -> Option<(String, String)> {
+    let Some(user) = user else {
+        if lab == "pop3" && connect {
+            usage("a real POP3 server needs an account: --user NAME:PASSWORD (or NAME, and PROTOLAB_PASSWORD)");
+        }
+        return None;
+    };
+    if lab != "pop3" || !connect {
+        usage("--user logs in to a real server: it goes with `run pop3 --connect HOST:PORT`");
+    }
+    match user.split_once(':') {
+        Some((name, password)) => Some((name.to_string(), password.to_string())),
+        None => match std::env::var("PROTOLAB_PASSWORD") {
+            Ok(password) => Some((user, password)),
+            Err(_) => usage(&format!("--user {user}: give the password after a colon, or in PROTOLAB_PASSWORD")),
+        },
+    }
 }
 
 /// Faults on the sim wire's cable; frames are counted from 1 as they enter it.
@@ -738,9 +762,11 @@ pub async fn dispatch(cli: Cli) -> Result<()> {
             no_capture,
             lease_speedup,
             icmp,
+            user,
         }) => {
             let lab = find_lab(&lab).unwrap_or_else(|e| e.exit());
             faults.check();
+            let account = account(lab.info().name, connect.is_some(), user);
             if let Some(times) = lease_speedup {
                 if lab.info().name != "dhcp" {
                     usage("--lease-speedup sets the DHCP lab's lease clock: it goes with `run dhcp`");
@@ -770,7 +796,8 @@ pub async fn dispatch(cli: Cli) -> Result<()> {
             if capture && let Err(hint) = crate::net::capture::available() {
                 eprintln!("{hint}");
             }
-            let opts = run::RunOptions { connect, faults: faults.faults(), capture, ..run::RunOptions::free(wire) };
+            let opts =
+                run::RunOptions { connect, faults: faults.faults(), capture, account, ..run::RunOptions::free(wire) };
             run_lab(lab, opts, format, pcap.as_deref()).await
         }
         Some(Command::Serve { lab, format, sessions, interface: Some(interface), .. }) => {

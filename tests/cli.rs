@@ -253,6 +253,34 @@ fn a_lab_that_cannot_run_on_a_wire_says_so_before_anything_starts() {
     }
 }
 
+/// `--user` logs in to a real POP3 server: a real one needs it, nothing else takes it.
+#[test]
+fn an_account_goes_with_run_pop3_connect_only() {
+    for (args, says) in [
+        (&["run", "pop3", "--connect", "127.0.0.1:1"][..], "a real POP3 server needs an account"),
+        (&["run", "smtp", "--user", "bob:lab"], "--user logs in to a real server"),
+        (&["run", "pop3", "--user", "bob:lab"], "--user logs in to a real server"),
+    ] {
+        let out = protolab().args(args).env_remove("PROTOLAB_PASSWORD").output().unwrap();
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        let err = String::from_utf8(out.stderr).unwrap();
+        assert!(err.contains(says), "{args:?}: {err}");
+    }
+    let out = protolab()
+        .args(["run", "pop3", "--connect", "127.0.0.1:1", "--user", "bob"])
+        .env_remove("PROTOLAB_PASSWORD")
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&out.stderr).contains("PROTOLAB_PASSWORD"));
+    // With the password from the environment the command line is right: the connect fails.
+    let out = protolab()
+        .args(["run", "pop3", "--connect", "127.0.0.1:1", "--user", "bob"])
+        .env("PROTOLAB_PASSWORD", "lab")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stderr));
+}
+
 #[test]
 fn labs_says_what_each_lab_shows_and_where_it_runs() {
     let out = protolab().arg("labs").output().unwrap();

@@ -108,6 +108,21 @@ fn the_relay_question_is_graded_by_the_real_reply() {
     let _ = std::fs::remove_dir_all(&state);
 }
 
+/// The POP3 lesson: the wrong password's -ERR and the deletion at UPDATE, graded by the real
+/// answers of the lab server (a fresh process: bob's mailbox holds the welcome message alone).
+#[test]
+fn the_pop3_lesson_is_graded_by_the_server_s_answers() {
+    let state = state_dir("pop3");
+    let out = protolab(&state).args(["lesson", "pop3", "--answers", "a,POP3.password,1,a"]).output().unwrap();
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("PASS guess"), "{text}");
+    assert!(text.contains("✗ 1. wrong: you said a) +OK"), "{text}");
+    assert!(text.contains("✓ 4. right: a) UPDATE, after QUIT"), "{text}");
+    assert!(text.contains("Score 3/4"), "{text}");
+    let _ = std::fs::remove_dir_all(&state);
+}
+
 #[test]
 fn the_port_table_prints_as_a_reference_and_a_wrong_name_is_a_usage_error() {
     let state = state_dir("ports");

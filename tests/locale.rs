@@ -285,12 +285,12 @@ async fn failed_runs_say_why_in_korean() {
     let chain = fail("smtp", remote(addr.to_string(), Wire::Host)).await;
     fake.abort();
     assert!(
-        chain[0].starts_with("the server's answer to the connection (the greeting) is not an SMTP reply: "),
+        chain[0].starts_with("the server's answer to the connection (the greeting) is malformed: not an SMTP reply: "),
         "{chain:?}"
     );
     let korean = localize_failure(Lang::Ko, &chain);
-    assert!(korean.starts_with("연결(인사말)에 대한 서버의 응답이 SMTP 응답이 아님: "), "{korean}");
-    let quoted = korean.split_once("아님: ").unwrap().1;
+    assert!(korean.starts_with("연결(인사말)에 대한 서버의 응답이 잘못됨: "), "{korean}");
+    let quoted = korean.split_once("잘못됨: ").unwrap().1;
     assert!(quoted.chars().any(|c| ('가'..='힣').contains(&c)), "the quoted reason in Korean: {korean}");
 
     // A wrong combination of options.

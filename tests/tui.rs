@@ -1334,3 +1334,20 @@ async fn rerun_to_a_step_stops_at_the_same_moment_with_new_numbers() {
     assert!(tab.waiting.is_some(), "and the next message waits at the gate");
     app.shutdown();
 }
+
+/// pop3: the wrong password's -ERR selected (the state AUTHORIZATION in its details); at 80
+/// columns the tab bar scrolls to the tenth tab.
+#[tokio::test]
+async fn pop3_with_a_wrong_password() {
+    let mut steps = real_steps("pop3").await;
+    normalize(&mut steps);
+    let wrong = steps.iter().position(|s| s.kind == "pop3.err.PASS").unwrap();
+    let mut app = app_on("pop3", steps, wrong);
+    for (w, h) in [(80, 24), (200, 60)] {
+        let screen = draw(&mut app, w, h);
+        for text in ["10 POP3", "-ERR [AUTH] wrong password", "AUTHORIZATION"] {
+            assert!(screen.contains(text), "{text} at {w}x{h}:\n{screen}");
+        }
+        insta::assert_snapshot!(format!("pop3_{w}x{h}"), screen);
+    }
+}

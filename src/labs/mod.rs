@@ -70,6 +70,9 @@ pub struct ClientCtx {
     /// The server is a real one (`--connect`), not our embedded server: the client only does
     /// what a real server may be asked (the SMTP client tries no refused recipient there).
     pub remote: bool,
+    /// The account to log in with (`--user NAME:PASSWORD`), for labs that log in to a real
+    /// server; `None`: the lab's own account.
+    pub account: Option<(String, String)>,
 }
 
 /// A lab's task: ends with `Ok` when the exchange completed, or the reason it did not.
@@ -171,16 +174,19 @@ pub(crate) use narration;
 
 /// Every lab, in tab order.
 pub fn registry() -> Vec<Arc<dyn Lab>> {
+    // What the SMTP tab delivers, the POP3 tab fetches.
+    let mailbox = smtp::Mailbox::default();
     vec![
         Arc::new(dhcp::Dhcp),
         Arc::new(tcp::Tcp),
         Arc::new(ws::WebSocket),
-        Arc::new(smtp::Smtp::default()),
+        Arc::new(smtp::Smtp::default().with_mailbox(mailbox.clone())),
         Arc::new(ping::Ping),
         Arc::new(traceroute::Traceroute),
         Arc::new(dns::Dns),
         Arc::new(nat::NatLab),
         Arc::new(portscan::PortScan),
+        Arc::new(pop3::Pop3::new(mailbox)),
     ]
 }
 

@@ -35,6 +35,8 @@ pub struct RunOptions {
     pub capture: bool,
     /// Where to tell what the run learns besides its steps (the embedded server's real address).
     pub events: Option<mpsc::UnboundedSender<RunEvent>>,
+    /// The account to log in with on a real server (`--user NAME:PASSWORD`).
+    pub account: Option<(String, String)>,
 }
 
 /// What a run tells whoever started it, besides its steps.
@@ -47,7 +49,15 @@ pub enum RunEvent {
 impl RunOptions {
     /// Headless: no gate, no faults.
     pub fn free(wire: Wire) -> Self {
-        RunOptions { wire, connect: None, gate: Gate::free(), faults: Faults::default(), capture: false, events: None }
+        RunOptions {
+            wire,
+            connect: None,
+            gate: Gate::free(),
+            faults: Faults::default(),
+            capture: false,
+            events: None,
+            account: None,
+        }
     }
 }
 
@@ -147,7 +157,7 @@ pub async fn exchange(lab: Arc<dyn Lab>, opts: RunOptions, sink: StepSink) -> Re
     } else {
         tap(conn, rec, Dir::ClientToServer, app_gate, on_sim)
     };
-    let ctx = ClientCtx { target, net: net.clone(), remote: opts.connect.is_some() };
+    let ctx = ClientCtx { target, net: net.clone(), remote: opts.connect.is_some(), account: opts.account.clone() };
     with_gate(opts.gate.clone(), lab.client(io, ctx)).await?;
     if let Some(mut server) = server {
         match with_gate(opts.gate.clone(), crate::net::timeout(SERVER_GRACE, &mut server.0)).await {

@@ -223,6 +223,7 @@ const FILES: &[(&str, &str)] = &[
     ("dhcp", include_str!("../../assets/lessons/dhcp.toml")),
     ("tcp", include_str!("../../assets/lessons/tcp.toml")),
     ("smtp", include_str!("../../assets/lessons/smtp.toml")),
+    ("pop3", include_str!("../../assets/lessons/pop3.toml")),
     ("ws", include_str!("../../assets/lessons/ws.toml")),
     ("ping", include_str!("../../assets/lessons/ping.toml")),
     ("traceroute", include_str!("../../assets/lessons/traceroute.toml")),

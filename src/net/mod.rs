@@ -6,6 +6,7 @@ pub mod capture;
 pub mod gate;
 pub mod host;
 pub mod limits;
+pub mod lines;
 pub mod raw;
 pub mod sim;
 pub mod tap;

@@ -244,7 +244,7 @@ pub const BINDINGS: &[Binding] = &[
     },
     Binding {
         keys: &[key(KeyCode::Tab)],
-        label: "Tab Shift-Tab 1-9",
+        label: "Tab Shift-Tab 1-9 0",
         action: Action::NextTab,
         help: "next / previous lab, lab by number",
     },
@@ -258,6 +258,7 @@ pub const BINDINGS: &[Binding] = &[
     Binding { keys: &[ch('7')], label: "", action: Action::GoTo(6), help: "" },
     Binding { keys: &[ch('8')], label: "", action: Action::GoTo(7), help: "" },
     Binding { keys: &[ch('9')], label: "", action: Action::GoTo(8), help: "" },
+    Binding { keys: &[ch('0')], label: "", action: Action::GoTo(9), help: "" },
     Binding {
         keys: &[ch('/')],
         label: "/ n N",

@@ -788,17 +788,15 @@ fn pop3_session(client: &[u8]) -> Result<(), String> {
     let (mut commands, mut responses) = pop3_pair();
     let mut answers = session.greeting().emit();
     let mut rest = client;
-    while let Some(end) = rest.windows(2).position(|w| w == b"\r\n") {
-        let line = &rest[..end + 2];
-        rest = &rest[end + 2..];
-        if line.len() > protolab::labs::pop3::wire::MAX_COMMAND_LINE {
-            continue;
-        }
+    // A line at each LF, as the server's reader takes them.
+    while let Some(lf) = rest.iter().position(|&b| b == b'\n') {
+        let line = &rest[..lf + 1];
+        rest = &rest[lf + 1..];
         let mut buf = line.to_vec();
         while let Decoded::Message { len, .. } = commands.decode(&buf, 65536) {
             buf.drain(..len);
         }
-        let response = session.input(&line[..end], end + 2);
+        let response = session.line(line);
         answers.extend(response.emit());
         if response.close {
             break;

@@ -6,6 +6,7 @@
 //! response answers to know whether it is multi-line (only a positive answer to RETR, TOP,
 //! CAPA, and LIST or UIDL without an argument is).
 
+use super::server::State;
 use super::wire::{Command, MAX_COMMAND_LINE, MAX_STATUS_LINE, Status, TERMINATOR, multi_line_end, unstuff};
 use crate::locale::en;
 use crate::session::Layer;
@@ -32,6 +33,10 @@ struct Dialogue {
     greeted: bool,
     /// STLS was accepted: what follows is TLS, not POP3 text.
     tls: bool,
+    /// The session's state as the answers so far left it (RFC 1939 §3).
+    state: State,
+    /// Messages DELE marked (and RSET did not unmark): what QUIT will delete.
+    marked: usize,
 }
 
 type Shared = Arc<Mutex<Dialogue>>;
@@ -64,7 +69,8 @@ impl Decoder for CommandDecoder {
         if lock(&self.dialogue).tls {
             return tls(buf);
         }
-        let Some((line, n)) = crlf_line(buf) else {
+        // The server takes a line at its LF: so does this.
+        let Some(lf) = buf.iter().position(|&b| b == b'\n') else {
             if buf.len() <= MAX_COMMAND_LINE {
                 return Decoded::Incomplete;
             }
@@ -77,16 +83,25 @@ impl Decoder for CommandDecoder {
             let msg = Message::new(Layer::Application, PROTO, "pop3.command", printable(buf, SUMMARY_CHARS));
             return Decoded::Message { msg: msg.malformed(reason), len: buf.len() };
         };
-        if std::mem::take(&mut self.skipping) {
-            // Answered once, with -ERR, when the server reaches its end.
-            lock(&self.dialogue).expect(None);
+        let n = lf + 1;
+        let malformed = |line: &[u8], reason: String| {
             let msg = Message::new(Layer::Application, PROTO, "pop3.command", printable(line, SUMMARY_CHARS));
-            return Decoded::Message { msg: msg.malformed(en("the end of an over-long command line", &[])), len: n };
+            Decoded::Message { msg: msg.malformed(reason), len: n }
+        };
+        // Either way the server answers once, with -ERR.
+        if std::mem::take(&mut self.skipping) {
+            lock(&self.dialogue).expect(None);
+            return malformed(&buf[..lf], en("the end of an over-long command line", &[]));
         }
+        let Some(line) = buf[..lf].strip_suffix(b"\r") else {
+            lock(&self.dialogue).expect(None);
+            return malformed(&buf[..lf], en("a command line ends with CR LF, not a bare LF", &[]));
+        };
         let summary = printable(line, SUMMARY_CHARS);
+        let state = lock(&self.dialogue).state;
         let msg = match Command::parse(line, n) {
             Ok(command) => {
-                let msg = command_message(&command, line, summary);
+                let msg = command_message(&command, line, summary).field("POP3.state", state.name(), 0..0);
                 lock(&self.dialogue).expect(Some(command));
                 msg
             }
@@ -214,8 +229,28 @@ impl Decoder for ResponseDecoder {
             }
         };
         let verb = answers.as_ref().map_or("bad", Command::verb);
+        let before = lock(&self.dialogue).state;
+        let after = match (&answers, status.ok, before) {
+            (Some(Command::Pass(_) | Command::Apop(..)), true, State::Authorization) => State::Transaction,
+            (Some(Command::Quit), true, State::Transaction) => State::Update,
+            _ => before,
+        };
+        let marked = {
+            let mut d = lock(&self.dialogue);
+            d.state = after;
+            match (&answers, status.ok) {
+                (Some(Command::Dele(_)), true) => d.marked += 1,
+                (Some(Command::Rset), true) => d.marked = 0,
+                _ => {}
+            }
+            d.marked
+        };
         let kind = match (greeting, status.ok) {
             (true, _) => "pop3.greeting".to_string(),
+            // QUIT after logging in enters UPDATE, where DELE's marks are carried out (if any
+            // are left); before, it just ends the session.
+            (false, true) if after == State::Update && marked == 0 => format!("pop3.ok.{verb}.update.kept"),
+            (false, true) if after == State::Update => format!("pop3.ok.{verb}.update"),
             (false, true) => format!("pop3.ok.{verb}"),
             (false, false) => format!("pop3.err.{verb}"),
         };
@@ -223,7 +258,8 @@ impl Decoder for ResponseDecoder {
         let text = String::from_utf8_lossy(&line[status.text.clone()]).to_string();
         let msg = Message::new(Layer::Application, PROTO, kind, printable(line, SUMMARY_CHARS))
             .field("POP3.status", indicator, 0..indicator.len())
-            .field("POP3.text", text, status.text.clone());
+            .field("POP3.text", text, status.text.clone())
+            .field("POP3.state", after.name(), 0..0);
         if answers.as_ref().is_some_and(|c| status.ok && c.multi_line()) {
             let command = answers.expect("checked");
             return match multi_line_end(buf) {
@@ -280,7 +316,7 @@ impl ResponseDecoder {
         } else {
             format!("part {part} of the {verb} response: {lines} lines")
         };
-        let msg = Message::new(Layer::Application, PROTO, format!("pop3.ok.{}.part", command.verb()), summary).field(
+        let msg = Message::new(Layer::Application, PROTO, format!("pop3.part.{verb}"), summary).field(
             "POP3.part",
             part,
             0..0,
@@ -296,7 +332,8 @@ fn body(mut msg: Message, bytes: &[u8], first: usize, body_end: usize, command: 
     let body = &bytes[first..body_end.max(first)];
     let (text, stuffed) = unstuff(body);
     let lines = text.split(|&b| b == b'\n').count().saturating_sub(1);
-    msg.summary = format!("{} ({lines} lines)", msg.summary);
+    msg.summary =
+        if lines == 1 { format!("{} (1 line)", msg.summary) } else { format!("{} ({lines} lines)", msg.summary) };
     msg = msg.field("POP3.lines", lines, first..body_end.max(first)).field(
         "POP3.octets",
         text.len(),
@@ -418,7 +455,7 @@ mod tests {
                     "pop3.ok.RETR",
                     "pop3.ok.DELE",
                     "pop3.err.RETR",
-                    "pop3.ok.QUIT"
+                    "pop3.ok.QUIT.update"
                 ]
             );
             let (list, bytes) = &responses[3];
@@ -458,6 +495,10 @@ mod tests {
         let steps = run(c.as_mut(), b"AAAA\r\nHELO x\r\n", 4096, 64);
         assert_eq!(steps[0].0.malformed.as_deref(), Some("the end of an over-long command line"));
         assert_eq!(steps[1].0.malformed.as_deref(), Some("no POP3 command HELO"));
+        // A bare LF ends a line, as it does for the server: one step each.
+        let steps = run(c.as_mut(), b"STAT\nNOOP\r\n", 4096, 64);
+        assert_eq!(steps[0].0.malformed.as_deref(), Some("a command line ends with CR LF, not a bare LF"));
+        assert_eq!(steps[1].0.kind, "pop3.command.NOOP");
         let steps = run(s.as_mut(), b"-ERR unknown\r\n-ERR too\r\n220 hi\r\n", 4096, 64);
         assert_eq!(steps[0].0.kind, "pop3.err.bad");
         assert_eq!(steps[2].0.malformed.as_deref(), Some("a POP3 response starts with +OK or -ERR"));

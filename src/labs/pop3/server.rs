@@ -3,14 +3,25 @@
 //! gives its password (PASS); the maildrop is then locked in TRANSACTION, where STAT, LIST,
 //! UIDL, TOP and RETR read it and DELE only marks a message; QUIT enters UPDATE, and only then
 //! are the marked messages really removed. A QUIT in AUTHORIZATION, or a connection that just
-//! ends, removes nothing.
+//! ends, removes nothing. [`serve`] is the small loop that reads command lines from the socket
+//! and writes the session's answers.
 
-use super::wire::{Command, stuff};
+use super::wire::{Command, CommandError, MAX_COMMAND_LINE, stuff};
 use crate::labs::smtp::{Mail, Mailbox};
+use crate::locale::en;
+use crate::net::Stream;
+use crate::net::lines::{Input, ReadError, ServerLines};
+use color_eyre::eyre::{Result, eyre};
+use std::time::Duration;
+
+/// How long the server waits for the next command: RFC 1939 §3 asks for an autologout timer of
+/// at least 10 minutes.
+pub const IDLE_TIMEOUT: Duration = Duration::from_secs(600);
 
 /// RFC 1939's session states.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum State {
+    #[default]
     Authorization,
     Transaction,
     Update,
@@ -110,6 +121,14 @@ impl Session {
         Response::ok("protolab POP3 server ready (accounts: bob / lab)")
     }
 
+    /// The answer to one line as it came, up to and with its LF.
+    pub fn line(&mut self, line: &[u8]) -> Response {
+        match line.strip_suffix(b"\r\n") {
+            Some(command) => self.input(command, line.len()),
+            None => Response::err(en("a command line ends with CR LF, not a bare LF", &[])),
+        }
+    }
+
     /// The answer to one command line (without its CRLF; `full` is its length with it).
     pub fn input(&mut self, line: &[u8], full: usize) -> Response {
         let command = match Command::parse(line, full) {
@@ -157,7 +176,7 @@ impl Session {
             .collect();
         self.state = State::Transaction;
         let (n, octets) = self.totals();
-        Response::ok(format!("{}'s maildrop has {n} messages ({octets} octets)", account.user))
+        Response::ok(format!("{}'s maildrop has {} ({octets} octets)", account.user, messages(n)))
     }
 
     /// Messages not marked deleted, and their size.
@@ -188,7 +207,7 @@ impl Session {
             Command::List(None) => {
                 let (n, octets) = self.totals();
                 let lines = self.listing(|e| e.mail.content.len().to_string());
-                Response::ok(format!("{n} messages ({octets} octets)")).with_body(&lines)
+                Response::ok(format!("{} ({octets} octets)", messages(n))).with_body(&lines)
             }
             Command::Uidl(Some(n)) => answer(self.message(n).map(|e| Response::ok(format!("{n} {}", e.mail.id)))),
             Command::Uidl(None) => {
@@ -199,8 +218,12 @@ impl Session {
                     .map(|e| Response::ok(format!("{} octets", e.mail.content.len())).with_body(&e.mail.content)),
             ),
             Command::Top(n, lines) => answer(self.message(n).map(|e| {
-                Response::ok(format!("the header and {lines} lines of the body"))
-                    .with_body(&top(&e.mail.content, lines))
+                let text = match lines {
+                    0 => "the header alone".to_string(),
+                    1 => "the header and the body's first line".to_string(),
+                    n => format!("the header and the body's first {n} lines"),
+                };
+                Response::ok(text).with_body(&top(&e.mail.content, lines))
             })),
             Command::Dele(n) => match self.message(n) {
                 Ok(_) => {
@@ -212,7 +235,7 @@ impl Session {
             Command::Rset => {
                 self.drop.iter_mut().for_each(|e| e.deleted = false);
                 let (n, octets) = self.totals();
-                Response::ok(format!("maildrop has {n} messages ({octets} octets)"))
+                Response::ok(format!("maildrop has {} ({octets} octets)", messages(n)))
             }
             Command::Quit => {
                 // UPDATE: the marked messages really go now.
@@ -222,7 +245,7 @@ impl Session {
                 let left = self.drop.len() - gone.len();
                 Response {
                     close: true,
-                    ..Response::ok(format!("{removed} messages deleted, {left} left: signing off"))
+                    ..Response::ok(format!("{} deleted, {left} left: signing off", messages(removed)))
                 }
             }
             Command::Noop => Response::ok(""),
@@ -240,6 +263,56 @@ impl Session {
         }
         out
     }
+}
+
+/// Serves one client on `io` until QUIT (then `Ok`), or until it vanishes or idles (an error
+/// saying which; either way nothing is deleted, as RFC 1939 §6 wants).
+pub async fn serve(io: Stream, mailbox: Mailbox, idle_timeout: Duration) -> Result<()> {
+    let mut session = Session::new(mailbox);
+    let mut conn = ServerLines::new(io, idle_timeout);
+    conn.send(&session.greeting().emit()).await?;
+    loop {
+        let state = session.state().name();
+        let response = match conn.next(MAX_COMMAND_LINE).await {
+            Ok(Input::Line(line)) => session.line(&line),
+            Ok(Input::TooLong(octets)) => Response::err(CommandError::TooLong(octets).to_string()),
+            Err(ReadError::Closed) => {
+                return Err(eyre!(en(
+                    "the client closed the connection without QUIT (in state {state}): nothing was deleted",
+                    &[("state", &state)]
+                )));
+            }
+            Err(ReadError::Io(e)) => {
+                return Err(eyre!(en(
+                    "reading from the client (in state {state}): {error}",
+                    &[("state", &state), ("error", &e)]
+                )));
+            }
+            Err(ReadError::Idle) => {
+                // §3: the autologout timer closes without a word and without UPDATE.
+                let _ = conn.close().await;
+                let secs = idle_timeout.as_secs_f64();
+                return Err(eyre!(en(
+                    "the client sent nothing for {secs} s (in state {state}): closed without UPDATE, nothing deleted",
+                    &[("secs", &secs), ("state", &state)]
+                )));
+            }
+        };
+        conn.send(&response.emit()).await?;
+        if response.close {
+            return conn.close().await;
+        }
+    }
+}
+
+/// What the server says to a client it has no room for, before it closes (RFC 3206's SYS/TEMP).
+pub fn busy() -> Vec<u8> {
+    Response::err("[SYS/TEMP] too many connections: try again later").emit()
+}
+
+/// "1 message", "2 messages".
+fn messages(n: usize) -> String {
+    if n == 1 { "1 message".into() } else { format!("{n} messages") }
 }
 
 /// The header of a message, its blank line, and the first `lines` lines of its body.

@@ -3,6 +3,7 @@
 //! with dot-stuffing (a line that starts with `.` is sent with one more), and which commands are
 //! answered with several lines.
 
+use crate::locale::{en, term};
 use std::ops::Range;
 
 /// The longest command line, CRLF included (RFC 2449 §4).
@@ -53,14 +54,15 @@ pub enum CommandError {
 
 impl std::fmt::Display for CommandError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            CommandError::TooLong(n) => {
-                write!(f, "command line of {n} octets, over POP3's {MAX_COMMAND_LINE} (RFC 2449)")
-            }
-            CommandError::NotText => f.write_str("the command line is not text"),
-            CommandError::Unknown(verb) => write!(f, "no POP3 command {verb}"),
-            CommandError::Arguments(verb, takes) => write!(f, "{verb} takes {takes}"),
-        }
+        f.write_str(&match self {
+            CommandError::TooLong(n) => en(
+                "command line of {n} octets, over POP3's {limit} (RFC 2449)",
+                &[("n", n), ("limit", &MAX_COMMAND_LINE)],
+            ),
+            CommandError::NotText => en("the command line is not text", &[]),
+            CommandError::Unknown(verb) => en("no POP3 command {verb}", &[("verb", verb)]),
+            CommandError::Arguments(verb, takes) => en("{verb} takes {takes}", &[("verb", verb), ("takes", takes)]),
+        })
     }
 }
 
@@ -106,27 +108,27 @@ impl Command {
         let word = |s: &str| (s.len() <= MAX_ARGUMENT).then(|| s.to_string());
         use CommandError::Arguments as Bad;
         Ok(match (verb.as_str(), args.as_slice()) {
-            ("USER", [name]) => Command::User(word(name).ok_or(Bad("USER", "a name of at most 40 characters"))?),
-            ("USER", _) => return Err(Bad("USER", "one name")),
+            ("USER", [name]) => Command::User(word(name).ok_or(Bad("USER", term("a name of at most 40 characters")))?),
+            ("USER", _) => return Err(Bad("USER", term("one name"))),
             // A password may hold spaces (RFC 1939 §7): everything after the keyword.
             ("PASS", [_, ..]) => Command::Pass(text.split_once(' ').map_or("", |(_, p)| p).to_string()),
-            ("PASS", _) => return Err(Bad("PASS", "a password")),
+            ("PASS", _) => return Err(Bad("PASS", term("a password"))),
             ("APOP", [name, digest]) if digest.len() == 32 && digest.bytes().all(|b| b.is_ascii_hexdigit()) => {
                 Command::Apop(name.to_string(), digest.to_ascii_lowercase())
             }
-            ("APOP", _) => return Err(Bad("APOP", "a name and an MD5 digest in 32 hex digits")),
+            ("APOP", _) => return Err(Bad("APOP", term("a name and an MD5 digest in 32 hex digits"))),
             ("STAT", []) => Command::Stat,
             ("LIST", []) => Command::List(None),
-            ("LIST", [n]) => Command::List(Some(number(n).ok_or(Bad("LIST", "a message number"))?)),
+            ("LIST", [n]) => Command::List(Some(number(n).ok_or(Bad("LIST", term("a message number")))?)),
             ("UIDL", []) => Command::Uidl(None),
-            ("UIDL", [n]) => Command::Uidl(Some(number(n).ok_or(Bad("UIDL", "a message number"))?)),
-            ("RETR", [n]) => Command::Retr(number(n).ok_or(Bad("RETR", "a message number"))?),
-            ("DELE", [n]) => Command::Dele(number(n).ok_or(Bad("DELE", "a message number"))?),
+            ("UIDL", [n]) => Command::Uidl(Some(number(n).ok_or(Bad("UIDL", term("a message number")))?)),
+            ("RETR", [n]) => Command::Retr(number(n).ok_or(Bad("RETR", term("a message number")))?),
+            ("DELE", [n]) => Command::Dele(number(n).ok_or(Bad("DELE", term("a message number")))?),
             ("TOP", [n, lines]) => {
                 let lines = lines.parse::<u32>().ok().filter(|_| lines.len() <= MAX_ARGUMENT);
                 Command::Top(
-                    number(n).ok_or(Bad("TOP", "a message number and a count of lines"))?,
-                    lines.ok_or(Bad("TOP", "a message number and a count of lines"))?,
+                    number(n).ok_or(Bad("TOP", term("a message number and a count of lines")))?,
+                    lines.ok_or(Bad("TOP", term("a message number and a count of lines")))?,
                 )
             }
             ("NOOP", []) => Command::Noop,
@@ -135,7 +137,7 @@ impl Command {
             ("CAPA", []) => Command::Capa,
             ("STLS", []) => Command::Stls,
             ("STAT" | "RETR" | "DELE" | "TOP" | "NOOP" | "RSET" | "QUIT" | "CAPA" | "STLS" | "LIST" | "UIDL", _) => {
-                return Err(Bad(known(&verb), "other arguments"));
+                return Err(Bad(known(&verb), term("other arguments")));
             }
             _ => return Err(CommandError::Unknown(verb)),
         })
@@ -169,10 +171,13 @@ pub enum StatusError {
 
 impl std::fmt::Display for StatusError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            StatusError::Indicator => f.write_str("a POP3 response starts with +OK or -ERR"),
-            StatusError::TooLong(n) => write!(f, "status line of {n} octets, over POP3's {MAX_STATUS_LINE} (RFC 2449)"),
-        }
+        f.write_str(&match self {
+            StatusError::Indicator => en("a POP3 response starts with +OK or -ERR", &[]),
+            StatusError::TooLong(n) => en(
+                "status line of {n} octets, over POP3's {limit} (RFC 2449)",
+                &[("n", n), ("limit", &MAX_STATUS_LINE)],
+            ),
+        })
     }
 }
 

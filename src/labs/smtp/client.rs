@@ -8,9 +8,10 @@ use super::message::{dot_stuff, rfc5322_date};
 use super::wire::{Reply, ReplyCode, ReplyError};
 use crate::locale::{en, term};
 use crate::net::Stream;
+use crate::net::lines::ClientLines;
 use color_eyre::eyre::{Report, Result, eyre};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 
 /// How long the client waits for any one reply (RFC 5321 §4.5.3.2 allows minutes; a lab does not wait that long).
 pub const REPLY_TIMEOUT: Duration = Duration::from_secs(30);
@@ -82,64 +83,25 @@ impl Letter {
     }
 }
 
-/// The client's side of the socket: writes whole lines, reads whole replies.
+/// The client's side of the socket: whole command lines out, whole replies in.
 struct Connection {
-    io: Stream,
-    /// Bytes read and not yet taken as replies.
-    buf: Vec<u8>,
+    lines: ClientLines,
 }
 
 impl Connection {
-    /// Writes one message in one write, so the gate holds it as one.
     async fn send(&mut self, bytes: &[u8], what: &str) -> Result<()> {
-        let sent = async {
-            self.io.write_all(bytes).await?;
-            self.io.flush().await
-        };
-        sent.await.map_err(|e| eyre!(en("cannot send {what}: {error}", &[("what", &what), ("error", &e)])))
+        self.lines.send(bytes, what).await
     }
 
     /// The next reply; `what` names what it answers, for errors.
     async fn reply(&mut self, what: &str) -> Result<Reply> {
-        loop {
-            match Reply::parse(&self.buf) {
-                Ok((reply, len)) => {
-                    self.buf.drain(..len);
-                    return Ok(reply);
-                }
-                Err(ReplyError::Invalid { reason, .. }) => {
-                    return Err(eyre!(en(
-                        "the server's answer to {what} is not an SMTP reply: {reason}",
-                        &[("what", &what), ("reason", &reason)]
-                    )));
-                }
-                Err(ReplyError::Incomplete) => {}
-            }
-            let mut chunk = [0u8; 4096];
-            let n = match crate::net::timeout(REPLY_TIMEOUT, self.io.read(&mut chunk)).await {
-                Err(_) => {
-                    let s = REPLY_TIMEOUT.as_secs();
-                    return Err(eyre!(en("no reply to {what} within {s} s", &[("what", &what), ("s", &s)])));
-                }
-                Ok(Err(e)) => {
-                    return Err(eyre!(en("reading the reply to {what}: {error}", &[("what", &what), ("error", &e)])));
-                }
-                Ok(Ok(0)) => {
-                    return Err(eyre!(en(
-                        "the server closed the connection instead of answering {what}",
-                        &[("what", &what)]
-                    )));
-                }
-                Ok(Ok(n)) => n,
-            };
-            self.buf.extend_from_slice(&chunk[..n]);
-            if self.buf.len() > MAX_REPLY {
-                return Err(eyre!(en(
-                    "the server's answer to {what} runs past {max} bytes",
-                    &[("what", &what), ("max", &MAX_REPLY)]
-                )));
-            }
-        }
+        self.lines
+            .read(what, |buf| match Reply::parse(buf) {
+                Ok(done) => Ok(Some(done)),
+                Err(ReplyError::Incomplete) => Ok(None),
+                Err(ReplyError::Invalid { reason, .. }) => Err(reason.to_string()),
+            })
+            .await
     }
 
     /// Sends a command line and reads its reply.
@@ -149,28 +111,8 @@ impl Connection {
         self.reply(&what).await
     }
 
-    /// Waits up to `limit` for the server to close (EOF), then closes our side.
     async fn close(&mut self, limit: Duration) -> Result<()> {
-        let mut chunk = [0u8; 4096];
-        let eof = async {
-            loop {
-                match self.io.read(&mut chunk).await {
-                    Ok(0) => return Ok(()),
-                    Ok(_) => {}
-                    Err(e) => return Err(e),
-                }
-            }
-        };
-        match crate::net::timeout(limit, eof).await {
-            Err(_) => {
-                let _ = self.io.shutdown().await;
-                let s = limit.as_secs();
-                return Err(eyre!(en("the server did not close the connection within {s} s of QUIT", &[("s", &s)])));
-            }
-            Ok(Err(e)) => return Err(eyre!(en("waiting for the server to close: {error}", &[("error", &e)]))),
-            Ok(Ok(())) => {}
-        }
-        self.io.shutdown().await.map_err(|e| eyre!(en("closing our side: {error}", &[("error", &e)])))
+        self.lines.close(limit).await
     }
 
     /// The server refused `what`: say goodbye politely (QUIT, its reply, the close), then report it.
@@ -182,7 +124,7 @@ impl Connection {
         if reply.code != ReplyCode::SERVICE_NOT_AVAILABLE && self.command("QUIT").await.is_ok() {
             let _ = self.close(GOODBYE_TIMEOUT).await;
         } else {
-            let _ = self.io.shutdown().await;
+            let _ = self.lines.io.shutdown().await;
         }
         report
     }
@@ -192,7 +134,7 @@ impl Connection {
 /// `refused_recipient`: first try a recipient elsewhere, which the server refuses (a relay
 /// attempt; only against our own server), then go on with the one it takes.
 pub async fn run(io: Stream, _target: &str, refused_recipient: bool) -> Result<()> {
-    let mut conn = Connection { io, buf: Vec::new() };
+    let mut conn = Connection { lines: ClientLines::new(io, REPLY_TIMEOUT, MAX_REPLY) };
     let greeting = conn.reply(term("the connection (the greeting)")).await?;
     if greeting.code != ReplyCode::SERVICE_READY {
         return Err(conn.refused(term("the connection"), &greeting).await);
@@ -224,7 +166,7 @@ pub async fn run(io: Stream, _target: &str, refused_recipient: bool) -> Result<(
         // One refused recipient does not end the transaction: the server decides per address.
         let reply = conn.command(&format!("RCPT TO:<{ELSEWHERE}>")).await?;
         if reply.code.is_positive_completion() {
-            let _ = conn.io.shutdown().await;
+            let _ = conn.lines.io.shutdown().await;
             return Err(eyre!(en(
                 "the server took mail for {rcpt}: it should refuse to relay",
                 &[("rcpt", &ELSEWHERE)]
@@ -246,7 +188,7 @@ pub async fn run(io: Stream, _target: &str, refused_recipient: bool) -> Result<(
     }
     let reply = conn.command("QUIT").await?;
     if reply.code != ReplyCode::SERVICE_CLOSING {
-        let _ = conn.io.shutdown().await;
+        let _ = conn.lines.io.shutdown().await;
         return Err(eyre!(en(
             "server answered QUIT with {code} {text}",
             &[("code", &reply.code), ("text", &reply.text())]

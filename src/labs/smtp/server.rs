@@ -19,13 +19,14 @@ use super::message::rfc5322_date;
 use super::wire::{Command, CommandError, LineEnd, MAX_COMMAND_LINE, MAX_TEXT_LINE, Reply, ReplyCode, next_line};
 use crate::locale::en;
 use crate::net::Stream;
+use crate::net::lines::{Input, ReadError, ServerLines};
 use color_eyre::eyre::{Result, eyre};
 use std::collections::VecDeque;
 use std::fmt;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 
 /// State changes a session remembers: enough to read one transaction, bounded for a long session.
 pub const MAX_TRANSITIONS: usize = 64;
@@ -434,79 +435,12 @@ fn help(topic: Option<&str>) -> Vec<String> {
     }
 }
 
-/// What the reader found next on the socket.
-enum Input {
-    /// A line, its end included.
-    Line(Vec<u8>),
-    /// A line over the limit, its bytes dropped: how long it was.
-    TooLong(usize),
-}
-
-/// The socket side of a session: buffered line reading with limits and an idle timeout.
-struct Connection {
-    io: Stream,
-    /// Bytes read and not yet taken as lines.
-    buf: Vec<u8>,
-    /// Dropping an over-long line until its end: octets dropped so far.
-    dropping: Option<usize>,
-    idle_timeout: Duration,
-}
-
-/// Why reading stopped.
-enum ReadError {
-    /// The client closed its side.
-    Closed,
-    Idle,
-    Io(std::io::Error),
-}
-
-impl Connection {
-    /// The next line, or an over-long line's length; never holds more than `limit` bytes of one line.
-    async fn next(&mut self, limit: usize) -> std::result::Result<Input, ReadError> {
-        loop {
-            if let Some(dropped) = self.dropping {
-                if let Some(lf) = self.buf.iter().position(|&b| b == b'\n') {
-                    self.buf.drain(..=lf);
-                    self.dropping = None;
-                    return Ok(Input::TooLong(dropped + lf + 1));
-                }
-                self.dropping = Some(dropped + self.buf.len());
-                self.buf.clear();
-            } else if let Some((_, _, n)) = next_line(&self.buf) {
-                return Ok(Input::Line(self.buf.drain(..n).collect()));
-            } else if self.buf.len() > limit {
-                self.dropping = Some(self.buf.len());
-                self.buf.clear();
-                continue;
-            }
-            let mut chunk = [0u8; 8192];
-            let n = match crate::net::timeout(self.idle_timeout, self.io.read(&mut chunk)).await {
-                Err(_) => return Err(ReadError::Idle),
-                Ok(Err(e)) => return Err(ReadError::Io(e)),
-                Ok(Ok(0)) => return Err(ReadError::Closed),
-                Ok(Ok(n)) => n,
-            };
-            self.buf.extend_from_slice(&chunk[..n]);
-        }
-    }
-
-    /// Sends one reply: one write, so the gate sees one message.
-    async fn send(&mut self, reply: &Reply) -> Result<()> {
-        let bytes = reply.emit();
-        let written = async {
-            self.io.write_all(&bytes).await?;
-            self.io.flush().await
-        };
-        written.await.map_err(|e| eyre!(en("writing to the client: {error}", &[("error", &e)])))
-    }
-}
-
 /// Serves one client on `io` until QUIT (then `Ok`), or until it vanishes or idles (an error
 /// saying which).
 pub async fn serve(io: Stream, peer: SocketAddr, config: Arc<Config>, mailbox: Mailbox) -> Result<()> {
     let mut session = Session::new(config.clone(), mailbox, peer);
-    let mut conn = Connection { io, buf: Vec::new(), dropping: None, idle_timeout: config.idle_timeout };
-    conn.send(&session.greeting()).await?;
+    let mut conn = ServerLines::new(io, config.idle_timeout);
+    conn.send(&session.greeting().emit()).await?;
     while session.state() != State::Quit {
         let input = match conn.next(session.line_limit()).await {
             Ok(input) => input,
@@ -530,7 +464,7 @@ pub async fn serve(io: Stream, peer: SocketAddr, config: Arc<Config>, mailbox: M
                     ReplyCode::SERVICE_NOT_AVAILABLE,
                     format!("{} idle for {secs} s, closing connection", config.hostname),
                 );
-                let _ = conn.send(&bye).await;
+                let _ = conn.send(&bye.emit()).await;
                 let _ = conn.io.shutdown().await;
                 let state = session.state();
                 return Err(eyre!(en(
@@ -544,15 +478,10 @@ pub async fn serve(io: Stream, peer: SocketAddr, config: Arc<Config>, mailbox: M
             Input::TooLong(octets) => session.too_long(octets),
         };
         if let Some(reply) = reply {
-            conn.send(&reply).await?;
+            conn.send(&reply.emit()).await?;
         }
     }
-    conn.io.shutdown().await.map_err(|e| eyre!(en("closing the connection: {error}", &[("error", &e)])))?;
-    // Wait briefly for the client's own close, so its FIN is seen; whatever it sends is dropped.
-    let mut chunk = [0u8; 4096];
-    let eof = async { while conn.io.read(&mut chunk).await.is_ok_and(|n| n > 0) {} };
-    let _ = crate::net::timeout(Duration::from_secs(5), eof).await;
-    Ok(())
+    conn.close().await
 }
 
 #[cfg(test)]
