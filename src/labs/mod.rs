@@ -3,6 +3,7 @@
 
 pub mod dhcp;
 pub mod dns;
+pub mod imap;
 pub mod nat;
 pub mod ping;
 pub mod pop3;

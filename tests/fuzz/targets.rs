@@ -786,7 +786,25 @@ fn pop3_session(client: &[u8]) -> Result<(), String> {
     });
     let mut session = Session::new(mailbox);
     let (mut commands, mut responses) = pop3_pair();
-    let mut answers = session.greeting().emit();
+    // Each answer is read as it comes, before the next line: a client that waits for answers
+    // (one that pipelines hundreds of lines may outrun the decoder's bounded memory of them).
+    let mut answers = Vec::new();
+    let mut read = |bytes: Vec<u8>, answers: &mut Vec<u8>| -> Result<(), String> {
+        answers.extend(bytes);
+        loop {
+            match responses.decode(answers, 1 << 20) {
+                Decoded::Message { msg, len } => {
+                    if let Some(why) = msg.malformed {
+                        return Err(format!("the server's answer reads as malformed: {why}: {:?}", msg.summary));
+                    }
+                    answers.drain(..len);
+                }
+                Decoded::Incomplete if answers.is_empty() => return Ok(()),
+                other => return Err(format!("the server's answer does not read whole: {other:?}")),
+            }
+        }
+    };
+    read(session.greeting().emit(), &mut answers)?;
     let mut rest = client;
     // A line at each LF, as the server's reader takes them.
     while let Some(lf) = rest.iter().position(|&b| b == b'\n') {
@@ -797,21 +815,9 @@ fn pop3_session(client: &[u8]) -> Result<(), String> {
             buf.drain(..len);
         }
         let response = session.line(line);
-        answers.extend(response.emit());
+        read(response.emit(), &mut answers)?;
         if response.close {
             break;
-        }
-    }
-    let mut at = 0;
-    while at < answers.len() {
-        match responses.decode(&answers[at..], 1 << 20) {
-            Decoded::Message { msg, len } => {
-                if let Some(why) = msg.malformed {
-                    return Err(format!("the server's answer reads as malformed: {why}: {:?}", msg.summary));
-                }
-                at += len;
-            }
-            other => return Err(format!("the server's answers do not read whole at {at}: {other:?}")),
         }
     }
     Ok(())
