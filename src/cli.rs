@@ -125,7 +125,7 @@ pub enum Command {
         /// traceroute: probe with ICMP echo requests (traceroute -I) instead of UDP.
         #[arg(long)]
         icmp: bool,
-        /// pop3 --connect: log in to the real server as NAME (the password after a colon, or
+        /// pop3, imap with --connect: log in to the real server as NAME (the password after a colon, or
         /// in PROTOLAB_PASSWORD, which keeps it out of the process list).
         #[arg(long, value_name = "NAME[:PASSWORD]")]
         user: Option<String>,
@@ -167,16 +167,17 @@ pub enum Command {
     },
 }
 
-/// The account `--user` names, checked: it goes with `run pop3 --connect`, which needs one.
+/// The account `--user` names, checked: it goes with `run pop3|imap --connect`, which needs one.
 fn account(lab: &str, connect: bool, user: Option<String>) -> Option<(String, String)> {
+    let logs_in = matches!(lab, "pop3" | "imap");
     let Some(user) = user else {
-        if lab == "pop3" && connect {
-            usage("a real POP3 server needs an account: --user NAME:PASSWORD (or NAME, and PROTOLAB_PASSWORD)");
+        if logs_in && connect {
+            usage("a real mail server needs an account: --user NAME:PASSWORD (or NAME, and PROTOLAB_PASSWORD)");
         }
         return None;
     };
-    if lab != "pop3" || !connect {
-        usage("--user logs in to a real server: it goes with `run pop3 --connect HOST:PORT`");
+    if !logs_in || !connect {
+        usage("--user logs in to a real server: it goes with `run pop3|imap --connect HOST:PORT`");
     }
     match user.split_once(':') {
         Some((name, password)) => Some((name.to_string(), password.to_string())),

@@ -257,7 +257,7 @@ fn a_lab_that_cannot_run_on_a_wire_says_so_before_anything_starts() {
 #[test]
 fn an_account_goes_with_run_pop3_connect_only() {
     for (args, says) in [
-        (&["run", "pop3", "--connect", "127.0.0.1:1"][..], "a real POP3 server needs an account"),
+        (&["run", "pop3", "--connect", "127.0.0.1:1"][..], "a real mail server needs an account"),
         (&["run", "smtp", "--user", "bob:lab"], "--user logs in to a real server"),
         (&["run", "pop3", "--user", "bob:lab"], "--user logs in to a real server"),
     ] {

@@ -318,7 +318,7 @@ async fn tcp_on_the_lab_network_with_every_single_drop() {
 #[tokio::test]
 async fn stream_labs_on_the_lab_network_with_faults() {
     let mut walks = Vec::new();
-    for lab in ["ws", "smtp", "pop3"] {
+    for lab in ["ws", "smtp", "pop3", "imap"] {
         walks.push(walk(lab, Wire::Sim));
         walks.push(walk(lab, Wire::Sim).faults(drop(6)));
         walks.push(walk(lab, Wire::Sim).faults(Faults {

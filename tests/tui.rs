@@ -194,6 +194,8 @@ fn normalize(steps: &mut [Step]) {
         }
         for (path, fixed) in [
             ("SMTP.header.Date", "Sun, 01 Nov 2026 12:00:00 +0000".to_string()),
+            ("IMAP.header.Date", "Sun, 01 Nov 2026 12:00:00 +0000".to_string()),
+            ("POP3.header.Date", "Sun, 01 Nov 2026 12:00:00 +0000".to_string()),
             ("SMTP.header.Message-ID", "<0123456789abcdef@client.lab>".to_string()),
         ] {
             if let Some(old) = s.value(path)
@@ -1349,5 +1351,24 @@ async fn pop3_with_a_wrong_password() {
             assert!(screen.contains(text), "{text} at {w}x{h}:\n{screen}");
         }
         insta::assert_snapshot!(format!("pop3_{w}x{h}"), screen);
+    }
+}
+
+/// imap: the partial fetch selected (100 octets of the text, and the \Seen it set); at 80
+/// columns the tab bar scrolls to the eleventh tab.
+#[tokio::test]
+async fn imap_with_a_partial_fetch() {
+    let mut steps = real_steps("imap").await;
+    normalize(&mut steps);
+    let partial =
+        steps.iter().position(|s| s.kind == "imap.untagged.FETCH" && s.summary.contains("BODY[TEXT]<0>")).unwrap();
+    let mut app = app_on("imap", steps, partial);
+    for (w, h) in [(80, 24), (200, 60)] {
+        let screen = draw(&mut app, w, h);
+        for text in ["11 IMAP", "BODY[TEXT]<0> {100}"] {
+            assert!(screen.contains(text), "{text} at {w}x{h}:\n{screen}");
+        }
+        assert!(w < 200 || screen.contains("IMAP.octets"), "{screen}");
+        insta::assert_snapshot!(format!("imap_{w}x{h}"), screen);
     }
 }

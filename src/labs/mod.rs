@@ -187,7 +187,8 @@ pub fn registry() -> Vec<Arc<dyn Lab>> {
         Arc::new(dns::Dns),
         Arc::new(nat::NatLab),
         Arc::new(portscan::PortScan),
-        Arc::new(pop3::Pop3::new(mailbox)),
+        Arc::new(pop3::Pop3::new(mailbox.clone())),
+        Arc::new(imap::Imap::new(mailbox)),
     ]
 }
 

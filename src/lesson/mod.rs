@@ -224,6 +224,7 @@ const FILES: &[(&str, &str)] = &[
     ("tcp", include_str!("../../assets/lessons/tcp.toml")),
     ("smtp", include_str!("../../assets/lessons/smtp.toml")),
     ("pop3", include_str!("../../assets/lessons/pop3.toml")),
+    ("imap", include_str!("../../assets/lessons/imap.toml")),
     ("ws", include_str!("../../assets/lessons/ws.toml")),
     ("ping", include_str!("../../assets/lessons/ping.toml")),
     ("traceroute", include_str!("../../assets/lessons/traceroute.toml")),

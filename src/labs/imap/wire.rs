@@ -190,7 +190,7 @@ pub fn items(bytes: &[u8], mut at: usize) -> Result<(Vec<Item>, usize), String> 
                     at += 1;
                 }
                 if at == start {
-                    return Err(en("an unexpected character {c:?}", &[("c", &(bytes[at] as char))]));
+                    return Err(en("an unexpected character {c}", &[("c", &format!("{:?}", bytes[at] as char))]));
                 }
                 Item { value: Value::Atom(String::from_utf8_lossy(&bytes[start..at]).into_owned()), range: start..at }
             }

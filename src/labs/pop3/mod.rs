@@ -11,13 +11,13 @@ pub mod decoder;
 pub mod server;
 pub mod wire;
 
-use super::smtp::message::rfc5322_date;
-use super::smtp::{Mail, Mailbox};
+use super::smtp::Mailbox;
+use super::smtp::mailbox::ACCOUNTS;
 use super::{ClientCtx, Lab, LabFuture, LabInfo};
 use crate::net::Stream;
 use crate::wire::Decoder;
-use std::net::{Ipv4Addr, SocketAddr};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::net::SocketAddr;
+use std::time::{Duration, SystemTime};
 
 static INFO: LabInfo = LabInfo {
     name: "pop3",
@@ -66,7 +66,7 @@ impl Lab for Pop3 {
     }
 
     fn serve(&self, io: Stream, _peer: SocketAddr) -> LabFuture {
-        welcome(&self.mailbox, SystemTime::now());
+        self.mailbox.welcome(ACCOUNTS[0], SystemTime::now());
         Box::pin(server::serve(io, self.mailbox.clone(), self.idle_timeout))
     }
 
@@ -81,34 +81,4 @@ impl Lab for Pop3 {
     fn busy(&self) -> Option<Vec<u8>> {
         Some(server::busy())
     }
-}
-
-/// The sender of the welcome message.
-pub const POSTMASTER: &str = "postmaster@protolab.test";
-
-/// When bob's mailbox is empty, a first message, as a mail system leaves one in a new account:
-/// so the lab has something to fetch before the SMTP tab sent anything.
-pub fn welcome(mailbox: &Mailbox, now: SystemTime) {
-    let address = server::ACCOUNTS[0].address;
-    if !mailbox.for_recipient(address).is_empty() {
-        return;
-    }
-    let id = mailbox.next_id();
-    let date = rfc5322_date(now.duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0));
-    let content = format!(
-        "From: protolab <{POSTMASTER}>\r\nTo: Bob <{address}>\r\nSubject: Welcome to the POP3 lab\r\n\
-         Date: {date}\r\nMessage-ID: <{id}.welcome@protolab.test>\r\n\r\nHi Bob,\r\n\r\n\
-         the lab left this message because your mailbox was empty.\r\n\
-         Send one on the SMTP tab, then fetch it here: RETR shows its Message-ID.\r\n\
-         .This line starts with a dot, so the server sends it with two (dot-stuffing).\r\n"
-    );
-    mailbox.deliver(Mail {
-        id,
-        reverse_path: POSTMASTER.into(),
-        forward_paths: vec![address.into()],
-        client_domain: "protolab.test".into(),
-        peer: SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
-        received: now,
-        content: content.into_bytes(),
-    });
 }

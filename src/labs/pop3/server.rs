@@ -38,17 +38,7 @@ impl State {
     }
 }
 
-/// A lab account: its name, its password, and the address its mail comes to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Account {
-    pub user: &'static str,
-    pub password: &'static str,
-    pub address: &'static str,
-}
-
-/// The lab's accounts (shown on screen: there is nothing secret about them).
-pub const ACCOUNTS: [Account; 1] =
-    [Account { user: "bob", password: "lab", address: crate::labs::smtp::client::RECIPIENT }];
+pub use crate::labs::smtp::mailbox::{ACCOUNTS, Account};
 
 /// What the server answers: the status and its text, the lines of a multi-line answer (ready to
 /// send: dot-stuffed, ended by the `.` line), and whether the connection then closes.

@@ -64,6 +64,21 @@ pub mod flag {
     }
 }
 
+/// A lab account: its name, its password, and the address its mail comes to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Account {
+    pub user: &'static str,
+    pub password: &'static str,
+    pub address: &'static str,
+}
+
+/// The lab's accounts, for POP3 and IMAP (shown on screen: there is nothing secret about them).
+pub const ACCOUNTS: [Account; 1] =
+    [Account { user: "bob", password: "lab", address: crate::labs::smtp::client::RECIPIENT }];
+
+/// The sender of the welcome message.
+pub const POSTMASTER: &str = "postmaster@protolab.test";
+
 /// The folder mail is delivered to.
 pub const INBOX: &str = "INBOX";
 
@@ -207,6 +222,35 @@ impl Mailbox {
 
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+
+    /// When `account`'s INBOX is empty, a first message, as a mail system leaves one in a new
+    /// account: so the POP3 and IMAP labs have something to fetch before the SMTP tab sent
+    /// anything.
+    pub fn welcome(&self, account: Account, now: SystemTime) {
+        let address = account.address;
+        if !self.for_recipient(address).is_empty() {
+            return;
+        }
+        let id = self.next_id();
+        let unix = now.duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+        let date = super::message::rfc5322_date(unix);
+        let content = format!(
+            "From: protolab <{POSTMASTER}>\r\nTo: Bob <{address}>\r\nSubject: Welcome to your lab mailbox\r\n\
+             Date: {date}\r\nMessage-ID: <{id}.welcome@protolab.test>\r\n\r\nHi Bob,\r\n\r\n\
+             the lab left this message because your mailbox was empty.\r\n\
+             Send one on the SMTP tab, then fetch it on the POP3 or IMAP tab: it has the same Message-ID.\r\n\
+             .This line starts with a dot, so the server sends it with two (dot-stuffing).\r\n"
+        );
+        self.deliver(Mail {
+            id,
+            reverse_path: POSTMASTER.into(),
+            forward_paths: vec![address.into()],
+            client_domain: "protolab.test".into(),
+            peer: SocketAddr::from(([127, 0, 0, 1], 0)),
+            received: now,
+            content: content.into_bytes(),
+        });
     }
 
     /// The folders' names, INBOX first.

@@ -1,0 +1,174 @@
+//! The lab's IMAP client: what POP3 cannot do, one tagged command at a time. CAPABILITY,
+//! LOGIN, LIST, SELECT INBOX, then the newest message: its flags and envelope (a list view),
+//! its header (PEEK: still unseen), the first 100 octets of its text (a partial fetch, which
+//! sets `\Seen`), a `\Flagged` flag, SEARCH UNSEEN, a copy filed in `Archive` (made if it is
+//! missing), LOGOUT. The mail stays on the server.
+//!
+//! Against a real server it only looks: EXAMINE (read-only), no flags, no folders, no copies.
+
+use super::wire::{MAX_RESPONSE_LITERAL, Scan, astring, scan};
+use crate::locale::{en, term};
+use crate::net::Stream;
+use crate::net::lines::{ClientLines, Parsed};
+use color_eyre::eyre::{Result, eyre};
+use std::time::Duration;
+
+/// How long the client waits for any one completion.
+pub const REPLY_TIMEOUT: Duration = Duration::from_secs(30);
+/// The most a command's responses may hold, all together.
+const MAX_RESPONSES: usize = 32 * 1024 * 1024;
+/// The folder the client files a copy in.
+pub const ARCHIVE: &str = "Archive";
+
+/// The responses to one command: the untagged ones, then the tagged completion.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Completion {
+    pub untagged: Vec<Vec<u8>>,
+    /// `OK`, `NO` or `BAD`.
+    pub status: String,
+    pub line: String,
+}
+
+impl Completion {
+    pub fn ok(&self) -> bool {
+        self.status == "OK"
+    }
+
+    /// The number before `what` in an untagged response (`* 3 EXISTS` → 3).
+    pub fn number(&self, what: &str) -> Option<u32> {
+        self.untagged.iter().find_map(|l| {
+            let text = String::from_utf8_lossy(l);
+            let mut words = text.split(' ');
+            let (_, n, w) = (words.next()?, words.next()?, words.next()?);
+            w.trim_end().eq_ignore_ascii_case(what).then(|| n.parse().ok()).flatten()
+        })
+    }
+}
+
+/// The responses at the start of `buf` up to the completion tagged `tag`.
+pub fn completion(buf: &[u8], tag: &str) -> Parsed<Completion> {
+    let mut at = 0;
+    let mut untagged = Vec::new();
+    loop {
+        let len = match scan(&buf[at..], MAX_RESPONSE_LITERAL) {
+            Scan::Whole(len) => len,
+            Scan::Incomplete | Scan::Awaits { .. } => return Ok(None),
+            Scan::TooLong(_) => return Err(en("response line over {max} octets", &[("max", &super::wire::MAX_LINE)])),
+            Scan::TooBig { octets, .. } => {
+                return Err(en(
+                    "a literal of {n} octets, over the {max} this lab reads",
+                    &[("n", &octets), ("max", &MAX_RESPONSE_LITERAL)],
+                ));
+            }
+        };
+        let response = &buf[at..at + len];
+        at += len;
+        if let Some(rest) = response.strip_prefix(format!("{tag} ").as_bytes()) {
+            let line = String::from_utf8_lossy(&rest[..rest.len() - 2]).into_owned();
+            let status = line.split(' ').next().unwrap_or_default().to_ascii_uppercase();
+            if !matches!(status.as_str(), "OK" | "NO" | "BAD") {
+                return Err(en("a tagged response says OK, NO or BAD after its tag", &[]));
+            }
+            return Ok(Some((Completion { untagged, status, line }, at)));
+        }
+        if !response.starts_with(b"* ") && !response.starts_with(b"+") {
+            return Err(en("a response starts with *, + or the command's tag", &[]));
+        }
+        untagged.push(response.to_vec());
+    }
+}
+
+struct Connection {
+    lines: ClientLines,
+    next: u32,
+}
+
+impl Connection {
+    /// Sends a tagged command and reads everything up to its completion.
+    async fn command(&mut self, command: &str) -> Result<Completion> {
+        self.next += 1;
+        let tag = format!("a{}", self.next);
+        let what = command.split(' ').next().unwrap_or(command).to_string();
+        self.lines.send(format!("{tag} {command}\r\n").as_bytes(), &what).await?;
+        self.lines.read(&what, |buf| completion(buf, &tag)).await
+    }
+
+    /// The command must succeed; if not, LOGOUT, then the report.
+    async fn must(&mut self, command: &str) -> Result<Completion> {
+        let done = self.command(command).await?;
+        if done.ok() {
+            return Ok(done);
+        }
+        let what = command.split(' ').next().unwrap_or(command).to_string();
+        let _ = self.command("LOGOUT").await;
+        let _ = self.lines.close(REPLY_TIMEOUT).await;
+        Err(eyre!(en("server refused {what}: {text}", &[("what", &what), ("text", &done.line)])))
+    }
+}
+
+/// Runs the client on `io` as `user`/`password`. `own_server`: our embedded server, where the
+/// client changes flags and files a copy; elsewhere it only looks.
+pub async fn run(io: Stream, user: &str, password: &str, own_server: bool) -> Result<()> {
+    let mut conn = Connection { lines: ClientLines::new(io, REPLY_TIMEOUT, MAX_RESPONSES), next: 0 };
+    let greeting = conn
+        .lines
+        .read(term("the connection (the greeting)"), |buf| match scan(buf, MAX_RESPONSE_LITERAL) {
+            Scan::Whole(len) => Ok(Some((buf[..len].to_vec(), len))),
+            Scan::Incomplete => Ok(None),
+            _ => Err(en("the greeting is not one line", &[])),
+        })
+        .await?;
+    if !greeting.starts_with(b"* OK") {
+        let text = String::from_utf8_lossy(&greeting).trim_end().to_string();
+        return Err(eyre!(en("the server's greeting is {text}", &[("text", &text)])));
+    }
+    conn.must("CAPABILITY").await?;
+    conn.must(&format!("LOGIN {} {}", astring(user), astring(password))).await?;
+    let list = conn.must("LIST \"\" \"*\"").await?;
+    let select = if own_server { "SELECT INBOX" } else { "EXAMINE INBOX" };
+    let folder = conn.must(select).await?;
+    let newest = folder.number("EXISTS").unwrap_or(0);
+    if newest > 0 {
+        conn.must(&format!("FETCH {newest} (FLAGS ENVELOPE RFC822.SIZE)")).await?;
+        conn.must(&format!("FETCH {newest} BODY.PEEK[HEADER]")).await?;
+        conn.must(&format!("FETCH {newest} BODY[TEXT]<0.100>")).await?;
+        if own_server {
+            conn.must(&format!("STORE {newest} +FLAGS (\\Flagged)")).await?;
+        }
+        conn.must("SEARCH UNSEEN").await?;
+        if own_server {
+            let archived = list.untagged.iter().any(|l| {
+                let line = String::from_utf8_lossy(l);
+                let name = line.trim_end().rsplit(' ').next().unwrap_or_default().trim_matches('"').to_string();
+                name == ARCHIVE
+            });
+            if !archived {
+                conn.must(&format!("CREATE {ARCHIVE}")).await?;
+            }
+            conn.must(&format!("COPY {newest} {ARCHIVE}")).await?;
+        }
+    }
+    let bye = conn.command("LOGOUT").await?;
+    if !bye.ok() {
+        return Err(eyre!(en("server answered LOGOUT with {text}", &[("text", &bye.line)])));
+    }
+    conn.lines.close(REPLY_TIMEOUT).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn completions_gather_their_untagged_data() {
+        let buf = b"* 2 EXISTS\r\n* 1 FETCH (BODY[] {3}\r\nabc)\r\na1 OK done\r\nnext";
+        let (done, len) = completion(buf, "a1").unwrap().unwrap();
+        assert_eq!(len, buf.len() - 4);
+        assert_eq!(done.untagged.len(), 2);
+        assert_eq!(done.number("EXISTS"), Some(2));
+        assert!(done.ok());
+        assert_eq!(completion(b"* 2 EXISTS\r\n", "a1"), Ok(None));
+        assert!(completion(b"a1 MAYBE\r\n", "a1").is_err());
+        assert!(completion(b"220 smtp\r\n", "a1").is_err());
+    }
+}
