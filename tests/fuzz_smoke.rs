@@ -52,6 +52,11 @@ fn pop3() {
 }
 
 #[test]
+fn imap() {
+    smoke("imap");
+}
+
+#[test]
 fn dhcp() {
     smoke("dhcp");
 }
@@ -64,7 +69,7 @@ fn frame() {
 #[test]
 fn every_target_has_its_test() {
     let names: Vec<&str> = ALL.iter().map(|t| t.name).collect();
-    assert_eq!(names, ["ws-head", "ws-frame", "smtp-command", "smtp-reply", "pop3", "dhcp", "frame"]);
+    assert_eq!(names, ["ws-head", "ws-frame", "smtp-command", "smtp-reply", "pop3", "imap", "dhcp", "frame"]);
 }
 
 #[test]

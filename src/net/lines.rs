@@ -84,15 +84,20 @@ impl ServerLines {
         written.await.map_err(|e| eyre!(en("writing to the client: {error}", &[("error", &e)])))
     }
 
-    /// Closes our side after the last answer, then waits briefly for the client's own close, so
-    /// its FIN is seen; whatever it still sends is dropped.
-    pub async fn close(mut self) -> Result<()> {
-        self.io.shutdown().await.map_err(|e| eyre!(en("closing the connection: {error}", &[("error", &e)])))?;
-        let mut chunk = [0u8; 4096];
-        let eof = async { while self.io.read(&mut chunk).await.is_ok_and(|n| n > 0) {} };
-        let _ = super::timeout(CLOSE_WAIT, eof).await;
-        Ok(())
+    /// Closes our side after the last answer: see [`close`].
+    pub async fn close(self) -> Result<()> {
+        close(self.io).await
     }
+}
+
+/// A server closes its side after its last answer, then waits briefly for the client's own
+/// close, so its FIN is seen; whatever the client still sends is dropped.
+pub async fn close(mut io: Stream) -> Result<()> {
+    io.shutdown().await.map_err(|e| eyre!(en("closing the connection: {error}", &[("error", &e)])))?;
+    let mut chunk = [0u8; 4096];
+    let eof = async { while io.read(&mut chunk).await.is_ok_and(|n| n > 0) {} };
+    let _ = super::timeout(CLOSE_WAIT, eof).await;
+    Ok(())
 }
 
 /// What a client's reader makes of the bytes so far: an answer and its length, not yet

@@ -137,3 +137,36 @@ pub fn printable(bytes: &[u8], max: usize) -> String {
     }
     out
 }
+
+/// What decoders' tests share: feeding bytes a chunk at a time, reading a field.
+#[cfg(test)]
+pub mod testing {
+    use super::{Decoded, Decoder, Message};
+
+    /// Feeds `bytes` to `dec` in chunks of `chunk` and collects (message, its bytes).
+    pub fn feed(dec: &mut dyn Decoder, bytes: &[u8], chunk: usize, keep: usize) -> Vec<(Message, Vec<u8>)> {
+        let mut out = Vec::new();
+        let mut buf = Vec::new();
+        for piece in bytes.chunks(chunk) {
+            buf.extend_from_slice(piece);
+            loop {
+                match dec.decode(&buf, keep) {
+                    Decoded::Incomplete => break,
+                    Decoded::Message { msg, len } => {
+                        out.push((msg, buf[..len].to_vec()));
+                        buf.drain(..len);
+                    }
+                    Decoded::Skip { len } => {
+                        buf.drain(..len);
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    /// A field's value, or null.
+    pub fn value(msg: &Message, path: &str) -> serde_json::Value {
+        msg.fields.iter().find(|f| f.path == path).map(|f| f.value.clone()).unwrap_or_default()
+    }
+}

@@ -28,7 +28,7 @@ use std::sync::Arc;
 use tokio::sync::mpsc;
 
 /// Every target, in the order a run goes through them.
-pub static ALL: [&Target; 7] = [&WS_HEAD, &WS_FRAME, &SMTP_COMMAND, &SMTP_REPLY, &POP3, &DHCP, &FRAME];
+pub static ALL: [&Target; 8] = [&WS_HEAD, &WS_FRAME, &SMTP_COMMAND, &SMTP_REPLY, &POP3, &IMAP, &DHCP, &FRAME];
 
 /// The target with this name.
 pub fn find(name: &str) -> Option<&'static Target> {
@@ -123,6 +123,38 @@ pub static POP3: Target = Target {
         b"APOP bob c4c9334bac560ecc979e58001b3e22fb\r\n",
     ],
     run: run_pop3,
+};
+
+pub static IMAP: Target = Target {
+    name: "imap",
+    about: "IMAP commands and responses: tags, untagged data, literals, IDLE (RFC 9051)",
+    stream: true,
+    focus: 0,
+    corpus: imap_corpus,
+    tokens: &[
+        b"\r\n",
+        b"{3}\r\n",
+        b"{0}\r\n",
+        b"{4294967295}\r\n",
+        b"{5+}\r\n",
+        b"* ",
+        b"+ ",
+        b" OK ",
+        b"(",
+        b")",
+        b"\"",
+        b"[",
+        b"]",
+        b"a1 ",
+        b"LOGIN bob lab\r\n",
+        b"SELECT INBOX\r\n",
+        b"FETCH 1:* (FLAGS BODY.PEEK[HEADER] BODY[TEXT]<0.10>)\r\n",
+        b"UID STORE 1 +FLAGS (\\Seen)\r\n",
+        b"IDLE\r\n",
+        b"DONE\r\n",
+        b"AUTHENTICATE PLAIN\r\n",
+    ],
+    run: run_imap,
 };
 
 pub static DHCP: Target = Target {
@@ -789,21 +821,7 @@ fn pop3_session(client: &[u8]) -> Result<(), String> {
     // Each answer is read as it comes, before the next line: a client that waits for answers
     // (one that pipelines hundreds of lines may outrun the decoder's bounded memory of them).
     let mut answers = Vec::new();
-    let mut read = |bytes: Vec<u8>, answers: &mut Vec<u8>| -> Result<(), String> {
-        answers.extend(bytes);
-        loop {
-            match responses.decode(answers, 1 << 20) {
-                Decoded::Message { msg, len } => {
-                    if let Some(why) = msg.malformed {
-                        return Err(format!("the server's answer reads as malformed: {why}: {:?}", msg.summary));
-                    }
-                    answers.drain(..len);
-                }
-                Decoded::Incomplete if answers.is_empty() => return Ok(()),
-                other => return Err(format!("the server's answer does not read whole: {other:?}")),
-            }
-        }
-    };
+    let mut read = |bytes: Vec<u8>, answers: &mut Vec<u8>| read_back(responses.as_mut(), answers, bytes);
     read(session.greeting().emit(), &mut answers)?;
     let mut rest = client;
     // A line at each LF, as the server's reader takes them.
@@ -817,6 +835,131 @@ fn pop3_session(client: &[u8]) -> Result<(), String> {
         let response = session.line(line);
         read(response.emit(), &mut answers)?;
         if response.close {
+            break;
+        }
+    }
+    Ok(())
+}
+
+/// A server's answer, read with our own decoder before the next input: it must read whole and
+/// well-formed. `answers` holds what is left of earlier answers (nothing, if they read whole).
+fn read_back(responses: &mut dyn Decoder, answers: &mut Vec<u8>, bytes: Vec<u8>) -> Result<(), String> {
+    answers.extend(bytes);
+    loop {
+        match responses.decode(answers, 1 << 20) {
+            Decoded::Message { msg, len } => {
+                if let Some(why) = msg.malformed {
+                    return Err(format!("the server's answer reads as malformed: {why}: {:?}", msg.summary));
+                }
+                answers.drain(..len);
+            }
+            Decoded::Incomplete if answers.is_empty() => return Ok(()),
+            other => return Err(format!("the server's answer does not read whole: {other:?}")),
+        }
+    }
+}
+
+// ---- IMAP ---------------------------------------------------------------------------------------
+
+fn imap_pair() -> (Box<dyn Decoder>, Box<dyn Decoder>) {
+    protolab::labs::imap::decoder::decoders()
+}
+
+fn imap_corpus() -> Vec<Input> {
+    let mut long = Input::new(vec![
+        Chunk::new(1, b"* OK ready\r\n".as_slice()),
+        Chunk::new(0, b"a1 FETCH 1 BODY[]\r\n".as_slice()),
+        Chunk::new(1, [b"* 1 FETCH (BODY[] {400}\r\n".as_slice(), &[b'x'; 400], b")\r\na1 OK done\r\n"].concat()),
+    ]);
+    long.keep = 128;
+    vec![
+        Input::new(vec![
+            Chunk::new(1, b"* OK [CAPABILITY IMAP4rev2 AUTH=PLAIN] ready\r\n".as_slice()),
+            Chunk::new(0, b"a1 CAPABILITY\r\na2 LOGIN {3}\r\n".as_slice()),
+            Chunk::new(1, b"* CAPABILITY IMAP4rev2 IDLE\r\na1 OK done\r\n+ go ahead\r\n".as_slice()),
+            Chunk::new(0, b"bob \"lab\"\r\na3 SELECT INBOX\r\n".as_slice()),
+            Chunk::new(1, b"a2 OK in\r\n* 2 EXISTS\r\n* OK [UIDVALIDITY 7] v\r\na3 OK [READ-WRITE] done\r\n".as_slice()),
+            Chunk::new(0, b"a4 UID FETCH 1:* (FLAGS BODY.PEEK[HEADER.FIELDS (SUBJECT)] BODY[TEXT]<0.4>)\r\n".as_slice()),
+            Chunk::new(
+                1,
+                b"* 1 FETCH (UID 1 FLAGS (\\Seen) BODY[HEADER.FIELDS (SUBJECT)] {12}\r\nSubject: x\r\n BODY[TEXT]<0> {4}\r\nabcd)\r\na4 OK done\r\n"
+                    .as_slice(),
+            ),
+            Chunk::new(0, b"a5 IDLE\r\n".as_slice()),
+            Chunk::new(1, b"+ idling\r\n* 3 EXISTS\r\n* 1 EXPUNGE\r\n".as_slice()),
+            Chunk::new(0, b"DONE\r\na6 LOGOUT\r\n".as_slice()),
+            Chunk::new(1, b"a5 OK idle done\r\n* BYE bye\r\na6 OK bye\r\n".as_slice()),
+        ]),
+        long,
+        Input::new(vec![
+            Chunk::new(1, b"* OK hi\r\n".as_slice()),
+            Chunk::new(0, b"a AUTHENTICATE PLAIN\r\nAGJvYgBsYWI=\r\nb LOGIN {4294967295}\r\n\r\nc FROB (\r\n".as_slice()),
+            Chunk::new(1, b"+ \r\na OK in\r\nb BAD too big\r\n* BAD what\r\nc BAD no\r\n".as_slice()),
+        ]),
+    ]
+}
+
+fn run_imap(input: &Input) -> Result<(), String> {
+    drive(imap_pair(), &[], input)?;
+    record("imap", imap_pair(), &[], input)?;
+    imap_session(&input.stream(0))
+}
+
+/// The client's bytes to the lab's IMAP server, framed as its socket loop frames them: each
+/// answer must read back with our own decoder, whole and well-formed, before the next input.
+fn imap_session(client: &[u8]) -> Result<(), String> {
+    use protolab::labs::imap::server::Session;
+    use protolab::labs::imap::wire::{MAX_COMMAND_LITERAL, MAX_LINE, Scan, literal_at_end, scan};
+    let mailbox = Mailbox::default();
+    mailbox.welcome(protolab::labs::smtp::mailbox::ACCOUNTS[0], std::time::UNIX_EPOCH);
+    let mut session = Session::new(mailbox);
+    let (mut commands, mut responses) = imap_pair();
+    let mut answers = Vec::new();
+    let mut read = |bytes: Vec<u8>, answers: &mut Vec<u8>| read_back(responses.as_mut(), answers, bytes);
+    let mut client_buf = Vec::new();
+    let mut feed = |bytes: &[u8]| {
+        client_buf.extend_from_slice(bytes);
+        while let Decoded::Message { len, .. } = commands.decode(&client_buf, 65536) {
+            client_buf.drain(..len);
+        }
+    };
+    read(session.greeting().bytes, &mut answers)?;
+    let mut rest = client;
+    while !rest.is_empty() {
+        let out = if session.continuing() {
+            let Some(end) = rest.windows(2).position(|w| w == b"\r\n") else { break };
+            let line = &rest[..end + 2];
+            rest = &rest[end + 2..];
+            feed(line);
+            session.input(line)
+        } else {
+            match scan(rest, MAX_COMMAND_LITERAL) {
+                Scan::Whole(n) => {
+                    let command = &rest[..n];
+                    rest = &rest[n..];
+                    feed(command);
+                    session.input(command)
+                }
+                Scan::Incomplete | Scan::Awaits { .. } => break,
+                Scan::TooLong(n) if rest[..n].ends_with(b"\r\n") && n > MAX_LINE => {
+                    feed(&rest[..n]);
+                    let out = session.refuse(rest, "too long", false);
+                    rest = &rest[n..];
+                    out
+                }
+                Scan::TooLong(_) => break,
+                Scan::TooBig { len, .. } => {
+                    let sync = literal_at_end(&rest[..len - 2]).is_some_and(|(_, s)| s);
+                    feed(&rest[..len]);
+                    let out = session.refuse(rest, "too big", !sync);
+                    rest = &rest[len..];
+                    out
+                }
+            }
+        };
+        let close = out.close;
+        read(out.bytes, &mut answers)?;
+        if close {
             break;
         }
     }

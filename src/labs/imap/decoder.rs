@@ -365,38 +365,39 @@ impl ResponseDecoder {
         if bytes.starts_with(b"+") {
             return message("imap.continuation", bytes).field("IMAP.text", text_after(bytes, 1), 1..bytes.len() - 2);
         }
-        let (list, _) = match items(bytes, 0) {
-            Ok(read) => read,
-            Err(why) => return message("imap.response", bytes).malformed(why),
-        };
-        let word = |i: usize| list.get(i).and_then(|it| it.value.text()).unwrap_or_default();
-        let tag = word(0);
-        if tag.is_empty() {
+        // The first words: the tag, then a number or the response's name.
+        let words = spans(bytes, 3);
+        let word = |i: usize| words.get(i).map(|r| String::from_utf8_lossy(&bytes[r.clone()]).into_owned());
+        let Some(tag) = word(0).filter(|t| !t.is_empty()) else {
             return message("imap.response", bytes).malformed(en("an empty response line", &[]));
-        }
-        if tag != "*" {
-            return self.tagged(bytes, &list, tag);
-        }
-        let second = word(1);
-        let (number, what, at) = match second.parse::<u32>() {
-            Ok(n) => (Some(n), word(2).to_ascii_uppercase(), 2),
-            Err(_) => (None, second.to_ascii_uppercase(), 1),
         };
-        if what.is_empty() {
-            return message("imap.response", bytes).malformed(en("an untagged response without a name", &[]));
+        if tag != "*" {
+            return self.tagged(bytes, &words, tag);
         }
+        let (number, at) = match word(1).and_then(|w| w.parse::<u32>().ok()) {
+            Some(n) => (Some(n), 2),
+            None => (None, 1),
+        };
+        let Some(what) = word(at).map(|w| w.to_ascii_uppercase()).filter(|w| !w.is_empty()) else {
+            return message("imap.response", bytes).malformed(en("an untagged response without a name", &[]));
+        };
+        let status = matches!(what.as_str(), "OK" | "NO" | "BAD" | "BYE" | "PREAUTH");
         // Data the client did not ask for with this command: another client's changes, told
         // in answer to IDLE or NOOP.
         let answering = lock(&self.dialogue).pending.front().map(|(_, v)| *v);
         let update = matches!(answering, Some("IDLE" | "NOOP"))
             && matches!(what.as_str(), "EXISTS" | "EXPUNGE" | "FETCH" | "RECENT");
-        let kind = if !greeted && matches!(what.as_str(), "OK" | "PREAUTH" | "BYE") {
+        let after = words[at].end;
+        let code = if status { code(bytes, after) } else { None };
+        let kind = if !greeted && status && what != "NO" && what != "BAD" {
             "imap.greeting".to_string()
         } else {
-            let code = code(&list, at + 1).map(|(c, _)| c.split(' ').next().unwrap_or_default().to_ascii_uppercase());
-            match (what.as_str(), code) {
-                ("OK" | "NO" | "BAD", Some(code)) if code.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') => {
-                    format!("imap.untagged.{what}.{code}")
+            let name = code.as_ref().map(|(c, _)| c.split(' ').next().unwrap_or_default().to_ascii_uppercase());
+            match (what.as_str(), name) {
+                ("OK" | "NO" | "BAD", Some(name))
+                    if !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') =>
+                {
+                    format!("imap.untagged.{what}.{name}")
                 }
                 _ if update => format!("imap.untagged.{what}.update"),
                 _ => format!("imap.untagged.{what}"),
@@ -404,26 +405,32 @@ impl ResponseDecoder {
         };
         let mut msg = message(kind, bytes).field("IMAP.tag", "*", 0..1);
         if let Some(n) = number {
-            msg = msg.field("IMAP.number", n, list[1].range.clone());
+            msg = msg.field("IMAP.number", n, words[1].clone());
         }
-        msg = msg.field("IMAP.response", what.as_str(), list[at].range.clone());
-        if let Some((code, range)) = code(&list, at + 1) {
-            msg = msg.field("IMAP.code", code, range);
+        msg = msg.field("IMAP.response", what.as_str(), words[at].clone());
+        if status {
+            // Free text after the name (and the code): read as text, not as values.
+            if let Some((code, range)) = &code {
+                msg = msg.field("IMAP.code", code.as_str(), range.clone());
+            }
+            let start = code.map_or(after, |(_, r)| r.end);
+            let start = (start + 1).min(bytes.len() - 2);
+            return msg.field("IMAP.text", text_after(bytes, start), start..bytes.len() - 2);
         }
+        let (list, _) = match items(bytes, 0) {
+            Ok(read) => read,
+            Err(why) => return msg.malformed(why),
+        };
         if what == "FETCH"
             && let Some(Item { value: Value::List(data), .. }) = list.get(3)
         {
             msg = fetch_fields(msg, data);
         }
-        if matches!(what.as_str(), "OK" | "NO" | "BAD" | "BYE" | "PREAUTH") {
-            let start = list.get(at + 1).map_or(bytes.len() - 2, |i| i.range.start);
-            msg = msg.field("IMAP.text", text_after(bytes, start), start..bytes.len() - 2);
-        }
         msg
     }
 
     /// A tagged completion: which command it ends, and how.
-    fn tagged(&mut self, bytes: &[u8], list: &[Item], tag: String) -> Message {
+    fn tagged(&mut self, bytes: &[u8], words: &[std::ops::Range<usize>], tag: String) -> Message {
         let verb = {
             let mut d = lock(&self.dialogue);
             match d.pending.iter().position(|(t, _)| *t == tag) {
@@ -431,32 +438,55 @@ impl ResponseDecoder {
                 None => "unknown",
             }
         };
-        let status = list.get(1).and_then(|i| i.value.text()).unwrap_or_default().to_ascii_uppercase();
-        if !matches!(status.as_str(), "OK" | "NO" | "BAD") {
+        let status = words.get(1).map(|r| String::from_utf8_lossy(&bytes[r.clone()]).to_ascii_uppercase());
+        let Some(status) = status.filter(|s| matches!(s.as_str(), "OK" | "NO" | "BAD")) else {
             return message("imap.response", bytes)
                 .malformed(en("a tagged response says OK, NO or BAD after its tag", &[]));
-        }
+        };
         if verb == "IDLE" || verb == "AUTHENTICATE" {
             lock(&self.dialogue).continuing = None;
         }
         let mut msg = message(format!("imap.tagged.{status}.{verb}"), bytes)
-            .field("IMAP.tag", tag, list[0].range.clone())
-            .field("IMAP.status", status, list[1].range.clone());
-        if let Some((code, range)) = code(list, 2) {
-            msg = msg.field("IMAP.code", code, range);
+            .field("IMAP.tag", tag, words[0].clone())
+            .field("IMAP.status", status, words[1].clone());
+        let code = code(bytes, words[1].end);
+        if let Some((code, range)) = &code {
+            msg = msg.field("IMAP.code", code.as_str(), range.clone());
         }
-        let start = list.get(2).map_or(bytes.len() - 2, |i| i.range.start);
+        let start = (code.map_or(words[1].end, |(_, r)| r.end) + 1).min(bytes.len() - 2);
         msg.field("IMAP.text", text_after(bytes, start), start..bytes.len() - 2)
     }
 }
 
-/// The response code in brackets at `list[at]` (`[UIDVALIDITY 1]`, `[PERMANENTFLAGS (...)]`:
-/// an atom, brackets and all), and where it lies.
-fn code(list: &[Item], at: usize) -> Option<(String, std::ops::Range<usize>)> {
-    let item = list.get(at)?;
-    let Value::Atom(text) = &item.value else { return None };
-    let inner = text.strip_prefix('[')?.strip_suffix(']')?;
-    Some((inner.to_string(), item.range.clone()))
+/// Where the first `n` space-separated words of a line lie.
+fn spans(bytes: &[u8], n: usize) -> Vec<std::ops::Range<usize>> {
+    let line = &bytes[..bytes.len().saturating_sub(2)];
+    let mut out = Vec::new();
+    let mut start = 0;
+    for (i, &b) in line.iter().enumerate() {
+        if out.len() == n {
+            break;
+        }
+        if b == b' ' {
+            out.push(start..i);
+            start = i + 1;
+        }
+    }
+    if out.len() < n && start <= line.len() {
+        out.push(start..line.len());
+    }
+    out
+}
+
+/// The response code in brackets right after `at` (` [UIDVALIDITY 1]`, ` [PERMANENTFLAGS
+/// (\Seen)]`), and where it lies, brackets and all.
+fn code(bytes: &[u8], at: usize) -> Option<(String, std::ops::Range<usize>)> {
+    let start = at + 1;
+    if bytes.get(start) != Some(&b'[') {
+        return None;
+    }
+    let close = bytes[start..].iter().position(|&b| b == b']' || b == b'\r').map(|i| start + i)?;
+    (bytes[close] == b']').then(|| (String::from_utf8_lossy(&bytes[start + 1..close]).into_owned(), start..close + 1))
 }
 
 /// The text of a line from `start` to its CRLF.
@@ -513,31 +543,7 @@ fn fetch_fields(mut msg: Message, data: &[Item]) -> Message {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn run(dec: &mut dyn Decoder, bytes: &[u8], chunk: usize, keep: usize) -> Vec<(Message, Vec<u8>)> {
-        let mut out = Vec::new();
-        let mut buf = Vec::new();
-        for piece in bytes.chunks(chunk) {
-            buf.extend_from_slice(piece);
-            loop {
-                match dec.decode(&buf, keep) {
-                    Decoded::Incomplete => break,
-                    Decoded::Message { msg, len } => {
-                        out.push((msg, buf[..len].to_vec()));
-                        buf.drain(..len);
-                    }
-                    Decoded::Skip { len } => {
-                        buf.drain(..len);
-                    }
-                }
-            }
-        }
-        out
-    }
-
-    fn value(msg: &Message, path: &str) -> serde_json::Value {
-        msg.fields.iter().find(|f| f.path == path).map(|f| f.value.clone()).unwrap_or_default()
-    }
+    use crate::wire::testing::{feed as run, value};
 
     /// RFC 9051 §8's example, in the order it crosses: each response names what it answers.
     #[test]

@@ -19,6 +19,7 @@ use crate::labs::smtp::mailbox::{ACCOUNTS, Account, FolderView, INBOX, Kept, Mai
 use crate::labs::smtp::message::header_fields;
 use crate::locale::en;
 use crate::net::Stream;
+use crate::net::lines::close;
 use base64::Engine;
 use color_eyre::eyre::{Result, eyre};
 use std::time::Duration;
@@ -74,7 +75,14 @@ pub struct Output {
 
 impl Output {
     fn line(&mut self, line: impl AsRef<str>) {
-        self.bytes.extend_from_slice(line.as_ref().as_bytes());
+        // The client's words may hold a CR or LF (a literal): never a line break of ours.
+        let line = line.as_ref().replace(['\r', '\n'], " ");
+        self.bytes.extend_from_slice(line.as_bytes());
+        // A line ending in `}` reads as a literal's announcement: a text that echoes the
+        // client's words (a folder named `x{9}`) must never end so.
+        if line.ends_with('}') {
+            self.bytes.push(b'.');
+        }
         self.bytes.extend_from_slice(b"\r\n");
     }
 }
@@ -161,7 +169,7 @@ impl Session {
     /// client may already be sending, the connection ends.
     pub fn refuse(&mut self, bytes: &[u8], why: &str, close: bool) -> Output {
         let mut out = Output::default();
-        let tag = bytes.split(|&b| b == b' ').next().filter(|t| !t.is_empty() && t.len() < 64);
+        let tag = bytes.split(|&b| b == b' ').next().filter(|t| super::wire::is_tag(t));
         let tag = tag.map_or("*".to_string(), |t| String::from_utf8_lossy(t).into_owned());
         if close {
             out.line(format!("* BYE {why}"));
@@ -717,15 +725,6 @@ pub async fn serve(mut io: Stream, mailbox: Mailbox, idle_timeout: Duration) -> 
             Ok(Ok(n)) => buf.extend_from_slice(&chunk[..n]),
         }
     }
-}
-
-/// Closes our side after the last answer and waits briefly for the client's own close.
-async fn close(mut io: Stream) -> Result<()> {
-    io.shutdown().await.map_err(|e| eyre!(en("closing the connection: {error}", &[("error", &e)])))?;
-    let mut chunk = [0u8; 4096];
-    let eof = async { while io.read(&mut chunk).await.is_ok_and(|n| n > 0) {} };
-    let _ = crate::net::timeout(Duration::from_secs(5), eof).await;
-    Ok(())
 }
 
 /// What the server says to a client it has no room for, before it closes.

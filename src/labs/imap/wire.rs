@@ -347,27 +347,34 @@ pub struct Tagged {
     pub command: Result<Command, CommandError>,
 }
 
+/// Whether these bytes can be a command's tag: the characters of an atom (and `]`), never
+/// `+` (RFC 9051 §9 `tag`).
+pub fn is_tag(bytes: &[u8]) -> bool {
+    !bytes.is_empty() && bytes.len() <= 64 && bytes.iter().all(|b| b.is_ascii_graphic() && !b"(){%*\"\\+".contains(b))
+}
+
 /// Reads a whole command (from [`scan`]): its tag, then its command. `Err` only when there is
 /// no tag to answer to.
 pub fn parse_command(bytes: &[u8]) -> Result<Tagged, CommandError> {
-    let (all, _) = items(bytes, 0).map_err(|why| match bytes.iter().position(|&b| b == b' ') {
-        Some(_) => CommandError::Syntax(why),
-        None => CommandError::NoTag,
-    })?;
-    let mut it = all.into_iter();
-    let tag = match it.next() {
-        Some(Item { value: Value::Atom(tag), range }) if !tag.contains(['+', '*']) => (tag, range),
-        _ => return Err(CommandError::NoTag),
+    let tag_end = bytes.iter().position(|&b| b == b' ').ok_or(CommandError::NoTag)?;
+    if !is_tag(&bytes[..tag_end]) {
+        return Err(CommandError::NoTag);
+    }
+    let tag = (String::from_utf8_lossy(&bytes[..tag_end]).into_owned(), 0..tag_end);
+    let failed = |why: String| Tagged {
+        tag: tag.0.clone(),
+        tag_range: tag.1.clone(),
+        verb_range: 0..0,
+        args: Vec::new(),
+        command: Err(CommandError::Syntax(why)),
     };
+    let all = match items(bytes, tag_end + 1) {
+        Ok((all, _)) => all,
+        Err(why) => return Ok(failed(why)),
+    };
+    let mut it = all.into_iter();
     let Some(Item { value: Value::Atom(verb), range: verb_range }) = it.next() else {
-        let why = en("a tag without a command", &[]);
-        return Ok(Tagged {
-            tag: tag.0,
-            tag_range: tag.1,
-            verb_range: 0..0,
-            args: Vec::new(),
-            command: Err(CommandError::Syntax(why)),
-        });
+        return Ok(failed(en("a tag without a command", &[])));
     };
     let mut args: Vec<Item> = it.collect();
     let mut verb = verb.to_ascii_uppercase();

@@ -379,32 +379,7 @@ fn header(bytes: &[u8], from: usize, name: &str) -> Option<(String, std::ops::Ra
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// Feeds `bytes` in chunks of `chunk` and collects (message, its bytes).
-    fn run(dec: &mut dyn Decoder, bytes: &[u8], chunk: usize, keep: usize) -> Vec<(Message, Vec<u8>)> {
-        let mut out = Vec::new();
-        let mut buf = Vec::new();
-        for piece in bytes.chunks(chunk) {
-            buf.extend_from_slice(piece);
-            loop {
-                match dec.decode(&buf, keep) {
-                    Decoded::Incomplete => break,
-                    Decoded::Message { msg, len } => {
-                        out.push((msg, buf[..len].to_vec()));
-                        buf.drain(..len);
-                    }
-                    Decoded::Skip { len } => {
-                        buf.drain(..len);
-                    }
-                }
-            }
-        }
-        out
-    }
-
-    fn value(msg: &Message, path: &str) -> serde_json::Value {
-        msg.fields.iter().find(|f| f.path == path).map(|f| f.value.clone()).unwrap_or_default()
-    }
+    use crate::wire::testing::{feed as run, value};
 
     /// RFC 1939 §10's example session (with USER/PASS for APOP's digest, and a message whose
     /// body has a line that starts with a dot), fed a byte at a time and whole.
