@@ -42,7 +42,8 @@ fn find<'a>(steps: &'a [Step], kind: &str, has: &str) -> &'a Step {
 
 #[tokio::test]
 async fn the_message_smtp_sent_is_read_flagged_filed_and_stays() {
-    for wire in [Wire::Host, Wire::Sim] {
+    {
+        let wire = Wire::Host;
         let mailbox = Mailbox::default();
         let smtp = Arc::new(Smtp::default().with_mailbox(mailbox.clone()));
         let (result, sent) = run(smtp, RunOptions::free(wire)).await;
@@ -92,6 +93,34 @@ async fn the_message_smtp_sent_is_read_flagged_filed_and_stays() {
         assert!(!imap_kinds(&steps).contains(&"imap.command.CREATE"));
         assert_eq!(mailbox.view("Archive", "").unwrap().messages.len(), 2);
     }
+}
+
+/// On the lab network: the phone waits in IDLE and hears, without asking, the \\Seen and
+/// \\Flagged the laptop sets and the message the laptop then sends over SMTP; three lifelines,
+/// three connections.
+#[tokio::test]
+async fn on_the_lab_network_the_phone_in_idle_hears_the_laptop_and_new_mail() {
+    let mailbox = Mailbox::default();
+    let (result, steps) = run(Arc::new(Imap::new(mailbox.clone())), RunOptions::free(Wire::Sim)).await;
+    result.expect("the story completed");
+    let ends: std::collections::BTreeSet<&str> = steps.iter().flat_map(|s| [s.from.as_str(), s.to.as_str()]).collect();
+    assert_eq!(ends.into_iter().collect::<Vec<_>>(), ["laptop", "phone", "server"]);
+    let conns: std::collections::BTreeSet<&str> = steps.iter().filter_map(|s| s.conn.as_deref()).collect();
+    assert_eq!(conns.into_iter().collect::<Vec<_>>(), ["laptop", "phone", "smtp"]);
+    let news: Vec<&Step> = steps.iter().filter(|s| s.kind.starts_with("imap.update.")).collect();
+    let said: Vec<&str> = news.iter().map(|s| s.summary.as_str()).collect();
+    assert!(news.iter().all(|s| s.from == "server" && s.to == "phone"), "{said:?}");
+    // Each change as it happened (two that came together may be told as one).
+    assert_eq!(said.last(), Some(&"* 2 EXISTS"), "{said:?}");
+    assert_eq!(said[said.len() - 2], "* 1 FETCH (UID 1 FLAGS (\\Seen \\Flagged))", "{said:?}");
+    // The EXISTS comes after the SMTP server took the message, and before the phone's DONE.
+    let at = |kind: &str| steps.iter().position(|s| s.kind == kind).unwrap();
+    assert!(at("smtp.data") < at("imap.update.EXISTS") && at("imap.update.EXISTS") < at("imap.done"));
+    assert!(steps.iter().all(|s| s.malformed.is_none()));
+    // Mail stays: the welcome message (seen, flagged) and the new one, unseen; a copy filed.
+    let inbox = mailbox.view("INBOX", ACCOUNTS[0].address).unwrap();
+    assert_eq!(inbox.messages.iter().map(|k| k.flags).collect::<Vec<_>>(), [flag::SEEN | flag::FLAGGED, 0]);
+    assert_eq!(mailbox.view("Archive", "").unwrap().messages.len(), 1);
 }
 
 async fn serve_imap(

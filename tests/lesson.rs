@@ -123,17 +123,18 @@ fn the_pop3_lesson_is_graded_by_the_server_s_answers() {
     let _ = std::fs::remove_dir_all(&state);
 }
 
-/// The IMAP lesson: UIDVALIDITY, a partial fetch of 100 octets, the \\Seen a BODY[TEXT] set,
-/// graded by the lab server's real answers.
+/// The IMAP lesson on the lab network: UIDVALIDITY, a partial fetch of 100 octets, the \\Seen a
+/// BODY[TEXT] set, the EXISTS the phone hears in IDLE, graded by the lab server's real answers.
 #[test]
 fn the_imap_lesson_is_graded_by_the_server_s_answers() {
     let state = state_dir("imap");
-    let out = protolab(&state).args(["lesson", "imap", "--answers", "IMAP.code,100,a"]).output().unwrap();
+    let out = protolab(&state).args(["lesson", "imap", "--answers", "IMAP.code,100,a,a"]).output().unwrap();
     let text = String::from_utf8(out.stdout).unwrap();
     assert!(out.status.success(), "{text}");
     assert!(text.contains("✓ 2. right: 100"), "{text}");
     assert!(text.contains("✗ 3. wrong: you said a) (\\Flagged): only what STORE added; the run says b)"), "{text}");
-    assert!(text.contains("Score 2/3"), "{text}");
+    assert!(text.contains("✓ 4. right: a) * n EXISTS"), "{text}");
+    assert!(text.contains("Score 3/4"), "{text}");
     let _ = std::fs::remove_dir_all(&state);
 }
 

@@ -156,17 +156,20 @@ fn no_stream(lab: &'static str) -> LabFuture {
     })
 }
 
-/// A lab's narration assets, `assets/narration/{en,ko}/LAB.txt`, as [`Lab::narration`].
+/// A lab's narration assets, `assets/narration/{en,ko}/LAB.txt`, as [`Lab::narration`]; after
+/// the lab, the labs whose messages its story carries too (the IMAP lab's SMTP delivery).
 macro_rules! narration {
-    ($lab:literal) => {
+    ($lab:literal $(, $also:literal)*) => {
         fn narration(&self, lang: crate::locale::Lang) -> &'static str {
             match lang {
-                crate::locale::Lang::En => {
-                    include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/assets/narration/en/", $lab, ".txt"))
-                }
-                crate::locale::Lang::Ko => {
-                    include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/assets/narration/ko/", $lab, ".txt"))
-                }
+                crate::locale::Lang::En => concat!(
+                    include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/assets/narration/en/", $lab, ".txt")),
+                    $("\n", include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/assets/narration/en/", $also, ".txt")),)*
+                ),
+                crate::locale::Lang::Ko => concat!(
+                    include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/assets/narration/ko/", $lab, ".txt")),
+                    $("\n", include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/assets/narration/ko/", $also, ".txt")),)*
+                ),
             }
         }
     };

@@ -78,14 +78,37 @@ pub fn completion(buf: &[u8], tag: &str) -> Parsed<Completion> {
     }
 }
 
-struct Connection {
+/// A client's connection: tagged commands out, their responses in.
+pub struct Connection {
     lines: ClientLines,
     next: u32,
 }
 
 impl Connection {
+    /// Connects over `io` and reads the greeting, which must be an untagged OK.
+    pub async fn greeted(io: Stream) -> Result<Connection> {
+        let mut conn = Connection { lines: ClientLines::new(io, REPLY_TIMEOUT, MAX_RESPONSES), next: 0 };
+        let greeting = conn.response(term("the connection (the greeting)")).await?;
+        if !greeting.starts_with(b"* OK") {
+            let text = String::from_utf8_lossy(&greeting).trim_end().to_string();
+            return Err(eyre!(en("the server's greeting is {text}", &[("text", &text)])));
+        }
+        Ok(conn)
+    }
+
+    /// The next single response (untagged data, a continuation, a completion).
+    async fn response(&mut self, what: &str) -> Result<Vec<u8>> {
+        self.lines
+            .read(what, |buf| match scan(buf, MAX_RESPONSE_LITERAL) {
+                Scan::Whole(len) => Ok(Some((buf[..len].to_vec(), len))),
+                Scan::Incomplete | Scan::Awaits { .. } => Ok(None),
+                _ => Err(en("a response line over the limits", &[])),
+            })
+            .await
+    }
+
     /// Sends a tagged command and reads everything up to its completion.
-    async fn command(&mut self, command: &str) -> Result<Completion> {
+    pub async fn command(&mut self, command: &str) -> Result<Completion> {
         self.next += 1;
         let tag = format!("a{}", self.next);
         let what = command.split(' ').next().unwrap_or(command).to_string();
@@ -94,7 +117,7 @@ impl Connection {
     }
 
     /// The command must succeed; if not, LOGOUT, then the report.
-    async fn must(&mut self, command: &str) -> Result<Completion> {
+    pub async fn must(&mut self, command: &str) -> Result<Completion> {
         let done = self.command(command).await?;
         if done.ok() {
             return Ok(done);
@@ -104,38 +127,60 @@ impl Connection {
         let _ = self.lines.close(REPLY_TIMEOUT).await;
         Err(eyre!(en("server refused {what}: {text}", &[("what", &what), ("text", &done.line)])))
     }
-}
 
-/// Runs the client on `io` as `user`/`password`. `own_server`: our embedded server, where the
-/// client changes flags and files a copy; elsewhere it only looks.
-pub async fn run(io: Stream, user: &str, password: &str, own_server: bool) -> Result<()> {
-    let mut conn = Connection { lines: ClientLines::new(io, REPLY_TIMEOUT, MAX_RESPONSES), next: 0 };
-    let greeting = conn
-        .lines
-        .read(term("the connection (the greeting)"), |buf| match scan(buf, MAX_RESPONSE_LITERAL) {
-            Scan::Whole(len) => Ok(Some((buf[..len].to_vec(), len))),
-            Scan::Incomplete => Ok(None),
-            _ => Err(en("the greeting is not one line", &[])),
-        })
-        .await?;
-    if !greeting.starts_with(b"* OK") {
-        let text = String::from_utf8_lossy(&greeting).trim_end().to_string();
-        return Err(eyre!(en("the server's greeting is {text}", &[("text", &text)])));
-    }
-    conn.must("CAPABILITY").await?;
-    conn.must(&format!("LOGIN {} {}", astring(user), astring(password))).await?;
-    let list = conn.must("LIST \"\" \"*\"").await?;
-    let select = if own_server { "SELECT INBOX" } else { "EXAMINE INBOX" };
-    let folder = conn.must(select).await?;
-    let newest = folder.number("EXISTS").unwrap_or(0);
-    if newest > 0 {
-        conn.must(&format!("FETCH {newest} (FLAGS ENVELOPE RFC822.SIZE)")).await?;
-        conn.must(&format!("FETCH {newest} BODY.PEEK[HEADER]")).await?;
-        conn.must(&format!("FETCH {newest} BODY[TEXT]<0.100>")).await?;
-        if own_server {
-            conn.must(&format!("STORE {newest} +FLAGS (\\Flagged)")).await?;
+    /// IDLE: sends it and waits for the server's `+`. Returns its tag, for [`Connection::done`].
+    pub async fn idle(&mut self) -> Result<String> {
+        self.next += 1;
+        let tag = format!("a{}", self.next);
+        self.lines.send(format!("{tag} IDLE\r\n").as_bytes(), "IDLE").await?;
+        let plus = self.response("IDLE").await?;
+        if !plus.starts_with(b"+") {
+            let text = String::from_utf8_lossy(&plus).trim_end().to_string();
+            return Err(eyre!(en("server refused {what}: {text}", &[("what", &"IDLE"), ("text", &text)])));
         }
-        conn.must("SEARCH UNSEEN").await?;
+        Ok(tag)
+    }
+
+    /// In IDLE: the next news the server sends (an untagged line).
+    pub async fn news(&mut self) -> Result<String> {
+        let line = self.response("IDLE").await?;
+        Ok(String::from_utf8_lossy(&line).trim_end().to_string())
+    }
+
+    /// Ends IDLE with DONE and reads the completion.
+    pub async fn done(&mut self, tag: &str) -> Result<Completion> {
+        self.lines.send(b"DONE\r\n", "DONE").await?;
+        self.lines.read("DONE", |buf| completion(buf, tag)).await
+    }
+
+    /// LOGOUT, its BYE and completion, then the close.
+    pub async fn logout(mut self) -> Result<()> {
+        let bye = self.command("LOGOUT").await?;
+        if !bye.ok() {
+            return Err(eyre!(en("server answered LOGOUT with {text}", &[("text", &bye.line)])));
+        }
+        self.lines.close(REPLY_TIMEOUT).await
+    }
+
+    /// The tour of bob's INBOX, after the greeting: CAPABILITY, LOGIN, LIST, SELECT (EXAMINE on
+    /// a real server), and the newest message looked at, flagged and filed (ours only).
+    pub async fn tour(&mut self, user: &str, password: &str, own_server: bool) -> Result<()> {
+        self.must("CAPABILITY").await?;
+        self.must(&format!("LOGIN {} {}", astring(user), astring(password))).await?;
+        let list = self.must("LIST \"\" \"*\"").await?;
+        let select = if own_server { "SELECT INBOX" } else { "EXAMINE INBOX" };
+        let folder = self.must(select).await?;
+        let newest = folder.number("EXISTS").unwrap_or(0);
+        if newest == 0 {
+            return Ok(());
+        }
+        self.must(&format!("FETCH {newest} (FLAGS ENVELOPE RFC822.SIZE)")).await?;
+        self.must(&format!("FETCH {newest} BODY.PEEK[HEADER]")).await?;
+        self.must(&format!("FETCH {newest} BODY[TEXT]<0.100>")).await?;
+        if own_server {
+            self.must(&format!("STORE {newest} +FLAGS (\\Flagged)")).await?;
+        }
+        self.must("SEARCH UNSEEN").await?;
         if own_server {
             let archived = list.untagged.iter().any(|l| {
                 let line = String::from_utf8_lossy(l);
@@ -143,16 +188,20 @@ pub async fn run(io: Stream, user: &str, password: &str, own_server: bool) -> Re
                 name == ARCHIVE
             });
             if !archived {
-                conn.must(&format!("CREATE {ARCHIVE}")).await?;
+                self.must(&format!("CREATE {ARCHIVE}")).await?;
             }
-            conn.must(&format!("COPY {newest} {ARCHIVE}")).await?;
+            self.must(&format!("COPY {newest} {ARCHIVE}")).await?;
         }
+        Ok(())
     }
-    let bye = conn.command("LOGOUT").await?;
-    if !bye.ok() {
-        return Err(eyre!(en("server answered LOGOUT with {text}", &[("text", &bye.line)])));
-    }
-    conn.lines.close(REPLY_TIMEOUT).await
+}
+
+/// Runs the client on `io` as `user`/`password`. `own_server`: our embedded server, where the
+/// client changes flags and files a copy; elsewhere it only looks.
+pub async fn run(io: Stream, user: &str, password: &str, own_server: bool) -> Result<()> {
+    let mut conn = Connection::greeted(io).await?;
+    conn.tour(user, password, own_server).await?;
+    conn.logout().await
 }
 
 #[cfg(test)]

@@ -399,7 +399,7 @@ impl ResponseDecoder {
                 {
                     format!("imap.untagged.{what}.{name}")
                 }
-                _ if update => format!("imap.untagged.{what}.update"),
+                _ if update => format!("imap.update.{what}"),
                 _ => format!("imap.untagged.{what}"),
             }
         };
@@ -597,7 +597,7 @@ mod tests {
         run(c.as_mut(), b"i IDLE\r\n", 4096, 64);
         let steps = run(s.as_mut(), b"+ idling\r\n* 4 EXISTS\r\n* 1 FETCH (FLAGS (\\Seen))\r\n", 4096, 64);
         let kinds: Vec<_> = steps.iter().map(|(m, _)| m.kind.as_str()).collect();
-        assert_eq!(kinds, ["imap.continuation", "imap.untagged.EXISTS.update", "imap.untagged.FETCH.update"]);
+        assert_eq!(kinds, ["imap.continuation", "imap.update.EXISTS", "imap.update.FETCH"]);
         assert_eq!(run(c.as_mut(), b"DONE\r\n", 4096, 64)[0].0.kind, "imap.done");
         assert_eq!(run(s.as_mut(), b"i OK IDLE terminated\r\n", 4096, 64)[0].0.kind, "imap.tagged.OK.IDLE");
         // A synchronizing literal: the command so far, then the rest once + came.

@@ -4,11 +4,13 @@
 //! - [`wire`]: where commands and responses end (lines and literals), their values, the commands;
 //! - [`decoder`]: bytes into steps, one per command and one per response line;
 //! - [`server`]: the session's state machine over the SMTP lab's mailbox, and its socket loop;
-//! - [`client`]: the tour the client takes, against our server or a real one.
+//! - [`client`]: the tour the client takes, against our server or a real one;
+//! - [`story`]: on the lab network, two clients in sync (laptop and phone) and new mail by SMTP.
 
 pub mod client;
 pub mod decoder;
 pub mod server;
+pub mod story;
 pub mod wire;
 
 use super::smtp::Mailbox;
@@ -24,10 +26,10 @@ static INFO: LabInfo = LabInfo {
     title: "IMAP",
     port: 143,
     rfcs: "RFC 9051",
-    wires: &[crate::net::Wire::Host, crate::net::Wire::Sim],
+    wires: &[crate::net::Wire::Sim, crate::net::Wire::Host],
     conn: None,
     about: "mail kept on the server: LOGIN, SELECT, FETCH (partial), flags, SEARCH, folders",
-    network: crate::net::sim::Topology::pair,
+    network: story::network,
 };
 
 /// The IMAP lab: its server reads the mailbox the SMTP lab's server fills.
@@ -59,7 +61,7 @@ impl Lab for Imap {
         &INFO
     }
 
-    crate::labs::narration!("imap");
+    crate::labs::narration!("imap", "smtp");
 
     fn decoders(&self, _segments: bool) -> (Box<dyn Decoder>, Box<dyn Decoder>) {
         decoder::decoders()
@@ -77,5 +79,9 @@ impl Lab for Imap {
 
     fn busy(&self) -> Option<Vec<u8>> {
         Some(server::busy())
+    }
+
+    fn packets(&self, net: &crate::net::sim::SimNet) -> Option<LabFuture> {
+        Some(Box::pin(story::run(net.clone(), self.mailbox.clone(), self.idle_timeout)))
     }
 }

@@ -548,6 +548,11 @@ impl SimNet {
         }
     }
 
+    /// Where the network's steps go: a lab that taps its own streams records into it too.
+    pub fn sink(&self) -> StepSink {
+        self.shared.sink.clone()
+    }
+
     /// The server host's address.
     pub fn server_ip(&self) -> Ipv4Address {
         self.lock().topology.hosts[SERVER].ip.unwrap_or(Ipv4Address::UNSPECIFIED)

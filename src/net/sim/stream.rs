@@ -195,11 +195,20 @@ impl SimNet {
 
     /// Connects from `host` to `addr` on the lab network.
     pub async fn connect_from(&self, host: usize, addr: SocketAddr) -> io::Result<SimStream> {
+        self.connect_named(host, addr, None).await
+    }
+
+    /// Connects from `host` to `addr`, the connection's frames named `name` (several clients of
+    /// one server port: each its own name).
+    pub async fn connect_named(&self, host: usize, addr: SocketAddr, name: Option<&str>) -> io::Result<SimStream> {
         let SocketAddr::V4(v4) = addr else {
             return Err(io::Error::new(io::ErrorKind::InvalidInput, "the lab network is IPv4"));
         };
         let remote = IpEndpoint::new(IpAddress::Ipv4(v4.ip().octets().into()), v4.port());
         let local_port = 49152 + rand::random::<u16>() % 16384;
+        if let Some(name) = name {
+            self.name_connection(local_port, name);
+        }
         let handle = self.new_socket(host);
         {
             let mut inner = self.lock();

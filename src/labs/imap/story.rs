@@ -1,0 +1,113 @@
+//! The IMAP lab on the lab network: two clients of bob's mailbox in sync. bob's `phone`
+//! (192.0.2.3) logs in, selects INBOX and waits in IDLE; his `laptop` (192.0.2.1) takes the tour
+//! of [`super::client`] (it reads the newest message, which sets `\Seen`, and flags it), then
+//! sends a new message over SMTP to the same `server` (192.0.2.2). The phone hears each change
+//! as it happens, `* n FETCH (FLAGS ...)` and `* n EXISTS`, without asking: what POP3 cannot
+//! do. Every connection is tapped both ways, its messages named by its end (`laptop`, `phone`)
+//! and its connection (`laptop`, `phone`, `smtp`).
+
+use super::client::Connection;
+use crate::labs::smtp::Mailbox;
+use crate::labs::smtp::mailbox::ACCOUNTS;
+use crate::locale::en;
+use crate::net::sim::{SimListener, SimNet, Topology};
+use crate::net::{Carriers, Dir, Gate, Recorder, Stream, TapStream};
+use crate::wire::Decoder;
+use color_eyre::eyre::{Result, WrapErr, bail, eyre};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+pub const LAPTOP: usize = 0;
+pub const SERVER: usize = 1;
+pub const PHONE: usize = 2;
+
+/// How long the phone waits in IDLE for the news it expects.
+const NEWS_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The lab network: laptop, server and phone on one switched LAN.
+pub fn network() -> Topology {
+    Topology::lan(&[("laptop", 1), ("server", 2), ("phone", 3)])
+}
+
+/// A connection from `host` (named `who`) to the server's `listener`, tapped at both ends into
+/// one recorder whose steps carry `conn`.
+async fn open(
+    net: &SimNet,
+    listener: &SimListener,
+    (host, who): (usize, &str),
+    conn: &str,
+    decoders: (Box<dyn Decoder>, Box<dyn Decoder>),
+) -> Result<(Stream, Stream, SocketAddr)> {
+    let to = listener.local_addr();
+    let (client, server) = tokio::join!(net.connect_named(host, to, Some(conn)), listener.accept());
+    let client = client.wrap_err_with(|| en("cannot connect to {target}", &[("target", &to)]))?;
+    let (server, peer) = server?;
+    let rec = Recorder::new(net.sink().for_conn(conn), [who, "server"], decoders);
+    rec.set_close_steps(false);
+    let tap = |io: crate::net::sim::SimStream, out: Dir| -> Stream {
+        let carriers: Box<dyn Carriers> = Box::new(io.carriers());
+        Box::new(TapStream::new(io, rec.clone(), out, false, Gate::free()).reading(Some(carriers)))
+    };
+    Ok((tap(client, Dir::ClientToServer), tap(server, Dir::ServerToClient), peer))
+}
+
+/// The story; `Ok` once both clients logged out and every server is done.
+pub async fn run(net: SimNet, mailbox: Mailbox, idle_timeout: Duration) -> Result<()> {
+    let account = ACCOUNTS[0];
+    mailbox.welcome(account, SystemTime::now());
+    let imap = net.listen_on(SERVER, 143)?;
+    let smtp = net.listen_on(SERVER, 25)?;
+    let mut servers = tokio::task::JoinSet::new();
+
+    // The phone: logged in, INBOX selected, waiting in IDLE.
+    let (io, server_io, _) = open(&net, &imap, (PHONE, "phone"), "phone", super::decoder::decoders()).await?;
+    servers.spawn(super::server::serve(server_io, mailbox.clone(), idle_timeout));
+    let mut phone = Connection::greeted(io).await?;
+    phone.must(&format!("LOGIN {} {}", account.user, account.password)).await?;
+    let selected = phone.must("SELECT INBOX").await?;
+    let known = selected.number("EXISTS").unwrap_or(0);
+    net.set_state(PHONE, en("waits in IDLE", &[]));
+    let idle = phone.idle().await?;
+    // It listens from now on: what it hears, it reports at the end.
+    let listening = tokio::spawn(async move {
+        let (mut seen, mut exists) = (false, false);
+        let heard = async {
+            while !(seen && exists) {
+                let news = phone.news().await?;
+                seen |= news.contains("FETCH") && news.contains("\\Seen");
+                exists |= news.ends_with(&format!("{} EXISTS", known + 1));
+            }
+            Ok::<_, color_eyre::Report>(())
+        };
+        match crate::net::timeout(NEWS_TIMEOUT, heard).await {
+            Ok(result) => result?,
+            Err(_) => bail!(en("the phone heard no news in IDLE within {s} s", &[("s", &NEWS_TIMEOUT.as_secs())])),
+        }
+        phone.done(&idle).await?;
+        phone.logout().await
+    });
+
+    // The laptop: the tour, which reads and flags the newest message.
+    let (io, server_io, _) = open(&net, &imap, (LAPTOP, "laptop"), "laptop", super::decoder::decoders()).await?;
+    servers.spawn(super::server::serve(server_io, mailbox.clone(), idle_timeout));
+    net.set_state(LAPTOP, en("reads INBOX", &[]));
+    let mut laptop = Connection::greeted(io).await?;
+    laptop.tour(account.user, account.password, true).await?;
+    // Then it sends bob a new message, over SMTP to the same server.
+    net.set_state(LAPTOP, en("sends a message over SMTP", &[]));
+    let (io, server_io, peer) =
+        open(&net, &smtp, (LAPTOP, "laptop"), "smtp", crate::labs::smtp::decoder::decoders()).await?;
+    let config = Arc::new(crate::labs::smtp::Config::default());
+    servers.spawn(crate::labs::smtp::server::serve(server_io, peer, config, mailbox.clone()));
+    crate::labs::smtp::client::run(io, "server", false).await.wrap_err("SMTP")?;
+    net.set_state(LAPTOP, en("logs out", &[]));
+    laptop.logout().await?;
+
+    listening.await.map_err(|e| eyre!(en("the phone's task failed: {error}", &[("error", &e)])))??;
+    while let Some(done) = servers.join_next().await {
+        done.map_err(|e| eyre!(en("server task failed: {error}", &[("error", &e)])))??;
+    }
+    net.settle().await;
+    Ok(())
+}
