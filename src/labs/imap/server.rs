@@ -899,26 +899,13 @@ fn address(a: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::labs::smtp::Mail;
-    use std::time::SystemTime;
 
     fn mailbox(n: usize) -> Mailbox {
-        let mb = Mailbox::default();
-        for i in 0..n {
-            mb.deliver(Mail {
-                id: mb.next_id(),
-                reverse_path: "alice@client.lab".into(),
-                forward_paths: vec![ACCOUNTS[0].address.into()],
-                client_domain: "client.lab".into(),
-                peer: "127.0.0.1:1".parse().unwrap(),
-                received: SystemTime::UNIX_EPOCH,
-                content: format!(
-                    "From: Alice <alice@client.lab>\r\nTo: bob@protolab.test\r\nSubject: {i}\r\nMessage-ID: <{i}@lab>\r\n\r\nline one\r\nline two\r\n"
-                )
-                .into_bytes(),
-            });
-        }
-        mb
+        crate::labs::smtp::mailbox::filled(n, |i| {
+            format!(
+                "From: Alice <alice@client.lab>\r\nTo: bob@protolab.test\r\nSubject: {i}\r\nMessage-ID: <{i}@lab>\r\n\r\nline one\r\nline two\r\n"
+            )
+        })
     }
 
     fn say(s: &mut Session, line: &str) -> String {

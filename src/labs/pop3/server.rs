@@ -318,22 +318,11 @@ fn top(content: &[u8], lines: u32) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::SystemTime;
 
     fn mailbox(n: usize) -> Mailbox {
-        let mb = Mailbox::default();
-        for i in 0..n {
-            mb.deliver(Mail {
-                id: mb.next_id(),
-                reverse_path: "alice@client.lab".into(),
-                forward_paths: vec![ACCOUNTS[0].address.into()],
-                client_domain: "client.lab".into(),
-                peer: "127.0.0.1:1".parse().unwrap(),
-                received: SystemTime::UNIX_EPOCH,
-                content: format!("Subject: {i}\r\nMessage-ID: <{i}@lab>\r\n\r\n.one\r\ntwo\r\nthree\r\n").into_bytes(),
-            });
-        }
-        mb
+        crate::labs::smtp::mailbox::filled(n, |i| {
+            format!("Subject: {i}\r\nMessage-ID: <{i}@lab>\r\n\r\n.one\r\ntwo\r\nthree\r\n")
+        })
     }
 
     fn say(s: &mut Session, line: &str) -> Response {

@@ -350,6 +350,25 @@ impl Mailbox {
     }
 }
 
+/// For tests: a mailbox holding `n` messages from alice to bob, the `i`th message's text
+/// `text(i)`.
+#[cfg(test)]
+pub fn filled(n: usize, text: impl Fn(usize) -> String) -> Mailbox {
+    let mb = Mailbox::default();
+    for i in 0..n {
+        mb.deliver(Mail {
+            id: mb.next_id(),
+            reverse_path: "alice@client.lab".into(),
+            forward_paths: vec![ACCOUNTS[0].address.into()],
+            client_domain: "client.lab".into(),
+            peer: "127.0.0.1:1".parse().unwrap(),
+            received: SystemTime::UNIX_EPOCH,
+            content: text(i).into_bytes(),
+        });
+    }
+    mb
+}
+
 /// A folder's name as kept: INBOX in any case is INBOX (RFC 9051 §5.1).
 fn canonical(name: &str) -> String {
     if name.eq_ignore_ascii_case(INBOX) { INBOX.to_string() } else { name.to_string() }
