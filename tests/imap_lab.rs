@@ -86,7 +86,8 @@ async fn the_message_smtp_sent_is_read_flagged_filed_and_stays() {
         assert_eq!(inbox.messages.len(), 1);
         assert_eq!(inbox.messages[0].flags, flag::SEEN | flag::FLAGGED);
         let archive = mailbox.view("Archive", ACCOUNTS[0].address).unwrap();
-        assert_eq!(archive.messages[0].mail.header("Message-ID"), Some(id));
+        let filed = mailbox.get("Archive", archive.messages[0].uid).unwrap();
+        assert_eq!(filed.mail.header("Message-ID"), Some(id));
         // A second run finds Archive and does not make it again.
         let (result, steps) = run(Arc::new(Imap::new(mailbox.clone())), RunOptions::free(wire)).await;
         result.unwrap();

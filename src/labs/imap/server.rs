@@ -15,7 +15,7 @@
 use super::wire::{
     Command, CommandError, MAX_COMMAND_LITERAL, MAX_LINE, Scan, SequenceSet, StoreMode, astring, parse_command, scan,
 };
-use crate::labs::smtp::mailbox::{ACCOUNTS, Account, FolderView, INBOX, Kept, Mailbox, flag};
+use crate::labs::smtp::mailbox::{ACCOUNTS, Account, FolderView, INBOX, Kept, Listed, Mailbox, flag};
 use crate::labs::smtp::message::header_fields;
 use crate::locale::en;
 use crate::net::Stream;
@@ -388,7 +388,7 @@ impl Session {
             }
         }
         let known = sel.uids.last().copied().unwrap_or(0);
-        let new: Vec<&Kept> = view.messages.iter().filter(|k| k.uid > known).collect();
+        let new: Vec<&Listed> = view.messages.iter().filter(|k| k.uid > known).collect();
         if !new.is_empty() {
             sel.uids.extend(new.iter().map(|k| k.uid));
             sel.flags.extend(new.iter().map(|k| k.flags));
@@ -417,7 +417,7 @@ impl Session {
 
     fn kept(&self, uid: u32) -> Option<Kept> {
         let sel = self.selected.as_ref()?;
-        self.mailbox.view(&sel.name, self.address())?.messages.into_iter().find(|k| k.uid == uid)
+        self.mailbox.get(&sel.name, uid)
     }
 
     fn fetch(&mut self, tag: &str, set: &str, items: &[String], uid: bool, out: &mut Output) {
@@ -512,8 +512,9 @@ impl Session {
             StoreMode::Remove => old & !bits,
             StoreMode::Replace => bits,
         });
+        let listing = self.view(&folder).map(|v| v.messages).unwrap_or_default();
         for (n, u) in messages {
-            let now = self.kept(u).map_or(0, |k| k.flags);
+            let now = listing.iter().find(|k| k.uid == u).map_or(0, |k| k.flags);
             self.remember(u, now);
             if !silent {
                 let uid_part = if uid { format!("UID {u} ") } else { String::new() };
@@ -525,10 +526,11 @@ impl Session {
 
     fn search(&mut self, tag: &str, criteria: &[String], uid: bool, out: &mut Output) {
         let Some(sel) = self.selected.clone() else { return };
+        let listing = self.view(&sel.name).map(|v| v.messages).unwrap_or_default();
         let mut found = Vec::new();
         for (i, &u) in sel.uids.iter().enumerate() {
             let n = i as u32 + 1;
-            let flags = self.kept(u).map_or(0, |k| k.flags);
+            let flags = listing.iter().find(|k| k.uid == u).map_or(0, |k| k.flags);
             let mut all = true;
             for c in criteria {
                 let c = c.to_ascii_uppercase();

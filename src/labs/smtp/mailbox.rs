@@ -100,13 +100,20 @@ struct Numbering {
     next_uid: u32,
 }
 
-/// A folder as one moment saw it.
+/// A message of a folder listing: its UID and flags, not its text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Listed {
+    pub uid: u32,
+    pub flags: u8,
+}
+
+/// A folder as one moment saw it (no message text is copied: [`Mailbox::get`] has it).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FolderView {
     pub uid_validity: u32,
     pub uid_next: u32,
     /// Its messages, oldest (smallest UID) first.
-    pub messages: Vec<Kept>,
+    pub messages: Vec<Listed>,
 }
 
 #[derive(Debug)]
@@ -272,9 +279,15 @@ impl Mailbox {
             .iter()
             .filter(|k| k.folder == name)
             .filter(|k| name != INBOX || k.mail.forward_paths.iter().any(|p| p.eq_ignore_ascii_case(address)))
-            .cloned()
+            .map(|k| Listed { uid: k.uid, flags: k.flags })
             .collect();
         Some(FolderView { uid_validity: numbering.uid_validity, uid_next: numbering.next_uid, messages })
+    }
+
+    /// The message of `folder` with this UID, text and all.
+    pub fn get(&self, folder: &str, uid: u32) -> Option<Kept> {
+        let folder = canonical(folder);
+        self.lock().kept.iter().find(|k| k.folder == folder && k.uid == uid).cloned()
     }
 
     /// Makes a folder; `false` if it exists.
