@@ -15,8 +15,8 @@
 use super::wire::{
     Command, CommandError, MAX_COMMAND_LITERAL, MAX_LINE, Scan, SequenceSet, StoreMode, astring, parse_command, scan,
 };
-use crate::labs::smtp::mailbox::{ACCOUNTS, Account, FolderView, INBOX, Kept, Listed, Mailbox, flag};
-use crate::labs::smtp::message::header_fields;
+use crate::labs::smtp::mailbox::{ACCOUNTS, Account, FolderView, Kept, Listed, Mailbox, canonical, flag};
+use crate::labs::smtp::message::{header_end, header_fields};
 use crate::locale::en;
 use crate::net::Stream;
 use crate::net::lines::close;
@@ -261,7 +261,7 @@ impl Session {
             (Authenticated, _) => out.line(format!("{tag} BAD {verb} only with a folder selected (SELECT)")),
             (Selected, Command::Close) => {
                 if !self.read_only() {
-                    let folder = self.selected.as_ref().map(|s| s.name.clone()).unwrap_or_default();
+                    let folder = self.folder();
                     self.mailbox.expunge(&folder, None);
                 }
                 self.selected = None;
@@ -284,13 +284,18 @@ impl Session {
                     out.line(format!("{tag} NO [READ-ONLY] the folder was EXAMINEd"));
                     return;
                 }
-                let folder = self.selected.as_ref().map(|s| s.name.clone()).unwrap_or_default();
+                let folder = self.folder();
                 self.mailbox.expunge(&folder, None);
                 self.updates(out);
                 out.line(format!("{tag} OK EXPUNGE completed"));
             }
             (Logout, _) => out.line(format!("{tag} BAD logging out")),
         }
+    }
+
+    /// The selected folder's name (empty when none is).
+    fn folder(&self) -> String {
+        self.selected.as_ref().map(|s| s.name.clone()).unwrap_or_default()
     }
 
     fn read_only(&self) -> bool {
@@ -505,7 +510,7 @@ impl Session {
                 None => return out.line(format!("{tag} NO [CANNOT] only the system flags here, not {f}")),
             }
         }
-        let folder = self.selected.as_ref().map(|s| s.name.clone()).unwrap_or_default();
+        let folder = self.folder();
         let uids: Vec<u32> = messages.iter().map(|m| m.1).collect();
         self.mailbox.set_flags(&folder, &uids, |old| match mode {
             StoreMode::Add => old | bits,
@@ -577,7 +582,7 @@ impl Session {
             Ok(m) => m,
             Err(why) => return out.line(format!("{tag} BAD {why}")),
         };
-        let folder = self.selected.as_ref().map(|s| s.name.clone()).unwrap_or_default();
+        let folder = self.folder();
         let uids: Vec<u32> = messages.iter().map(|m| m.1).collect();
         let Some(copied) = self.mailbox.copy(&folder, &uids, to) else {
             return out.line(format!("{tag} NO [TRYCREATE] no folder {to}: CREATE it first"));
@@ -734,11 +739,6 @@ pub fn busy() -> Vec<u8> {
     b"* BYE too many connections: try again later\r\n".to_vec()
 }
 
-/// A folder's name as kept: INBOX in any case is INBOX.
-fn canonical(name: &str) -> String {
-    if name.eq_ignore_ascii_case(INBOX) { INBOX.to_string() } else { name.to_string() }
-}
-
 /// Whether LIST's `pattern` matches `name`: `*` matches anything, `%` anything but `/`.
 fn matches(pattern: &str, name: &str) -> bool {
     fn go(p: &[u8], n: &[u8]) -> bool {
@@ -762,11 +762,6 @@ fn literal(bytes: &[u8]) -> Vec<u8> {
     let mut out = format!("{{{}}}\r\n", bytes.len()).into_bytes();
     out.extend_from_slice(bytes);
     out
-}
-
-/// Where the header ends (after its blank line).
-fn header_end(content: &[u8]) -> usize {
-    content.windows(4).position(|w| w == b"\r\n\r\n").map_or(content.len(), |i| i + 4)
 }
 
 /// One FETCH item's part of the response, or `None` for an item the lab does not know.

@@ -307,7 +307,7 @@ fn messages(n: usize) -> String {
 
 /// The header of a message, its blank line, and the first `lines` lines of its body.
 fn top(content: &[u8], lines: u32) -> Vec<u8> {
-    let body = content.windows(4).position(|w| w == b"\r\n\r\n").map_or(content.len(), |i| i + 4);
+    let body = crate::labs::smtp::message::header_end(content);
     let mut out = content[..body].to_vec();
     for line in content[body..].split_inclusive(|&b| b == b'\n').take(lines as usize) {
         out.extend_from_slice(line);

@@ -383,7 +383,7 @@ pub fn filled(n: usize, text: impl Fn(usize) -> String) -> Mailbox {
 }
 
 /// A folder's name as kept: INBOX in any case is INBOX (RFC 9051 §5.1).
-fn canonical(name: &str) -> String {
+pub fn canonical(name: &str) -> String {
     if name.eq_ignore_ascii_case(INBOX) { INBOX.to_string() } else { name.to_string() }
 }
 

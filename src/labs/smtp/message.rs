@@ -85,6 +85,12 @@ pub fn header_fields(text: &[u8]) -> Vec<HeaderField<'_>> {
 
 /// A date as RFC 5322 §3.3 writes it, in UTC: `Tue, 14 Nov 2023 22:13:20 +0000`.
 /// `unix` is seconds since 1970-01-01 00:00:00 UTC; the caller reads the clock.
+/// Where a message's body starts: after the blank line that ends its header (the end, if it
+/// has none).
+pub fn header_end(content: &[u8]) -> usize {
+    content.windows(4).position(|w| w == b"\r\n\r\n").map_or(content.len(), |i| i + 4)
+}
+
 pub fn rfc5322_date(unix: u64) -> String {
     const DAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
     const MONTHS: [&str; 12] = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
