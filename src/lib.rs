@@ -31,5 +31,6 @@ pub mod locale;
 pub mod narration;
 pub mod net;
 pub mod session;
+pub mod tls;
 pub mod tui;
 pub mod wire;

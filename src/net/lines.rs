@@ -88,6 +88,28 @@ impl ServerLines {
     pub async fn close(self) -> Result<()> {
         close(self.io).await
     }
+
+    /// Turns the connection into TLS, the server's side (after STARTTLS or STLS, or at once on
+    /// an implicit-TLS port). Bytes the client sent ahead of the handshake are dropped: they came
+    /// in the clear, and a server that ran them inside TLS could run an attacker's commands
+    /// (RFC 3207 §5). Returns how many were dropped.
+    pub async fn start_tls(&mut self) -> Result<usize> {
+        let dropped = self.buf.len();
+        self.buf.clear();
+        self.dropping = None;
+        let io = std::mem::replace(&mut self.io, placeholder());
+        let handshake = super::timeout(self.idle_timeout, crate::tls::accept(io));
+        let secs = self.idle_timeout.as_secs();
+        self.io = handshake.await.map_err(|_| {
+            eyre!(en("the client did not finish the TLS handshake within {secs} s", &[("secs", &secs)]))
+        })??;
+        Ok(dropped)
+    }
+}
+
+/// A stream that stands in while a connection is handed to TLS.
+fn placeholder() -> Stream {
+    Box::new(tokio::io::join(tokio::io::empty(), tokio::io::sink()))
 }
 
 /// A server closes its side after its last answer, then waits briefly for the client's own
@@ -170,6 +192,29 @@ impl ClientLines {
             };
             self.buf.extend_from_slice(&chunk[..n]);
         }
+    }
+
+    /// Turns the connection into TLS, the client's side, asking for `name` and trusting the lab
+    /// CA or `cafile`. A server that sent anything after agreeing is refused: those bytes came
+    /// in the clear and would pass for answers inside TLS (RFC 3207 §5).
+    pub async fn start_tls(
+        &mut self,
+        name: rustls::pki_types::ServerName<'static>,
+        cafile: Option<&std::path::Path>,
+    ) -> Result<()> {
+        if !self.buf.is_empty() {
+            let n = self.buf.len();
+            return Err(eyre!(en(
+                "the server sent {n} bytes in the clear after agreeing to start TLS: refused",
+                &[("n", &n)]
+            )));
+        }
+        let io = std::mem::replace(&mut self.io, placeholder());
+        let secs = self.timeout.as_secs();
+        self.io = super::timeout(self.timeout, crate::tls::connect(io, name, cafile)).await.map_err(|_| {
+            eyre!(en("the server did not finish the TLS handshake within {secs} s", &[("secs", &secs)]))
+        })??;
+        Ok(())
     }
 
     /// Waits up to `limit` for the server to close (EOF), then closes our side.

@@ -134,6 +134,12 @@ impl Recorder {
 
     /// Records bytes; `carried` are the steps that delivered them, where the wire knows.
     fn feed_locked(&self, ways: &mut [Way; 2], dir: Dir, mut data: &[u8], carried: &[u64]) -> bool {
+        // What waits the other way may be readable now: a TLS record whose keys our endpoint
+        // logged as it read what came before, and before it wrote this.
+        let other = &mut ways[1 - dir.index()];
+        if !other.buf.is_empty() && other.skip == 0 {
+            self.drain(other);
+        }
         let way = &mut ways[dir.index()];
         way.last = carried.to_vec();
         // The tail of a long message already told names no carriers of what comes next.

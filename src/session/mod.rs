@@ -11,7 +11,7 @@ pub use format::{Format, text_line, write_step};
 pub use pcap::Pcap;
 pub use queue::{Bounds, Polled, StepQueue};
 pub use sink::{Clock, StepSink};
-pub use step::{Fate, Field, KEEP_BYTES, Layer, Moved, Step, hex};
+pub use step::{Fate, Field, KEEP_BYTES, Layer, Moved, SeqCell, Step, hex};
 
 use std::collections::VecDeque;
 

@@ -115,14 +115,32 @@ impl StepSink {
 
     /// Numbers, timestamps and sends a step; its `seq`, `t_us`, `lab` and `session` are the
     /// sink's to set, and `conn` when the sink has one. Returns the `seq` it got.
+    /// The messages the step carried follow it, each naming it in `carried_by`.
     pub fn emit(&self, mut step: Step) -> u64 {
+        let carried = std::mem::take(&mut step.carried);
         let mut order = self.shared.order.lock().unwrap_or_else(|e| e.into_inner());
+        let seq = self.emit_locked(&mut order, step);
+        for inner in carried {
+            self.emit_locked(&mut order, inner);
+        }
+        seq
+    }
+
+    fn emit_locked(&self, order: &mut Order, mut step: Step) -> u64 {
         step.seq = order.next;
         step.t_us = self.now().as_micros() as u64;
         step.lab.clone_from(&self.shared.lab);
         step.session = self.session;
         if self.conn.is_some() {
             step.conn.clone_from(&self.conn);
+        }
+        for cell in std::mem::take(&mut step.carriers) {
+            if let Some(&carrier) = cell.get().filter(|c| !step.carried_by.contains(c)) {
+                step.carried_by.push(carrier);
+            }
+        }
+        if let Some(cell) = &step.numbered {
+            let _ = cell.set(step.seq);
         }
         order.moments.place(&mut step);
         let seq = step.seq;

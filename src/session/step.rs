@@ -111,7 +111,22 @@ pub struct Step {
     /// the frame that change produced waits at the gate (`CLOSE-WAIT → LAST-ACK`, its `FIN`).
     #[serde(skip)]
     pub moved: Vec<Moved>,
+    /// Gets this step's `seq` when the sink numbers it: a TLS record, so that the messages it
+    /// carried can name it (the record may wait in a capture before it has a number).
+    #[serde(skip)]
+    pub numbered: Option<SeqCell>,
+    /// The steps that carried this message, by the cells they get their `seq` in: the sink
+    /// adds their numbers to `carried_by` (an SMTP command inside TLS records).
+    #[serde(skip)]
+    pub carriers: Vec<SeqCell>,
+    /// The messages this step's bytes carried (what a TLS record decrypts to): the sink emits
+    /// them right after it.
+    #[serde(skip)]
+    pub carried: Vec<Step>,
 }
+
+/// Where a step's `seq` appears once the sink numbers it.
+pub type SeqCell = std::sync::Arc<std::sync::OnceLock<u64>>;
 
 /// What the lab network's cable did to a frame; frames on other wires are [`Fate::Delivered`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -193,6 +208,9 @@ impl Default for Step {
             frame: false,
             fate: Fate::Delivered,
             moved: Vec::new(),
+            numbered: None,
+            carriers: Vec::new(),
+            carried: Vec::new(),
         }
     }
 }

@@ -7,8 +7,9 @@ pub mod dhcp;
 pub mod dns;
 pub mod frame;
 pub mod http;
+pub mod tls;
 
-use crate::session::{Field, Layer};
+use crate::session::{Field, Layer, SeqCell};
 
 /// A message decoded from the start of a byte buffer.
 #[derive(Debug, Clone, PartialEq)]
@@ -25,6 +26,22 @@ pub struct Message {
     pub notes: Vec<String>,
     /// Set when the message was framed but is not valid: the reason.
     pub malformed: Option<String>,
+    /// Gets the step's `seq` once numbered (a TLS record, named by what it carried).
+    pub numbered: Option<SeqCell>,
+    /// Messages of a higher layer that this one carried and completed (an SMTP reply inside a
+    /// TLS record): steps of their own, right after this one.
+    pub carried: Vec<Carried>,
+}
+
+/// A message carried inside others (decrypted from TLS records): its bytes are not the
+/// stream's, and the records that carried it are named by their cells.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Carried {
+    pub msg: Message,
+    /// The first bytes of the message (at most [`crate::session::KEEP_BYTES`]).
+    pub bytes: Vec<u8>,
+    pub len: usize,
+    pub carriers: Vec<SeqCell>,
 }
 
 impl Message {
@@ -37,6 +54,8 @@ impl Message {
             kind: kind.into(),
             notes: Vec::new(),
             malformed: None,
+            numbered: None,
+            carried: Vec::new(),
         }
     }
 
@@ -68,6 +87,12 @@ impl Message {
             malformed: self.malformed,
             kind: self.kind,
             notes: self.notes,
+            numbered: self.numbered,
+            carried: self
+                .carried
+                .into_iter()
+                .map(|c| crate::session::Step { carriers: c.carriers, ..c.msg.into_step(from, to, c.bytes, c.len) })
+                .collect(),
             ..crate::session::Step::default()
         }
     }
