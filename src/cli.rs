@@ -3,7 +3,7 @@
 
 use crate::config::{Flags, Settings};
 use crate::labs::{self, Lab, LabFuture, run};
-use crate::locale::{Lang, tr};
+use crate::locale::{Lang, en, tr};
 use crate::net::Wire;
 use crate::net::sim::{Faults, Link};
 use crate::session::Pcap;
@@ -79,6 +79,8 @@ pub enum Command {
         /// DHCP: how much faster than the network the lease clock runs.
         #[arg(long, value_name = "N", default_value_t = crate::labs::dhcp::DEFAULT_SPEEDUP, value_parser = clap::value_parser!(u32).range(1..=600))]
         lease_speedup: u32,
+        #[command(flatten)]
+        tls: TlsArgs,
     },
     /// The configuration file's settings (see `config --print`).
     Config {
@@ -129,6 +131,8 @@ pub enum Command {
         /// in PROTOLAB_PASSWORD, which keeps it out of the process list).
         #[arg(long, value_name = "NAME[:PASSWORD]")]
         user: Option<String>,
+        #[command(flatten)]
+        tls: TlsArgs,
     },
     /// Guided lessons: text, then questions graded by the real steps of the lab they drive.
     /// Without NAME, the lessons and your progress; with NAME, the lesson in the TUI.
@@ -164,12 +168,69 @@ pub enum Command {
         /// CAP_NET_RAW and CAP_NET_BIND_SERVICE.
         #[arg(long, value_name = "IF")]
         interface: Option<String>,
+        #[command(flatten)]
+        tls: TlsArgs,
     },
+    /// Print the lab CA's certificate (PEM), which the TLS labs' servers are signed by: give it
+    /// to a client to trust (`curl --cacert`, Python's `ssl`).
+    Ca,
+}
+
+/// How a mail lab uses TLS, and what it tells about it.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct TlsArgs {
+    /// smtp: the submission story (587): STARTTLS, the TLS handshake, AUTH, then the mail.
+    #[arg(long, conflicts_with = "tls")]
+    starttls: bool,
+    /// smtp: TLS from the first byte (465), then AUTH and the mail.
+    #[arg(long)]
+    tls: bool,
+    /// With --connect: trust the CA certificates in FILE (PEM) instead of the lab CA.
+    #[arg(long, value_name = "FILE")]
+    cafile: Option<std::path::PathBuf>,
+    /// Append the TLS secrets of the run to FILE (NSS key log, as SSLKEYLOGFILE): Wireshark
+    /// or tshark opens the run's --pcap with it.
+    #[arg(long, value_name = "FILE")]
+    keylog: Option<std::path::PathBuf>,
+}
+
+impl TlsArgs {
+    fn mode(&self) -> crate::tls::Mode {
+        match (self.starttls, self.tls) {
+            (true, _) => crate::tls::Mode::StartTls,
+            (_, true) => crate::tls::Mode::Implicit,
+            _ => crate::tls::Mode::Plain,
+        }
+    }
+
+    /// Checks the flags fit `lab` and sets them up: the key log, smtp's submission story (for
+    /// the labs made from now on); the lab as the flags make it.
+    fn apply(&self, lab: Arc<dyn Lab>, connect: bool) -> Arc<dyn Lab> {
+        let name = lab.info().name;
+        if self.mode() != crate::tls::Mode::Plain && name != "smtp" {
+            usage(
+                "--starttls and --tls choose the TLS story of the smtp lab: they go with `run smtp`, `serve smtp` or `tui`",
+            );
+        }
+        if self.cafile.is_some() && !connect {
+            usage("--cafile says which CA a real server's certificate comes from: it goes with --connect");
+        }
+        if let Some(path) = &self.keylog
+            && let Err(e) = crate::tls::keys().write_to(path)
+        {
+            usage(&format!("--keylog: {e}"));
+        }
+        crate::labs::smtp::set_tls(self.mode(), self.cafile.clone());
+        match name {
+            "smtp" => crate::labs::find("smtp").unwrap_or(lab),
+            _ => lab,
+        }
+    }
 }
 
 /// The account `--user` names, checked: it goes with `run pop3|imap --connect`, which needs one.
-fn account(lab: &str, connect: bool, user: Option<String>) -> Option<(String, String)> {
-    let logs_in = matches!(lab, "pop3" | "imap");
+fn account(lab: &str, connect: bool, user: Option<String>, tls: bool) -> Option<(String, String)> {
+    let logs_in = matches!(lab, "pop3" | "imap") || (lab == "smtp" && tls);
     let Some(user) = user else {
         if logs_in && connect {
             usage("a real mail server needs an account: --user NAME:PASSWORD (or NAME, and PROTOLAB_PASSWORD)");
@@ -177,7 +238,9 @@ fn account(lab: &str, connect: bool, user: Option<String>) -> Option<(String, St
         return None;
     };
     if !logs_in || !connect {
-        usage("--user logs in to a real server: it goes with `run pop3|imap --connect HOST:PORT`");
+        usage(
+            "--user logs in to a real server: it goes with `run pop3|imap --connect HOST:PORT` (smtp: with --starttls or --tls)",
+        );
     }
     match user.split_once(':') {
         Some((name, password)) => Some((name.to_string(), password.to_string())),
@@ -693,12 +756,24 @@ pub async fn serve_lab(lab: Arc<dyn Lab>, listen: &str, format: Format, sessions
 pub async fn dispatch(cli: Cli) -> Result<()> {
     match cli.command {
         None => crate::tui::run(settings(Flags::default())).await,
-        Some(Command::Tui { lab, wire, lang, present, theme, lease_speedup }) => {
+        Some(Command::Tui { lab, wire, lang, present, theme, lease_speedup, tls }) => {
             crate::labs::dhcp::set_speedup(lease_speedup);
+            if let Some(smtp) = crate::labs::find("smtp") {
+                tls.apply(smtp, false);
+            }
             if let Some(name) = &lab {
                 find_lab(name).unwrap_or_else(|e| e.exit());
             }
             crate::tui::run(settings(Flags { lang, theme, wire, lab, present })).await
+        }
+        Some(Command::Ca) => {
+            let ca = crate::tls::lab_ca()?;
+            eprintln!(
+                "{}",
+                en("the lab CA, kept in {dir}: trust it for the lab servers only", &[("dir", &ca.dir.display())])
+            );
+            print!("{}", ca.cert_pem);
+            Ok(())
         }
         Some(Command::Config { print }) => {
             if !print {
@@ -764,10 +839,11 @@ pub async fn dispatch(cli: Cli) -> Result<()> {
             lease_speedup,
             icmp,
             user,
+            tls,
         }) => {
-            let lab = find_lab(&lab).unwrap_or_else(|e| e.exit());
+            let lab = tls.apply(find_lab(&lab).unwrap_or_else(|e| e.exit()), connect.is_some());
             faults.check();
-            let account = account(lab.info().name, connect.is_some(), user);
+            let account = account(lab.info().name, connect.is_some(), user, tls.mode() != crate::tls::Mode::Plain);
             if let Some(times) = lease_speedup {
                 if lab.info().name != "dhcp" {
                     usage("--lease-speedup sets the DHCP lab's lease clock: it goes with `run dhcp`");
@@ -811,8 +887,8 @@ pub async fn dispatch(cli: Cli) -> Result<()> {
             })
             .await
         }
-        Some(Command::Serve { lab, listen, format, sessions, interface: None }) => {
-            let lab = find_lab(&lab).unwrap_or_else(|e| e.exit());
+        Some(Command::Serve { lab, listen, format, sessions, interface: None, tls }) => {
+            let lab = tls.apply(find_lab(&lab).unwrap_or_else(|e| e.exit()), false);
             serve_lab(lab, &listen, format, sessions).await
         }
     }

@@ -81,10 +81,10 @@ async fn one_message_from_greeting_to_fin() {
     assert_eq!(&ehlo.bytes[f.range[0]..f.range[1]], b"client.lab");
 
     let ehlo_reply = &steps[2];
-    assert!(ehlo_reply.summary.starts_with("250 protolab.test greets client.lab (+4 lines)"), "{}", ehlo_reply.summary);
+    assert!(ehlo_reply.summary.starts_with("250 protolab.test greets client.lab (+5 lines)"), "{}", ehlo_reply.summary);
     let extensions: Vec<String> =
         ehlo_reply.fields.iter().filter(|f| f.path == "SMTP.extension").map(|f| f.display_value()).collect();
-    assert_eq!(extensions, ["SIZE 10485760", "8BITMIME", "PIPELINING", "HELP"]);
+    assert_eq!(extensions, ["SIZE 10485760", "8BITMIME", "PIPELINING", "STARTTLS", "HELP"]);
 
     let mail = &steps[3];
     assert!(mail.summary.starts_with("MAIL FROM:<alice@client.lab>"), "{}", mail.summary);

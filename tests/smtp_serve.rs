@@ -105,7 +105,7 @@ async fn a_client_vanishing_mid_data_ends_the_server_with_an_error() {
     let (mut s, server) = one_session(&smtp).await;
     let mut buf = Vec::new();
     assert_eq!(reply(&mut s, &mut buf).await.code.0, 220);
-    assert_eq!(say(&mut s, &mut buf, b"EHLO gone.lab\r\n").await.lines.len(), 5);
+    assert_eq!(say(&mut s, &mut buf, b"EHLO gone.lab\r\n").await.lines.len(), 6);
     assert_eq!(say(&mut s, &mut buf, b"MAIL FROM:<a@gone.lab>\r\n").await.code.0, 250);
     assert_eq!(say(&mut s, &mut buf, b"RCPT TO:<bob@protolab.test>\r\n").await.code.0, 250);
     assert_eq!(say(&mut s, &mut buf, b"DATA\r\n").await.code.0, 354);

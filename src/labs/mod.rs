@@ -184,7 +184,7 @@ pub fn registry() -> Vec<Arc<dyn Lab>> {
         Arc::new(dhcp::Dhcp),
         Arc::new(tcp::Tcp),
         Arc::new(ws::WebSocket),
-        Arc::new(smtp::Smtp::default().with_mailbox(mailbox.clone())),
+        Arc::new(smtp::configured().with_mailbox(mailbox.clone())),
         Arc::new(ping::Ping),
         Arc::new(traceroute::Traceroute),
         Arc::new(dns::Dns),

@@ -595,7 +595,7 @@ fn run_ws_frame(input: &Input) -> Result<(), String> {
 // ---- SMTP ---------------------------------------------------------------------------------------
 
 fn smtp_pair() -> (Box<dyn Decoder>, Box<dyn Decoder>) {
-    protolab::labs::smtp::decoder::decoders()
+    protolab::labs::smtp::decoder::decoders(false)
 }
 
 fn session() -> Session {

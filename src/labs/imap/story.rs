@@ -97,10 +97,10 @@ pub async fn run(net: SimNet, mailbox: Mailbox, idle_timeout: Duration) -> Resul
     // Then it sends bob a new message, over SMTP to the same server.
     net.set_state(LAPTOP, en("sends a message over SMTP", &[]));
     let (io, server_io, peer) =
-        open(&net, &smtp, (LAPTOP, "laptop"), "smtp", crate::labs::smtp::decoder::decoders()).await?;
+        open(&net, &smtp, (LAPTOP, "laptop"), "smtp", crate::labs::smtp::decoder::decoders(false)).await?;
     let config = Arc::new(crate::labs::smtp::Config::default());
     servers.spawn(crate::labs::smtp::server::serve(server_io, peer, config, mailbox.clone()));
-    crate::labs::smtp::client::run(io, "server", false).await.wrap_err("SMTP")?;
+    crate::labs::smtp::client::run(io, "server", Default::default()).await.wrap_err("SMTP")?;
     net.set_state(LAPTOP, en("logs out", &[]));
     laptop.logout().await?;
 

@@ -104,6 +104,23 @@ impl Connection {
             .await
     }
 
+    /// EHLO (HELO if refused): the extensions the server lists.
+    async fn hello(&mut self) -> Result<Vec<String>> {
+        let hello = self.command(&format!("EHLO {CLIENT_DOMAIN}")).await?;
+        if hello.code.is_permanent_negative() {
+            // An old server without ESMTP: fall back to HELO (§3.2).
+            let hello = self.command(&format!("HELO {CLIENT_DOMAIN}")).await?;
+            if !hello.code.is_positive_completion() {
+                return Err(self.refused("HELO", &hello).await);
+            }
+            return Ok(Vec::new());
+        }
+        if !hello.code.is_positive_completion() {
+            return Err(self.refused("EHLO", &hello).await);
+        }
+        Ok(hello.lines[1..].to_vec())
+    }
+
     /// Sends a command line and reads its reply.
     async fn command(&mut self, line: &str) -> Result<Reply> {
         let what = line.split(':').next().unwrap_or(line).to_string();
@@ -130,33 +147,72 @@ impl Connection {
     }
 }
 
-/// Runs the client scenario on `io`. `Ok` once the message was accepted and the session closed.
-/// `refused_recipient`: first try a recipient elsewhere, which the server refuses (a relay
-/// attempt; only against our own server), then go on with the one it takes.
-pub async fn run(io: Stream, _target: &str, refused_recipient: bool) -> Result<()> {
+/// How the client talks to its server.
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    /// The server is our own embedded one (the lab's CA and name; it may be shown a refusal).
+    pub ours: bool,
+    /// In the clear, STARTTLS (submission, 587), or TLS from the first byte (465).
+    pub tls: crate::tls::Mode,
+    /// Trust the CA certificates in this file instead of the lab CA (a real server).
+    pub cafile: Option<std::path::PathBuf>,
+    /// Log in with AUTH PLAIN as this account once inside TLS (our server: alice's).
+    pub account: Option<(String, String)>,
+}
+
+/// Runs the client scenario on `io` against `target`. `Ok` once the message was accepted and
+/// the session closed. Against our own server, it first tries a recipient elsewhere, which the
+/// server refuses (a relay attempt), and on submission a MAIL before STARTTLS (530).
+pub async fn run(io: Stream, target: &str, options: Options) -> Result<()> {
     let mut conn = Connection { lines: ClientLines::new(io, REPLY_TIMEOUT, MAX_REPLY) };
+    let server_name = || crate::tls::server_name(target, options.ours);
+    if options.tls == crate::tls::Mode::Implicit {
+        conn.lines.start_tls(server_name()?, options.cafile.as_deref()).await?;
+    }
     let greeting = conn.reply(term("the connection (the greeting)")).await?;
     if greeting.code != ReplyCode::SERVICE_READY {
         return Err(conn.refused(term("the connection"), &greeting).await);
     }
-    let mut hello = conn.command(&format!("EHLO {CLIENT_DOMAIN}")).await?;
-    let mut extensions: Vec<String> = Vec::new();
-    if hello.code.is_permanent_negative() {
-        // An old server without ESMTP: fall back to HELO (§3.2).
-        hello = conn.command(&format!("HELO {CLIENT_DOMAIN}")).await?;
-        if !hello.code.is_positive_completion() {
-            return Err(conn.refused("HELO", &hello).await);
+    let mut extensions = conn.hello().await?;
+    if options.tls == crate::tls::Mode::StartTls {
+        if options.ours {
+            // Submission asks for TLS before anything else: a MAIL in the clear is refused.
+            let reply = conn.command(&format!("MAIL FROM:<{SENDER}>")).await?;
+            if reply.code.is_positive_completion() {
+                let _ = conn.lines.io.shutdown().await;
+                return Err(eyre!(en("the server took MAIL in the clear: submission needs STARTTLS first", &[])));
+            }
         }
-    } else if !hello.code.is_positive_completion() {
-        return Err(conn.refused("EHLO", &hello).await);
-    } else {
-        extensions = hello.lines[1..].to_vec();
+        if !offers(&extensions, "STARTTLS") {
+            let _ = conn.command("QUIT").await;
+            return Err(eyre!(en("the server does not offer STARTTLS (its EHLO reply does not list it)", &[])));
+        }
+        let reply = conn.command("STARTTLS").await?;
+        if reply.code != ReplyCode::SERVICE_READY {
+            return Err(conn.refused("STARTTLS", &reply).await);
+        }
+        conn.lines.start_tls(server_name()?, options.cafile.as_deref()).await?;
+        // RFC 3207 §4.2: everything learned in the clear is forgotten; say EHLO again.
+        extensions = conn.hello().await?;
     }
+    if let Some((user, password)) = &options.account {
+        if !offers(&extensions, "AUTH") {
+            let _ = conn.command("QUIT").await;
+            return Err(eyre!(en("the server does not offer AUTH (its EHLO reply does not list it)", &[])));
+        }
+        use base64::Engine;
+        let plain = base64::engine::general_purpose::STANDARD.encode(format!("\0{user}\0{password}"));
+        let reply = conn.command(&format!("AUTH PLAIN {plain}")).await?;
+        if reply.code != ReplyCode::AUTH_SUCCEEDED {
+            return Err(conn.refused("AUTH", &reply).await);
+        }
+    }
+    let refused_recipient = options.ours;
 
     let letter = Letter::new(SystemTime::now());
     let text = letter.text();
     // RFC 1870: where the server takes SIZE, say the size ahead so a too-big message is refused early.
-    let size = extensions.iter().any(|e| e.split_whitespace().next().is_some_and(|k| k.eq_ignore_ascii_case("SIZE")));
+    let size = offers(&extensions, "SIZE");
     let mail = if size { format!("MAIL FROM:<{SENDER}> SIZE={}", text.len()) } else { format!("MAIL FROM:<{SENDER}>") };
     let reply = conn.command(&mail).await?;
     if !reply.code.is_positive_completion() {
@@ -195,6 +251,11 @@ pub async fn run(io: Stream, _target: &str, refused_recipient: bool) -> Result<(
         )));
     }
     conn.close(REPLY_TIMEOUT).await
+}
+
+/// Whether an EHLO reply lists `keyword` (`STARTTLS`, `AUTH PLAIN LOGIN`).
+fn offers(extensions: &[String], keyword: &str) -> bool {
+    extensions.iter().any(|e| e.split_whitespace().next().is_some_and(|k| k.eq_ignore_ascii_case(keyword)))
 }
 
 #[cfg(test)]

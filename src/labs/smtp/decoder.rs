@@ -9,6 +9,7 @@ use super::message::{END_OF_DATA, end_of_data, header_fields};
 use super::wire::{Command, CommandError, LineEnd, MAX_TEXT_LINE, ReplyCode, ReplyError, next_line, reply_lines, span};
 use crate::locale::en;
 use crate::session::Layer;
+use crate::wire::tls::Switch;
 use crate::wire::{Decoded, Decoder, Message, printable};
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
@@ -35,6 +36,10 @@ struct Dialogue {
     awaiting: VecDeque<Awaiting>,
     /// The server said 354: the client's next bytes are the message text.
     in_text: bool,
+    /// The server said 334: the client's next line is a SASL response, not a command.
+    sasl: bool,
+    /// Turned on when the server agrees to STARTTLS: the bytes after are TLS records.
+    tls: Switch,
 }
 
 impl Dialogue {
@@ -52,13 +57,17 @@ fn lock(d: &Shared) -> std::sync::MutexGuard<'_, Dialogue> {
     d.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// Fresh decoders for one connection: (client→server, server→client).
-pub fn decoders() -> (Box<dyn Decoder>, Box<dyn Decoder>) {
-    let dialogue = Shared::default();
-    (
+/// Fresh decoders for one connection: (client→server, server→client). The dialogue starts in
+/// the clear; after `220` to STARTTLS it goes on inside TLS records, opened with the secrets our
+/// endpoints logged. `implicit`: TLS from the first byte (port 465).
+pub fn decoders(implicit: bool) -> (Box<dyn Decoder>, Box<dyn Decoder>) {
+    let switch = if implicit { Switch::on() } else { Switch::default() };
+    let dialogue = Shared::new(Mutex::new(Dialogue { tls: switch.clone(), ..Dialogue::default() }));
+    let smtp: (Box<dyn Decoder>, Box<dyn Decoder>) = (
         Box::new(CommandDecoder { dialogue: dialogue.clone(), ..CommandDecoder::default() }),
         Box::new(ReplyDecoder { dialogue }),
-    )
+    );
+    crate::wire::tls::decoders(smtp, switch, crate::tls::secrets())
 }
 
 /// Client→server: command lines, and the message text after a 354.
@@ -75,16 +84,22 @@ pub struct CommandDecoder {
 
 impl Decoder for CommandDecoder {
     fn decode(&mut self, buf: &[u8], keep: usize) -> Decoded {
-        let (in_text, data_unanswered) = {
+        let (in_text, sasl, unanswered) = {
             let d = lock(&self.dialogue);
-            (d.in_text, d.awaiting.iter().any(|a| *a == Awaiting::Command("DATA".into())))
+            let decides =
+                |a: &Awaiting| matches!(a, Awaiting::Command(v) if v == "DATA" || v == "STARTTLS" || v == "AUTH");
+            (d.in_text, d.sasl, d.awaiting.iter().any(decides))
         };
         if in_text {
             return self.text(buf, keep);
         }
-        if data_unanswered {
-            // After DATA, the bytes are text or commands depending on the reply: wait for it.
+        if unanswered {
+            // After DATA, STARTTLS or AUTH, the bytes are text, TLS records, a SASL response or
+            // commands depending on the reply: wait for it.
             return Decoded::Incomplete;
+        }
+        if sasl {
+            return self.sasl(buf, keep);
         }
         self.command(buf, keep)
     }
@@ -124,6 +139,25 @@ impl CommandDecoder {
                 refused_message(body, &e, &verb, summary)
             }
         };
+        Decoded::Message { msg, len }
+    }
+
+    /// A SASL response line after a 334 (RFC 4954 §4): base64, decoded for the reader.
+    fn sasl(&mut self, buf: &[u8], keep: usize) -> Decoded {
+        let Some((body, _, len)) = next_line(buf) else {
+            return if buf.len() < keep { Decoded::Incomplete } else { self.command(buf, keep) };
+        };
+        {
+            let mut d = lock(&self.dialogue);
+            d.sasl = false;
+            d.expect(Awaiting::Command("AUTH".into()));
+        }
+        let mut msg = Message::new(Layer::Application, PROTO, "smtp.sasl", printable(body, 80));
+        if body == b"*" {
+            msg.kind = "smtp.sasl.cancel".into();
+            return Decoded::Message { msg, len };
+        }
+        msg = sasl_field(msg, body, 0..body.len());
         Decoded::Message { msg, len }
     }
 
@@ -197,6 +231,12 @@ fn command_message(text: &str, cmd: Command<'_>, summary: String) -> Message {
             let verb = format!("{:?}", printable(verb.as_bytes(), 40));
             msg = msg.malformed(en("unknown command {verb}", &[("verb", &verb)]));
         }
+        Command::Auth { mechanism, initial } => {
+            msg = msg.field("SMTP.auth_mechanism", mechanism.to_ascii_uppercase(), span(text, mechanism));
+            if let Some(initial) = initial {
+                msg = sasl_field(msg, initial.as_bytes(), span(text, initial));
+            }
+        }
         Command::NotImplemented { verb } => {
             msg.notes.push(en(
                 "{verb} is an SMTP extension this lab server does not implement",
@@ -206,6 +246,22 @@ fn command_message(text: &str, cmd: Command<'_>, summary: String) -> Message {
         _ => {}
     }
     msg
+}
+
+/// A SASL response's field: its base64 decoded (NULs shown as `\0`), and why that is no secret.
+fn sasl_field(mut msg: Message, b64: &[u8], range: std::ops::Range<usize>) -> Message {
+    match super::server::sasl_decode(b64) {
+        Ok(decoded) => {
+            let shown: String = String::from_utf8_lossy(&decoded).replace('\0', "\\0");
+            msg.notes.push(en(
+                "base64 is an encoding, not encryption: anyone who sees these bytes reads {shown}",
+                &[("shown", &shown)],
+            ));
+            msg.field("SMTP.sasl", shown, range)
+        }
+        Err(_) if b64 == b"=" => msg.field("SMTP.sasl", "", range),
+        Err(e) => msg.malformed(en("the response is not base64: {error}", &[("error", &e)])),
+    }
 }
 
 /// The step of a command line that did not parse.
@@ -306,7 +362,15 @@ impl Decoder for ReplyDecoder {
             if code == ReplyCode::START_MAIL_INPUT {
                 d.in_text = true;
             }
-            d.awaiting.pop_front()
+            let answers = d.awaiting.pop_front();
+            let to = |verb: &str| matches!(&answers, Some(Awaiting::Command(v)) if v == verb);
+            if code == ReplyCode::AUTH_CONTINUE && to("AUTH") {
+                d.sasl = true;
+            }
+            if code == ReplyCode::SERVICE_READY && to("STARTTLS") {
+                d.tls.turn_on();
+            }
+            answers
         };
         let mut summary = format!("{code} {}", printable(lines[0].text.as_bytes(), 100));
         if lines.len() > 1 {
@@ -322,6 +386,17 @@ impl Decoder for ReplyDecoder {
         let mut msg = Message::new(Layer::Application, PROTO, kind, summary)
             .field("SMTP.reply_code", code.0, 0..3)
             .field("SMTP.reply_text", lines[0].text.clone(), lines[0].text_range.clone());
+        if code == ReplyCode::AUTH_CONTINUE {
+            // RFC 4954: the challenge is base64 too (LOGIN's "Username:", "Password:").
+            let text = lines[0].text.trim();
+            if let Ok(decoded) = super::server::sasl_decode(text.as_bytes()) {
+                msg = msg.field(
+                    "SMTP.challenge",
+                    String::from_utf8_lossy(&decoded).into_owned(),
+                    lines[0].text_range.clone(),
+                );
+            }
+        }
         let ehlo = answers == Some(Awaiting::Command("EHLO".into()));
         for line in &lines[1..] {
             let path = if ehlo { "SMTP.extension" } else { "SMTP.reply_text" };
@@ -367,7 +442,7 @@ mod tests {
 
     #[test]
     fn a_whole_dialogue() {
-        let (mut c, mut s) = decoders();
+        let (mut c, mut s) = decoders(false);
         let (mut cb, mut sb) = (Vec::new(), Vec::new());
         let r = run(&mut *s, &mut sb, b"220 protolab.test ESMTP\r\n", KEEP_BYTES);
         assert_eq!(r[0].0.kind, "smtp.reply.220");
@@ -418,7 +493,7 @@ mod tests {
 
     #[test]
     fn garbage_and_bad_lines_are_malformed_steps() {
-        let (mut c, _s) = decoders();
+        let (mut c, _s) = decoders(false);
         let mut cb = Vec::new();
         let long = [b"NOOP ".as_slice(), &[b'x'; 600], b"\r\n"].concat();
         let input =
@@ -439,7 +514,7 @@ mod tests {
 
     #[test]
     fn a_text_longer_than_keep_comes_in_parts() {
-        let (mut c, mut s) = decoders();
+        let (mut c, mut s) = decoders(false);
         let (mut cb, mut sb) = (Vec::new(), Vec::new());
         run(&mut *c, &mut cb, b"DATA\r\n", 64);
         run(&mut *s, &mut sb, b"354 go\r\n", 64);
@@ -464,7 +539,7 @@ mod tests {
 
     #[test]
     fn a_refused_data_keeps_commands_flowing() {
-        let (mut c, mut s) = decoders();
+        let (mut c, mut s) = decoders(false);
         let (mut cb, mut sb) = (Vec::new(), Vec::new());
         run(&mut *c, &mut cb, b"DATA\r\n", KEEP_BYTES);
         assert!(run(&mut *c, &mut cb, b"NOOP\r\n", KEEP_BYTES).is_empty());
@@ -475,7 +550,7 @@ mod tests {
 
     #[test]
     fn malformed_replies_are_steps() {
-        let (_c, mut s) = decoders();
+        let (_c, mut s) = decoders(false);
         let mut sb = Vec::new();
         let r = run(&mut *s, &mut sb, b"hello there\r\n220 ok\r\n", KEEP_BYTES);
         assert_eq!(r.len(), 2);

@@ -72,9 +72,12 @@ pub struct Account {
     pub address: &'static str,
 }
 
-/// The lab's accounts, for POP3 and IMAP (shown on screen: there is nothing secret about them).
-pub const ACCOUNTS: [Account; 1] =
-    [Account { user: "bob", password: "lab", address: crate::labs::smtp::client::RECIPIENT }];
+/// The lab's accounts, for POP3, IMAP and SMTP AUTH (shown on screen: there is nothing secret
+/// about them): bob reads mail, alice submits it.
+pub const ACCOUNTS: [Account; 2] = [
+    Account { user: "bob", password: "lab", address: crate::labs::smtp::client::RECIPIENT },
+    Account { user: "alice", password: "lab", address: crate::labs::smtp::client::SENDER },
+];
 
 /// The sender of the welcome message.
 pub const POSTMASTER: &str = "postmaster@protolab.test";

@@ -34,6 +34,37 @@ static INFO: LabInfo = LabInfo {
     network: crate::net::sim::Topology::pair,
 };
 
+/// The submission story (`--starttls`): port 587.
+static SUBMISSION: LabInfo = LabInfo {
+    port: 587,
+    rfcs: "RFC 6409, RFC 3207, RFC 4954, RFC 8446",
+    about: "mail submission: EHLO, STARTTLS, the TLS handshake, EHLO again, AUTH, MAIL, RCPT, DATA",
+    ..INFO
+};
+
+/// Submission over TLS from the first byte (`--tls`): port 465.
+static SUBMISSIONS: LabInfo = LabInfo {
+    port: 465,
+    rfcs: "RFC 8314, RFC 4954, RFC 8446",
+    about: "mail submission over TLS from the first byte: the handshake, then EHLO, AUTH, MAIL, RCPT, DATA",
+    ..INFO
+};
+
+/// The TLS story this process's SMTP lab tells (`--starttls`, `--tls`), set once from the
+/// command line before the labs are made.
+static TLS: std::sync::OnceLock<(crate::tls::Mode, Option<std::path::PathBuf>)> = std::sync::OnceLock::new();
+
+/// Sets the TLS story of the SMTP lab [`crate::labs::registry`] makes; the first call wins.
+pub fn set_tls(mode: crate::tls::Mode, cafile: Option<std::path::PathBuf>) {
+    let _ = TLS.set((mode, cafile));
+}
+
+/// The SMTP lab the registry holds: the story the command line chose.
+pub fn configured() -> Smtp {
+    let (mode, cafile) = TLS.get().cloned().unwrap_or_default();
+    Smtp::default().with_tls(mode, cafile)
+}
+
 /// The SMTP lab: its server's settings and the mailbox its server delivers to.
 #[derive(Debug, Clone, Default)]
 pub struct Smtp {
@@ -41,12 +72,30 @@ pub struct Smtp {
     config: Arc<Config>,
     /// Accepted mail; clones of the lab share it.
     mailbox: Mailbox,
+    /// In the clear (port 25), STARTTLS and AUTH (submission, 587), or TLS at once (465).
+    tls: crate::tls::Mode,
+    /// The client trusts the CA certificates in this file (a real server), not the lab CA.
+    cafile: Option<std::path::PathBuf>,
 }
 
 impl Smtp {
     /// A lab whose server uses `config` (tests shorten the idle timeout this way).
     pub fn with_config(config: Config) -> Self {
-        Smtp { config: Arc::new(config), mailbox: Mailbox::default() }
+        Smtp { config: Arc::new(config), ..Smtp::default() }
+    }
+
+    /// The submission story: STARTTLS (`Mode::StartTls`, port 587) or TLS from the first byte
+    /// (`Mode::Implicit`, port 465), then AUTH; the server takes mail only from a client that
+    /// logged in. The client trusts `cafile`'s CAs, else the lab CA.
+    pub fn with_tls(mut self, mode: crate::tls::Mode, cafile: Option<std::path::PathBuf>) -> Self {
+        let mut config = (*self.config).clone();
+        config.submission = mode != crate::tls::Mode::Plain;
+        config.implicit_tls = mode == crate::tls::Mode::Implicit;
+        config.starttls = mode != crate::tls::Mode::Implicit;
+        self.config = Arc::new(config);
+        self.tls = mode;
+        self.cafile = cafile;
+        self
     }
 
     /// A lab whose server delivers into `mailbox` (shared with another lab, say POP3).
@@ -67,13 +116,17 @@ impl Smtp {
 
 impl Lab for Smtp {
     fn info(&self) -> &'static LabInfo {
-        &INFO
+        match self.tls {
+            crate::tls::Mode::Plain => &INFO,
+            crate::tls::Mode::StartTls => &SUBMISSION,
+            crate::tls::Mode::Implicit => &SUBMISSIONS,
+        }
     }
 
-    crate::labs::narration!("smtp");
+    crate::labs::narration!("smtp", "tls");
 
     fn decoders(&self, _segments: bool) -> (Box<dyn Decoder>, Box<dyn Decoder>) {
-        decoder::decoders()
+        decoder::decoders(self.config.implicit_tls)
     }
 
     fn serve(&self, io: Stream, peer: SocketAddr) -> LabFuture {
@@ -81,7 +134,16 @@ impl Lab for Smtp {
     }
 
     fn client(&self, io: Stream, ctx: ClientCtx) -> LabFuture {
-        Box::pin(async move { client::run(io, &ctx.target, !ctx.remote).await })
+        let account = match (&ctx.account, ctx.remote, self.tls) {
+            (Some(account), _, _) => Some(account.clone()),
+            (None, false, crate::tls::Mode::StartTls | crate::tls::Mode::Implicit) => {
+                let alice = mailbox::ACCOUNTS[1];
+                Some((alice.user.to_string(), alice.password.to_string()))
+            }
+            _ => None,
+        };
+        let options = client::Options { ours: !ctx.remote, tls: self.tls, cafile: self.cafile.clone(), account };
+        Box::pin(async move { client::run(io, &ctx.target, options).await })
     }
 
     fn busy(&self) -> Option<Vec<u8>> {

@@ -14,7 +14,7 @@
 //!
 //! Mail for the lab domain goes into the in-memory [`Mailbox`]; nothing is ever relayed.
 
-use super::mailbox::{Mail, Mailbox};
+use super::mailbox::{ACCOUNTS, Mail, Mailbox};
 use super::message::rfc5322_date;
 use super::wire::{Command, CommandError, LineEnd, MAX_COMMAND_LINE, MAX_TEXT_LINE, Reply, ReplyCode, next_line};
 use crate::locale::en;
@@ -44,6 +44,13 @@ pub struct Config {
     pub max_recipients: usize,
     /// How long the server waits for the client's next line (§4.5.3.2.7: at least 5 minutes).
     pub idle_timeout: Duration,
+    /// STARTTLS is offered (RFC 3207): the lab CA's certificate is made on first use.
+    pub starttls: bool,
+    /// TLS from the first byte (port 465, RFC 8314): no STARTTLS.
+    pub implicit_tls: bool,
+    /// Submission (RFC 6409, port 587): MAIL needs a client that logged in with AUTH, and AUTH
+    /// needs TLS first.
+    pub submission: bool,
 }
 
 impl Default for Config {
@@ -54,6 +61,9 @@ impl Default for Config {
             max_message_size: 10 * 1024 * 1024,
             max_recipients: 100,
             idle_timeout: Duration::from_secs(300),
+            starttls: true,
+            implicit_tls: false,
+            submission: false,
         }
     }
 }
@@ -127,11 +137,31 @@ pub struct Session {
     transaction: Transaction,
     /// The latest state changes, `(from, to)`, oldest first, for tests and a curious reader.
     transitions: VecDeque<(State, State)>,
+    /// The connection is inside TLS (after STARTTLS, or on an implicit-TLS port).
+    tls: bool,
+    /// STARTTLS was answered with 220: the socket loop starts the handshake next.
+    starting_tls: bool,
+    /// The account the client logged in as with AUTH.
+    user: Option<String>,
+    /// An AUTH exchange in progress: the client's next line is a SASL response.
+    sasl: Option<Sasl>,
+}
+
+/// Where an AUTH exchange is (RFC 4954 §4): the server sent 334 and waits for a response.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Sasl {
+    /// PLAIN (RFC 4616) without an initial response: `\0user\0password` comes next.
+    Plain,
+    /// LOGIN: the user name comes next.
+    LoginUser,
+    /// LOGIN: the password comes next.
+    LoginPassword(String),
 }
 
 impl Session {
     pub fn new(config: Arc<Config>, mailbox: Mailbox, peer: SocketAddr) -> Self {
         Session {
+            tls: config.implicit_tls,
             config,
             mailbox,
             peer,
@@ -140,7 +170,30 @@ impl Session {
             extended: false,
             transaction: Transaction::default(),
             transitions: VecDeque::new(),
+            starting_tls: false,
+            user: None,
+            sasl: None,
         }
+    }
+
+    /// Whether STARTTLS was just agreed (once): the socket loop starts the handshake.
+    pub fn take_starting_tls(&mut self) -> bool {
+        std::mem::take(&mut self.starting_tls)
+    }
+
+    /// The TLS handshake finished: the session starts over, as if just greeted, and forgets what
+    /// the client said in the clear (RFC 3207 §4.2).
+    pub fn tls_started(&mut self) {
+        self.tls = true;
+        self.extended = false;
+        self.client_domain.clear();
+        self.transaction = Transaction::default();
+        self.enter(State::Greeted);
+    }
+
+    /// The account the client logged in as, if it did.
+    pub fn user(&self) -> Option<&str> {
+        self.user.as_deref()
     }
 
     pub fn state(&self) -> State {
@@ -176,6 +229,9 @@ impl Session {
     /// One line from the client, its line end included. Returns the reply to send, if any
     /// (lines of message text get none until the `.` line).
     pub fn input(&mut self, line: &[u8], now: SystemTime) -> Option<Reply> {
+        if let Some(sasl) = self.sasl.take() {
+            return Some(self.sasl_response(sasl, line));
+        }
         match self.state {
             State::Quit => None,
             State::Data => self.text_line(line, now),
@@ -212,7 +268,17 @@ impl Session {
                 let hello = format!("{host} greets {domain}");
                 if self.extended {
                     let size = format!("SIZE {}", self.config.max_message_size);
-                    Reply::multi(C::OK, [hello, size, "8BITMIME".into(), "PIPELINING".into(), "HELP".into()])
+                    let mut lines = vec![hello, size, "8BITMIME".into(), "PIPELINING".into()];
+                    // RFC 3207 §4.2: STARTTLS is not offered again inside TLS; AUTH only inside
+                    // it, where the password it carries is sealed.
+                    if self.config.starttls && !self.tls {
+                        lines.push("STARTTLS".into());
+                    }
+                    if self.tls {
+                        lines.push("AUTH PLAIN LOGIN".into());
+                    }
+                    lines.push("HELP".into());
+                    Reply::multi(C::OK, lines)
                 } else {
                     Reply::new(C::OK, hello)
                 }
@@ -221,6 +287,12 @@ impl Session {
                 State::Greeted => Reply::new(C::BAD_SEQUENCE, "bad sequence of commands: send EHLO or HELO first"),
                 State::MailFrom | State::RcptTo => {
                     Reply::new(C::BAD_SEQUENCE, "bad sequence of commands: a transaction is open (RSET ends it)")
+                }
+                _ if self.config.submission && !self.tls => {
+                    Reply::new(C::ACCESS_REQUIRED, "5.7.0 Must issue a STARTTLS command first")
+                }
+                _ if self.config.submission && self.user.is_none() => {
+                    Reply::new(C::ACCESS_REQUIRED, "5.7.0 Authentication required")
                 }
                 _ => {
                     for p in &params {
@@ -288,6 +360,19 @@ impl Session {
                 self.enter(State::Quit);
                 Reply::new(C::SERVICE_CLOSING, format!("{host} closing connection"))
             }
+            Command::StartTls => match self.state {
+                _ if self.tls => Reply::new(C::BAD_SEQUENCE, "5.5.1 TLS is already active"),
+                _ if !self.config.starttls => Reply::new(C::NOT_IMPLEMENTED, "5.5.1 STARTTLS is not offered here"),
+                State::Greeted => Reply::new(C::BAD_SEQUENCE, "5.5.1 send EHLO first"),
+                State::MailFrom | State::RcptTo => {
+                    Reply::new(C::BAD_SEQUENCE, "5.5.1 a transaction is open (RSET ends it)")
+                }
+                _ => {
+                    self.starting_tls = true;
+                    Reply::new(C::SERVICE_READY, "2.0.0 Ready to start TLS")
+                }
+            },
+            Command::Auth { mechanism, initial } => self.auth(mechanism, initial),
             Command::NotImplemented { verb } => {
                 Reply::new(C::NOT_IMPLEMENTED, format!("{} not implemented in this lab", verb.to_ascii_uppercase()))
             }
@@ -295,6 +380,77 @@ impl Session {
                 C::SYNTAX_ERROR,
                 format!("unknown command {:?}", crate::wire::printable(verb.as_bytes(), 40)),
             ),
+        }
+    }
+
+    /// AUTH (RFC 4954): only inside TLS, once, outside a transaction; PLAIN and LOGIN.
+    fn auth(&mut self, mechanism: &str, initial: Option<&str>) -> Reply {
+        use ReplyCode as C;
+        if !self.tls {
+            return Reply::new(C::ACCESS_REQUIRED, "5.7.0 Must issue a STARTTLS command first");
+        }
+        match self.state {
+            State::Greeted | State::Quit => return Reply::new(C::BAD_SEQUENCE, "5.5.1 send EHLO first"),
+            State::MailFrom | State::RcptTo | State::Data => {
+                return Reply::new(C::BAD_SEQUENCE, "5.5.1 AUTH is not allowed during a mail transaction");
+            }
+            State::Ready => {}
+        }
+        if self.user.is_some() {
+            return Reply::new(C::BAD_SEQUENCE, "5.5.1 already authenticated");
+        }
+        match (mechanism.to_ascii_uppercase().as_str(), initial) {
+            ("PLAIN", Some(response)) => self.sasl_response(Sasl::Plain, response.as_bytes()),
+            ("PLAIN", None) => {
+                self.sasl = Some(Sasl::Plain);
+                Reply::new(C::AUTH_CONTINUE, "")
+            }
+            ("LOGIN", Some(user)) => self.sasl_response(Sasl::LoginUser, user.as_bytes()),
+            ("LOGIN", None) => {
+                self.sasl = Some(Sasl::LoginUser);
+                // base64 of "Username:", as LOGIN servers ask.
+                Reply::new(C::AUTH_CONTINUE, "VXNlcm5hbWU6")
+            }
+            _ => Reply::new(C::PARAMETER_NOT_IMPLEMENTED, "5.5.4 unrecognized authentication mechanism (PLAIN, LOGIN)"),
+        }
+    }
+
+    /// One SASL response line (base64, or `*` to cancel).
+    fn sasl_response(&mut self, sasl: Sasl, line: &[u8]) -> Reply {
+        use ReplyCode as C;
+        let text = line.strip_suffix(b"\r\n").or_else(|| line.strip_suffix(b"\n")).unwrap_or(line);
+        if text == b"*" {
+            return Reply::new(C::SYNTAX_ERROR_IN_ARGUMENTS, "5.7.0 authentication cancelled");
+        }
+        // RFC 4954 §4: "=" is an empty initial response.
+        let decoded = if text == b"=" { Ok(Vec::new()) } else { sasl_decode(text) };
+        let Ok(decoded) = decoded else {
+            return Reply::new(C::SYNTAX_ERROR_IN_ARGUMENTS, "5.5.2 cannot decode the response (not base64)");
+        };
+        let (user, password) = match sasl {
+            Sasl::Plain => {
+                // RFC 4616: [authzid] NUL authcid NUL passwd.
+                let parts: Vec<&[u8]> = decoded.split(|&b| b == 0).collect();
+                match parts.as_slice() {
+                    [authz, user, password] if authz.is_empty() || authz == user => {
+                        (String::from_utf8_lossy(user).into_owned(), String::from_utf8_lossy(password).into_owned())
+                    }
+                    _ => return Reply::new(C::SYNTAX_ERROR_IN_ARGUMENTS, "5.5.2 PLAIN needs \\0user\\0password"),
+                }
+            }
+            Sasl::LoginUser => {
+                self.sasl = Some(Sasl::LoginPassword(String::from_utf8_lossy(&decoded).into_owned()));
+                // base64 of "Password:".
+                return Reply::new(C::AUTH_CONTINUE, "UGFzc3dvcmQ6");
+            }
+            Sasl::LoginPassword(user) => (user, String::from_utf8_lossy(&decoded).into_owned()),
+        };
+        match ACCOUNTS.iter().find(|a| a.user == user && a.password == password) {
+            Some(account) => {
+                self.user = Some(account.user.to_string());
+                Reply::new(C::AUTH_SUCCEEDED, format!("2.7.0 authenticated as {}", account.user))
+            }
+            None => Reply::new(C::AUTH_FAILED, "5.7.8 authentication credentials invalid"),
         }
     }
 
@@ -440,6 +596,9 @@ fn help(topic: Option<&str>) -> Vec<String> {
 pub async fn serve(io: Stream, peer: SocketAddr, config: Arc<Config>, mailbox: Mailbox) -> Result<()> {
     let mut session = Session::new(config.clone(), mailbox, peer);
     let mut conn = ServerLines::new(io, config.idle_timeout);
+    if config.implicit_tls {
+        conn.start_tls().await?;
+    }
     conn.send(&session.greeting().emit()).await?;
     while session.state() != State::Quit {
         let input = match conn.next(session.line_limit()).await {
@@ -480,8 +639,18 @@ pub async fn serve(io: Stream, peer: SocketAddr, config: Arc<Config>, mailbox: M
         if let Some(reply) = reply {
             conn.send(&reply.emit()).await?;
         }
+        if session.take_starting_tls() {
+            conn.start_tls().await?;
+            session.tls_started();
+        }
     }
     conn.close().await
+}
+
+/// Base64 of a SASL response, strictly: the alphabet and padding of RFC 4648 §4.
+pub fn sasl_decode(text: &[u8]) -> std::result::Result<Vec<u8>, base64::DecodeError> {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.decode(text)
 }
 
 #[cfg(test)]
@@ -546,7 +715,10 @@ mod tests {
         let mut s = session();
         assert_eq!(s.greeting().emit(), b"220 protolab.test ESMTP protolab lab server\r\n");
         let ehlo = s.input(b"EHLO client.lab\r\n", UNIX_EPOCH).unwrap();
-        assert_eq!(ehlo.lines, ["protolab.test greets client.lab", "SIZE 100", "8BITMIME", "PIPELINING", "HELP"]);
+        assert_eq!(
+            ehlo.lines,
+            ["protolab.test greets client.lab", "SIZE 100", "8BITMIME", "PIPELINING", "STARTTLS", "HELP"]
+        );
         let got = codes(
             &mut s,
             &[
@@ -612,10 +784,35 @@ mod tests {
                 "HELP",
             ],
         );
-        assert_eq!(got, [500, 501, 502, 250, 552, 555, 501, 250, 550, 501, 555, 250, 250, 452, 252, 250, 214]);
+        assert_eq!(got, [500, 501, 503, 250, 552, 555, 501, 250, 550, 501, 555, 250, 250, 452, 252, 250, 214]);
         let long = format!("NOOP {}\r\n", "x".repeat(600));
         assert_eq!(s.input(long.as_bytes(), UNIX_EPOCH).unwrap().code, ReplyCode::SYNTAX_ERROR);
         assert_eq!(s.input(b"NOOP\n", UNIX_EPOCH).unwrap().code, ReplyCode::SYNTAX_ERROR);
+    }
+
+    #[test]
+    fn submission_wants_tls_then_auth_then_mail() {
+        let config = Config { submission: true, ..Config::default() };
+        let mut s = Session::new(Arc::new(config), Mailbox::default(), "127.0.0.1:4000".parse().unwrap());
+        // In the clear: AUTH and MAIL are refused with 530; STARTTLS is agreed.
+        assert_eq!(codes(&mut s, &["EHLO c", "AUTH PLAIN AGFsaWNlAGxhYg==", "MAIL FROM:<a@b.c>"]), [250, 530, 530]);
+        assert!(!s.take_starting_tls());
+        assert_eq!(codes(&mut s, &["STARTTLS"]), [220]);
+        assert!(s.take_starting_tls() && !s.take_starting_tls());
+        s.tls_started();
+        // Inside TLS the session starts over: EHLO first, STARTTLS no more, AUTH offered.
+        assert_eq!(codes(&mut s, &["AUTH PLAIN AGFsaWNlAGxhYg=="]), [503]);
+        let ehlo = s.input(b"EHLO c\r\n", UNIX_EPOCH).unwrap();
+        assert!(ehlo.lines.contains(&"AUTH PLAIN LOGIN".into()) && !ehlo.lines.contains(&"STARTTLS".into()));
+        assert_eq!(codes(&mut s, &["STARTTLS", "MAIL FROM:<a@b.c>", "AUTH CRAM-MD5"]), [503, 530, 504]);
+        // A wrong password, an undecodable response, a cancelled LOGIN, then LOGIN for real.
+        assert_eq!(codes(&mut s, &["AUTH PLAIN AGFsaWNlAHdyb25n", "AUTH PLAIN !!!"]), [535, 501]);
+        assert_eq!(codes(&mut s, &["AUTH LOGIN", "*"]), [334, 501]);
+        let user = s.input(b"AUTH LOGIN\r\n", UNIX_EPOCH).unwrap();
+        assert_eq!((user.code.0, user.text()), (334, "VXNlcm5hbWU6"));
+        assert_eq!(codes(&mut s, &["YWxpY2U=", "bGFi"]), [334, 235]);
+        assert_eq!(s.user(), Some("alice"));
+        assert_eq!(codes(&mut s, &["AUTH PLAIN AGFsaWNlAGxhYg==", "MAIL FROM:<alice@client.lab>"]), [503, 250]);
     }
 
     #[test]

@@ -98,14 +98,18 @@ pub enum Command<'a> {
     Noop,
     /// `QUIT`: the server answers 221 and closes (§4.1.1.10).
     Quit,
-    /// A command of an SMTP extension this lab does not implement (EXPN, STARTTLS, AUTH, ...): 502.
+    /// `STARTTLS` (RFC 3207): after a 220, both sides begin a TLS handshake on this connection.
+    StartTls,
+    /// `AUTH mechanism [initial-response]` (RFC 4954): log in with a SASL mechanism.
+    Auth { mechanism: &'a str, initial: Option<&'a str> },
+    /// A command of an SMTP extension this lab does not implement (EXPN, BDAT, ...): 502.
     NotImplemented { verb: &'a str },
     /// Not an SMTP command at all: 500.
     Unknown { verb: &'a str },
 }
 
 /// Extension commands we know by name but do not implement.
-const NOT_IMPLEMENTED: &[&str] = &["EXPN", "STARTTLS", "AUTH", "BDAT", "ETRN", "TURN", "ATRN", "SEND", "SOML", "SAML"];
+const NOT_IMPLEMENTED: &[&str] = &["EXPN", "BDAT", "ETRN", "TURN", "ATRN", "SEND", "SOML", "SAML"];
 
 /// Why a command line is refused. Each maps to the server's reply.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -227,6 +231,18 @@ impl<'a> Command<'a> {
             "VRFY" if rest.is_empty() => Err(syntax("VRFY", &en("VRFY needs a user or mailbox name", &[]))),
             "VRFY" => Ok(Command::Vrfy { name: rest }),
             "HELP" => Ok(Command::Help { topic: (!rest.is_empty()).then_some(rest) }),
+            "STARTTLS" => no_args("STARTTLS", Command::StartTls),
+            "AUTH" => {
+                let mut words = rest.split(' ').filter(|w| !w.is_empty());
+                let Some(mechanism) = words.next() else {
+                    return Err(syntax("AUTH", &en("AUTH needs a mechanism (PLAIN, LOGIN)", &[])));
+                };
+                let initial = words.next();
+                if words.next().is_some() {
+                    return Err(syntax("AUTH", &en("AUTH takes a mechanism and at most an initial response", &[])));
+                }
+                Ok(Command::Auth { mechanism, initial })
+            }
             v if NOT_IMPLEMENTED.contains(&v) => Ok(Command::NotImplemented { verb }),
             _ => Ok(Command::Unknown { verb }),
         }
@@ -245,6 +261,8 @@ impl<'a> Command<'a> {
             Command::Help { .. } => "HELP".into(),
             Command::Noop => "NOOP".into(),
             Command::Quit => "QUIT".into(),
+            Command::StartTls => "STARTTLS".into(),
+            Command::Auth { .. } => "AUTH".into(),
             Command::NotImplemented { verb } | Command::Unknown { verb } => verb.to_ascii_uppercase(),
         }
     }
@@ -309,8 +327,10 @@ impl ReplyCode {
     pub const HELP_MESSAGE: ReplyCode = ReplyCode(214);
     pub const SERVICE_READY: ReplyCode = ReplyCode(220);
     pub const SERVICE_CLOSING: ReplyCode = ReplyCode(221);
+    pub const AUTH_SUCCEEDED: ReplyCode = ReplyCode(235);
     pub const OK: ReplyCode = ReplyCode(250);
     pub const CANNOT_VRFY: ReplyCode = ReplyCode(252);
+    pub const AUTH_CONTINUE: ReplyCode = ReplyCode(334);
     pub const START_MAIL_INPUT: ReplyCode = ReplyCode(354);
     pub const SERVICE_NOT_AVAILABLE: ReplyCode = ReplyCode(421);
     pub const INSUFFICIENT_STORAGE: ReplyCode = ReplyCode(452);
@@ -318,6 +338,10 @@ impl ReplyCode {
     pub const SYNTAX_ERROR_IN_ARGUMENTS: ReplyCode = ReplyCode(501);
     pub const NOT_IMPLEMENTED: ReplyCode = ReplyCode(502);
     pub const BAD_SEQUENCE: ReplyCode = ReplyCode(503);
+    pub const PARAMETER_NOT_IMPLEMENTED: ReplyCode = ReplyCode(504);
+    /// RFC 3207 / RFC 4954: STARTTLS first, or authentication first.
+    pub const ACCESS_REQUIRED: ReplyCode = ReplyCode(530);
+    pub const AUTH_FAILED: ReplyCode = ReplyCode(535);
     pub const MAILBOX_UNAVAILABLE: ReplyCode = ReplyCode(550);
     pub const EXCEEDED_STORAGE: ReplyCode = ReplyCode(552);
     pub const TRANSACTION_FAILED: ReplyCode = ReplyCode(554);
@@ -594,7 +618,14 @@ mod tests {
         assert_eq!(Command::parse_line(b"HELP\r\n"), Ok(Command::Help { topic: None }));
         assert_eq!(Command::parse_line(b"HELP MAIL\r\n"), Ok(Command::Help { topic: Some("MAIL") }));
         assert_eq!(Command::parse_line(b"QUIT\r\n"), Ok(Command::Quit));
-        assert_eq!(Command::parse_line(b"STARTTLS\r\n"), Ok(Command::NotImplemented { verb: "STARTTLS" }));
+        assert_eq!(Command::parse_line(b"STARTTLS\r\n"), Ok(Command::StartTls));
+        assert_eq!(Command::parse_line(b"EXPN list\r\n"), Ok(Command::NotImplemented { verb: "EXPN" }));
+        assert_eq!(
+            Command::parse_line(b"AUTH PLAIN AGJvYgBsYWI=\r\n"),
+            Ok(Command::Auth { mechanism: "PLAIN", initial: Some("AGJvYgBsYWI=") })
+        );
+        assert_eq!(Command::parse_line(b"AUTH LOGIN\r\n"), Ok(Command::Auth { mechanism: "LOGIN", initial: None }));
+        assert!(Command::parse_line(b"AUTH\r\n").is_err());
         assert_eq!(Command::parse_line(b"GARBAGE\r\n"), Ok(Command::Unknown { verb: "GARBAGE" }));
     }
 
