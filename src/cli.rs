@@ -179,10 +179,11 @@ pub enum Command {
 /// How a mail lab uses TLS, and what it tells about it.
 #[derive(Debug, Clone, Default, clap::Args)]
 pub struct TlsArgs {
-    /// smtp: the submission story (587): STARTTLS, the TLS handshake, AUTH, then the mail.
+    /// smtp, pop3, imap: TLS after the dialogue asks for it (smtp: submission on 587,
+    /// STARTTLS then AUTH; pop3: STLS; imap: STARTTLS, LOGINDISABLED before it).
     #[arg(long, conflicts_with = "tls")]
     starttls: bool,
-    /// smtp: TLS from the first byte (465), then AUTH and the mail.
+    /// smtp, pop3, imap: TLS from the first byte (465, 995, 993).
     #[arg(long)]
     tls: bool,
     /// With --connect: trust the CA certificates in FILE (PEM) instead of the lab CA.
@@ -203,14 +204,13 @@ impl TlsArgs {
         }
     }
 
-    /// Checks the flags fit `lab` and sets them up: the key log, smtp's submission story (for
+    /// Checks the flags fit `lab` and sets them up: the key log, the mail labs' TLS story (for
     /// the labs made from now on); the lab as the flags make it.
     fn apply(&self, lab: Arc<dyn Lab>, connect: bool) -> Arc<dyn Lab> {
         let name = lab.info().name;
-        if self.mode() != crate::tls::Mode::Plain && name != "smtp" {
-            usage(
-                "--starttls and --tls choose the TLS story of the smtp lab: they go with `run smtp`, `serve smtp` or `tui`",
-            );
+        let mail = matches!(name, "smtp" | "pop3" | "imap");
+        if self.mode() != crate::tls::Mode::Plain && !mail {
+            usage("--starttls and --tls choose the TLS story of the mail labs: they go with smtp, pop3 and imap");
         }
         if self.cafile.is_some() && !connect {
             usage("--cafile says which CA a real server's certificate comes from: it goes with --connect");
@@ -220,11 +220,8 @@ impl TlsArgs {
         {
             usage(&format!("--keylog: {e}"));
         }
-        crate::labs::smtp::set_tls(self.mode(), self.cafile.clone());
-        match name {
-            "smtp" => crate::labs::find("smtp").unwrap_or(lab),
-            _ => lab,
-        }
+        crate::tls::set_story(self.mode(), self.cafile.clone());
+        if mail { crate::labs::find(name).unwrap_or(lab) } else { lab }
     }
 }
 
@@ -793,6 +790,8 @@ pub async fn dispatch(cli: Cli) -> Result<()> {
             let lesson = crate::lesson::find(&name).unwrap_or_else(|| {
                 usage(&format!("no lesson named {name}; the lessons: {}", crate::lesson::names().join(", ")))
             });
+            // Its lab tells the lesson's TLS story (the TLS lesson: SMTP submission).
+            crate::tls::set_story(lesson.tls_mode(), None);
             // A lesson without a lab (the port table) is a quiz in the terminal, line by line.
             let answers = answers.or_else(|| lesson.lab.is_none().then(|| "-".to_string()));
             let Some(answers) = answers.filter(|_| !reference) else {

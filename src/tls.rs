@@ -31,6 +31,38 @@ pub enum Mode {
     Implicit,
 }
 
+/// The TLS story this process's mail labs tell (`--starttls`, `--tls`) and the CAs their
+/// clients trust (`--cafile`): set once from the command line, before the labs are made.
+static STORY: OnceLock<(Mode, Option<PathBuf>)> = OnceLock::new();
+
+/// Sets the TLS story of the mail labs [`crate::labs::registry`] makes; the first call wins.
+pub fn set_story(mode: Mode, cafile: Option<PathBuf>) {
+    let _ = STORY.set((mode, cafile));
+}
+
+/// The TLS story the command line chose (in the clear unless it chose one).
+pub fn story() -> (Mode, Option<PathBuf>) {
+    STORY.get().cloned().unwrap_or_default()
+}
+
+/// A client's TLS: how it uses it, whom it trusts, which name it asks for.
+#[derive(Debug, Clone, Default)]
+pub struct ClientTls {
+    pub mode: Mode,
+    /// Trust the CA certificates in this file, not the lab CA (a real server).
+    pub cafile: Option<PathBuf>,
+    /// The server is our own (its name is the lab server's).
+    pub ours: bool,
+    /// `HOST:PORT` of the server: its name for SNI and the certificate check.
+    pub target: String,
+}
+
+impl ClientTls {
+    pub fn name(&self) -> Result<ServerName<'static>> {
+        server_name(&self.target, self.ours)
+    }
+}
+
 /// The CA certificate's common name, as `openssl x509 -subject` shows it.
 const CA_NAME: &str = "protolab lab CA (for teaching only)";
 
@@ -105,6 +137,23 @@ impl LabCa {
         let cert = params.signed_by(&key, &issuer)?;
         let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der()));
         Ok((vec![cert.der().clone(), self.cert_der.clone()], key))
+    }
+}
+
+impl LabCa {
+    /// A certificate for `names` signed by this CA, in PEM (the chain, then the key): for a
+    /// real server in the lab (the tests' Dovecot), so that clients trusting the lab CA trust it.
+    pub fn issue_pem(&self, names: &[&str]) -> Result<(String, String)> {
+        let (chain, key) = self.issue(names)?;
+        let pem = |label: &str, der: &[u8]| {
+            use base64::Engine;
+            let b64 = base64::engine::general_purpose::STANDARD.encode(der);
+            let lines: Vec<&str> =
+                b64.as_bytes().chunks(64).map(|c| std::str::from_utf8(c).unwrap_or_default()).collect();
+            format!("-----BEGIN {label}-----\n{}\n-----END {label}-----\n", lines.join("\n"))
+        };
+        let certs: String = chain.iter().map(|c| pem("CERTIFICATE", c)).collect();
+        Ok((certs, pem("PRIVATE KEY", key.secret_der())))
     }
 }
 
@@ -272,6 +321,54 @@ impl Secrets for KeyLog {
         let s = self.lock();
         s.secrets.get(client_random)?.iter().find(|(l, _)| l == label).map(|(_, v)| v.clone())
     }
+}
+
+/// A real TLS 1.3 exchange in memory between a rustls client and server with these settings:
+/// the handshake, then `client_says` and `server_says` as application data, then each side's
+/// close_notify. Every write either side made, in order, as (0 client / 1 server, bytes): for
+/// tests and the fuzzer's corpus, with the secrets in the key log like any of our endpoints'.
+pub fn in_memory(
+    server: Arc<rustls::ServerConfig>,
+    client: Arc<rustls::ClientConfig>,
+    client_says: &[&[u8]],
+    server_says: &[&[u8]],
+) -> Result<Vec<(u8, Vec<u8>)>> {
+    let name = ServerName::try_from(LAB_SERVER_NAME)?;
+    let mut c = rustls::Connection::Client(rustls::ClientConnection::new(client, name)?);
+    let mut s = rustls::Connection::Server(rustls::ServerConnection::new(server)?);
+    let mut wire = Vec::new();
+    fn pump(
+        from: &mut rustls::Connection,
+        to: &mut rustls::Connection,
+        dir: u8,
+        wire: &mut Vec<(u8, Vec<u8>)>,
+    ) -> Result<()> {
+        while from.wants_write() {
+            let mut out = Vec::new();
+            from.write_tls(&mut out)?;
+            to.read_tls(&mut out.as_slice())?;
+            to.process_new_packets()?;
+            wire.push((dir, out));
+        }
+        Ok(())
+    }
+    for _ in 0..4 {
+        pump(&mut c, &mut s, 0, &mut wire)?;
+        pump(&mut s, &mut c, 1, &mut wire)?;
+    }
+    for line in client_says {
+        c.writer().write_all(line)?;
+        pump(&mut c, &mut s, 0, &mut wire)?;
+    }
+    for line in server_says {
+        s.writer().write_all(line)?;
+        pump(&mut s, &mut c, 1, &mut wire)?;
+    }
+    s.send_close_notify();
+    pump(&mut s, &mut c, 1, &mut wire)?;
+    c.send_close_notify();
+    pump(&mut c, &mut s, 0, &mut wire)?;
+    Ok(wire)
 }
 
 /// A TLS server side on `io` (implicit TLS, or after STARTTLS).

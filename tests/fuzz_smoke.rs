@@ -57,6 +57,11 @@ fn imap() {
 }
 
 #[test]
+fn tls() {
+    smoke("tls");
+}
+
+#[test]
 fn dhcp() {
     smoke("dhcp");
 }
@@ -69,7 +74,7 @@ fn frame() {
 #[test]
 fn every_target_has_its_test() {
     let names: Vec<&str> = ALL.iter().map(|t| t.name).collect();
-    assert_eq!(names, ["ws-head", "ws-frame", "smtp-command", "smtp-reply", "pop3", "imap", "dhcp", "frame"]);
+    assert_eq!(names, ["ws-head", "ws-frame", "smtp-command", "smtp-reply", "pop3", "imap", "tls", "dhcp", "frame"]);
 }
 
 #[test]

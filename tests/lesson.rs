@@ -11,6 +11,7 @@ fn protolab(state: &std::path::Path) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_protolab"));
     command.env_remove("LC_ALL").env_remove("LC_MESSAGES").env("LANG", "C.UTF-8");
     command.env("PROTOLAB_CONFIG", "/nonexistent/protolab.toml").env("XDG_STATE_HOME", state);
+    command.env("XDG_DATA_HOME", state);
     command
 }
 
@@ -123,6 +124,21 @@ fn the_pop3_lesson_is_graded_by_the_server_s_answers() {
     let _ = std::fs::remove_dir_all(&state);
 }
 
+/// The TLS lesson: the submission server's 530 in the clear and 220 to STARTTLS, the SNI of the
+/// real ClientHello and the AUTH decoded inside TLS, graded by the run's steps.
+#[test]
+fn the_tls_lesson_is_graded_by_the_submission_server() {
+    let state = state_dir("tls");
+    let out = protolab(&state).args(["lesson", "tls", "--answers", "a,a,TLS.sni,SMTP.sasl"]).output().unwrap();
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("ClientHello TLS 1.3"), "{text}");
+    assert!(text.contains("✗ 1. wrong: you said a) 250: sender OK; the run says b) 530"), "{text}");
+    assert!(text.contains("✓ 2. right: a) 220"), "{text}");
+    assert!(text.contains("Score 3/4"), "{text}");
+    let _ = std::fs::remove_dir_all(&state);
+}
+
 /// The IMAP lesson on the lab network: UIDVALIDITY, a partial fetch of 100 octets, the \\Seen a
 /// BODY[TEXT] set, the EXISTS the phone hears in IDLE, graded by the lab server's real answers.
 #[test]
@@ -158,6 +174,9 @@ fn the_port_table_prints_as_a_reference_and_a_wrong_name_is_a_usage_error() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_question_meets_its_step_in_a_real_run() {
     protolab::labs::dhcp::set_speedup(600);
+    // The TLS lesson's lab CA: this test's own, not the user's.
+    let ca = tempfile::tempdir().unwrap();
+    protolab::tls::set_ca_dir(ca.path().join("ca"));
     for lang in [Lang::En, Lang::Ko] {
         for lesson in lesson::all() {
             let name = lesson.name.clone();

@@ -199,3 +199,17 @@ pub fn registry() -> Vec<Arc<dyn Lab>> {
 pub fn find(name: &str) -> Option<Arc<dyn Lab>> {
     registry().into_iter().find(|lab| lab.info().name == name)
 }
+
+/// The lab with this name telling `tls`'s story (a lesson's): the mail labs have one, with a
+/// mailbox of their own; any other lab, or the story in the clear, is the registry's.
+pub fn find_telling(name: &str, tls: crate::tls::Mode) -> Option<Arc<dyn Lab>> {
+    if tls == crate::tls::Mode::Plain {
+        return find(name);
+    }
+    Some(match name {
+        "smtp" => Arc::new(smtp::Smtp::default().with_tls(tls, None)),
+        "pop3" => Arc::new(pop3::Pop3::new(smtp::Mailbox::default()).with_tls(tls, None)),
+        "imap" => Arc::new(imap::Imap::new(smtp::Mailbox::default()).with_tls(tls, None)),
+        _ => return find(name),
+    })
+}

@@ -28,7 +28,9 @@ pub async fn play(
 ) -> Result<Play> {
     let started = Instant::now();
     let lab = match &lesson.lab {
-        Some(name) => Some(crate::labs::find(name).ok_or_else(|| eyre!("no lab named {name}"))?),
+        Some(name) => {
+            Some(crate::labs::find_telling(name, lesson.tls_mode()).ok_or_else(|| eyre!("no lab named {name}"))?)
+        }
         None => None,
     };
     let wire = lesson.wire;

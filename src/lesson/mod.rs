@@ -64,8 +64,30 @@ pub struct Lesson {
     /// The wire the lab runs on in this lesson, where the lesson needs one (the TCP segments
     /// are only seen on the lab network without privileges).
     pub wire: Option<Wire>,
+    /// The TLS story its lab tells (`starttls`, `tls`); in the clear without it.
+    #[serde(default)]
+    pub tls: Option<TlsStory>,
     #[serde(rename = "part")]
     pub parts: Vec<Part>,
+}
+
+/// A lesson's TLS story, as the command line's `--starttls` and `--tls` choose it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TlsStory {
+    Starttls,
+    Tls,
+}
+
+impl Lesson {
+    /// The TLS story the lesson's lab must tell.
+    pub fn tls_mode(&self) -> crate::tls::Mode {
+        match self.tls {
+            None => crate::tls::Mode::Plain,
+            Some(TlsStory::Starttls) => crate::tls::Mode::StartTls,
+            Some(TlsStory::Tls) => crate::tls::Mode::Implicit,
+        }
+    }
 }
 
 /// What a part is.
@@ -225,6 +247,7 @@ const FILES: &[(&str, &str)] = &[
     ("smtp", include_str!("../../assets/lessons/smtp.toml")),
     ("pop3", include_str!("../../assets/lessons/pop3.toml")),
     ("imap", include_str!("../../assets/lessons/imap.toml")),
+    ("tls", include_str!("../../assets/lessons/tls.toml")),
     ("ws", include_str!("../../assets/lessons/ws.toml")),
     ("ping", include_str!("../../assets/lessons/ping.toml")),
     ("traceroute", include_str!("../../assets/lessons/traceroute.toml")),

@@ -194,14 +194,10 @@ impl ClientLines {
         }
     }
 
-    /// Turns the connection into TLS, the client's side, asking for `name` and trusting the lab
-    /// CA or `cafile`. A server that sent anything after agreeing is refused: those bytes came
+    /// Turns the connection into TLS, the client's side, as `tls` says (the name it asks for, the
+    /// CAs it trusts). A server that sent anything after agreeing is refused: those bytes came
     /// in the clear and would pass for answers inside TLS (RFC 3207 §5).
-    pub async fn start_tls(
-        &mut self,
-        name: rustls::pki_types::ServerName<'static>,
-        cafile: Option<&std::path::Path>,
-    ) -> Result<()> {
+    pub async fn start_tls(&mut self, tls: &crate::tls::ClientTls) -> Result<()> {
         if !self.buf.is_empty() {
             let n = self.buf.len();
             return Err(eyre!(en(
@@ -211,9 +207,10 @@ impl ClientLines {
         }
         let io = std::mem::replace(&mut self.io, placeholder());
         let secs = self.timeout.as_secs();
-        self.io = super::timeout(self.timeout, crate::tls::connect(io, name, cafile)).await.map_err(|_| {
-            eyre!(en("the server did not finish the TLS handshake within {secs} s", &[("secs", &secs)]))
-        })??;
+        self.io =
+            super::timeout(self.timeout, crate::tls::connect(io, tls.name()?, tls.cafile.as_deref())).await.map_err(
+                |_| eyre!(en("the server did not finish the TLS handshake within {secs} s", &[("secs", &secs)])),
+            )??;
         Ok(())
     }
 

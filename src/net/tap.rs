@@ -435,6 +435,44 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for TapStream<S> {
         Poll::Ready(Ok(n))
     }
 
+    /// Several buffers in one write, where nobody holds the messages at the gate (a presenter
+    /// steps one message, one write, at a time): what TLS writes, a record a buffer.
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        let first = bufs.iter().find(|b| !b.is_empty()).map_or(&[][..], |b| &b[..]);
+        if !this.gate.is_free() || !this.record_writes || !this.inner.is_write_vectored() {
+            return Pin::new(this).poll_write(cx, first);
+        }
+        let mut ways = this.rec.lock();
+        let n = match ready!(Pin::new(&mut this.inner).poll_write_vectored(cx, bufs)) {
+            Ok(n) => n,
+            Err(e) => {
+                drop(ways);
+                if super::limits::reached(&e) {
+                    this.rec.limit(this.out, &e);
+                }
+                return Poll::Ready(Err(e));
+            }
+        };
+        let mut left = n;
+        for b in bufs {
+            let take = left.min(b.len());
+            if take > 0 {
+                this.rec.feed_locked(&mut ways, this.out, &b[..take], &[]);
+            }
+            left -= take;
+        }
+        Poll::Ready(Ok(n))
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         Pin::new(&mut self.get_mut().inner).poll_flush(cx)
     }

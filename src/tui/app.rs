@@ -1014,7 +1014,10 @@ impl App {
             return;
         }
         let name = self.tab().lab.info().name;
-        match crate::lesson::all().into_iter().find(|l| l.lab.as_deref() == Some(name)) {
+        // The lesson of the story this tab tells: in the clear, or with TLS (`--starttls`).
+        let story = crate::tls::story().0;
+        let lessons = crate::lesson::all();
+        match lessons.into_iter().find(|l| l.lab.as_deref() == Some(name) && l.tls_mode() == story) {
             Some(lesson) => self.start_lesson(self.active, lesson, events),
             None => self.note = Some(tr(self.lang, "this lab has no lesson yet: protolab lesson lists them").into()),
         }

@@ -5,7 +5,9 @@ Run `cargo bench` first. Exits 1 if a promise is broken:
   - drawing the ladder for 1 000 000 steps costs at most 2x drawing it for 100 (with two
     lifelines, and with five);
   - a frame across three routers costs at most 4x a frame across none;
-  - a tapped loopback transfer reaches at least 0.9x the untapped throughput.
+  - a tapped loopback transfer reaches at least 0.9x the untapped throughput;
+  - a TLS transfer whose records are tapped (named, opened) reaches at least 0.8x the untapped one;
+  - an IMAP FETCH of 10 000 messages recorded as steps runs at at least 0.5x the untapped rate.
 """
 import json
 import pathlib
@@ -44,6 +46,16 @@ mib = 256
 print(f"256 MiB over loopback: untapped {mib / (untapped / 1e9):.0f} MiB/s, tapped {mib / (tapped / 1e9):.0f} MiB/s"
       f"  ->  tapped/untapped {untapped / tapped:.2f}x (floor 0.9x)")
 ok &= untapped / tapped >= 0.9
+
+untapped, tapped = mean_ns("tls_loopback_64MiB", "untapped"), mean_ns("tls_loopback_64MiB", "tapped")
+print(f"64 MiB inside TLS 1.3 over loopback: untapped {64 / (untapped / 1e9):.0f} MiB/s, tapped (records named and"
+      f" opened) {64 / (tapped / 1e9):.0f} MiB/s  ->  tapped/untapped {untapped / tapped:.2f}x (floor 0.8x)")
+ok &= untapped / tapped >= 0.8
+
+untapped, tapped = mean_ns("imap_fetch_10k", "untapped"), mean_ns("imap_fetch_10k", "tapped")
+print(f"IMAP FETCH of 10 000 messages: untapped {10000 / (untapped / 1e9):.0f} messages/s, tapped (a step each)"
+      f" {10000 / (tapped / 1e9):.0f} messages/s  ->  tapped/untapped {untapped / tapped:.2f}x (floor 0.5x)")
+ok &= untapped / tapped >= 0.5
 
 transfer = mean_ns("sim_wire", "transfer_10MiB")
 decode = mean_ns("record_frame", "decode_data_segment")

@@ -15,6 +15,9 @@ pub struct Dovecot {
     pub dir: PathBuf,
     pub pop3: SocketAddr,
     pub imap: SocketAddr,
+    /// With TLS: POP3 over TLS from the first byte (995's role) and IMAP's (993's).
+    pub pop3s: SocketAddr,
+    pub imaps: SocketAddr,
     conf: PathBuf,
     child: tokio::process::Child,
 }
@@ -26,6 +29,16 @@ fn free_port() -> SocketAddr {
 impl Dovecot {
     /// Dovecot serving bob, whose INBOX holds `message`.
     pub async fn start(message: &str) -> Option<Dovecot> {
+        Dovecot::start_with(message, None).await
+    }
+
+    /// The same with TLS: `cert` and `key` (PEM files) for STLS, STARTTLS, and the TLS ports;
+    /// no login in the clear (Dovecot says LOGINDISABLED before STARTTLS).
+    pub async fn start_tls(message: &str, cert: &std::path::Path, key: &std::path::Path) -> Option<Dovecot> {
+        Dovecot::start_with(message, Some((cert, key))).await
+    }
+
+    async fn start_with(message: &str, tls: Option<(&std::path::Path, &std::path::Path)>) -> Option<Dovecot> {
         let root = std::process::Command::new("id").arg("-u").output().is_ok_and(|o| o.stdout == b"0\n");
         if !root || std::process::Command::new("dovecot").arg("--version").output().is_err() {
             eprintln!("dovecot is not installed, or this is not root: the Dovecot interop test is skipped");
@@ -42,21 +55,35 @@ impl Dovecot {
         for entry in owned.iter().map(|p| format!("home{p}")).chain(["home/bob/Maildir/new/1.lab".into()]) {
             std::os::unix::fs::chown(dir.join(entry), Some(65534), Some(65534)).unwrap();
         }
-        let (pop3, imap) = (free_port(), free_port());
+        let (pop3, imap, pop3s, imaps) = (free_port(), free_port(), free_port(), free_port());
         let d = dir.display();
+        let (ssl, tls_ports) = match tls {
+            None => ("ssl = no\ndisable_plaintext_auth = no\n".to_string(), (0, 0)),
+            Some((cert, key)) => (
+                format!(
+                    "ssl = yes\nssl_cert = <{}\nssl_key = <{}\nssl_min_protocol = TLSv1.2\ndisable_plaintext_auth = yes\n",
+                    cert.display(),
+                    key.display()
+                ),
+                (pop3s.port(), imaps.port()),
+            ),
+        };
         std::fs::write(dir.join("passwd"), format!("bob:{{PLAIN}}{PASSWORD}\n")).unwrap();
         let conf = format!(
             "base_dir = {d}/run\nstate_dir = {d}/state\nlog_path = {d}/log\nprotocols = pop3 imap\n\
-             listen = 127.0.0.1\nssl = no\ndisable_plaintext_auth = no\nauth_mechanisms = plain\n\
+             listen = 127.0.0.1\n{ssl}auth_mechanisms = plain\n\
              passdb {{\n  driver = passwd-file\n  args = scheme=PLAIN username_format=%u {d}/passwd\n}}\n\
              userdb {{\n  driver = static\n  args = uid=65534 gid=65534 home={d}/home/%u\n}}\n\
              mail_location = maildir:~/Maildir\n\
-             service pop3-login {{\n  inet_listener pop3 {{\n    address = 127.0.0.1\n    port = {}\n  }}\n}}\n\
+             service pop3-login {{\n  inet_listener pop3 {{\n    address = 127.0.0.1\n    port = {}\n  }}\n  \
+             inet_listener pop3s {{\n    address = 127.0.0.1\n    port = {}\n  }}\n}}\n\
              service imap-login {{\n  inet_listener imap {{\n    address = 127.0.0.1\n    port = {}\n  }}\n  \
-             inet_listener imaps {{\n    port = 0\n  }}\n}}\n\
+             inet_listener imaps {{\n    address = 127.0.0.1\n    port = {}\n  }}\n}}\n\
              service anvil {{\n  chroot =\n}}\n",
             pop3.port(),
-            imap.port()
+            tls_ports.0,
+            imap.port(),
+            tls_ports.1
         );
         let conf_path = dir.join("dovecot.conf");
         std::fs::write(&conf_path, conf).unwrap();
@@ -67,14 +94,15 @@ impl Dovecot {
             .kill_on_drop(true)
             .spawn()
             .expect("dovecot starts");
+        let listening: Vec<SocketAddr> = if tls.is_some() { vec![pop3, imap, pop3s, imaps] } else { vec![pop3, imap] };
         let up = async {
-            for addr in [pop3, imap] {
+            for addr in listening {
                 while tokio::net::TcpStream::connect(addr).await.is_err() {
                     tokio::time::sleep(Duration::from_millis(50)).await;
                 }
             }
         };
-        let dovecot = Dovecot { dir, pop3, imap, conf: conf_path, child };
+        let dovecot = Dovecot { dir, pop3, imap, pop3s, imaps, conf: conf_path, child };
         if tokio::time::timeout(Duration::from_secs(30), up).await.is_err() {
             panic!("dovecot does not listen:\n{}", dovecot.log());
         }

@@ -28,7 +28,7 @@ use std::sync::Arc;
 use tokio::sync::mpsc;
 
 /// Every target, in the order a run goes through them.
-pub static ALL: [&Target; 8] = [&WS_HEAD, &WS_FRAME, &SMTP_COMMAND, &SMTP_REPLY, &POP3, &IMAP, &DHCP, &FRAME];
+pub static ALL: [&Target; 9] = [&WS_HEAD, &WS_FRAME, &SMTP_COMMAND, &SMTP_REPLY, &POP3, &IMAP, &TLS, &DHCP, &FRAME];
 
 /// The target with this name.
 pub fn find(name: &str) -> Option<&'static Target> {
@@ -155,6 +155,32 @@ pub static IMAP: Target = Target {
         b"AUTHENTICATE PLAIN\r\n",
     ],
     run: run_imap,
+};
+
+pub static TLS: Target = Target {
+    name: "tls",
+    about: "TLS 1.3 records both ways (RFC 8446): real handshakes opened with the logged secrets, SMTP inside",
+    stream: true,
+    focus: 1,
+    corpus: tls_corpus,
+    tokens: &[
+        &[0x16, 0x03, 0x01],
+        &[0x16, 0x03, 0x03],
+        &[0x17, 0x03, 0x03],
+        &[0x15, 0x03, 0x03, 0x00, 0x02, 0x02, 0x28],
+        &[0x14, 0x03, 0x03, 0x00, 0x01, 0x01],
+        &[0x40, 0x00],
+        &[0x41, 0x01],
+        &[0xff, 0xff],
+        &[0x00, 0x00],
+        &[0x00, 0x2b, 0x00, 0x02, 0x03, 0x04],
+        &[0x00, 0x33],
+        &[0x13, 0x01],
+        &[0x13, 0x02],
+        &[0x13, 0x03],
+        b"\r\n",
+    ],
+    run: run_tls,
 };
 
 pub static DHCP: Target = Target {
@@ -357,6 +383,14 @@ fn record(
     let (mut total, mut truncated, mut kept) = ([0u128; 2], [false; 2], [Vec::new(), Vec::new()]);
     while let Ok(step) = rx.try_recv() {
         check_step(&step)?;
+        if !step.carried_by.is_empty() {
+            // A message carried inside TLS records: its bytes are theirs, counted with them; the
+            // records it names came before it.
+            ensure(step.carried_by.iter().all(|&c| c < step.seq), || {
+                format!("step {} names carriers {:?} that come after it", step.seq, step.carried_by)
+            })?;
+            continue;
+        }
         let d = usize::from(step.from != "client");
         total[d] += step.len as u128;
         truncated[d] |= step.truncated;
@@ -759,10 +793,46 @@ fn run_smtp_reply(input: &Input) -> Result<(), String> {
     run_replies(&input.stream(1))
 }
 
+// ---- TLS ----------------------------------------------------------------------------------------
+
+fn tls_pair() -> (Box<dyn Decoder>, Box<dyn Decoder>) {
+    protolab::labs::smtp::decoder::decoders(true)
+}
+
+/// Real exchanges between our TLS client and server, in memory: their secrets are in the
+/// process's key log, so the records a mutation leaves intact are opened as in a lab run.
+fn tls_corpus() -> Vec<Input> {
+    protolab::tls::set_ca_dir(std::env::temp_dir().join("protolab-fuzz-ca"));
+    let configs = || (protolab::tls::server_config().unwrap(), protolab::tls::client_config(None).unwrap());
+    let exchange = |client: &[&[u8]], server: &[&[u8]]| {
+        let (s, c) = configs();
+        let wire = protolab::tls::in_memory(s, c, client, server).unwrap();
+        Input::new(wire.into_iter().map(|(d, b)| Chunk::new(d, b)).collect())
+    };
+    let long = [b"Subject: long\r\n\r\n".as_slice(), &b"a line of the text\r\n".repeat(2000), b".\r\n"].concat();
+    vec![
+        exchange(&[], &[b"220 protolab.test ESMTP\r\n"]),
+        exchange(
+            &[b"EHLO client.lab\r\n", b"AUTH PLAIN AGFsaWNlAGxhYg==\r\n"],
+            &[b"220 hi\r\n250-x\r\n250 AUTH PLAIN\r\n"],
+        ),
+        exchange(&[b"DATA\r\n", &long], &[b"354 go ahead\r\n", b"250 OK\r\n"]),
+        Input::new(vec![
+            Chunk::new(0, b"EHLO plain.lab\r\n".as_slice()),
+            Chunk::new(1, [0x15, 0x03, 0x03, 0x00, 0x02, 0x02, 0x32].as_slice()),
+        ]),
+    ]
+}
+
+fn run_tls(input: &Input) -> Result<(), String> {
+    drive(tls_pair(), &[], input)?;
+    record("smtp", tls_pair(), &[], input)
+}
+
 // ---- POP3 ---------------------------------------------------------------------------------------
 
 fn pop3_pair() -> (Box<dyn Decoder>, Box<dyn Decoder>) {
-    protolab::labs::pop3::decoder::decoders()
+    protolab::labs::pop3::decoder::decoders(false)
 }
 
 fn pop3_corpus() -> Vec<Input> {
@@ -834,7 +904,8 @@ fn pop3_session(client: &[u8]) -> Result<(), String> {
         }
         let response = session.line(line);
         read(response.emit(), &mut answers)?;
-        if response.close {
+        // After STLS's +OK the server's socket loop starts TLS: what follows is records.
+        if response.close || session.take_starting_tls() {
             break;
         }
     }
@@ -862,7 +933,7 @@ fn read_back(responses: &mut dyn Decoder, answers: &mut Vec<u8>, bytes: Vec<u8>)
 // ---- IMAP ---------------------------------------------------------------------------------------
 
 fn imap_pair() -> (Box<dyn Decoder>, Box<dyn Decoder>) {
-    protolab::labs::imap::decoder::decoders()
+    protolab::labs::imap::decoder::decoders(false)
 }
 
 fn imap_corpus() -> Vec<Input> {
@@ -959,7 +1030,8 @@ fn imap_session(client: &[u8]) -> Result<(), String> {
         };
         let close = out.close;
         read(out.bytes, &mut answers)?;
-        if close {
+        // After STARTTLS's OK the server's socket loop starts TLS: what follows is records.
+        if close || session.take_starting_tls() {
             break;
         }
     }

@@ -87,7 +87,15 @@ pub struct Connection {
 impl Connection {
     /// Connects over `io` and reads the greeting, which must be an untagged OK.
     pub async fn greeted(io: Stream) -> Result<Connection> {
+        Connection::greeted_over(io, &crate::tls::ClientTls::default()).await
+    }
+
+    /// Connects over `io`, inside TLS from the first byte if `tls` says so, and reads the greeting.
+    pub async fn greeted_over(io: Stream, tls: &crate::tls::ClientTls) -> Result<Connection> {
         let mut conn = Connection { lines: ClientLines::new(io, REPLY_TIMEOUT, MAX_RESPONSES), next: 0 };
+        if tls.mode == crate::tls::Mode::Implicit {
+            conn.lines.start_tls(tls).await?;
+        }
         let greeting = conn.response(term("the connection (the greeting)")).await?;
         if !greeting.starts_with(b"* OK") {
             let text = String::from_utf8_lossy(&greeting).trim_end().to_string();
@@ -198,9 +206,24 @@ impl Connection {
 
 /// Runs the client on `io` as `user`/`password`. `own_server`: our embedded server, where the
 /// client changes flags and files a copy; elsewhere it only looks.
-pub async fn run(io: Stream, user: &str, password: &str, own_server: bool) -> Result<()> {
-    let mut conn = Connection::greeted(io).await?;
-    conn.tour(user, password, own_server).await?;
+/// `tls`: in the clear, STARTTLS first (the capabilities asked again inside), or TLS from the
+/// first byte (port 993).
+pub async fn run(io: Stream, user: &str, password: &str, tls: crate::tls::ClientTls) -> Result<()> {
+    let mut conn = Connection::greeted_over(io, &tls).await?;
+    if tls.mode == crate::tls::Mode::StartTls {
+        let caps = conn.must("CAPABILITY").await?;
+        let offered = caps
+            .untagged
+            .iter()
+            .any(|l| l.split(|&b| b == b' ').any(|w| w.trim_ascii().eq_ignore_ascii_case(b"STARTTLS")));
+        if !offered {
+            let _ = conn.logout().await;
+            return Err(eyre!(en("the server does not offer STARTTLS (its CAPABILITY does not list it)", &[])));
+        }
+        conn.must("STARTTLS").await?;
+        conn.lines.start_tls(&tls).await?;
+    }
+    conn.tour(user, password, tls.ours).await?;
     conn.logout().await
 }
 

@@ -13,6 +13,7 @@ use super::wire::{
 };
 use crate::locale::en;
 use crate::session::Layer;
+use crate::wire::tls::Switch;
 use crate::wire::{Decoded, Decoder, Message, printable};
 use base64::Engine;
 use std::collections::VecDeque;
@@ -34,6 +35,8 @@ struct Dialogue {
     /// The next client line answers a `+`: AUTHENTICATE's SASL response, or DONE ending IDLE.
     continuing: Option<&'static str>,
     greeted: bool,
+    /// Turned on when the server completes STARTTLS with OK: what follows is TLS records.
+    tls: Switch,
 }
 
 type Shared = Arc<Mutex<Dialogue>>;
@@ -42,13 +45,17 @@ fn lock(d: &Shared) -> std::sync::MutexGuard<'_, Dialogue> {
     d.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// Fresh decoders for one connection: (client→server, server→client).
-pub fn decoders() -> (Box<dyn Decoder>, Box<dyn Decoder>) {
-    let dialogue = Shared::default();
-    (
+/// Fresh decoders for one connection: (client→server, server→client). After STARTTLS's OK the
+/// dialogue goes on inside TLS records, opened with the secrets our endpoints logged;
+/// `implicit`: TLS from the first byte (port 993).
+pub fn decoders(implicit: bool) -> (Box<dyn Decoder>, Box<dyn Decoder>) {
+    let switch = if implicit { Switch::on() } else { Switch::default() };
+    let dialogue = Shared::new(Mutex::new(Dialogue { tls: switch.clone(), ..Dialogue::default() }));
+    let imap: (Box<dyn Decoder>, Box<dyn Decoder>) = (
         Box::new(CommandDecoder { dialogue: dialogue.clone(), part: None }),
         Box::new(ResponseDecoder { dialogue, part: None }),
-    )
+    );
+    crate::wire::tls::decoders(imap, switch, crate::tls::secrets())
 }
 
 /// A message of the IMAP layer.
@@ -135,6 +142,10 @@ impl Decoder for CommandDecoder {
             let (decoded, rest) = next_part(part, buf, keep, MAX_COMMAND_LITERAL, "imap.part");
             self.part = rest;
             return decoded;
+        }
+        if lock(&self.dialogue).pending.iter().any(|(_, verb)| *verb == "STARTTLS") {
+            // After STARTTLS, the bytes are TLS records or commands depending on the answer.
+            return Decoded::Incomplete;
         }
         let continuing = lock(&self.dialogue).continuing;
         if let Some(what) = continuing {
@@ -230,6 +241,9 @@ impl CommandDecoder {
                         "the password crosses the wire as it is typed: only TLS (STARTTLS, or port 993) hides it",
                         &[],
                     ));
+                    if lock(&self.dialogue).tls.is_on() {
+                        crate::wire::tls::inside(&mut msg);
+                    }
                 }
             }
             Command::Authenticate { mechanism, initial } => {
@@ -446,12 +460,19 @@ impl ResponseDecoder {
         if verb == "IDLE" || verb == "AUTHENTICATE" {
             lock(&self.dialogue).continuing = None;
         }
+        if verb == "STARTTLS" && status == "OK" {
+            lock(&self.dialogue).tls.turn_on();
+        }
         let mut msg = message(format!("imap.tagged.{status}.{verb}"), bytes)
             .field("IMAP.tag", tag, words[0].clone())
             .field("IMAP.status", status, words[1].clone());
         let code = code(bytes, words[1].end);
         if let Some((code, range)) = &code {
             msg = msg.field("IMAP.code", code.as_str(), range.clone());
+            if code == "PRIVACYREQUIRED" {
+                // Not a wrong password: no login at all before TLS (RFC 9051 §7.1).
+                msg.kind = "imap.tagged.NO.PRIVACYREQUIRED".into();
+            }
         }
         let start = (code.map_or(words[1].end, |(_, r)| r.end) + 1).min(bytes.len() - 2);
         msg.field("IMAP.text", text_after(bytes, start), start..bytes.len() - 2)
@@ -549,7 +570,7 @@ mod tests {
     #[test]
     fn the_example_session_of_rfc_9051() {
         for chunk in [1, 4096] {
-            let (mut c, mut s) = decoders();
+            let (mut c, mut s) = decoders(false);
             let greeting = run(
                 s.as_mut(),
                 b"* OK [CAPABILITY IMAP4rev2 STARTTLS AUTH=GSSAPI] IMAP4rev2 Service Ready\r\n",
@@ -592,7 +613,7 @@ mod tests {
 
     #[test]
     fn idle_updates_literals_that_wait_and_long_responses_in_parts() {
-        let (mut c, mut s) = decoders();
+        let (mut c, mut s) = decoders(false);
         run(s.as_mut(), b"* OK ready\r\n", 4096, 64);
         run(c.as_mut(), b"i IDLE\r\n", 4096, 64);
         let steps = run(s.as_mut(), b"+ idling\r\n* 4 EXISTS\r\n* 1 FETCH (FLAGS (\\Seen))\r\n", 4096, 64);

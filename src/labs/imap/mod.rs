@@ -21,6 +21,23 @@ use crate::wire::Decoder;
 use std::net::SocketAddr;
 use std::time::{Duration, SystemTime};
 
+/// IMAP over TLS from the first byte (`--tls`): port 993, one client's tour on either wire.
+static IMAPS: LabInfo = LabInfo {
+    port: 993,
+    rfcs: "RFC 9051, RFC 8314, RFC 8446",
+    about: "IMAP over TLS from the first byte: the handshake, then LOGIN, SELECT, FETCH, flags, folders",
+    network: crate::net::sim::Topology::pair,
+    ..INFO
+};
+
+/// IMAP with STARTTLS before the login (`--starttls`): one client's tour on either wire.
+static IMAP_STARTTLS: LabInfo = LabInfo {
+    rfcs: "RFC 9051, RFC 8446",
+    about: "IMAP with STARTTLS: LOGINDISABLED in the clear, the handshake, then the tour",
+    network: crate::net::sim::Topology::pair,
+    ..INFO
+};
+
 static INFO: LabInfo = LabInfo {
     name: "imap",
     title: "IMAP",
@@ -37,12 +54,26 @@ static INFO: LabInfo = LabInfo {
 pub struct Imap {
     mailbox: Mailbox,
     idle_timeout: Duration,
+    /// In the clear (STARTTLS offered), STARTTLS before the login, or TLS at once (993).
+    tls: crate::tls::Mode,
+    /// The client trusts the CA certificates in this file (a real server), not the lab CA.
+    cafile: Option<std::path::PathBuf>,
 }
 
 impl Imap {
     /// A lab whose server reads `mailbox` (the SMTP lab's, in the registry).
     pub fn new(mailbox: Mailbox) -> Self {
-        Imap { mailbox, idle_timeout: server::IDLE_TIMEOUT }
+        let (tls, cafile) = crate::tls::story();
+        Imap { mailbox, idle_timeout: server::IDLE_TIMEOUT, tls, cafile }
+    }
+
+    /// The TLS story: STARTTLS before the login (`Mode::StartTls`), or TLS from the first byte
+    /// (`Mode::Implicit`, port 993): one client's tour, on either wire. The client trusts
+    /// `cafile`'s CAs, else the lab CA.
+    pub fn with_tls(mut self, tls: crate::tls::Mode, cafile: Option<std::path::PathBuf>) -> Self {
+        self.tls = tls;
+        self.cafile = cafile;
+        self
     }
 
     /// How long the server waits for a client that says nothing (tests shorten it).
@@ -58,23 +89,33 @@ impl Imap {
 
 impl Lab for Imap {
     fn info(&self) -> &'static LabInfo {
-        &INFO
+        match self.tls {
+            crate::tls::Mode::Plain => &INFO,
+            crate::tls::Mode::StartTls => &IMAP_STARTTLS,
+            crate::tls::Mode::Implicit => &IMAPS,
+        }
     }
 
-    crate::labs::narration!("imap", "smtp");
+    crate::labs::narration!("imap", "smtp", "tls");
 
     fn decoders(&self, _segments: bool) -> (Box<dyn Decoder>, Box<dyn Decoder>) {
-        decoder::decoders()
+        decoder::decoders(self.tls == crate::tls::Mode::Implicit)
     }
 
     fn serve(&self, io: Stream, _peer: SocketAddr) -> LabFuture {
         self.mailbox.welcome(ACCOUNTS[0], SystemTime::now());
-        Box::pin(server::serve(io, self.mailbox.clone(), self.idle_timeout))
+        Box::pin(server::serve(io, self.mailbox.clone(), self.idle_timeout, self.tls))
     }
 
     fn client(&self, io: Stream, ctx: ClientCtx) -> LabFuture {
         let (user, password) = ctx.account.unwrap_or((ACCOUNTS[0].user.into(), ACCOUNTS[0].password.into()));
-        Box::pin(async move { client::run(io, &user, &password, !ctx.remote).await })
+        let tls = crate::tls::ClientTls {
+            mode: self.tls,
+            cafile: self.cafile.clone(),
+            ours: !ctx.remote,
+            target: ctx.target.clone(),
+        };
+        Box::pin(async move { client::run(io, &user, &password, tls).await })
     }
 
     fn busy(&self) -> Option<Vec<u8>> {
@@ -82,6 +123,10 @@ impl Lab for Imap {
     }
 
     fn packets(&self, net: &crate::net::sim::SimNet) -> Option<LabFuture> {
+        // The two-device story is told in the clear; with TLS, one client takes the tour.
+        if self.tls != crate::tls::Mode::Plain {
+            return None;
+        }
         Some(Box::pin(story::run(net.clone(), self.mailbox.clone(), self.idle_timeout)))
     }
 }

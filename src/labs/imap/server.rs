@@ -53,8 +53,8 @@ impl State {
     }
 }
 
-/// What the server says in CAPABILITY and in its greeting.
-pub const CAPABILITIES: &str = "IMAP4rev2 IMAP4rev1 AUTH=PLAIN IDLE MOVE ENABLE";
+/// What the server says in CAPABILITY and in its greeting, besides what TLS changes.
+pub const CAPABILITIES: &str = "IMAP4rev2 IMAP4rev1 IDLE MOVE ENABLE";
 
 /// The folder a client selected, as it last told the client: the UID of each message number,
 /// and the flags it last reported for it.
@@ -106,11 +106,60 @@ pub struct Session {
     waiting: Option<Waiting>,
     /// The client ENABLEd IMAP4rev2: SEARCH answers with ESEARCH.
     rev2: bool,
+    /// The connection is inside TLS (after STARTTLS, or on port 993).
+    tls: bool,
+    /// LOGIN and AUTHENTICATE only inside TLS (the STARTTLS story): LOGINDISABLED before it.
+    tls_required: bool,
+    /// STARTTLS was answered OK: the socket loop starts the handshake next.
+    starting_tls: bool,
 }
 
 impl Session {
     pub fn new(mailbox: Mailbox) -> Session {
-        Session { mailbox, state: State::NotAuthenticated, account: None, selected: None, waiting: None, rev2: false }
+        Session {
+            mailbox,
+            state: State::NotAuthenticated,
+            account: None,
+            selected: None,
+            waiting: None,
+            rev2: false,
+            tls: false,
+            tls_required: false,
+            starting_tls: false,
+        }
+    }
+
+    /// A session on a connection that uses TLS as `mode` says: inside it from the start (993),
+    /// or with STARTTLS required before a login (the STARTTLS story).
+    pub fn with_tls(mut self, mode: crate::tls::Mode) -> Session {
+        self.tls = mode == crate::tls::Mode::Implicit;
+        self.tls_required = mode == crate::tls::Mode::StartTls;
+        self
+    }
+
+    /// Whether STARTTLS was just agreed (once): the socket loop starts the handshake.
+    pub fn take_starting_tls(&mut self) -> bool {
+        std::mem::take(&mut self.starting_tls)
+    }
+
+    /// The TLS handshake finished: still not authenticated; the capabilities change.
+    pub fn tls_started(&mut self) {
+        self.tls = true;
+    }
+
+    /// The capabilities now (RFC 9051 §6.2.1, §7.2.2): STARTTLS only in the clear; a login only
+    /// where a password would be sealed, when TLS is required (LOGINDISABLED before it).
+    pub fn capabilities(&self) -> String {
+        let mut out = CAPABILITIES.to_string();
+        if !self.tls {
+            out.push_str(" STARTTLS");
+        }
+        if self.tls_required && !self.tls {
+            out.push_str(" LOGINDISABLED");
+        } else {
+            out.push_str(" AUTH=PLAIN");
+        }
+        out
     }
 
     pub fn state(&self) -> State {
@@ -129,7 +178,8 @@ impl Session {
 
     pub fn greeting(&self) -> Output {
         let mut out = Output::default();
-        out.line(format!("* OK [CAPABILITY {CAPABILITIES}] protolab IMAP server ready (accounts: bob / lab)"));
+        let caps = self.capabilities();
+        out.line(format!("* OK [CAPABILITY {caps}] protolab IMAP server ready (accounts: bob / lab)"));
         out
     }
 
@@ -185,7 +235,7 @@ impl Session {
         let verb = command.verb();
         match (self.state, command) {
             (_, Command::Capability) => {
-                out.line(format!("* CAPABILITY {CAPABILITIES}"));
+                out.line(format!("* CAPABILITY {}", self.capabilities()));
                 out.line(format!("{tag} OK CAPABILITY completed"));
             }
             (_, Command::Noop) => {
@@ -197,6 +247,20 @@ impl Session {
                 out.line(format!("{tag} OK LOGOUT completed"));
                 self.state = Logout;
                 out.close = true;
+            }
+            (NotAuthenticated, Command::StartTls) if self.tls => {
+                out.line(format!("{tag} BAD TLS is already active"));
+            }
+            (NotAuthenticated, Command::StartTls) => {
+                self.starting_tls = true;
+                out.line(format!("{tag} OK begin TLS negotiation now"));
+            }
+            (NotAuthenticated, Command::Login { .. } | Command::Authenticate { .. })
+                if self.tls_required && !self.tls =>
+            {
+                out.line(format!(
+                    "{tag} NO [PRIVACYREQUIRED] STARTTLS first: a password in the clear can be read on the way"
+                ));
             }
             (NotAuthenticated, Command::Login { user, password }) => self.login(tag, &user, &password, out),
             (NotAuthenticated, Command::Authenticate { mechanism, initial }) => {
@@ -215,6 +279,7 @@ impl Session {
             (_, Command::Login { .. } | Command::Authenticate { .. }) => {
                 out.line(format!("{tag} BAD already logged in"));
             }
+            (_, Command::StartTls) => out.line(format!("{tag} BAD STARTTLS only before logging in")),
             (_, Command::Enable(what)) => {
                 self.rev2 |= what.iter().any(|w| w.eq_ignore_ascii_case("IMAP4rev2"));
                 if self.rev2 {
@@ -315,7 +380,7 @@ impl Session {
             Some(account) => {
                 self.account = Some(*account);
                 self.state = State::Authenticated;
-                out.line(format!("{tag} OK [CAPABILITY {CAPABILITIES}] logged in as {user}"));
+                out.line(format!("{tag} OK [CAPABILITY {}] logged in as {user}", self.capabilities()));
             }
             None => out.line(format!("{tag} NO [AUTHENTICATIONFAILED] wrong user name or password")),
         }
@@ -600,8 +665,17 @@ impl Session {
 /// Serves one client on `io` until LOGOUT (then `Ok`), or until it vanishes or idles (an error
 /// saying which). In IDLE it tells the client of every change to the selected folder as it
 /// happens.
-pub async fn serve(mut io: Stream, mailbox: Mailbox, idle_timeout: Duration) -> Result<()> {
-    let mut session = Session::new(mailbox.clone());
+pub async fn serve(mut io: Stream, mailbox: Mailbox, idle_timeout: Duration, tls: crate::tls::Mode) -> Result<()> {
+    let mut session = Session::new(mailbox.clone()).with_tls(tls);
+    let handshake = async |io: Stream| {
+        let secs = idle_timeout.as_secs();
+        crate::net::timeout(idle_timeout, crate::tls::accept(io))
+            .await
+            .map_err(|_| eyre!(en("the client did not finish the TLS handshake within {secs} s", &[("secs", &secs)])))?
+    };
+    if tls == crate::tls::Mode::Implicit {
+        io = handshake(io).await?;
+    }
     let mut changes = mailbox.changes();
     changes.borrow_and_update();
     let send = async |io: &mut Stream, out: &Output| -> Result<()> {
@@ -690,6 +764,12 @@ pub async fn serve(mut io: Stream, mailbox: Mailbox, idle_timeout: Duration) -> 
             send(&mut io, &out).await?;
             if out.close {
                 return close(io).await;
+            }
+            if session.take_starting_tls() {
+                // Bytes sent ahead of the handshake came in the clear: dropped (RFC 9051 §11.1).
+                buf.clear();
+                io = handshake(io).await?;
+                session.tls_started();
             }
         }
         let state = session.state().name();

@@ -61,8 +61,8 @@ pub async fn run(net: SimNet, mailbox: Mailbox, idle_timeout: Duration) -> Resul
     let mut servers = tokio::task::JoinSet::new();
 
     // The phone: logged in, INBOX selected, waiting in IDLE.
-    let (io, server_io, _) = open(&net, &imap, (PHONE, "phone"), "phone", super::decoder::decoders()).await?;
-    servers.spawn(super::server::serve(server_io, mailbox.clone(), idle_timeout));
+    let (io, server_io, _) = open(&net, &imap, (PHONE, "phone"), "phone", super::decoder::decoders(false)).await?;
+    servers.spawn(super::server::serve(server_io, mailbox.clone(), idle_timeout, crate::tls::Mode::Plain));
     let mut phone = Connection::greeted(io).await?;
     phone.must(&format!("LOGIN {} {}", account.user, account.password)).await?;
     let selected = phone.must("SELECT INBOX").await?;
@@ -89,8 +89,8 @@ pub async fn run(net: SimNet, mailbox: Mailbox, idle_timeout: Duration) -> Resul
     });
 
     // The laptop: the tour, which reads and flags the newest message.
-    let (io, server_io, _) = open(&net, &imap, (LAPTOP, "laptop"), "laptop", super::decoder::decoders()).await?;
-    servers.spawn(super::server::serve(server_io, mailbox.clone(), idle_timeout));
+    let (io, server_io, _) = open(&net, &imap, (LAPTOP, "laptop"), "laptop", super::decoder::decoders(false)).await?;
+    servers.spawn(super::server::serve(server_io, mailbox.clone(), idle_timeout, crate::tls::Mode::Plain));
     net.set_state(LAPTOP, en("reads INBOX", &[]));
     let mut laptop = Connection::greeted(io).await?;
     laptop.tour(account.user, account.password, true).await?;
@@ -100,7 +100,7 @@ pub async fn run(net: SimNet, mailbox: Mailbox, idle_timeout: Duration) -> Resul
         open(&net, &smtp, (LAPTOP, "laptop"), "smtp", crate::labs::smtp::decoder::decoders(false)).await?;
     let config = Arc::new(crate::labs::smtp::Config::default());
     servers.spawn(crate::labs::smtp::server::serve(server_io, peer, config, mailbox.clone()));
-    crate::labs::smtp::client::run(io, "server", Default::default()).await.wrap_err("SMTP")?;
+    crate::labs::smtp::client::run(io, Default::default()).await.wrap_err("SMTP")?;
     net.set_state(LAPTOP, en("logs out", &[]));
     laptop.logout().await?;
 

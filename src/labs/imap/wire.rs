@@ -256,6 +256,8 @@ pub enum StoreMode {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Command {
     Capability,
+    /// STARTTLS (RFC 9051 §6.2.1): TLS on this connection, before logging in.
+    StartTls,
     Noop,
     Logout,
     Enable(Vec<String>),
@@ -314,6 +316,7 @@ impl Command {
     pub fn verb(&self) -> &'static str {
         match self {
             Command::Capability => "CAPABILITY",
+            Command::StartTls => "STARTTLS",
             Command::Noop => "NOOP",
             Command::Logout => "LOGOUT",
             Command::Enable(_) => "ENABLE",
@@ -409,6 +412,7 @@ fn command(verb: &str, args: &[Item], uid: bool) -> Result<Command, CommandError
     }
     Ok(match (verb, args.len()) {
         ("CAPABILITY", 0) => Command::Capability,
+        ("STARTTLS", 0) => Command::StartTls,
         ("NOOP", 0) => Command::Noop,
         ("LOGOUT", 0) => Command::Logout,
         ("IDLE", 0) => Command::Idle,

@@ -89,8 +89,13 @@ impl Connection {
 /// Runs the client on `io` as `login`. `own_server`: our embedded server, where a wrong
 /// password is tried first and the newest message is really deleted. `Ok` once QUIT was
 /// answered and the connection closed.
-pub async fn run(io: Stream, login: Login, own_server: bool) -> Result<()> {
+/// `tls`: in the clear, STLS after CAPA (RFC 2595), or TLS from the first byte (port 995).
+pub async fn run(io: Stream, login: Login, tls: crate::tls::ClientTls) -> Result<()> {
+    let own_server = tls.ours;
     let mut conn = Connection { lines: ClientLines::new(io, REPLY_TIMEOUT, MAX_RESPONSE) };
+    if tls.mode == crate::tls::Mode::Implicit {
+        conn.lines.start_tls(&tls).await?;
+    }
     let what = term("the connection (the greeting)");
     let greeting = conn.lines.read(what, |buf| answer(buf, false)).await?;
     if !greeting.ok {
@@ -98,7 +103,21 @@ pub async fn run(io: Stream, login: Login, own_server: bool) -> Result<()> {
         return Err(eyre!(en("the server's greeting is -ERR {text}", &[("text", &greeting.text)])));
     }
     // RFC 2449: CAPA lists what the server offers; a server from before it answers -ERR.
-    conn.command("CAPA", true).await?;
+    let capa = conn.command("CAPA", true).await?;
+    if tls.mode == crate::tls::Mode::StartTls {
+        let body = capa.body.as_deref().unwrap_or_default();
+        if !capa.ok || !body.split(|&b| b == b'\n').any(|l| l.trim_ascii().eq_ignore_ascii_case(b"STLS")) {
+            let _ = conn.command("QUIT", false).await;
+            return Err(eyre!(en("the server does not offer STLS (its CAPA does not list it)", &[])));
+        }
+        let stls = conn.command("STLS", false).await?;
+        if !stls.ok {
+            return Err(conn.refused("STLS", &stls).await);
+        }
+        conn.lines.start_tls(&tls).await?;
+        // RFC 2595 §4: what the server offers may change inside TLS; ask again.
+        conn.command("CAPA", true).await?;
+    }
     if own_server {
         conn.command(&format!("USER {}", login.user), false).await?;
         let wrong = conn.command(&format!("PASS {WRONG_PASSWORD}"), false).await?;

@@ -10,6 +10,7 @@ use super::server::State;
 use super::wire::{Command, MAX_COMMAND_LINE, MAX_STATUS_LINE, Status, TERMINATOR, multi_line_end, unstuff};
 use crate::locale::en;
 use crate::session::Layer;
+use crate::wire::tls::Switch;
 use crate::wire::{Decoded, Decoder, Message, crlf_line, printable};
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
@@ -31,8 +32,8 @@ struct Dialogue {
     awaiting: VecDeque<Option<Command>>,
     /// The greeting has come.
     greeted: bool,
-    /// STLS was accepted: what follows is TLS, not POP3 text.
-    tls: bool,
+    /// Turned on when the server accepts STLS: what follows is TLS records.
+    tls: Switch,
     /// The session's state as the answers so far left it (RFC 1939 §3).
     state: State,
     /// Messages DELE marked (and RSET did not unmark): what QUIT will delete.
@@ -45,13 +46,17 @@ fn lock(d: &Shared) -> std::sync::MutexGuard<'_, Dialogue> {
     d.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// Fresh decoders for one connection: (client→server, server→client).
-pub fn decoders() -> (Box<dyn Decoder>, Box<dyn Decoder>) {
-    let dialogue = Shared::default();
-    (
+/// Fresh decoders for one connection: (client→server, server→client). After `+OK` to STLS the
+/// dialogue goes on inside TLS records, opened with the secrets our endpoints logged;
+/// `implicit`: TLS from the first byte (port 995).
+pub fn decoders(implicit: bool) -> (Box<dyn Decoder>, Box<dyn Decoder>) {
+    let switch = if implicit { Switch::on() } else { Switch::default() };
+    let dialogue = Shared::new(Mutex::new(Dialogue { tls: switch.clone(), ..Dialogue::default() }));
+    let pop3: (Box<dyn Decoder>, Box<dyn Decoder>) = (
         Box::new(CommandDecoder { dialogue: dialogue.clone(), skipping: false }),
         Box::new(ResponseDecoder { dialogue, part: None }),
-    )
+    );
+    crate::wire::tls::decoders(pop3, switch, crate::tls::secrets())
 }
 
 /// Client→server: command lines.
@@ -66,8 +71,9 @@ impl Decoder for CommandDecoder {
         if buf.is_empty() {
             return Decoded::Incomplete;
         }
-        if lock(&self.dialogue).tls {
-            return tls(buf);
+        if lock(&self.dialogue).awaiting.iter().any(|c| matches!(c, Some(Command::Stls))) {
+            // After STLS, the bytes are TLS records or commands depending on the answer.
+            return Decoded::Incomplete;
         }
         // The server takes a line at its LF: so does this.
         let Some(lf) = buf.iter().position(|&b| b == b'\n') else {
@@ -101,7 +107,10 @@ impl Decoder for CommandDecoder {
         let state = lock(&self.dialogue).state;
         let msg = match Command::parse(line, n) {
             Ok(command) => {
-                let msg = command_message(&command, line, summary).field("POP3.state", state.name(), 0..0);
+                let mut msg = command_message(&command, line, summary).field("POP3.state", state.name(), 0..0);
+                if matches!(command, Command::Pass(_)) && lock(&self.dialogue).tls.is_on() {
+                    crate::wire::tls::inside(&mut msg);
+                }
                 lock(&self.dialogue).expect(Some(command));
                 msg
             }
@@ -122,12 +131,6 @@ impl Dialogue {
             self.awaiting.pop_front();
         }
     }
-}
-
-/// Bytes after STLS was accepted: TLS records, which this decoder does not read.
-fn tls(buf: &[u8]) -> Decoded {
-    let summary = format!("{} bytes of TLS (STLS was accepted)", buf.len());
-    Decoded::Message { msg: Message::new(Layer::Application, PROTO, "pop3.tls", summary), len: buf.len() }
 }
 
 /// The words of a line and where each lies in it.
@@ -189,9 +192,6 @@ impl Decoder for ResponseDecoder {
     fn decode(&mut self, buf: &[u8], keep: usize) -> Decoded {
         if buf.is_empty() {
             return Decoded::Incomplete;
-        }
-        if lock(&self.dialogue).tls {
-            return tls(buf);
         }
         if let Some((command, parts)) = self.part.take() {
             return self.rest(buf, keep, command, parts);
@@ -280,7 +280,7 @@ impl Decoder for ResponseDecoder {
             };
         }
         if answers.as_ref().is_some_and(|c| status.ok && matches!(c, Command::Stls)) {
-            lock(&self.dialogue).tls = true;
+            lock(&self.dialogue).tls.turn_on();
         }
         answered(&self.dialogue);
         Decoded::Message { msg, len: n }
@@ -396,7 +396,7 @@ mod tests {
 -ERR no such message\r\n\
 +OK dewey POP3 server signing off (maildrop empty)\r\n";
         for chunk in [1, 4096] {
-            let (mut c, mut s) = decoders();
+            let (mut c, mut s) = decoders(false);
             // The greeting comes before any command.
             let g = server.windows(2).position(|w| w == b"\r\n").unwrap() + 2;
             let greeting = run(s.as_mut(), &server[..g], chunk, 65536);
@@ -450,7 +450,7 @@ mod tests {
 
     #[test]
     fn a_long_message_comes_in_parts_and_bad_lines_are_malformed_steps() {
-        let (mut c, mut s) = decoders();
+        let (mut c, mut s) = decoders(false);
         run(s.as_mut(), b"+OK ready\r\n", 4096, 64);
         run(c.as_mut(), b"RETR 1\r\n", 4096, 64);
         let mut body = b"+OK\r\n".to_vec();

@@ -19,6 +19,14 @@ use crate::wire::Decoder;
 use std::net::SocketAddr;
 use std::time::{Duration, SystemTime};
 
+/// POP3 over TLS from the first byte (`--tls`): port 995.
+static POP3S: LabInfo = LabInfo {
+    port: 995,
+    rfcs: "RFC 1939, RFC 2449, RFC 8314, RFC 8446",
+    about: "POP3 over TLS from the first byte: the handshake, then USER/PASS, STAT, RETR, DELE, QUIT",
+    ..INFO
+};
+
 static INFO: LabInfo = LabInfo {
     name: "pop3",
     title: "POP3",
@@ -35,12 +43,25 @@ static INFO: LabInfo = LabInfo {
 pub struct Pop3 {
     mailbox: Mailbox,
     idle_timeout: Duration,
+    /// In the clear (STLS offered), STLS before the login, or TLS from the first byte (995).
+    tls: crate::tls::Mode,
+    /// The client trusts the CA certificates in this file (a real server), not the lab CA.
+    cafile: Option<std::path::PathBuf>,
 }
 
 impl Pop3 {
     /// A lab whose server reads `mailbox` (the SMTP lab's, in the registry).
     pub fn new(mailbox: Mailbox) -> Self {
-        Pop3 { mailbox, idle_timeout: server::IDLE_TIMEOUT }
+        let (tls, cafile) = crate::tls::story();
+        Pop3 { mailbox, idle_timeout: server::IDLE_TIMEOUT, tls, cafile }
+    }
+
+    /// The TLS story: STLS before the login (`Mode::StartTls`), or TLS from the first byte
+    /// (`Mode::Implicit`, port 995); the client trusts `cafile`'s CAs, else the lab CA.
+    pub fn with_tls(mut self, tls: crate::tls::Mode, cafile: Option<std::path::PathBuf>) -> Self {
+        self.tls = tls;
+        self.cafile = cafile;
+        self
     }
 
     /// How long the server waits for a command (tests shorten it).
@@ -56,18 +77,18 @@ impl Pop3 {
 
 impl Lab for Pop3 {
     fn info(&self) -> &'static LabInfo {
-        &INFO
+        if self.tls == crate::tls::Mode::Implicit { &POP3S } else { &INFO }
     }
 
-    crate::labs::narration!("pop3");
+    crate::labs::narration!("pop3", "tls");
 
     fn decoders(&self, _segments: bool) -> (Box<dyn Decoder>, Box<dyn Decoder>) {
-        decoder::decoders()
+        decoder::decoders(self.tls == crate::tls::Mode::Implicit)
     }
 
     fn serve(&self, io: Stream, _peer: SocketAddr) -> LabFuture {
         self.mailbox.welcome(ACCOUNTS[0], SystemTime::now());
-        Box::pin(server::serve(io, self.mailbox.clone(), self.idle_timeout))
+        Box::pin(server::serve(io, self.mailbox.clone(), self.idle_timeout, self.tls))
     }
 
     fn client(&self, io: Stream, ctx: ClientCtx) -> LabFuture {
@@ -75,7 +96,13 @@ impl Lab for Pop3 {
             Some((user, password)) => client::Login { user, password },
             None => client::Login::lab(),
         };
-        Box::pin(client::run(io, login, !ctx.remote))
+        let tls = crate::tls::ClientTls {
+            mode: self.tls,
+            cafile: self.cafile.clone(),
+            ours: !ctx.remote,
+            target: ctx.target.clone(),
+        };
+        Box::pin(client::run(io, login, tls))
     }
 
     fn busy(&self) -> Option<Vec<u8>> {

@@ -95,11 +95,43 @@ pub struct Session {
     user: Option<Account>,
     /// The maildrop as PASS locked it (message numbers count from 1).
     drop: Vec<Entry>,
+    /// The connection is inside TLS (after STLS, or on port 995).
+    tls: bool,
+    /// USER and PASS only inside TLS (the STLS story).
+    tls_required: bool,
+    /// STLS was answered +OK: the socket loop starts the handshake next.
+    starting_tls: bool,
 }
 
 impl Session {
     pub fn new(mailbox: Mailbox) -> Session {
-        Session { mailbox, state: State::Authorization, user: None, drop: Vec::new() }
+        Session {
+            mailbox,
+            state: State::Authorization,
+            user: None,
+            drop: Vec::new(),
+            tls: false,
+            tls_required: false,
+            starting_tls: false,
+        }
+    }
+
+    /// A session on a connection that uses TLS as `mode` says: inside it from the start (995),
+    /// or with STLS required before USER and PASS (the STLS story).
+    pub fn with_tls(mut self, mode: crate::tls::Mode) -> Session {
+        self.tls = mode == crate::tls::Mode::Implicit;
+        self.tls_required = mode == crate::tls::Mode::StartTls;
+        self
+    }
+
+    /// Whether STLS was just agreed (once): the socket loop starts the handshake.
+    pub fn take_starting_tls(&mut self) -> bool {
+        std::mem::take(&mut self.starting_tls)
+    }
+
+    /// The TLS handshake after STLS finished: still AUTHORIZATION (RFC 2595 §4).
+    pub fn tls_started(&mut self) {
+        self.tls = true;
     }
 
     pub fn state(&self) -> State {
@@ -126,8 +158,15 @@ impl Session {
             Err(e) => return Response::err(e.to_string()),
         };
         match (self.state, command) {
-            (_, Command::Capa) => Response::ok("capabilities follow")
-                .with_body(b"USER\r\nTOP\r\nUIDL\r\nRESP-CODES\r\nIMPLEMENTATION protolab\r\n"),
+            (_, Command::Capa) => {
+                // STLS only in the clear, and only before logging in (RFC 2595 §4).
+                let stls = if self.tls || self.state != State::Authorization { "" } else { "STLS\r\n" };
+                let body = format!("USER\r\n{stls}TOP\r\nUIDL\r\nRESP-CODES\r\nIMPLEMENTATION protolab\r\n");
+                Response::ok("capabilities follow").with_body(body.as_bytes())
+            }
+            (State::Authorization, Command::User(_) | Command::Pass(_)) if self.tls_required && !self.tls => {
+                Response::err("[AUTH] STLS first: a password in the clear can be read on the way")
+            }
             (_, Command::Noop) if self.state == State::Transaction => Response::ok(""),
             (State::Authorization, Command::User(name)) => match ACCOUNTS.iter().find(|a| a.user == name) {
                 Some(account) => {
@@ -143,7 +182,11 @@ impl Session {
             (State::Authorization, Command::Quit) => {
                 Response { close: true, ..Response::ok("protolab POP3 server signing off") }
             }
-            (State::Authorization, Command::Stls) => Response::err("STLS is not offered on this port yet"),
+            (State::Authorization, Command::Stls) if self.tls => Response::err("TLS is already active"),
+            (State::Authorization, Command::Stls) => {
+                self.starting_tls = true;
+                Response::ok("begin TLS negotiation")
+            }
             (State::Authorization, other) => {
                 Response::err(format!("{} only after logging in (USER, then PASS)", other.verb()))
             }
@@ -257,9 +300,12 @@ impl Session {
 
 /// Serves one client on `io` until QUIT (then `Ok`), or until it vanishes or idles (an error
 /// saying which; either way nothing is deleted, as RFC 1939 §6 wants).
-pub async fn serve(io: Stream, mailbox: Mailbox, idle_timeout: Duration) -> Result<()> {
-    let mut session = Session::new(mailbox);
+pub async fn serve(io: Stream, mailbox: Mailbox, idle_timeout: Duration, tls: crate::tls::Mode) -> Result<()> {
+    let mut session = Session::new(mailbox).with_tls(tls);
     let mut conn = ServerLines::new(io, idle_timeout);
+    if tls == crate::tls::Mode::Implicit {
+        conn.start_tls().await?;
+    }
     conn.send(&session.greeting().emit()).await?;
     loop {
         let state = session.state().name();
@@ -291,6 +337,10 @@ pub async fn serve(io: Stream, mailbox: Mailbox, idle_timeout: Duration) -> Resu
         conn.send(&response.emit()).await?;
         if response.close {
             return conn.close().await;
+        }
+        if session.take_starting_tls() {
+            conn.start_tls().await?;
+            session.tls_started();
         }
     }
 }

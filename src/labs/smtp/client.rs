@@ -150,32 +150,29 @@ impl Connection {
 /// How the client talks to its server.
 #[derive(Debug, Clone, Default)]
 pub struct Options {
-    /// The server is our own embedded one (the lab's CA and name; it may be shown a refusal).
-    pub ours: bool,
-    /// In the clear, STARTTLS (submission, 587), or TLS from the first byte (465).
-    pub tls: crate::tls::Mode,
-    /// Trust the CA certificates in this file instead of the lab CA (a real server).
-    pub cafile: Option<std::path::PathBuf>,
+    /// In the clear, STARTTLS (submission, 587), or TLS from the first byte (465); whether the
+    /// server is our own (it may be shown a refusal).
+    pub tls: crate::tls::ClientTls,
     /// Log in with AUTH PLAIN as this account once inside TLS (our server: alice's).
     pub account: Option<(String, String)>,
 }
 
-/// Runs the client scenario on `io` against `target`. `Ok` once the message was accepted and
+/// Runs the client scenario on `io`. `Ok` once the message was accepted and
 /// the session closed. Against our own server, it first tries a recipient elsewhere, which the
 /// server refuses (a relay attempt), and on submission a MAIL before STARTTLS (530).
-pub async fn run(io: Stream, target: &str, options: Options) -> Result<()> {
+pub async fn run(io: Stream, options: Options) -> Result<()> {
     let mut conn = Connection { lines: ClientLines::new(io, REPLY_TIMEOUT, MAX_REPLY) };
-    let server_name = || crate::tls::server_name(target, options.ours);
-    if options.tls == crate::tls::Mode::Implicit {
-        conn.lines.start_tls(server_name()?, options.cafile.as_deref()).await?;
+    let tls = &options.tls;
+    if tls.mode == crate::tls::Mode::Implicit {
+        conn.lines.start_tls(tls).await?;
     }
     let greeting = conn.reply(term("the connection (the greeting)")).await?;
     if greeting.code != ReplyCode::SERVICE_READY {
         return Err(conn.refused(term("the connection"), &greeting).await);
     }
     let mut extensions = conn.hello().await?;
-    if options.tls == crate::tls::Mode::StartTls {
-        if options.ours {
+    if tls.mode == crate::tls::Mode::StartTls {
+        if tls.ours {
             // Submission asks for TLS before anything else: a MAIL in the clear is refused.
             let reply = conn.command(&format!("MAIL FROM:<{SENDER}>")).await?;
             if reply.code.is_positive_completion() {
@@ -191,7 +188,7 @@ pub async fn run(io: Stream, target: &str, options: Options) -> Result<()> {
         if reply.code != ReplyCode::SERVICE_READY {
             return Err(conn.refused("STARTTLS", &reply).await);
         }
-        conn.lines.start_tls(server_name()?, options.cafile.as_deref()).await?;
+        conn.lines.start_tls(tls).await?;
         // RFC 3207 §4.2: everything learned in the clear is forgotten; say EHLO again.
         extensions = conn.hello().await?;
     }
@@ -207,7 +204,7 @@ pub async fn run(io: Stream, target: &str, options: Options) -> Result<()> {
             return Err(conn.refused("AUTH", &reply).await);
         }
     }
-    let refused_recipient = options.ours;
+    let refused_recipient = tls.ours;
 
     let letter = Letter::new(SystemTime::now());
     let text = letter.text();

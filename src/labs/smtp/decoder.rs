@@ -128,10 +128,18 @@ impl CommandDecoder {
         let msg = match Command::parse_line(&buf[..len]) {
             Ok(cmd) => {
                 let verb = cmd.verb();
-                lock(&self.dialogue).expect(Awaiting::Command(verb.clone()));
+                let tls = {
+                    let mut d = lock(&self.dialogue);
+                    d.expect(Awaiting::Command(verb.clone()));
+                    d.tls.is_on()
+                };
                 // parse_line succeeded, so the line is UTF-8 text.
                 let text = std::str::from_utf8(body).unwrap_or_default();
-                command_message(text, cmd, summary)
+                let mut msg = command_message(text, cmd, summary);
+                if tls && verb == "AUTH" {
+                    crate::wire::tls::inside(&mut msg);
+                }
+                msg
             }
             Err(e) => {
                 let verb = e.verb().map(str::to_string).unwrap_or_else(|| "?".into());
@@ -158,6 +166,9 @@ impl CommandDecoder {
             return Decoded::Message { msg, len };
         }
         msg = sasl_field(msg, body, 0..body.len());
+        if lock(&self.dialogue).tls.is_on() {
+            crate::wire::tls::inside(&mut msg);
+        }
         Decoded::Message { msg, len }
     }
 

@@ -126,6 +126,8 @@ struct Store {
     /// Messages ever delivered: the next queue id.
     delivered: u64,
     folders: std::collections::BTreeMap<String, Numbering>,
+    /// Messages kept at most; the oldest go first.
+    capacity: usize,
 }
 
 /// A bounded, shared, in-memory mailbox with folders. Cheap to clone: clones share the same
@@ -141,15 +143,27 @@ impl Default for Mailbox {
         let mut folders = std::collections::BTreeMap::new();
         folders.insert(INBOX.to_string(), Numbering { uid_validity: 1, next_uid: 1 });
         Mailbox {
-            store: Arc::new(Mutex::new(Store { kept: VecDeque::new(), delivered: 0, folders })),
+            store: Arc::new(Mutex::new(Store {
+                kept: VecDeque::new(),
+                delivered: 0,
+                folders,
+                capacity: Self::CAPACITY,
+            })),
             version: Arc::new(tokio::sync::watch::Sender::new(0)),
         }
     }
 }
 
 impl Mailbox {
-    /// Messages kept in all folders; the oldest go first.
+    /// Messages kept in all folders unless told otherwise; the oldest go first.
     pub const CAPACITY: usize = 100;
+
+    /// An empty mailbox that keeps up to `capacity` messages (a benchmark's 10 000).
+    pub fn with_capacity(capacity: usize) -> Self {
+        let mailbox = Mailbox::default();
+        mailbox.lock().capacity = capacity.max(1);
+        mailbox
+    }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Store> {
         self.store.lock().unwrap_or_else(|e| e.into_inner())
@@ -172,7 +186,7 @@ impl Mailbox {
         format!("{:08X}", store.delivered)
     }
 
-    /// Keeps a message in INBOX, dropping the oldest past [`Mailbox::CAPACITY`].
+    /// Keeps a message in INBOX, dropping the oldest past the capacity ([`Mailbox::CAPACITY`]).
     pub fn deliver(&self, mail: Mail) {
         self.keep(mail, INBOX, 0);
         self.changed();
@@ -184,7 +198,7 @@ impl Mailbox {
         let uid = numbering.next_uid;
         numbering.next_uid += 1;
         store.kept.push_back(Kept { mail, folder: folder.to_string(), uid, flags });
-        while store.kept.len() > Self::CAPACITY {
+        while store.kept.len() > store.capacity {
             store.kept.pop_front();
         }
         Some(uid)

@@ -50,18 +50,9 @@ static SUBMISSIONS: LabInfo = LabInfo {
     ..INFO
 };
 
-/// The TLS story this process's SMTP lab tells (`--starttls`, `--tls`), set once from the
-/// command line before the labs are made.
-static TLS: std::sync::OnceLock<(crate::tls::Mode, Option<std::path::PathBuf>)> = std::sync::OnceLock::new();
-
-/// Sets the TLS story of the SMTP lab [`crate::labs::registry`] makes; the first call wins.
-pub fn set_tls(mode: crate::tls::Mode, cafile: Option<std::path::PathBuf>) {
-    let _ = TLS.set((mode, cafile));
-}
-
 /// The SMTP lab the registry holds: the story the command line chose.
 pub fn configured() -> Smtp {
-    let (mode, cafile) = TLS.get().cloned().unwrap_or_default();
+    let (mode, cafile) = crate::tls::story();
     Smtp::default().with_tls(mode, cafile)
 }
 
@@ -142,8 +133,14 @@ impl Lab for Smtp {
             }
             _ => None,
         };
-        let options = client::Options { ours: !ctx.remote, tls: self.tls, cafile: self.cafile.clone(), account };
-        Box::pin(async move { client::run(io, &ctx.target, options).await })
+        let tls = crate::tls::ClientTls {
+            mode: self.tls,
+            cafile: self.cafile.clone(),
+            ours: !ctx.remote,
+            target: ctx.target.clone(),
+        };
+        let options = client::Options { tls, account };
+        Box::pin(client::run(io, options))
     }
 
     fn busy(&self) -> Option<Vec<u8>> {

@@ -1,13 +1,17 @@
-//! SMTP with TLS end to end over real sockets: the submission story (a MAIL refused in the clear,
-//! STARTTLS, the TLS handshake, EHLO again, AUTH PLAIN) and TLS from the first byte, on both
-//! wires; the records named and opened, each SMTP step naming the record that carried it;
-//! Python's smtplib and curl against `serve smtp` trusting the lab CA that `protolab ca` prints;
-//! tshark opening the run's pcap with its `--keylog`; a plaintext client on a TLS port, TLS on a
-//! plaintext port, and a client that stops mid-handshake.
+//! Mail over TLS end to end over real sockets. SMTP: the submission story (a MAIL refused in the
+//! clear, STARTTLS, the TLS handshake, EHLO again, AUTH PLAIN) and TLS from the first byte;
+//! POP3 with STLS and on its TLS port, IMAP with STARTTLS (LOGINDISABLED before it) and on its TLS
+//! port; on both wires, the records named and opened, each mail step naming the record that
+//! carried it. Python's smtplib, poplib and imaplib and curl against `serve` trusting the lab CA
+//! that `protolab ca` prints; our clients against Dovecot with TLS; tshark opening the run's pcap
+//! with its `--keylog`; a plaintext client on a TLS port, TLS on a plaintext port, and a client
+//! that stops mid-handshake.
 
 use protolab::labs::Lab;
+use protolab::labs::imap::Imap;
+use protolab::labs::pop3::Pop3;
 use protolab::labs::run::{RunOptions, exchange};
-use protolab::labs::smtp::Smtp;
+use protolab::labs::smtp::{Mailbox, Smtp};
 use protolab::net::Wire;
 use protolab::session::{Layer, Step, StepSink};
 use protolab::tls::Mode;
@@ -17,6 +21,8 @@ use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 use tokio::process::Command;
+
+mod dovecot;
 
 const LIMIT: Duration = Duration::from_secs(30);
 
@@ -29,17 +35,21 @@ fn ca_dir() -> std::path::PathBuf {
 }
 
 async fn run(mode: Mode, wire: Wire) -> Vec<Step> {
+    run_lab(Arc::new(Smtp::default().with_tls(mode, None)), RunOptions::free(wire)).await
+}
+
+async fn run_lab(lab: Arc<dyn Lab>, opts: RunOptions) -> Vec<Step> {
     ca_dir();
-    let lab: Arc<dyn Lab> = Arc::new(Smtp::default().with_tls(mode, None));
+    let (wire, mode) = (opts.wire, lab.info().port);
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-    let result = tokio::time::timeout(LIMIT, exchange(lab, RunOptions::free(wire), StepSink::new("smtp", tx)))
+    let result = tokio::time::timeout(LIMIT, exchange(lab, opts, StepSink::new("mail", tx)))
         .await
         .expect("the exchange finished in time");
     let mut steps = Vec::new();
     while let Ok(step) = rx.try_recv() {
         steps.push(step);
     }
-    result.unwrap_or_else(|e| panic!("{wire:?} {mode:?}: {e:#}\n{}", kinds(&steps).join("\n")));
+    result.unwrap_or_else(|e| panic!("{wire:?} port {mode}: {e:#}\n{}", kinds(&steps).join("\n")));
     steps
 }
 
@@ -72,7 +82,7 @@ async fn submission_refuses_mail_in_the_clear_then_starts_tls_and_logs_in_inside
             "< tls.sealed.encrypted_extensions",
             "> tls.sealed.finished",
             "> smtp.command.EHLO",
-            "> smtp.command.AUTH",
+            "> smtp.command.AUTH.tls",
             "< smtp.reply.235.AUTH",
             "> smtp.data",
             "< smtp.reply.221.QUIT",
@@ -93,7 +103,7 @@ async fn submission_refuses_mail_in_the_clear_then_starts_tls_and_logs_in_inside
         };
         assert!(offers(ehlos[0], "STARTTLS") && !offers(ehlos[0], "AUTH"), "in the clear: STARTTLS, no AUTH");
         assert!(!offers(ehlos[1], "STARTTLS") && offers(ehlos[1], "AUTH PLAIN"), "inside TLS: AUTH, no STARTTLS");
-        let auth = steps.iter().find(|s| s.kind == "smtp.command.AUTH").unwrap();
+        let auth = steps.iter().find(|s| s.kind == "smtp.command.AUTH.tls").unwrap();
         assert_eq!(auth.value("SMTP.sasl").as_deref(), Some("\\0alice\\0lab"));
         // Every SMTP step after the 220 names the TLS record that carried it, the step just
         // before it that went the same way; the records name the TCP segments on the sim wire.
@@ -153,8 +163,13 @@ async fn ca_file(data: &std::path::Path) -> std::path::PathBuf {
 
 /// `serve smtp` with `args`: the child, its address, and its stdout.
 async fn serve(data: &std::path::Path, args: &[&str]) -> (tokio::process::Child, String) {
+    serve_lab(data, "smtp", args).await
+}
+
+/// `serve LAB` with `args`.
+async fn serve_lab(data: &std::path::Path, lab: &str, args: &[&str]) -> (tokio::process::Child, String) {
     let mut child = protolab(data)
-        .args(["serve", "smtp", "--format", "jsonl"])
+        .args(["serve", lab, "--format", "jsonl"])
         .args(args)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -348,4 +363,187 @@ async fn our_client_against_a_server_in_another_process_opens_what_it_can_only_w
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("TLS handshake with the server: invalid peer certificate"), "{err}");
     child.kill().await.unwrap();
+}
+
+/// Checks `want` come in this order among the TLS and mail steps.
+fn in_order(k: &[String], want: &[&str]) {
+    let mut at = 0;
+    for w in want {
+        let found =
+            k[at..].iter().position(|x| x == w).unwrap_or_else(|| panic!("no {w} after {at} in\n{}", k.join("\n")));
+        at += found + 1;
+    }
+}
+
+/// Every mail step inside TLS names one record, the step just before it that went its way.
+fn carried_by_records(steps: &[Step], from: usize) {
+    for s in steps.iter().filter(|s| s.seq as usize > from && s.layer == Layer::Application) {
+        let record =
+            steps.iter().find(|r| Some(&r.seq) == s.carried_by.first()).unwrap_or_else(|| panic!("{}", s.summary));
+        assert_eq!(
+            (record.kind.as_str(), record.from.as_str()),
+            ("tls.application_data", s.from.as_str()),
+            "{}",
+            s.summary
+        );
+    }
+}
+
+#[tokio::test]
+async fn pop3_with_stls_and_on_its_tls_port_on_both_wires() {
+    for wire in [Wire::Host, Wire::Sim] {
+        let lab = |mode| Arc::new(Pop3::new(Mailbox::default()).with_tls(mode, None));
+        let steps = run_lab(lab(Mode::StartTls), RunOptions::free(wire)).await;
+        let k = kinds(&steps);
+        in_order(
+            &k,
+            &[
+                "< pop3.greeting",
+                "> pop3.command.CAPA",
+                "> pop3.command.STLS",
+                "< pop3.ok.STLS",
+                "> tls.client_hello",
+                "< tls.sealed.encrypted_extensions",
+                "> tls.sealed.finished",
+                "> pop3.command.CAPA",
+                "> pop3.command.PASS.tls",
+                "< pop3.ok.RETR",
+                "< pop3.ok.QUIT.update",
+                "< tls.alert.close_notify",
+            ],
+        );
+        let capas: Vec<&Step> = steps.iter().filter(|s| s.kind == "pop3.ok.CAPA").collect();
+        let stls = |s: &Step| String::from_utf8_lossy(&s.bytes).contains("STLS\r\n");
+        assert!(stls(capas[0]) && !stls(capas[1]), "STLS offered in the clear only");
+        let ok = steps.iter().find(|s| s.kind == "pop3.ok.STLS").unwrap();
+        carried_by_records(&steps, ok.seq as usize);
+        let steps = run_lab(lab(Mode::Implicit), RunOptions::free(wire)).await;
+        let k = kinds(&steps);
+        assert_eq!(k[0], "> tls.client_hello", "{k:?}");
+        in_order(&k, &["< tls.application_data", "< pop3.greeting", "> pop3.command.USER"]);
+        carried_by_records(&steps, 0);
+    }
+}
+
+#[tokio::test]
+async fn imap_with_starttls_and_on_its_tls_port_on_both_wires() {
+    for wire in [Wire::Host, Wire::Sim] {
+        let lab = |mode| Arc::new(Imap::new(Mailbox::default()).with_tls(mode, None));
+        let steps = run_lab(lab(Mode::StartTls), RunOptions::free(wire)).await;
+        let k = kinds(&steps);
+        in_order(
+            &k,
+            &[
+                "< imap.greeting",
+                "> imap.command.STARTTLS",
+                "< imap.tagged.OK.STARTTLS",
+                "> tls.client_hello",
+                "> tls.sealed.finished",
+                "> imap.command.CAPABILITY",
+                "> imap.command.LOGIN.tls",
+                "< imap.tagged.OK.LOGIN",
+                "< imap.tagged.OK.LOGOUT",
+            ],
+        );
+        let greeting = steps.iter().find(|s| s.kind == "imap.greeting").unwrap();
+        assert!(greeting.summary.contains("STARTTLS LOGINDISABLED"), "{}", greeting.summary);
+        let ok = steps.iter().find(|s| s.kind == "imap.tagged.OK.STARTTLS").unwrap();
+        carried_by_records(&steps, ok.seq as usize);
+        let steps = run_lab(lab(Mode::Implicit), RunOptions::free(wire)).await;
+        let k = kinds(&steps);
+        assert_eq!(k[0], "> tls.client_hello", "{k:?}");
+        in_order(&k, &["< imap.greeting", "> imap.command.LOGIN.tls", "< imap.tagged.OK.LOGOUT"]);
+        let greeting = steps.iter().find(|s| s.kind == "imap.greeting").unwrap();
+        assert!(!greeting.summary.contains("STARTTLS") && greeting.summary.contains("AUTH=PLAIN"));
+        carried_by_records(&steps, 0);
+    }
+}
+
+#[tokio::test]
+async fn poplib_imaplib_and_curl_read_over_tls_trusting_the_lab_ca() {
+    let data = tempfile::tempdir().unwrap();
+    let ca = ca_file(data.path()).await;
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/peers/mail_tls.py");
+    for (lab, flag, mode, scheme) in [
+        ("pop3", "--starttls", "starttls", "pop3"),
+        ("pop3", "--tls", "tls", "pop3s"),
+        ("imap", "--starttls", "starttls", "imap"),
+        ("imap", "--tls", "tls", "imaps"),
+    ] {
+        let (child, addr) = serve_lab(data.path(), lab, &[flag, "--sessions", "2"]).await;
+        let (host, port) = addr.rsplit_once(':').unwrap();
+        let run = Command::new("python3").args([script, lab, mode, host, port]).arg(&ca).kill_on_drop(true).output();
+        let out = tokio::time::timeout(LIMIT, run).await.expect("python in time").unwrap();
+        assert!(
+            out.status.success(),
+            "{lab} {mode}: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let path = if lab == "pop3" { "1".to_string() } else { "INBOX;UID=1".to_string() };
+        let curl = Command::new("curl")
+            .args(["-sS", "--ssl-reqd", "--cacert"])
+            .arg(&ca)
+            .args(["-u", "bob:lab"])
+            .arg(format!("{scheme}://{addr}/{path}"))
+            .kill_on_drop(true)
+            .output();
+        let out = tokio::time::timeout(LIMIT, curl).await.expect("curl in time").unwrap();
+        assert!(out.status.success(), "curl {scheme}: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            String::from_utf8_lossy(&out.stdout).contains("Subject: Welcome"),
+            "{scheme}: {}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+        let steps = steps_of(child).await;
+        let passwords: Vec<_> =
+            steps.iter().filter_map(|s| field(s, "POP3.password").or(field(s, "IMAP.password"))).collect();
+        assert!(!passwords.is_empty() && passwords.iter().all(|p| *p == "lab"), "{lab} {mode}: {passwords:?}");
+        assert!(
+            !steps.iter().any(|s| s["summary"].as_str().unwrap().ends_with("sealed")),
+            "{lab} {mode}: every record opened"
+        );
+    }
+}
+
+#[tokio::test]
+async fn our_pop3_and_imap_clients_against_dovecot_over_tls() {
+    let dir = ca_dir();
+    let (chain, key) = protolab::tls::lab_ca().unwrap().issue_pem(&["127.0.0.1", "localhost"]).unwrap();
+    let (cert_path, key_path) = (dir.join("dovecot-cert.pem"), dir.join("dovecot-key.pem"));
+    std::fs::write(&cert_path, chain).unwrap();
+    std::fs::write(&key_path, key).unwrap();
+    let message =
+        "From: alice@a.lab\r\nTo: bob@b.lab\r\nSubject: sealed at dovecot\r\nMessage-ID: <tls1@a.lab>\r\n\r\nhi\r\n";
+    let Some(dovecot) = dovecot::Dovecot::start_tls(message, &cert_path, &key_path).await else { return };
+    let account = Some(("bob".to_string(), dovecot::PASSWORD.to_string()));
+    let cases: [(Arc<dyn Lab>, std::net::SocketAddr); 4] = [
+        (Arc::new(Pop3::new(Mailbox::default()).with_tls(Mode::StartTls, None)), dovecot.pop3),
+        (Arc::new(Pop3::new(Mailbox::default()).with_tls(Mode::Implicit, None)), dovecot.pop3s),
+        (Arc::new(Imap::new(Mailbox::default()).with_tls(Mode::StartTls, None)), dovecot.imap),
+        (Arc::new(Imap::new(Mailbox::default()).with_tls(Mode::Implicit, None)), dovecot.imaps),
+    ];
+    let mut failures = Vec::new();
+    for (lab, addr) in cases {
+        let name = format!("{} at {addr}", lab.info().name);
+        let opts =
+            RunOptions { connect: Some(addr.to_string()), account: account.clone(), ..RunOptions::free(Wire::Host) };
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        let result =
+            tokio::time::timeout(LIMIT, exchange(lab, opts, StepSink::new("mail", tx))).await.expect("in time");
+        let steps: Vec<Step> = std::iter::from_fn(|| rx.try_recv().ok()).collect();
+        if let Err(e) = result {
+            failures.push(format!("{name}: {e:#}"));
+            continue;
+        }
+        let k = kinds(&steps);
+        // Only our client's secrets exist here: enough to open every record either way.
+        assert!(k.iter().any(|x| x == "< tls.sealed.encrypted_extensions"), "{name}: {k:?}");
+        assert!(!k.iter().any(|x| x.ends_with("tls.sealed")), "{name}: a record stayed sealed: {k:?}");
+        let subject = steps.iter().any(|s| String::from_utf8_lossy(&s.bytes).contains("Subject: sealed at dovecot"));
+        assert!(subject, "{name}: the message came, decrypted");
+    }
+    let log = dovecot.log();
+    dovecot.stop().await;
+    assert!(failures.is_empty(), "{failures:#?}\ndovecot's log:\n{log}");
 }
