@@ -45,6 +45,44 @@ pub fn story() -> (Mode, Option<PathBuf>) {
     STORY.get().cloned().unwrap_or_default()
 }
 
+/// What a server's session knows of TLS on its connection (POP3's STLS, IMAP's STARTTLS).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ServerTls {
+    /// The connection is inside TLS (after the handshake, or on an implicit-TLS port).
+    pub active: bool,
+    /// No password before TLS (the STARTTLS story).
+    pub required: bool,
+    /// The session agreed to start TLS: the socket loop runs the handshake next.
+    starting: bool,
+}
+
+impl ServerTls {
+    /// A session on a connection that uses TLS as `mode` says.
+    pub fn new(mode: Mode) -> Self {
+        ServerTls { active: mode == Mode::Implicit, required: mode == Mode::StartTls, starting: false }
+    }
+
+    /// The session said yes to STLS / STARTTLS.
+    pub fn agree(&mut self) {
+        self.starting = true;
+    }
+
+    /// Whether the session just agreed (once): the socket loop starts the handshake.
+    pub fn take_starting(&mut self) -> bool {
+        std::mem::take(&mut self.starting)
+    }
+
+    /// The handshake finished.
+    pub fn started(&mut self) {
+        self.active = true;
+    }
+
+    /// A password would cross the wire readable, and the story forbids it.
+    pub fn refuses_login(&self) -> bool {
+        self.required && !self.active
+    }
+}
+
 /// A client's TLS: how it uses it, whom it trusts, which name it asks for.
 #[derive(Debug, Clone, Default)]
 pub struct ClientTls {

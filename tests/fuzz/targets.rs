@@ -905,7 +905,7 @@ fn pop3_session(client: &[u8]) -> Result<(), String> {
         let response = session.line(line);
         read(response.emit(), &mut answers)?;
         // After STLS's +OK the server's socket loop starts TLS: what follows is records.
-        if response.close || session.take_starting_tls() {
+        if response.close || session.tls().take_starting() {
             break;
         }
     }
@@ -1031,7 +1031,7 @@ fn imap_session(client: &[u8]) -> Result<(), String> {
         let close = out.close;
         read(out.bytes, &mut answers)?;
         // After STARTTLS's OK the server's socket loop starts TLS: what follows is records.
-        if close || session.take_starting_tls() {
+        if close || session.tls().take_starting() {
             break;
         }
     }

@@ -106,12 +106,8 @@ pub struct Session {
     waiting: Option<Waiting>,
     /// The client ENABLEd IMAP4rev2: SEARCH answers with ESEARCH.
     rev2: bool,
-    /// The connection is inside TLS (after STARTTLS, or on port 993).
-    tls: bool,
-    /// LOGIN and AUTHENTICATE only inside TLS (the STARTTLS story): LOGINDISABLED before it.
-    tls_required: bool,
-    /// STARTTLS was answered OK: the socket loop starts the handshake next.
-    starting_tls: bool,
+    /// TLS on this connection: active, required before a login, being started.
+    tls: crate::tls::ServerTls,
 }
 
 impl Session {
@@ -123,38 +119,30 @@ impl Session {
             selected: None,
             waiting: None,
             rev2: false,
-            tls: false,
-            tls_required: false,
-            starting_tls: false,
+            tls: crate::tls::ServerTls::default(),
         }
     }
 
     /// A session on a connection that uses TLS as `mode` says: inside it from the start (993),
     /// or with STARTTLS required before a login (the STARTTLS story).
     pub fn with_tls(mut self, mode: crate::tls::Mode) -> Session {
-        self.tls = mode == crate::tls::Mode::Implicit;
-        self.tls_required = mode == crate::tls::Mode::StartTls;
+        self.tls = crate::tls::ServerTls::new(mode);
         self
     }
 
-    /// Whether STARTTLS was just agreed (once): the socket loop starts the handshake.
-    pub fn take_starting_tls(&mut self) -> bool {
-        std::mem::take(&mut self.starting_tls)
-    }
-
-    /// The TLS handshake finished: still not authenticated; the capabilities change.
-    pub fn tls_started(&mut self) {
-        self.tls = true;
+    /// TLS on this connection: the socket loop starts the handshake when the session agreed.
+    pub fn tls(&mut self) -> &mut crate::tls::ServerTls {
+        &mut self.tls
     }
 
     /// The capabilities now (RFC 9051 §6.2.1, §7.2.2): STARTTLS only in the clear; a login only
     /// where a password would be sealed, when TLS is required (LOGINDISABLED before it).
     pub fn capabilities(&self) -> String {
         let mut out = CAPABILITIES.to_string();
-        if !self.tls {
+        if !self.tls.active {
             out.push_str(" STARTTLS");
         }
-        if self.tls_required && !self.tls {
+        if self.tls.refuses_login() {
             out.push_str(" LOGINDISABLED");
         } else {
             out.push_str(" AUTH=PLAIN");
@@ -248,16 +236,14 @@ impl Session {
                 self.state = Logout;
                 out.close = true;
             }
-            (NotAuthenticated, Command::StartTls) if self.tls => {
+            (NotAuthenticated, Command::StartTls) if self.tls.active => {
                 out.line(format!("{tag} BAD TLS is already active"));
             }
             (NotAuthenticated, Command::StartTls) => {
-                self.starting_tls = true;
+                self.tls.agree();
                 out.line(format!("{tag} OK begin TLS negotiation now"));
             }
-            (NotAuthenticated, Command::Login { .. } | Command::Authenticate { .. })
-                if self.tls_required && !self.tls =>
-            {
+            (NotAuthenticated, Command::Login { .. } | Command::Authenticate { .. }) if self.tls.refuses_login() => {
                 out.line(format!(
                     "{tag} NO [PRIVACYREQUIRED] STARTTLS first: a password in the clear can be read on the way"
                 ));
@@ -765,11 +751,11 @@ pub async fn serve(mut io: Stream, mailbox: Mailbox, idle_timeout: Duration, tls
             if out.close {
                 return close(io).await;
             }
-            if session.take_starting_tls() {
+            if session.tls().take_starting() {
                 // Bytes sent ahead of the handshake came in the clear: dropped (RFC 9051 §11.1).
                 buf.clear();
                 io = handshake(io).await?;
-                session.tls_started();
+                session.tls().started();
             }
         }
         let state = session.state().name();

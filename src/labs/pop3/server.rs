@@ -95,12 +95,8 @@ pub struct Session {
     user: Option<Account>,
     /// The maildrop as PASS locked it (message numbers count from 1).
     drop: Vec<Entry>,
-    /// The connection is inside TLS (after STLS, or on port 995).
-    tls: bool,
-    /// USER and PASS only inside TLS (the STLS story).
-    tls_required: bool,
-    /// STLS was answered +OK: the socket loop starts the handshake next.
-    starting_tls: bool,
+    /// TLS on this connection: active, required before a login, being started.
+    tls: crate::tls::ServerTls,
 }
 
 impl Session {
@@ -110,28 +106,20 @@ impl Session {
             state: State::Authorization,
             user: None,
             drop: Vec::new(),
-            tls: false,
-            tls_required: false,
-            starting_tls: false,
+            tls: crate::tls::ServerTls::default(),
         }
     }
 
     /// A session on a connection that uses TLS as `mode` says: inside it from the start (995),
     /// or with STLS required before USER and PASS (the STLS story).
     pub fn with_tls(mut self, mode: crate::tls::Mode) -> Session {
-        self.tls = mode == crate::tls::Mode::Implicit;
-        self.tls_required = mode == crate::tls::Mode::StartTls;
+        self.tls = crate::tls::ServerTls::new(mode);
         self
     }
 
-    /// Whether STLS was just agreed (once): the socket loop starts the handshake.
-    pub fn take_starting_tls(&mut self) -> bool {
-        std::mem::take(&mut self.starting_tls)
-    }
-
-    /// The TLS handshake after STLS finished: still AUTHORIZATION (RFC 2595 §4).
-    pub fn tls_started(&mut self) {
-        self.tls = true;
+    /// TLS on this connection: the socket loop starts the handshake when the session agreed.
+    pub fn tls(&mut self) -> &mut crate::tls::ServerTls {
+        &mut self.tls
     }
 
     pub fn state(&self) -> State {
@@ -160,11 +148,11 @@ impl Session {
         match (self.state, command) {
             (_, Command::Capa) => {
                 // STLS only in the clear, and only before logging in (RFC 2595 §4).
-                let stls = if self.tls || self.state != State::Authorization { "" } else { "STLS\r\n" };
+                let stls = if self.tls.active || self.state != State::Authorization { "" } else { "STLS\r\n" };
                 let body = format!("USER\r\n{stls}TOP\r\nUIDL\r\nRESP-CODES\r\nIMPLEMENTATION protolab\r\n");
                 Response::ok("capabilities follow").with_body(body.as_bytes())
             }
-            (State::Authorization, Command::User(_) | Command::Pass(_)) if self.tls_required && !self.tls => {
+            (State::Authorization, Command::User(_) | Command::Pass(_)) if self.tls.refuses_login() => {
                 Response::err("[AUTH] STLS first: a password in the clear can be read on the way")
             }
             (_, Command::Noop) if self.state == State::Transaction => Response::ok(""),
@@ -182,9 +170,9 @@ impl Session {
             (State::Authorization, Command::Quit) => {
                 Response { close: true, ..Response::ok("protolab POP3 server signing off") }
             }
-            (State::Authorization, Command::Stls) if self.tls => Response::err("TLS is already active"),
+            (State::Authorization, Command::Stls) if self.tls.active => Response::err("TLS is already active"),
             (State::Authorization, Command::Stls) => {
-                self.starting_tls = true;
+                self.tls.agree();
                 Response::ok("begin TLS negotiation")
             }
             (State::Authorization, other) => {
@@ -338,9 +326,9 @@ pub async fn serve(io: Stream, mailbox: Mailbox, idle_timeout: Duration, tls: cr
         if response.close {
             return conn.close().await;
         }
-        if session.take_starting_tls() {
+        if session.tls().take_starting() {
             conn.start_tls().await?;
-            session.tls_started();
+            session.tls().started();
         }
     }
 }

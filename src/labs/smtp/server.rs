@@ -137,10 +137,9 @@ pub struct Session {
     transaction: Transaction,
     /// The latest state changes, `(from, to)`, oldest first, for tests and a curious reader.
     transitions: VecDeque<(State, State)>,
-    /// The connection is inside TLS (after STARTTLS, or on an implicit-TLS port).
-    tls: bool,
-    /// STARTTLS was answered with 220: the socket loop starts the handshake next.
-    starting_tls: bool,
+    /// TLS on this connection: active (after STARTTLS, or on port 465), required before MAIL
+    /// (submission), being started (STARTTLS was answered 220).
+    tls: crate::tls::ServerTls,
     /// The account the client logged in as with AUTH.
     user: Option<String>,
     /// An AUTH exchange in progress: the client's next line is a SASL response.
@@ -161,7 +160,11 @@ enum Sasl {
 impl Session {
     pub fn new(config: Arc<Config>, mailbox: Mailbox, peer: SocketAddr) -> Self {
         Session {
-            tls: config.implicit_tls,
+            tls: crate::tls::ServerTls::new(match (config.implicit_tls, config.submission) {
+                (true, _) => crate::tls::Mode::Implicit,
+                (false, true) => crate::tls::Mode::StartTls,
+                (false, false) => crate::tls::Mode::Plain,
+            }),
             config,
             mailbox,
             peer,
@@ -170,7 +173,6 @@ impl Session {
             extended: false,
             transaction: Transaction::default(),
             transitions: VecDeque::new(),
-            starting_tls: false,
             user: None,
             sasl: None,
         }
@@ -178,13 +180,13 @@ impl Session {
 
     /// Whether STARTTLS was just agreed (once): the socket loop starts the handshake.
     pub fn take_starting_tls(&mut self) -> bool {
-        std::mem::take(&mut self.starting_tls)
+        self.tls.take_starting()
     }
 
     /// The TLS handshake finished: the session starts over, as if just greeted, and forgets what
     /// the client said in the clear (RFC 3207 §4.2).
     pub fn tls_started(&mut self) {
-        self.tls = true;
+        self.tls.started();
         self.extended = false;
         self.client_domain.clear();
         self.transaction = Transaction::default();
@@ -271,10 +273,10 @@ impl Session {
                     let mut lines = vec![hello, size, "8BITMIME".into(), "PIPELINING".into()];
                     // RFC 3207 §4.2: STARTTLS is not offered again inside TLS; AUTH only inside
                     // it, where the password it carries is sealed.
-                    if self.config.starttls && !self.tls {
+                    if self.config.starttls && !self.tls.active {
                         lines.push("STARTTLS".into());
                     }
-                    if self.tls {
+                    if self.tls.active {
                         lines.push("AUTH PLAIN LOGIN".into());
                     }
                     lines.push("HELP".into());
@@ -288,7 +290,7 @@ impl Session {
                 State::MailFrom | State::RcptTo => {
                     Reply::new(C::BAD_SEQUENCE, "bad sequence of commands: a transaction is open (RSET ends it)")
                 }
-                _ if self.config.submission && !self.tls => {
+                _ if self.tls.refuses_login() => {
                     Reply::new(C::ACCESS_REQUIRED, "5.7.0 Must issue a STARTTLS command first")
                 }
                 _ if self.config.submission && self.user.is_none() => {
@@ -361,14 +363,14 @@ impl Session {
                 Reply::new(C::SERVICE_CLOSING, format!("{host} closing connection"))
             }
             Command::StartTls => match self.state {
-                _ if self.tls => Reply::new(C::BAD_SEQUENCE, "5.5.1 TLS is already active"),
+                _ if self.tls.active => Reply::new(C::BAD_SEQUENCE, "5.5.1 TLS is already active"),
                 _ if !self.config.starttls => Reply::new(C::NOT_IMPLEMENTED, "5.5.1 STARTTLS is not offered here"),
                 State::Greeted => Reply::new(C::BAD_SEQUENCE, "5.5.1 send EHLO first"),
                 State::MailFrom | State::RcptTo => {
                     Reply::new(C::BAD_SEQUENCE, "5.5.1 a transaction is open (RSET ends it)")
                 }
                 _ => {
-                    self.starting_tls = true;
+                    self.tls.agree();
                     Reply::new(C::SERVICE_READY, "2.0.0 Ready to start TLS")
                 }
             },
@@ -386,7 +388,7 @@ impl Session {
     /// AUTH (RFC 4954): only inside TLS, once, outside a transaction; PLAIN and LOGIN.
     fn auth(&mut self, mechanism: &str, initial: Option<&str>) -> Reply {
         use ReplyCode as C;
-        if !self.tls {
+        if !self.tls.active {
             return Reply::new(C::ACCESS_REQUIRED, "5.7.0 Must issue a STARTTLS command first");
         }
         match self.state {
