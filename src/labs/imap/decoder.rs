@@ -151,7 +151,11 @@ impl Decoder for CommandDecoder {
         if let Some(what) = continuing {
             let Some(end) = buf.windows(2).position(|w| w == b"\r\n") else { return Decoded::Incomplete };
             lock(&self.dialogue).continuing = None;
-            return Decoded::Message { msg: continuation(what, &buf[..end + 2]), len: end + 2 };
+            let mut msg = continuation(what, &buf[..end + 2]);
+            if what == "sasl" && lock(&self.dialogue).tls.is_on() {
+                crate::wire::tls::inside(&mut msg);
+            }
+            return Decoded::Message { msg, len: end + 2 };
         }
         match scan(buf, MAX_COMMAND_LITERAL) {
             Scan::Whole(len) => Decoded::Message { msg: self.command(&buf[..len]), len },
@@ -250,6 +254,9 @@ impl CommandDecoder {
                 msg = msg.field("IMAP.mechanism", mechanism.as_str(), tagged.args[0].range.clone());
                 if let (Some(initial), Some(item)) = (initial, tagged.args.get(1)) {
                     msg = sasl_fields(msg, initial, item.range.clone());
+                    if lock(&self.dialogue).tls.is_on() {
+                        crate::wire::tls::inside(&mut msg);
+                    }
                 }
                 if initial.is_none() {
                     lock(&self.dialogue).continuing = Some("sasl");
