@@ -285,3 +285,23 @@ async fn our_client_against_dovecot() {
     // RSET took the mark back: the message is still in the maildrop.
     assert_eq!(left, 1, "dovecot's log:\n{log}");
 }
+
+/// A server that offers APOP (a timestamp in its greeting): the client logs in with the digest,
+/// a wrong one first; the password itself never crosses the wire.
+#[tokio::test]
+async fn with_apop_offered_the_password_never_crosses() {
+    let pop3 = Arc::new(Pop3::new(Mailbox::default()).with_apop());
+    let (result, steps) = run(pop3, Wire::Host).await;
+    result.expect("the APOP session");
+    let kinds = pop3_kinds(&steps);
+    let apop: Vec<&str> = kinds.iter().copied().filter(|k| k.contains("APOP")).collect();
+    assert_eq!(apop, ["pop3.command.APOP", "pop3.err.APOP", "pop3.command.APOP", "pop3.ok.APOP"], "{kinds:?}");
+    assert!(!kinds.iter().any(|k| k.contains("PASS") || k.contains("USER")), "{kinds:?}");
+    let greeting = find(&steps, "pop3.greeting");
+    let text = String::from_utf8_lossy(&greeting.bytes).into_owned();
+    let stamp = &text[text.find('<').unwrap()..=text.rfind('>').unwrap()];
+    let ok = steps.iter().filter(|s| s.kind == "pop3.command.APOP").nth(1).unwrap();
+    let digest = protolab::labs::pop3::server::apop_digest(stamp, "lab");
+    assert_eq!(ok.value("POP3.digest").as_deref(), Some(digest.as_str()));
+    assert!(!steps.iter().any(|s| String::from_utf8_lossy(&s.bytes).contains(" lab\r\n")), "no password on the wire");
+}

@@ -119,6 +119,10 @@ impl Lab for Imap {
     }
 
     fn busy(&self) -> Option<Vec<u8>> {
+        // On a TLS port an answer in the clear would be garbage to the client: just close.
+        if self.tls == crate::tls::Mode::Implicit {
+            return None;
+        }
         Some(server::busy())
     }
 

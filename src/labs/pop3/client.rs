@@ -1,6 +1,6 @@
 //! The lab's POP3 client: "download and delete" one command at a time (RFC 1939 §10): the
-//! greeting, CAPA, USER and PASS (a wrong password first, against our own server, to show the
-//! `-ERR`), STAT, LIST, UIDL, TOP n 0 (the header alone), RETR of the newest message, DELE, and
+//! greeting, CAPA (STLS and CAPA again in the STLS story), USER and PASS, or APOP where the
+//! greeting offers it (a wrong password first, against our own server, to show the `-ERR`), STAT, LIST, UIDL, TOP n 0 (the header alone), RETR of the newest message, DELE, and
 //! QUIT, where the server deletes. Against a real server it unmarks with RSET before QUIT, so a
 //! demonstration never deletes anyone's mail. Every read has a time limit.
 
@@ -118,21 +118,41 @@ pub async fn run(io: Stream, login: Login, tls: crate::tls::ClientTls) -> Result
         // RFC 2595 §4: what the server offers may change inside TLS; ask again.
         conn.command("CAPA", true).await?;
     }
-    if own_server {
-        conn.command(&format!("USER {}", login.user), false).await?;
-        let wrong = conn.command(&format!("PASS {WRONG_PASSWORD}"), false).await?;
-        if wrong.ok {
-            let _ = conn.lines.io.shutdown().await;
-            return Err(eyre!(en("the server took a wrong password", &[])));
+    // RFC 1939 §7: a timestamp in the greeting offers APOP, where the password never crosses.
+    let timestamp = greeting
+        .text
+        .find('<')
+        .and_then(|a| greeting.text[a..].find('>').map(|b| greeting.text[a..=a + b].to_string()));
+    if let Some(stamp) = timestamp {
+        let apop = |password: &str| format!("APOP {} {}", login.user, super::server::apop_digest(&stamp, password));
+        if own_server {
+            let wrong = conn.command(&apop(WRONG_PASSWORD), false).await?;
+            if wrong.ok {
+                let _ = conn.lines.io.shutdown().await;
+                return Err(eyre!(en("the server took a wrong password", &[])));
+            }
         }
-    }
-    let user = conn.command(&format!("USER {}", login.user), false).await?;
-    if !user.ok {
-        return Err(conn.refused("USER", &user).await);
-    }
-    let pass = conn.command(&format!("PASS {}", login.password), false).await?;
-    if !pass.ok {
-        return Err(conn.refused("PASS", &pass).await);
+        let answer = conn.command(&apop(&login.password), false).await?;
+        if !answer.ok {
+            return Err(conn.refused("APOP", &answer).await);
+        }
+    } else {
+        if own_server {
+            conn.command(&format!("USER {}", login.user), false).await?;
+            let wrong = conn.command(&format!("PASS {WRONG_PASSWORD}"), false).await?;
+            if wrong.ok {
+                let _ = conn.lines.io.shutdown().await;
+                return Err(eyre!(en("the server took a wrong password", &[])));
+            }
+        }
+        let user = conn.command(&format!("USER {}", login.user), false).await?;
+        if !user.ok {
+            return Err(conn.refused("USER", &user).await);
+        }
+        let pass = conn.command(&format!("PASS {}", login.password), false).await?;
+        if !pass.ok {
+            return Err(conn.refused("PASS", &pass).await);
+        }
     }
     let stat = conn.command("STAT", false).await?;
     let count = stat.text.split(' ').next().and_then(|n| n.parse::<u32>().ok());

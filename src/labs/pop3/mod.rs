@@ -47,13 +47,21 @@ pub struct Pop3 {
     tls: crate::tls::Mode,
     /// The client trusts the CA certificates in this file (a real server), not the lab CA.
     cafile: Option<std::path::PathBuf>,
+    /// The server offers APOP: a timestamp in its greeting.
+    apop: bool,
 }
 
 impl Pop3 {
     /// A lab whose server reads `mailbox` (the SMTP lab's, in the registry).
     pub fn new(mailbox: Mailbox) -> Self {
         let (tls, cafile) = crate::tls::story();
-        Pop3 { mailbox, idle_timeout: server::IDLE_TIMEOUT, tls, cafile }
+        Pop3 { mailbox, idle_timeout: server::IDLE_TIMEOUT, tls, cafile, apop: false }
+    }
+
+    /// The server offers APOP (a timestamp in its greeting), and so the client logs in with it.
+    pub fn with_apop(mut self) -> Self {
+        self.apop = true;
+        self
     }
 
     /// The TLS story: STLS before the login (`Mode::StartTls`), or TLS from the first byte
@@ -88,7 +96,7 @@ impl Lab for Pop3 {
 
     fn serve(&self, io: Stream, _peer: SocketAddr) -> LabFuture {
         self.mailbox.welcome(ACCOUNTS[0], SystemTime::now());
-        Box::pin(server::serve(io, self.mailbox.clone(), self.idle_timeout, self.tls))
+        Box::pin(server::serve(io, self.mailbox.clone(), self.idle_timeout, self.tls, self.apop))
     }
 
     fn client(&self, io: Stream, ctx: ClientCtx) -> LabFuture {
@@ -106,6 +114,10 @@ impl Lab for Pop3 {
     }
 
     fn busy(&self) -> Option<Vec<u8>> {
+        // On a TLS port an answer in the clear would be garbage to the client: just close.
+        if self.tls == crate::tls::Mode::Implicit {
+            return None;
+        }
         Some(server::busy())
     }
 }

@@ -97,6 +97,8 @@ pub struct Session {
     drop: Vec<Entry>,
     /// TLS on this connection: active, required before a login, being started.
     tls: crate::tls::ServerTls,
+    /// The greeting's timestamp, `<...>`, where the server offers APOP (RFC 1939 §7).
+    timestamp: Option<String>,
 }
 
 impl Session {
@@ -107,6 +109,7 @@ impl Session {
             user: None,
             drop: Vec::new(),
             tls: crate::tls::ServerTls::default(),
+            timestamp: None,
         }
     }
 
@@ -114,6 +117,13 @@ impl Session {
     /// or with STLS required before USER and PASS (the STLS story).
     pub fn with_tls(mut self, mode: crate::tls::Mode) -> Session {
         self.tls = crate::tls::ServerTls::new(mode);
+        self
+    }
+
+    /// The server offers APOP: its greeting carries a timestamp unique to this session, which
+    /// the client's digest must cover (RFC 1939 §7).
+    pub fn with_apop(mut self) -> Session {
+        self.timestamp = Some(format!("<{:016x}.{}@protolab.test>", rand::random::<u64>(), std::process::id()));
         self
     }
 
@@ -128,7 +138,10 @@ impl Session {
 
     /// The greeting the server sends first.
     pub fn greeting(&self) -> Response {
-        Response::ok("protolab POP3 server ready (accounts: bob / lab)")
+        match &self.timestamp {
+            Some(stamp) => Response::ok(format!("protolab POP3 server ready (accounts: bob / lab) {stamp}")),
+            None => Response::ok("protolab POP3 server ready (accounts: bob / lab)"),
+        }
     }
 
     /// The answer to one line as it came, up to and with its LF.
@@ -164,9 +177,20 @@ impl Session {
                 None => Response::err(format!("no account {name} here (the lab's is bob)")),
             },
             (State::Authorization, Command::Pass(password)) => self.login(&password),
-            (State::Authorization, Command::Apop(..)) => {
-                Response::err("APOP is not offered here (no timestamp in the greeting): USER and PASS")
-            }
+            (State::Authorization, Command::Apop(name, digest)) => match &self.timestamp {
+                None => Response::err("APOP is not offered here (no timestamp in the greeting): USER and PASS"),
+                Some(stamp) => {
+                    let account = ACCOUNTS.iter().find(|a| a.user == name);
+                    match account.filter(|a| apop_digest(stamp, a.password) == digest) {
+                        Some(account) => {
+                            self.user = Some(*account);
+                            let password = account.password;
+                            self.login(password)
+                        }
+                        None => Response::err("[AUTH] APOP: no such account, or the digest does not match"),
+                    }
+                }
+            },
             (State::Authorization, Command::Quit) => {
                 Response { close: true, ..Response::ok("protolab POP3 server signing off") }
             }
@@ -288,8 +312,17 @@ impl Session {
 
 /// Serves one client on `io` until QUIT (then `Ok`), or until it vanishes or idles (an error
 /// saying which; either way nothing is deleted, as RFC 1939 §6 wants).
-pub async fn serve(io: Stream, mailbox: Mailbox, idle_timeout: Duration, tls: crate::tls::Mode) -> Result<()> {
+pub async fn serve(
+    io: Stream,
+    mailbox: Mailbox,
+    idle_timeout: Duration,
+    tls: crate::tls::Mode,
+    apop: bool,
+) -> Result<()> {
     let mut session = Session::new(mailbox).with_tls(tls);
+    if apop {
+        session = session.with_apop();
+    }
     let mut conn = ServerLines::new(io, idle_timeout);
     if tls == crate::tls::Mode::Implicit {
         conn.start_tls().await?;
@@ -333,6 +366,15 @@ pub async fn serve(io: Stream, mailbox: Mailbox, idle_timeout: Duration, tls: cr
     }
 }
 
+/// APOP's digest (RFC 1939 §7): MD5 of the greeting's timestamp and the password, in lower-case
+/// hex. The password never crosses the wire; anyone who saw the exchange can still try
+/// passwords against it offline, and MD5 is long broken: TLS is the real protection.
+pub fn apop_digest(timestamp: &str, password: &str) -> String {
+    use md5::Digest;
+    let sum = md5::Md5::digest(format!("{timestamp}{password}").as_bytes());
+    sum.iter().map(|b| format!("{b:02x}")).collect()
+}
+
 /// What the server says to a client it has no room for, before it closes (RFC 3206's SYS/TEMP).
 pub fn busy() -> Vec<u8> {
     Response::err("[SYS/TEMP] too many connections: try again later").emit()
@@ -356,6 +398,26 @@ fn top(content: &[u8], lines: u32) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// RFC 1939 §7's example: the timestamp and the secret "tanstaaf" give this digest.
+    #[test]
+    fn the_apop_digest_of_the_rfc_example() {
+        assert_eq!(apop_digest("<1896.697170952@dbc.mtview.ca.us>", "tanstaaf"), "c4c9334bac560ecc979e58001b3e22fb");
+    }
+
+    #[test]
+    fn apop_logs_in_only_with_the_digest_of_this_greeting() {
+        let mut s = Session::new(Mailbox::default()).with_apop();
+        let greeting = String::from_utf8(s.greeting().emit()).unwrap();
+        let stamp = &greeting[greeting.find('<').unwrap()..greeting.rfind('>').unwrap() + 1];
+        let wrong = format!("APOP bob {}\r\n", apop_digest("<other@x>", "lab"));
+        assert!(String::from_utf8(s.line(wrong.as_bytes()).emit()).unwrap().starts_with("-ERR [AUTH]"));
+        let right = format!("APOP bob {}\r\n", apop_digest(stamp, "lab"));
+        assert!(String::from_utf8(s.line(right.as_bytes()).emit()).unwrap().starts_with("+OK bob's maildrop"));
+        assert_eq!(s.state(), State::Transaction);
+        let plain = Session::new(Mailbox::default());
+        assert!(!String::from_utf8(plain.greeting().emit()).unwrap().contains('<'));
+    }
 
     fn mailbox(n: usize) -> Mailbox {
         crate::labs::smtp::mailbox::filled(n, |i| {

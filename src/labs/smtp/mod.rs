@@ -144,6 +144,10 @@ impl Lab for Smtp {
     }
 
     fn busy(&self) -> Option<Vec<u8>> {
+        // On a TLS port an answer in the clear would be garbage to the client: just close.
+        if self.tls == crate::tls::Mode::Implicit {
+            return None;
+        }
         let text = format!("{} too many connections: try again later", self.config.hostname);
         Some(wire::Reply::new(wire::ReplyCode::SERVICE_NOT_AVAILABLE, text).emit())
     }
