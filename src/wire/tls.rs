@@ -1076,3 +1076,146 @@ mod tests {
         assert_eq!(msg.kind, "tls.client_hello");
     }
 }
+
+/// RFC 8448 §3 ("Simple 1-RTT Handshake"): its hellos as records, its traffic secrets, the keys
+/// and IVs it derives from them, and the server's flight sealed with the RFC's own key and IV.
+#[cfg(test)]
+mod rfc8448 {
+    use super::*;
+    use crate::wire::FramesOnly;
+    use crate::wire::testing::value;
+
+    fn hex(s: &str) -> Vec<u8> {
+        let s: String = s.split_whitespace().collect();
+        (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap()).collect()
+    }
+
+    const CLIENT_HELLO: &str = "010000c00303cb34ecb1e78163ba1c38c6dacb196a6dffa21a8d9912ec18a2ef
+        6283024dece7000006130113031302010000910000000b000900000673657276
+        6572ff01000100000a00140012001d0017001800190100010101020103010400
+        230000003300260024001d002099381de560e4bd43d23d8e435a7dbafeb3c06e
+        51c13cae4d5413691e529aaf2c002b0003020304000d0020001e040305030603
+        020308040805080604010501060102010402050206020202002d00020101001c
+        00024001";
+    const SERVER_HELLO: &str = "020000560303a6af06a4121860dc5e6e60249cd34c95930c8ac5cb1434dac155
+        772ed3e2692800130100002e00330024001d0020c9828876112095fe66762bdb
+        f7c672e156d6cc253b833df1dd69b1b04e751f0f002b00020304";
+    /// EncryptedExtensions, Certificate, CertificateVerify, Finished: 657 octets.
+    const SERVER_FLIGHT: &str = "080000240022000a00140012001d00170018001901000101010201030104001c
+        00024001000000000b0001b9000001b50001b0308201ac30820115a003020102
+        020102300d06092a864886f70d01010b0500300e310c300a0603550403130372
+        7361301e170d3136303733303031323335395a170d3236303733303031323335
+        395a300e310c300a0603550403130372736130819f300d06092a864886f70d01
+        0101050003818d0030818902818100b4bb498f8279303d980836399b36c6988c
+        0c68de55e1bdb826d3901a2461eafd2de49a91d015abbc9a95137ace6c1af19e
+        aa6af98c7ced43120998e187a80ee0ccb0524b1b018c3e0b63264d449a6d38e2
+        2a5fda430846748030530ef0461c8ca9d9efbfae8ea6d1d03e2bd193eff0ab9a
+        8002c47428a6d35a8d88d79f7f1e3f0203010001a31a301830090603551d1304
+        023000300b0603551d0f0404030205a0300d06092a864886f70d01010b050003
+        81810085aad2a0e5b9276b908c65f73a7267170618a54c5f8a7b337d2df7a594
+        365417f2eae8f8a58c8f8172f9319cf36b7fd6c55b80f21a03015156726096fd
+        335e5e67f2dbf102702e608ccae6bec1fc63a42a99be5c3eb7107c3c54e9b9eb
+        2bd5203b1c3b84e0a8b2f759409ba3eac9d91d402dcc0cc8f8961229ac9187b4
+        2b4de100000f000084080400805a747c5d88fa9bd2e55ab085a61015b7211f82
+        4cd484145ab3ff52f1fda8477b0b7abc90db78e2d33a5c141a078653fa6bef78
+        0c5ea248eeaaa785c4f394cab6d30bbe8d4859ee511f602957b15411ac027671
+        459e46445c9ea58c181e818e95b8c3fb0bf3278409d3be152a3da5043e063dda
+        65cdf5aea20d53dfacd42f74f3140000209b9b141d906337fbd2cbdce71df4de
+        da4ab42c309572cb7fffee5454b78f0718";
+    const SERVER_HS_SECRET: &str = "b67b7d690cc16c4e75e54213cb2d37b4e9c912bcded9105d42befd59d391ad38";
+
+    /// A handshake message as the record that carries it in the clear.
+    fn record(kind: u8, version: [u8; 2], body: &[u8]) -> Vec<u8> {
+        let mut r = vec![kind, version[0], version[1]];
+        r.extend_from_slice(&(body.len() as u16).to_be_bytes());
+        r.extend_from_slice(body);
+        r
+    }
+
+    struct Rfc;
+
+    impl Secrets for Rfc {
+        fn secret(&self, random: &[u8; 32], label: &str) -> Option<Vec<u8>> {
+            let ours = random[..] == hex(CLIENT_HELLO)[6..38];
+            (ours && label == "SERVER_HANDSHAKE_TRAFFIC_SECRET").then(|| hex(SERVER_HS_SECRET))
+        }
+    }
+
+    /// The key and IV of each traffic secret, as the RFC lists them.
+    #[test]
+    fn keys_and_ivs_from_the_rfc_traffic_secrets() {
+        let cases = [
+            (SERVER_HS_SECRET, "3fce516009c21727d0f2e4e86ee403bc", "5d313eb2671276ee13000b30"),
+            (
+                "b3eddb126e067f35a780b3abf45e2d8f3b1a950738f52e9600746a0e27a55a21",
+                "dbfaa693d1762c5b666af5d950258d01",
+                "5bd3c71b836e0b76bb73265f",
+            ),
+            (
+                "a11af9f05531f856ad47116b45a950328204b4f44bfb6b3a4b4f1f3fcb631643",
+                "9f02283b6c9c07efc26bb9f2ac92e356",
+                "cf782b88dd83549aadf1e984",
+            ),
+            (
+                "9e40646ce79a7f9dc05af8889bce6552875afa0b06df0087f792ebb7c17504a5",
+                "17422dda596ed5d9acd890e3c63f5051",
+                "5b78923dee08579033e523d9",
+            ),
+        ];
+        for (secret, key, iv) in cases {
+            assert_eq!(expand_label(hkdf::HKDF_SHA256, &hex(secret), "key", 16).unwrap(), hex(key));
+            assert_eq!(expand_label(hkdf::HKDF_SHA256, &hex(secret), "iv", 12).unwrap(), hex(iv));
+        }
+    }
+
+    #[test]
+    fn the_rfc_handshake_decodes_and_its_sealed_flight_opens() {
+        let (mut client, mut server) =
+            decoders((Box::new(FramesOnly), Box::new(FramesOnly)), Switch::on(), Arc::new(Rfc));
+        let decode = |d: &mut Box<dyn Decoder>, bytes: &[u8]| match d.decode(bytes, KEEP_BYTES) {
+            Decoded::Message { msg, len } => {
+                assert_eq!(len, bytes.len());
+                msg
+            }
+            other => panic!("{other:?}"),
+        };
+        let hello = decode(&mut client, &record(22, [3, 1], &hex(CLIENT_HELLO)));
+        assert_eq!(hello.kind, "tls.client_hello");
+        assert_eq!(value(&hello, "TLS.sni"), "server");
+        assert_eq!(
+            value(&hello, "TLS.cipher_suites"),
+            "TLS_AES_128_GCM_SHA256, TLS_CHACHA20_POLY1305_SHA256, TLS_AES_256_GCM_SHA384"
+        );
+        assert_eq!(value(&hello, "TLS.key_share"), "x25519");
+        assert_eq!(value(&hello, "TLS.version"), "TLS 1.3");
+        assert_eq!(value(&hello, "TLS.record_version"), "TLS 1.0");
+        let sni = hello.fields.iter().find(|f| f.path == "TLS.sni").unwrap();
+        assert_eq!(&record(22, [3, 1], &hex(CLIENT_HELLO))[sni.range[0]..sni.range[1]], b"server");
+        let server_hello = decode(&mut server, &record(22, [3, 3], &hex(SERVER_HELLO)));
+        assert_eq!(server_hello.summary, "ServerHello TLS 1.3, TLS_AES_128_GCM_SHA256, key share x25519");
+        // The flight sealed as the RFC's server does: its key and IV, sequence number 0, the
+        // record header as additional data, the inner content type 22 after the messages.
+        let mut sealed = hex(SERVER_FLIGHT);
+        sealed.push(22);
+        let header = [23, 3, 3, 0x02, 0xa2];
+        assert_eq!(sealed.len() + 16, 0x2a2);
+        let key = aead::LessSafeKey::new(
+            aead::UnboundKey::new(&aead::AES_128_GCM, &hex("3fce516009c21727d0f2e4e86ee403bc")).unwrap(),
+        );
+        let nonce = aead::Nonce::try_assume_unique_for_key(&hex("5d313eb2671276ee13000b30")).unwrap();
+        key.seal_in_place_append_tag(nonce, aead::Aad::from(header), &mut sealed).unwrap();
+        let flight = decode(&mut server, &[&header[..], &sealed].concat());
+        assert_eq!(flight.kind, "tls.sealed.encrypted_extensions");
+        assert_eq!(flight.summary, "EncryptedExtensions, Certificate, CertificateVerify, Finished (encrypted)");
+        assert!(flight.malformed.is_none());
+        // One bit changed: the record does not authenticate, and says so.
+        let (mut client, mut server) =
+            decoders((Box::new(FramesOnly), Box::new(FramesOnly)), Switch::on(), Arc::new(Rfc));
+        decode(&mut client, &record(22, [3, 1], &hex(CLIENT_HELLO)));
+        decode(&mut server, &record(22, [3, 3], &hex(SERVER_HELLO)));
+        sealed[100] ^= 1;
+        let bad = decode(&mut server, &[&header[..], &sealed].concat());
+        assert_eq!(bad.kind, "tls.sealed");
+        assert!(bad.notes.iter().any(|n| n.contains("bad_record_mac")), "{:?}", bad.notes);
+    }
+}
