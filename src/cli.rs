@@ -522,6 +522,14 @@ pub fn list_labs(out: &mut impl Write, lang: Lang) -> std::io::Result<()> {
     )?;
     writeln!(
         out,
+        "{}",
+        tr(
+            lang,
+            "TLS: smtp, pop3 and imap take --starttls (submission on 587, STLS, STARTTLS) or --tls (465, 995, 993); `protolab ca` prints the lab CA."
+        )
+    )?;
+    writeln!(
+        out,
         "\n{}",
         tr(lang, "THE LAB NETWORK OF EACH LAB (left to right as the ladder draws it; [ ] is a switched LAN):")
     )?;
