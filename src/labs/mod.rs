@@ -76,6 +76,14 @@ pub struct ClientCtx {
     pub account: Option<(String, String)>,
 }
 
+impl ClientCtx {
+    /// The client's TLS for this run: `mode`, trusting `cafile`'s CAs (else the lab CA), asking
+    /// for the target's name (the lab server's, when it is ours).
+    pub fn tls(&self, mode: crate::tls::Mode, cafile: Option<std::path::PathBuf>) -> crate::tls::ClientTls {
+        crate::tls::ClientTls { mode, cafile, ours: !self.remote, target: self.target.clone() }
+    }
+}
+
 /// A lab's task: ends with `Ok` when the exchange completed, or the reason it did not.
 pub type LabFuture = Pin<Box<dyn Future<Output = color_eyre::Result<()>> + Send>>;
 

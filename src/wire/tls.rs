@@ -59,6 +59,11 @@ impl Switch {
         Switch(Arc::new(AtomicBool::new(true)))
     }
 
+    /// On for TLS from the first byte (`implicit`), else off until STARTTLS.
+    pub fn new(implicit: bool) -> Self {
+        Switch(Arc::new(AtomicBool::new(implicit)))
+    }
+
     /// The server agreed: from the next byte on, both directions are records.
     pub fn turn_on(&self) {
         self.0.store(true, Ordering::Relaxed);

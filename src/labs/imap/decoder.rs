@@ -49,7 +49,7 @@ fn lock(d: &Shared) -> std::sync::MutexGuard<'_, Dialogue> {
 /// dialogue goes on inside TLS records, opened with the secrets our endpoints logged;
 /// `implicit`: TLS from the first byte (port 993).
 pub fn decoders(implicit: bool) -> (Box<dyn Decoder>, Box<dyn Decoder>) {
-    let switch = if implicit { Switch::on() } else { Switch::default() };
+    let switch = Switch::new(implicit);
     let dialogue = Shared::new(Mutex::new(Dialogue { tls: switch.clone(), ..Dialogue::default() }));
     let imap: (Box<dyn Decoder>, Box<dyn Decoder>) = (
         Box::new(CommandDecoder { dialogue: dialogue.clone(), part: None }),

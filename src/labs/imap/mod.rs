@@ -108,13 +108,8 @@ impl Lab for Imap {
     }
 
     fn client(&self, io: Stream, ctx: ClientCtx) -> LabFuture {
+        let tls = ctx.tls(self.tls, self.cafile.clone());
         let (user, password) = ctx.account.unwrap_or((ACCOUNTS[0].user.into(), ACCOUNTS[0].password.into()));
-        let tls = crate::tls::ClientTls {
-            mode: self.tls,
-            cafile: self.cafile.clone(),
-            ours: !ctx.remote,
-            target: ctx.target.clone(),
-        };
         Box::pin(async move { client::run(io, &user, &password, tls).await })
     }
 

@@ -50,7 +50,7 @@ fn lock(d: &Shared) -> std::sync::MutexGuard<'_, Dialogue> {
 /// dialogue goes on inside TLS records, opened with the secrets our endpoints logged;
 /// `implicit`: TLS from the first byte (port 995).
 pub fn decoders(implicit: bool) -> (Box<dyn Decoder>, Box<dyn Decoder>) {
-    let switch = if implicit { Switch::on() } else { Switch::default() };
+    let switch = Switch::new(implicit);
     let dialogue = Shared::new(Mutex::new(Dialogue { tls: switch.clone(), ..Dialogue::default() }));
     let pop3: (Box<dyn Decoder>, Box<dyn Decoder>) = (
         Box::new(CommandDecoder { dialogue: dialogue.clone(), skipping: false }),

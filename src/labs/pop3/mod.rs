@@ -100,15 +100,10 @@ impl Lab for Pop3 {
     }
 
     fn client(&self, io: Stream, ctx: ClientCtx) -> LabFuture {
+        let tls = ctx.tls(self.tls, self.cafile.clone());
         let login = match ctx.account {
             Some((user, password)) => client::Login { user, password },
             None => client::Login::lab(),
-        };
-        let tls = crate::tls::ClientTls {
-            mode: self.tls,
-            cafile: self.cafile.clone(),
-            ours: !ctx.remote,
-            target: ctx.target.clone(),
         };
         Box::pin(client::run(io, login, tls))
     }

@@ -133,12 +133,7 @@ impl Lab for Smtp {
             }
             _ => None,
         };
-        let tls = crate::tls::ClientTls {
-            mode: self.tls,
-            cafile: self.cafile.clone(),
-            ours: !ctx.remote,
-            target: ctx.target.clone(),
-        };
+        let tls = ctx.tls(self.tls, self.cafile.clone());
         let options = client::Options { tls, account };
         Box::pin(client::run(io, options))
     }
