@@ -139,6 +139,12 @@ pub trait Lab: Send + Sync + 'static {
         None
     }
 
+    /// The ladder's lifelines on kernel sockets: client and server, unless the lab tells a story
+    /// of more parties there too (the IMAP lab's laptop, server and phone).
+    fn host_lifelines(&self) -> Vec<&'static str> {
+        vec!["client", "server"]
+    }
+
     /// For labs whose client speaks datagrams on the host wire (ping's ICMP socket, DNS over
     /// UDP), or talks to many ports (portscan): the whole exchange with `target` (`--connect`),
     /// else with the embedded server or the kernel on loopback. Each message waits at `gate`

@@ -234,7 +234,7 @@ impl LabTab {
     pub fn lifelines(&self) -> Vec<&'static str> {
         match self.wire {
             Wire::Sim => (self.lab.info().network)().lifelines(),
-            Wire::Host => vec!["client", "server"],
+            Wire::Host => self.lab.host_lifelines(),
         }
     }
 

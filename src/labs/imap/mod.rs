@@ -121,6 +121,26 @@ impl Lab for Imap {
         Some(server::busy())
     }
 
+    fn host_lifelines(&self) -> Vec<&'static str> {
+        match self.tls {
+            crate::tls::Mode::Plain => vec!["laptop", "server", "phone"],
+            _ => vec!["client", "server"],
+        }
+    }
+
+    /// On kernel sockets too, the two-device story (in the clear; with --connect, one client).
+    fn host_datagrams(
+        &self,
+        target: Option<&str>,
+        sink: crate::session::StepSink,
+        gate: std::sync::Arc<crate::net::Gate>,
+    ) -> Option<LabFuture> {
+        if target.is_some() || self.tls != crate::tls::Mode::Plain {
+            return None;
+        }
+        Some(Box::pin(story::run_host(sink, gate, self.mailbox.clone(), self.idle_timeout)))
+    }
+
     fn packets(&self, net: &crate::net::sim::SimNet) -> Option<LabFuture> {
         // The two-device story is told in the clear; with TLS, one client takes the tour.
         if self.tls != crate::tls::Mode::Plain {
