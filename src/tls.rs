@@ -4,7 +4,8 @@
 //! an NSS key log for Wireshark).
 
 use crate::locale::en;
-use crate::wire::tls::Secrets;
+use crate::wire::Decoder;
+use crate::wire::tls::{Secrets, Switch};
 use color_eyre::eyre::{Result, WrapErr, eyre};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, ServerName};
 use std::collections::{HashMap, VecDeque};
@@ -407,6 +408,17 @@ pub fn in_memory(
     c.send_close_notify();
     pump(&mut c, &mut s, 0, &mut wire)?;
     Ok(wire)
+}
+
+/// Decoders for a connection of a mail protocol that may go into TLS: `inner` makes the
+/// protocol's own (client→server, server→client) given the switch they turn on after STARTTLS;
+/// `implicit`: TLS from the first byte. Records are opened with this process's key log.
+pub fn decoders(
+    implicit: bool,
+    inner: impl FnOnce(Switch) -> (Box<dyn Decoder>, Box<dyn Decoder>),
+) -> (Box<dyn Decoder>, Box<dyn Decoder>) {
+    let switch = Switch::new(implicit);
+    crate::wire::tls::decoders(inner(switch.clone()), switch, secrets())
 }
 
 /// A TLS server side on `io` (implicit TLS, or after STARTTLS).

@@ -304,9 +304,14 @@ pub fn cipher_suite(code: u16) -> String {
         0xcca8 => "TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256".into(),
         0xcca9 => "TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256".into(),
         0x00ff => "TLS_EMPTY_RENEGOTIATION_INFO_SCSV".into(),
-        c if c & 0x0f0f == 0x0a0a => "GREASE".into(),
-        c => format!("0x{c:04x}"),
+        c => unnamed(c),
     }
+}
+
+/// A code without a name here: GREASE (RFC 8701, values a client sends to keep servers
+/// tolerant of the unknown), or its number.
+fn unnamed(code: u16) -> String {
+    if code & 0x0f0f == 0x0a0a { "GREASE".into() } else { format!("0x{code:04x}") }
 }
 
 fn group(code: u16) -> String {
@@ -318,8 +323,7 @@ fn group(code: u16) -> String {
         0x001e => "x448".into(),
         0x0100 => "ffdhe2048".into(),
         0x11ec => "X25519MLKEM768".into(),
-        c if c & 0x0f0f == 0x0a0a => "GREASE".into(),
-        c => format!("0x{c:04x}"),
+        c => unnamed(c),
     }
 }
 
@@ -330,8 +334,7 @@ fn version(code: u16) -> String {
         0x0302 => "TLS 1.1".into(),
         0x0303 => "TLS 1.2".into(),
         0x0304 => "TLS 1.3".into(),
-        c if c & 0x0f0f == 0x0a0a => "GREASE".into(),
-        c => format!("0x{c:04x}"),
+        c => unnamed(c),
     }
 }
 

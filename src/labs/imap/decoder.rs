@@ -49,13 +49,13 @@ fn lock(d: &Shared) -> std::sync::MutexGuard<'_, Dialogue> {
 /// dialogue goes on inside TLS records, opened with the secrets our endpoints logged;
 /// `implicit`: TLS from the first byte (port 993).
 pub fn decoders(implicit: bool) -> (Box<dyn Decoder>, Box<dyn Decoder>) {
-    let switch = Switch::new(implicit);
-    let dialogue = Shared::new(Mutex::new(Dialogue { tls: switch.clone(), ..Dialogue::default() }));
-    let imap: (Box<dyn Decoder>, Box<dyn Decoder>) = (
-        Box::new(CommandDecoder { dialogue: dialogue.clone(), part: None }),
-        Box::new(ResponseDecoder { dialogue, part: None }),
-    );
-    crate::wire::tls::decoders(imap, switch, crate::tls::secrets())
+    crate::tls::decoders(implicit, |tls| {
+        let dialogue = Shared::new(Mutex::new(Dialogue { tls, ..Dialogue::default() }));
+        (
+            Box::new(CommandDecoder { dialogue: dialogue.clone(), part: None }),
+            Box::new(ResponseDecoder { dialogue, part: None }),
+        )
+    })
 }
 
 /// A message of the IMAP layer.

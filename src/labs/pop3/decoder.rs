@@ -50,13 +50,13 @@ fn lock(d: &Shared) -> std::sync::MutexGuard<'_, Dialogue> {
 /// dialogue goes on inside TLS records, opened with the secrets our endpoints logged;
 /// `implicit`: TLS from the first byte (port 995).
 pub fn decoders(implicit: bool) -> (Box<dyn Decoder>, Box<dyn Decoder>) {
-    let switch = Switch::new(implicit);
-    let dialogue = Shared::new(Mutex::new(Dialogue { tls: switch.clone(), ..Dialogue::default() }));
-    let pop3: (Box<dyn Decoder>, Box<dyn Decoder>) = (
-        Box::new(CommandDecoder { dialogue: dialogue.clone(), skipping: false }),
-        Box::new(ResponseDecoder { dialogue, part: None }),
-    );
-    crate::wire::tls::decoders(pop3, switch, crate::tls::secrets())
+    crate::tls::decoders(implicit, |tls| {
+        let dialogue = Shared::new(Mutex::new(Dialogue { tls, ..Dialogue::default() }));
+        (
+            Box::new(CommandDecoder { dialogue: dialogue.clone(), skipping: false }),
+            Box::new(ResponseDecoder { dialogue, part: None }),
+        )
+    })
 }
 
 /// Client→server: command lines.

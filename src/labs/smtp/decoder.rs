@@ -61,13 +61,13 @@ fn lock(d: &Shared) -> std::sync::MutexGuard<'_, Dialogue> {
 /// the clear; after `220` to STARTTLS it goes on inside TLS records, opened with the secrets our
 /// endpoints logged. `implicit`: TLS from the first byte (port 465).
 pub fn decoders(implicit: bool) -> (Box<dyn Decoder>, Box<dyn Decoder>) {
-    let switch = Switch::new(implicit);
-    let dialogue = Shared::new(Mutex::new(Dialogue { tls: switch.clone(), ..Dialogue::default() }));
-    let smtp: (Box<dyn Decoder>, Box<dyn Decoder>) = (
-        Box::new(CommandDecoder { dialogue: dialogue.clone(), ..CommandDecoder::default() }),
-        Box::new(ReplyDecoder { dialogue }),
-    );
-    crate::wire::tls::decoders(smtp, switch, crate::tls::secrets())
+    crate::tls::decoders(implicit, |tls| {
+        let dialogue = Shared::new(Mutex::new(Dialogue { tls, ..Dialogue::default() }));
+        (
+            Box::new(CommandDecoder { dialogue: dialogue.clone(), ..CommandDecoder::default() }),
+            Box::new(ReplyDecoder { dialogue }),
+        )
+    })
 }
 
 /// Client→server: command lines, and the message text after a 354.
