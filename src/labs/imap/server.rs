@@ -891,7 +891,9 @@ fn fetch_item(item: &str, kept: &Kept, seen: &mut bool) -> Option<Vec<u8>> {
             let mut picked = Vec::new();
             for f in header_fields(content) {
                 if names.iter().any(|n| n.eq_ignore_ascii_case(f.name)) != not {
-                    picked.extend_from_slice(format!("{}: {}\r\n", f.name, f.value).as_bytes());
+                    // The field as it is kept, folded lines and all (RFC 9051 §6.4.5).
+                    picked.extend_from_slice(&content[f.range]);
+                    picked.extend_from_slice(b"\r\n");
                 }
             }
             picked.extend_from_slice(b"\r\n");
@@ -973,6 +975,21 @@ mod tests {
 
     fn say(s: &mut Session, line: &str) -> String {
         String::from_utf8(s.input(format!("{line}\r\n").as_bytes()).bytes).unwrap()
+    }
+
+    #[test]
+    fn header_fields_come_as_kept_folded_lines_and_all() {
+        let mb = crate::labs::smtp::mailbox::filled(1, |_| {
+            "Authentication-Results: mail.b.lab;\r\n\tspf=pass\r\nTo: bob@protolab.test\r\n\r\nhi\r\n".to_string()
+        });
+        let mut s = Session::new(mb);
+        say(&mut s, "a1 LOGIN bob lab");
+        say(&mut s, "a2 SELECT INBOX");
+        assert_eq!(
+            say(&mut s, "a3 FETCH 1 BODY.PEEK[HEADER.FIELDS (AUTHENTICATION-RESULTS)]"),
+            "* 1 FETCH (BODY[HEADER.FIELDS (AUTHENTICATION-RESULTS)] {50}\r\n\
+             Authentication-Results: mail.b.lab;\r\n\tspf=pass\r\n\r\n)\r\na3 OK FETCH completed\r\n"
+        );
     }
 
     #[test]

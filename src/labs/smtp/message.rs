@@ -43,6 +43,8 @@ pub struct HeaderField<'a> {
     pub value: String,
     /// Where the value's bytes are (across folded lines).
     pub value_range: Range<usize>,
+    /// Where the whole field is, its name and folded lines, without the last CR LF.
+    pub range: Range<usize>,
 }
 
 /// The header fields at the start of a message text, up to the blank line that ends them (or
@@ -63,6 +65,7 @@ pub fn header_fields(text: &[u8]) -> Vec<HeaderField<'_>> {
             last.value.push_str(String::from_utf8_lossy(line).trim());
             last.value = last.value.trim().to_string();
             last.value_range.end = at + rel;
+            last.range.end = at + rel;
         } else {
             let Some(colon) = line.iter().position(|&b| b == b':') else { break };
             let Ok(name) = std::str::from_utf8(&line[..colon]) else { break };
@@ -76,6 +79,7 @@ pub fn header_fields(text: &[u8]) -> Vec<HeaderField<'_>> {
                 name,
                 value: String::from_utf8_lossy(raw).trim().to_string(),
                 value_range: start..(at + rel).max(start),
+                range: at..at + rel,
             });
         }
         at = next;
