@@ -79,6 +79,9 @@ pub enum Command {
         /// DHCP: how much faster than the network the lease clock runs.
         #[arg(long, value_name = "N", default_value_t = crate::labs::dhcp::DEFAULT_SPEEDUP, value_parser = clap::value_parser!(u32).range(1..=600))]
         lease_speedup: u32,
+        /// Mail: bob reads by POP3 (download and delete) instead of IMAP.
+        #[arg(long)]
+        pop3: bool,
         #[command(flatten)]
         tls: TlsArgs,
     },
@@ -127,6 +130,9 @@ pub enum Command {
         /// traceroute: probe with ICMP echo requests (traceroute -I) instead of UDP.
         #[arg(long)]
         icmp: bool,
+        /// mail: bob reads by POP3 (download and delete) instead of IMAP.
+        #[arg(long)]
+        pop3: bool,
         /// pop3, imap with --connect: log in to the real server as NAME (the password after a colon, or
         /// in PROTOLAB_PASSWORD, which keeps it out of the process list).
         #[arg(long, value_name = "NAME[:PASSWORD]")]
@@ -545,6 +551,10 @@ fn network_line(topology: &crate::net::sim::Topology, lang: Lang) -> String {
     let node = |name: &str| {
         if let Some(host) = topology.hosts.iter().find(|h| h.name == name) {
             let name = crate::locale::endpoint(lang, name);
+            let name = match host.role {
+                Some(role) => format!("{name} ({role})"),
+                None => name,
+            };
             return match host.ip {
                 Some(ip) => format!("{name} {ip}"),
                 None => format!("{name} ({})", tr(lang, "no address yet: DHCP")),
@@ -761,8 +771,9 @@ pub async fn serve_lab(lab: Arc<dyn Lab>, listen: &str, format: Format, sessions
 pub async fn dispatch(cli: Cli) -> Result<()> {
     match cli.command {
         None => crate::tui::run(settings(Flags::default())).await,
-        Some(Command::Tui { lab, wire, lang, present, theme, lease_speedup, tls }) => {
+        Some(Command::Tui { lab, wire, lang, present, theme, lease_speedup, pop3, tls }) => {
             crate::labs::dhcp::set_speedup(lease_speedup);
+            crate::labs::mail::set_pop3(pop3);
             if let Some(smtp) = crate::labs::find("smtp") {
                 tls.apply(smtp, false);
             }
@@ -845,6 +856,7 @@ pub async fn dispatch(cli: Cli) -> Result<()> {
             no_capture,
             lease_speedup,
             icmp,
+            pop3,
             user,
             tls,
         }) => {
@@ -873,6 +885,12 @@ pub async fn dispatch(cli: Cli) -> Result<()> {
                     usage("--icmp chooses traceroute's probes: it goes with `run traceroute`");
                 }
                 crate::labs::traceroute::set_icmp(true);
+            }
+            if pop3 {
+                if lab.info().name != "mail" {
+                    usage("--pop3 chooses how bob reads in the mail lab: it goes with `run mail`");
+                }
+                crate::labs::mail::set_pop3(true);
             }
             let wire = wire.unwrap_or(if connect.is_some() { Wire::Host } else { lab.info().default_wire() });
             refuse_wire(lab.info(), wire);

@@ -15,7 +15,10 @@
 //!   back to the plain text, which would be untrue of it: `tcp.syn~again` falls back to
 //!   `tcp~again`, then to `frame~again`;
 //! - the **place** it was seen: `@sim` (the lab network), `@host` (the socket API),
-//!   `@captured` (a kernel segment captured on the host), tried before the same key without it.
+//!   `@captured` (a kernel segment captured on the host), tried before the same key without it;
+//! - the **connection** it belongs to, in labs of several (`#relay`, `#forged` in the mail
+//!   lab), tried before the same key without it: one command means one thing on alice's
+//!   submission and another on the servers' relay.
 //!
 //! `{Path}` is replaced by the step's field of that path; `{from}`, `{to}`, `{len}`,
 //! `{summary}`, `{malformed}` (the reason, in the narration's language) and `{delay}` (ms on
@@ -58,7 +61,10 @@ impl Narration {
     /// win.
     pub fn for_lab(lang: Lang, lab: &dyn crate::labs::Lab) -> Self {
         let mut n = Narration::parse(shared(lang));
-        n.entries.extend(Narration::parse(lab.narration(lang)).entries);
+        // The labs its story carries first, then its own, which wins.
+        for text in lab.narration(lang).into_iter().rev() {
+            n.entries.extend(Narration::parse(text).entries);
+        }
         n.lang = lang;
         n
     }
@@ -89,7 +95,17 @@ impl Narration {
         if variant.is_some() {
             prefixes.push("frame");
         }
-        prefixes.into_iter().flat_map(|p| [format!("{p}{suffix}@{place}"), format!("{p}{suffix}")]).collect()
+        let conn = step.conn.as_deref().map(|c| format!("#{c}"));
+        let mut keys = Vec::new();
+        for p in prefixes {
+            if let Some(conn) = &conn {
+                keys.push(format!("{p}{conn}{suffix}@{place}"));
+                keys.push(format!("{p}{conn}{suffix}"));
+            }
+            keys.push(format!("{p}{suffix}@{place}"));
+            keys.push(format!("{p}{suffix}"));
+        }
+        keys
     }
 
     /// The key a step's narration comes from, if any.

@@ -57,7 +57,7 @@ fn dig_gets_the_lab_records_over_udp_and_tcp() {
     }
     // Sessions: the A query, the MX query, the TXT query over UDP, then over TCP.
     let (child, addr) = serve(4);
-    assert_eq!(dig(&addr, &["mail.b.lab", "+short"]).trim(), "203.0.113.25");
+    assert_eq!(dig(&addr, &["mail.b.lab", "+short"]).trim(), "192.0.2.35");
     let mx = dig(&addr, &["b.lab", "MX"]);
     assert!(mx.contains("status: NOERROR") && mx.contains("flags: qr aa"), "{mx}");
     assert!(mx.contains("MX\t10 mail.b.lab."), "{mx}");
@@ -162,7 +162,7 @@ fn run_dns_connect_asks_a_real_dnsmasq() {
         "--listen-address=127.0.0.1",
         "--bind-interfaces",
         "--mx-host=b.lab,mail.b.lab,10",
-        "--host-record=mail.b.lab,203.0.113.25",
+        "--host-record=mail.b.lab,192.0.2.35",
     ]
     .map(String::from)
     .to_vec();
@@ -194,7 +194,7 @@ fn run_dns_connect_asks_a_real_dnsmasq() {
         String::from_utf8(out.stdout).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
     let summaries: Vec<&str> = steps.iter().map(|s| s["summary"].as_str().unwrap()).collect();
     assert!(steps.iter().all(|s| s["malformed"].is_null()), "{summaries:#?}");
-    assert!(summaries.iter().any(|s| s.ends_with("mail.b.lab. A: 203.0.113.25 (AA)")), "{summaries:#?}");
+    assert!(summaries.iter().any(|s| s.ends_with("mail.b.lab. A: 192.0.2.35 (AA)")), "{summaries:#?}");
     assert!(summaries.iter().any(|s| s.ends_with("b.lab. MX: 10 mail.b.lab. (AA)")), "{summaries:#?}");
     assert!(summaries.iter().any(|s| s.ends_with("b.lab. TXT: TC=1, truncated")), "{summaries:#?}");
     let tcp = steps.iter().find(|s| field(s, "DNS.tcp_length").is_some() && s["from"] == "server").expect("over TCP");

@@ -180,7 +180,9 @@ fn narration_has_the_same_keys_and_placeholders_in_both_languages() {
     let texts = |lang: Lang| {
         let mut files = vec![("shared".to_string(), protolab::narration::shared(lang))];
         for lab in labs::registry() {
-            files.push((lab.info().name.to_string(), lab.narration(lang)));
+            for (i, text) in lab.narration(lang).into_iter().enumerate() {
+                files.push((format!("{} ({i})", lab.info().name), text));
+            }
         }
         files
     };

@@ -410,3 +410,18 @@ async fn every_lab_on_the_host_wire() {
     }
     check(walks, true).await;
 }
+
+/// mail: the journey across five parties and mallory's forgery; a lost segment early (frame 6)
+/// and later (frame 60), a damaged and a copied one; then with bob reading by POP3.
+#[tokio::test]
+async fn mail_journey_with_faults() {
+    let mut walks = vec![walk("mail", Wire::Sim)];
+    walks.extend([6, 60].map(|n| walk("mail", Wire::Sim).faults(drop(n))));
+    walks.push(walk("mail", Wire::Sim).faults(Faults { corrupt: vec![40], duplicate: vec![41], ..Faults::default() }));
+    check(walks, true).await;
+    // bob reads by POP3 (the lab's setting, for these walks only: no other test of this binary
+    // runs the mail lab).
+    protolab::labs::mail::set_pop3(true);
+    check(vec![walk("mail", Wire::Sim), walk("mail", Wire::Sim).faults(drop(150))], true).await;
+    protolab::labs::mail::set_pop3(false);
+}

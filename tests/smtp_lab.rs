@@ -231,7 +231,7 @@ async fn a_refusing_real_server_ends_the_run_with_its_reason() {
 #[test]
 fn narration_covers_the_dialogue() {
     let smtp = Smtp::default();
-    let n = protolab::narration::Narration::parse(smtp.narration(protolab::locale::Lang::En));
+    let n = protolab::narration::Narration::parse(smtp.narration(protolab::locale::Lang::En)[0]);
     for kind in [
         "smtp.command.EHLO",
         "smtp.command.MAIL",

@@ -356,6 +356,25 @@ async fn dns_with_four_lifelines() {
     }
 }
 
+/// mail: alice, mail.a.lab, dns, mail.b.lab, bob, mallory (six lifelines); mail.b.lab's 550
+/// 5.7.1 to mallory selected, the DNS questions of the checks before it on the ladder.
+#[tokio::test]
+async fn mail_with_six_lifelines() {
+    protolab::tls::set_ca_dir(std::env::temp_dir().join(format!("protolab-tui-ca-{}", std::process::id())));
+    let mut steps = real_steps("mail").await;
+    normalize(&mut steps);
+    let refused = steps.iter().position(|s| s.kind == "smtp.reply.550.text").unwrap();
+    let mut app = app_on("mail", steps, refused);
+    for (w, h) in [(80, 24), (200, 60)] {
+        let screen = draw(&mut app, w, h);
+        for name in ["alice", "mail.a.lab", "dns", "mail.b.lab", "bob", "mallory"] {
+            assert!(screen.contains(name), "{name} at {w}x{h}:\n{screen}");
+        }
+        assert!(screen.contains("550 5.7.1"), "the refusal at {w}x{h}:\n{screen}");
+        insta::assert_snapshot!(format!("mail_{w}x{h}"), screen);
+    }
+}
+
 /// nat: remote, r1, web, pc; the port-forwarded SYN selected, its rewrite in the details and
 /// the crossed link (r1's inside LAN) on the map.
 #[tokio::test]

@@ -4,6 +4,7 @@
 pub mod dhcp;
 pub mod dns;
 pub mod imap;
+pub mod mail;
 pub mod nat;
 pub mod ping;
 pub mod pop3;
@@ -91,8 +92,8 @@ pub type LabFuture = Pin<Box<dyn Future<Output = color_eyre::Result<()>> + Send>
 pub trait Lab: Send + Sync + 'static {
     fn info(&self) -> &'static LabInfo;
 
-    /// The lab's narration asset in `lang`, see [`crate::narration`].
-    fn narration(&self, lang: crate::locale::Lang) -> &'static str;
+    /// The lab's narration assets in `lang`, its own first, see [`crate::narration`].
+    fn narration(&self, lang: crate::locale::Lang) -> Vec<&'static str>;
 
     /// Fresh decoders for one connection: (client→server, server→client). They may share
     /// state (the WebSocket response decoder checks the key the request decoder saw).
@@ -171,19 +172,21 @@ fn no_stream(lab: &'static str) -> LabFuture {
 }
 
 /// A lab's narration assets, `assets/narration/{en,ko}/LAB.txt`, as [`Lab::narration`]; after
-/// the lab, the labs whose messages its story carries too (the IMAP lab's SMTP delivery).
+/// the lab, the labs whose messages its story carries too (the IMAP lab's SMTP delivery). Each
+/// file stays a file of its own, so one file's header comment never runs into another's last
+/// entry.
 macro_rules! narration {
     ($lab:literal $(, $also:literal)*) => {
-        fn narration(&self, lang: crate::locale::Lang) -> &'static str {
+        fn narration(&self, lang: crate::locale::Lang) -> Vec<&'static str> {
             match lang {
-                crate::locale::Lang::En => concat!(
+                crate::locale::Lang::En => vec![
                     include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/assets/narration/en/", $lab, ".txt")),
-                    $("\n", include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/assets/narration/en/", $also, ".txt")),)*
-                ),
-                crate::locale::Lang::Ko => concat!(
+                    $(include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/assets/narration/en/", $also, ".txt")),)*
+                ],
+                crate::locale::Lang::Ko => vec![
                     include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/assets/narration/ko/", $lab, ".txt")),
-                    $("\n", include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/assets/narration/ko/", $also, ".txt")),)*
-                ),
+                    $(include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/assets/narration/ko/", $also, ".txt")),)*
+                ],
             }
         }
     };
@@ -206,6 +209,7 @@ pub fn registry() -> Vec<Arc<dyn Lab>> {
         Arc::new(portscan::PortScan),
         Arc::new(pop3::Pop3::new(mailbox.clone())),
         Arc::new(imap::Imap::new(mailbox)),
+        Arc::new(mail::Mail),
     ]
 }
 

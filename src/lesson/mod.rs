@@ -248,6 +248,7 @@ const FILES: &[(&str, &str)] = &[
     ("pop3", include_str!("../../assets/lessons/pop3.toml")),
     ("imap", include_str!("../../assets/lessons/imap.toml")),
     ("tls", include_str!("../../assets/lessons/tls.toml")),
+    ("mail", include_str!("../../assets/lessons/mail.toml")),
     ("ws", include_str!("../../assets/lessons/ws.toml")),
     ("ping", include_str!("../../assets/lessons/ping.toml")),
     ("traceroute", include_str!("../../assets/lessons/traceroute.toml")),

@@ -6,6 +6,7 @@
 //! (TC=1, asked again over TCP), and a name that does not exist (NXDOMAIN). Each query has a
 //! fresh random id and goes out from a random port; a lost one is asked again.
 
+pub mod resolver;
 pub mod serve;
 mod stub;
 pub mod zone;
@@ -14,11 +15,11 @@ use super::{Lab, LabFuture, LabInfo};
 use crate::locale::en;
 use crate::net::sim::{CLIENT, SimNet, Topology};
 use crate::net::{Stream, Wire};
-use crate::wire::dns::{self, rcode, rtype, type_name};
+use crate::wire::dns::{self, rtype, type_name};
 use crate::wire::{Decoder, FramesOnly};
 use color_eyre::eyre::{Result, bail};
-use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
-use std::time::Duration;
+use resolver::SimResolver;
+use std::net::{Ipv4Addr, SocketAddr};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use zone::{Outcome, Transport, Zone};
 
@@ -46,9 +47,6 @@ fn servers() -> [(usize, Zone); 3] {
 /// What the resolver asks, in order (of the lab's servers, and of a real one with `--connect`).
 const QUESTIONS: [(&str, u16); 4] =
     [("mail.b.lab.", rtype::A), ("b.lab.", rtype::MX), ("b.lab.", rtype::TXT), ("nosuch.b.lab.", rtype::A)];
-/// How long the resolver waits for an answer over UDP (lab clock), and how often it asks.
-const WAIT: Duration = Duration::from_secs(2);
-const TRIES: u32 = 3;
 /// Referrals followed for one name at most.
 const MAX_REFERRALS: usize = 8;
 
@@ -92,40 +90,9 @@ impl Lab for Dns {
     }
 }
 
-/// One line of what a response told the resolver, as its state.
-fn learned(dns: &dns::Dns) -> String {
-    let (name, qtype) =
-        dns.questions.first().map(|q| (q.name.clone(), type_name(q.qtype))).unwrap_or_else(|| (".".into(), "?".into()));
-    match zone::outcome(dns) {
-        Outcome::Truncated => {
-            en("{name} {type}: truncated (TC=1), ask again over TCP", &[("name", &name), ("type", &qtype)])
-        }
-        Outcome::Referral { zone, servers } => {
-            let servers: Vec<String> = servers.iter().map(|(n, ip)| format!("{n} {ip}")).collect();
-            en("referred to {zone}: {servers}", &[("zone", &zone), ("servers", &servers.join(", "))])
-        }
-        Outcome::Answer(records) => {
-            let data: Vec<String> = records.iter().map(|r| r.data.text()).collect();
-            let data = data.join(", ");
-            let data = if data.chars().count() > 48 {
-                format!("{}…", data.chars().take(47).collect::<String>())
-            } else {
-                data
-            };
-            en("answer: {name} {type} {data}", &[("name", &name), ("type", &qtype), ("data", &data)])
-        }
-        Outcome::Negative(rcode::NXDOMAIN) => en("{name}: no such name (NXDOMAIN)", &[("name", &name)]),
-        Outcome::Negative(rcode::NOERROR) => en("{name} has no {type} record", &[("name", &name), ("type", &qtype)]),
-        Outcome::Negative(code) => en(
-            "answered {rcode} for {name} {type}",
-            &[("name", &name), ("type", &qtype), ("rcode", &dns::rcode_name(code))],
-        ),
-    }
-}
-
 /// Serves DNS over TCP on a server host: a two-byte length, the message, the answer, as many
 /// times as the client asks, until it closes.
-async fn serve_tcp(listener: crate::net::sim::SimListener, zones: Vec<Zone>) {
+pub(crate) async fn serve_tcp(listener: crate::net::sim::SimListener, zones: Vec<Zone>) {
     while let Ok((mut stream, _)) = listener.accept().await {
         let mut len = [0u8; 2];
         while stream.read_exact(&mut len).await.is_ok() {
@@ -161,23 +128,7 @@ async fn resolve_all(net: SimNet) -> Result<()> {
         )?);
         tasks.spawn(serve_tcp(net.listen_on(host, 53)?, vec![zone]));
     }
-    // Source port randomization (RFC 5452): with the random id, what a forger must guess.
-    let port: u16 = 49152 + rand::random::<u16>() % 16384;
-    let (tx, mut rx) = tokio::sync::mpsc::channel::<(Ipv4Addr, Vec<u8>)>(16);
-    let _attached = net.attach(
-        CLIENT,
-        Box::new(move |frame, ctx| {
-            let Some((53, dst, range)) = crate::wire::frame::udp_payload(frame) else { return };
-            let Ok(dns) = dns::parse(&frame[range.clone()]) else { return };
-            let Some(from) = ipv4_src(frame) else { return };
-            if dst == port && dns.qr() {
-                ctx.label = Some(learned(&dns));
-                let _ = tx.try_send((from, frame[range].to_vec()));
-            }
-        }),
-    );
-    let socket = net.probe_socket(CLIENT, port)?;
-    // What the resolver knows of who serves which zone: at first only the root (its hints).
+    let mut resolver = SimResolver::new(&net, CLIENT)?;
     let mut known: Vec<(String, String, Ipv4Addr)> = vec![(".".into(), "root.lab.".into(), zone::ROOT_IP)];
     let mut resolved = Vec::new();
     for (name, qtype) in QUESTIONS {
@@ -189,10 +140,10 @@ async fn resolve_all(net: SimNet) -> Result<()> {
             .unwrap_or_else(|| known[0].clone());
         for _ in 0..MAX_REFERRALS {
             net.set_state(CLIENT, asking(&server, &zone, name, qtype, false));
-            let mut reply = ask_udp(&net, &socket, &mut rx, ip, name, qtype).await?;
+            let mut reply = resolver.ask_udp(ip, name, qtype, false).await?;
             if reply.tc() {
                 net.set_state(CLIENT, asking(&server, &zone, name, qtype, true));
-                reply = ask_tcp(&net, ip, name, qtype).await?;
+                reply = resolver.ask_tcp(ip, name, qtype, false).await?;
             }
             match zone::outcome(&reply) {
                 Outcome::Referral { zone: next, servers } => {
@@ -227,59 +178,4 @@ fn asking(server: &str, zone: &str, name: &str, qtype: u16, tcp: bool) -> String
     } else {
         en("asking {server} ({zone}) for {name} {type}", &args)
     }
-}
-
-/// The IPv4 source of a frame.
-fn ipv4_src(frame: &[u8]) -> Option<Ipv4Addr> {
-    let b = frame.get(26..30)?;
-    Some(Ipv4Addr::new(b[0], b[1], b[2], b[3]))
-}
-
-/// One query over UDP, asked again if no answer comes within [`WAIT`].
-async fn ask_udp(
-    net: &SimNet,
-    socket: &crate::net::sim::ProbeSocket,
-    rx: &mut tokio::sync::mpsc::Receiver<(Ipv4Addr, Vec<u8>)>,
-    server: Ipv4Addr,
-    name: &str,
-    qtype: u16,
-) -> Result<dns::Dns> {
-    for _ in 0..TRIES {
-        let id: u16 = rand::random();
-        socket.send(SocketAddrV4::new(server, 53), 64, &dns::query(id, name, qtype, false))?;
-        let deadline = net.now() + WAIT;
-        loop {
-            tokio::select! {
-                Some((from, bytes)) = rx.recv() => {
-                    // Only the answer from the server asked, with the id of the query, counts.
-                    match dns::parse(&bytes) {
-                        Ok(reply) if from == server && reply.id == id => return Ok(reply),
-                        _ => continue,
-                    }
-                }
-                () = net.sleep_until(deadline) => break,
-            }
-        }
-    }
-    bail!(en("no answer from {server} to {n} queries", &[("server", &server), ("n", &TRIES)]))
-}
-
-/// The same query over TCP: a connection, a two-byte length before each message.
-async fn ask_tcp(net: &SimNet, server: Ipv4Addr, name: &str, qtype: u16) -> Result<dns::Dns> {
-    let exchange = async {
-        let mut stream = net.connect(SocketAddr::from((server, 53))).await?;
-        let query = dns::query(rand::random(), name, qtype, false);
-        let mut framed = (query.len() as u16).to_be_bytes().to_vec();
-        framed.extend_from_slice(&query);
-        stream.write_all(&framed).await?;
-        let mut len = [0u8; 2];
-        stream.read_exact(&mut len).await?;
-        let mut reply = vec![0u8; usize::from(u16::from_be_bytes(len))];
-        stream.read_exact(&mut reply).await?;
-        Ok::<_, std::io::Error>(reply)
-    };
-    let reply = crate::net::timeout(Duration::from_secs(10), exchange)
-        .await
-        .map_err(|_| color_eyre::eyre::eyre!(en("no answer over TCP from {server}", &[("server", &server)])))??;
-    dns::parse(&reply).map_err(|bad| color_eyre::eyre::eyre!(bad.reason))
 }

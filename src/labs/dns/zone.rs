@@ -13,6 +13,9 @@ pub const ROOT_IP: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 10);
 pub const LAB_IP: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 20);
 pub const B_LAB_IP: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 30);
 pub const A_LAB_IP: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 40);
+/// The domains' mail exchangers, `mail.a.lab` and `mail.b.lab` (the mail lab's servers).
+pub const MAIL_A_IP: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 25);
+pub const MAIL_B_IP: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 35);
 
 /// The EDNS payload size the lab's servers accept and offer (RFC 6891, the 2020 flag day's
 /// 1232).
@@ -37,7 +40,7 @@ fn ns(name: &str, server: &str) -> Record {
     rr(name, rtype::NS, 86400, Rdata::Name(server.into()))
 }
 
-fn txt(name: &str, text: &str) -> Record {
+pub fn txt(name: &str, text: &str) -> Record {
     rr(name, rtype::TXT, 3600, Rdata::Txt(vec![text.as_bytes().to_vec()]))
 }
 
@@ -105,13 +108,13 @@ fn mail_domain(origin: &'static str, server: Ipv4Addr, mail: Ipv4Addr) -> Zone {
 
 /// `a.lab.`: alice's domain.
 pub fn a_lab() -> Zone {
-    mail_domain("a.lab.", A_LAB_IP, Ipv4Addr::new(198, 51, 100, 25))
+    mail_domain("a.lab.", A_LAB_IP, MAIL_A_IP)
 }
 
 /// `b.lab.`: bob's domain. Like many real domains, it carries more TXT records than fit in
 /// 512 bytes (the proofs of ownership services ask for), so its TXT answer needs TCP.
 pub fn b_lab() -> Zone {
-    let mut zone = mail_domain("b.lab.", B_LAB_IP, Ipv4Addr::new(203, 0, 113, 25));
+    let mut zone = mail_domain("b.lab.", B_LAB_IP, MAIL_B_IP);
     for (service, token) in [
         ("mailcheck", "Zq4Lw9xB2mT7vR1cK8pN3sD6fH0jY5uA"),
         ("webmaster", "e3b0c44298fc1c149afbf4c8996fb924"),
@@ -311,7 +314,7 @@ mod tests {
     fn b_lab_answers_with_authority() {
         let r = ask(&[b_lab()], "MAIL.b.lab.", rtype::A, Transport::Udp);
         assert!(r.aa());
-        assert_eq!(r.answers[0].data, Rdata::A(Ipv4Addr::new(203, 0, 113, 25)));
+        assert_eq!(r.answers[0].data, Rdata::A(MAIL_B_IP));
         let mx = ask(&[b_lab()], "b.lab.", rtype::MX, Transport::Udp);
         assert_eq!(mx.answers[0].data, Rdata::Mx(10, "mail.b.lab.".into()));
         assert_eq!(mx.additional[0].name, "mail.b.lab.");

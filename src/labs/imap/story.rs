@@ -12,7 +12,7 @@ use crate::labs::smtp::Mailbox;
 use crate::labs::smtp::mailbox::ACCOUNTS;
 use crate::locale::en;
 use crate::net::sim::{SimListener, SimNet, Topology};
-use crate::net::{Carriers, Dir, Gate, Recorder, Stream, TapStream};
+use crate::net::{Dir, Gate, Recorder, Stream, TapStream};
 use crate::session::StepSink;
 use crate::wire::Decoder;
 use color_eyre::eyre::{Result, WrapErr, bail, eyre};
@@ -59,17 +59,7 @@ impl Place {
         match self {
             Place::Sim { net, imap, smtp } => {
                 let listener = if matches!(service, Service::Imap) { imap } else { smtp };
-                let to = listener.local_addr();
-                let (client, server) = tokio::join!(net.connect_named(host, to, Some(conn)), listener.accept());
-                let client = client.wrap_err_with(|| en("cannot connect to {target}", &[("target", &to)]))?;
-                let (server, peer) = server?;
-                let rec = Recorder::new(net.sink().for_conn(conn), [who, "server"], decoders);
-                rec.set_close_steps(false);
-                let tap = |io: crate::net::sim::SimStream, out: Dir| -> Stream {
-                    let carriers: Box<dyn Carriers> = Box::new(io.carriers());
-                    Box::new(TapStream::new(io, rec.clone(), out, false, Gate::free()).reading(Some(carriers)))
-                };
-                Ok((tap(client, Dir::ClientToServer), tap(server, Dir::ServerToClient), peer))
+                net.tapped(host, listener, conn, [who, "server"], decoders).await
             }
             Place::Host { sink, gate, imap, smtp } => {
                 let listener = if matches!(service, Service::Imap) { imap } else { smtp };

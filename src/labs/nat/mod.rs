@@ -41,8 +41,13 @@ const REMOTE_IP: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 7);
 const MAX_REQUEST: usize = 4096;
 
 fn network() -> Topology {
-    let host =
-        |name, ip: Ipv4Addr, gateway: Ipv4Addr| HostSpec { name, ip: Some(ip), prefix: 24, gateway: Some(gateway) };
+    let host = |name, ip: Ipv4Addr, gateway: Ipv4Addr| HostSpec {
+        role: None,
+        name,
+        ip: Some(ip),
+        prefix: 24,
+        gateway: Some(gateway),
+    };
     let inside = Ipv4Addr::new(192, 0, 2, 1);
     Topology {
         hosts: vec![

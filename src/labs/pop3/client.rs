@@ -86,12 +86,26 @@ impl Connection {
     }
 }
 
-/// Runs the client on `io` as `login`. `own_server`: our embedded server, where a wrong
+/// What the client shows besides reading the newest message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Tour {
+    /// Try a wrong password first, to show the `-ERR`.
+    pub wrong_password: bool,
+    /// Really delete the message read (else RSET unmarks it before QUIT).
+    pub delete: bool,
+}
+
+/// Runs the client on `io` as `login`. Against our own embedded server (`tls.ours`) a wrong
 /// password is tried first and the newest message is really deleted. `Ok` once QUIT was
 /// answered and the connection closed.
 /// `tls`: in the clear, STLS after CAPA (RFC 2595), or TLS from the first byte (port 995).
 pub async fn run(io: Stream, login: Login, tls: crate::tls::ClientTls) -> Result<()> {
-    let own_server = tls.ours;
+    let tour = Tour { wrong_password: tls.ours, delete: tls.ours };
+    take(io, login, tls, tour).await
+}
+
+/// [`run`], showing what `tour` says.
+pub async fn take(io: Stream, login: Login, tls: crate::tls::ClientTls, tour: Tour) -> Result<()> {
     let mut conn = Connection { lines: ClientLines::new(io, REPLY_TIMEOUT, MAX_RESPONSE) };
     if tls.mode == crate::tls::Mode::Implicit {
         conn.lines.start_tls(&tls).await?;
@@ -125,7 +139,7 @@ pub async fn run(io: Stream, login: Login, tls: crate::tls::ClientTls) -> Result
         .and_then(|a| greeting.text[a..].find('>').map(|b| greeting.text[a..=a + b].to_string()));
     if let Some(stamp) = timestamp {
         let apop = |password: &str| format!("APOP {} {}", login.user, super::server::apop_digest(&stamp, password));
-        if own_server {
+        if tour.wrong_password {
             let wrong = conn.command(&apop(WRONG_PASSWORD), false).await?;
             if wrong.ok {
                 let _ = conn.lines.io.shutdown().await;
@@ -137,7 +151,7 @@ pub async fn run(io: Stream, login: Login, tls: crate::tls::ClientTls) -> Result
             return Err(conn.refused("APOP", &answer).await);
         }
     } else {
-        if own_server {
+        if tour.wrong_password {
             conn.command(&format!("USER {}", login.user), false).await?;
             let wrong = conn.command(&format!("PASS {WRONG_PASSWORD}"), false).await?;
             if wrong.ok {
@@ -169,7 +183,7 @@ pub async fn run(io: Stream, login: Login, tls: crate::tls::ClientTls) -> Result
             return Err(conn.refused("RETR", &retr).await);
         }
         conn.command(&format!("DELE {count}"), false).await?;
-        if !own_server {
+        if !tour.delete {
             // Somebody's real mail: unmark it, so QUIT deletes nothing.
             conn.command("RSET", false).await?;
         }

@@ -61,6 +61,7 @@ const DATA: &[u8] = b"protolab ping sweep";
 
 fn network() -> Topology {
     let host = |name, last, gateway: Ipv4Addr| HostSpec {
+        role: None,
         name,
         ip: Some(Ipv4Addr::new(192, 0, 2, last)),
         prefix: LAN_PREFIX,
@@ -72,7 +73,13 @@ fn network() -> Topology {
             host("scanner", 1, GATEWAY),
             host("web", 2, GATEWAY),
             host("mail", 3, GATEWAY),
-            HostSpec { name: "vault", ip: Some(Ipv4Addr::new(203, 0, 113, 5)), prefix: 24, gateway: Some(outside) },
+            HostSpec {
+                role: None,
+                name: "vault",
+                ip: Some(Ipv4Addr::new(203, 0, 113, 5)),
+                prefix: 24,
+                gateway: Some(outside),
+            },
         ],
         routers: vec![RouterSpec {
             name: "r1",

@@ -83,9 +83,55 @@ impl Letter {
     }
 }
 
+/// One message to send: the name to give in EHLO, the envelope, and the text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Envelope {
+    pub helo: String,
+    pub sender: String,
+    pub recipient: String,
+    /// The message text, CRLF lines, before dot-stuffing.
+    pub text: Vec<u8>,
+    /// Against our own server, first show what it refuses: a MAIL in the clear on submission
+    /// (530), a recipient elsewhere (a relay attempt).
+    pub probes: bool,
+}
+
+impl Envelope {
+    /// The lab's: today's letter from alice@client.lab to bob@protolab.test.
+    pub fn lab(now: SystemTime) -> Self {
+        Envelope {
+            helo: CLIENT_DOMAIN.into(),
+            sender: SENDER.into(),
+            recipient: RECIPIENT.into(),
+            text: Letter::new(now).text(),
+            probes: true,
+        }
+    }
+}
+
+/// The server refused a command or the message (an error a caller can tell from the others:
+/// the mail lab's forger expects one).
+#[derive(Debug, Clone)]
+pub struct Refused {
+    /// What was refused (`MAIL FROM`, `the message`).
+    pub what: String,
+    pub reply: Reply,
+}
+
+impl std::fmt::Display for Refused {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let (what, code, text) = (&self.what, &self.reply.code, self.reply.text());
+        f.write_str(&en("server refused {what}: {code} {text}", &[("what", what), ("code", code), ("text", &text)]))
+    }
+}
+
+impl std::error::Error for Refused {}
+
 /// The client's side of the socket: whole command lines out, whole replies in.
 struct Connection {
     lines: ClientLines,
+    /// The name it gives in EHLO.
+    helo: String,
 }
 
 impl Connection {
@@ -106,10 +152,10 @@ impl Connection {
 
     /// EHLO (HELO if refused): the extensions the server lists.
     async fn hello(&mut self) -> Result<Vec<String>> {
-        let hello = self.command(&format!("EHLO {CLIENT_DOMAIN}")).await?;
+        let hello = self.command(&format!("EHLO {}", self.helo)).await?;
         if hello.code.is_permanent_negative() {
             // An old server without ESMTP: fall back to HELO (§3.2).
-            let hello = self.command(&format!("HELO {CLIENT_DOMAIN}")).await?;
+            let hello = self.command(&format!("HELO {}", self.helo)).await?;
             if !hello.code.is_positive_completion() {
                 return Err(self.refused("HELO", &hello).await);
             }
@@ -134,10 +180,7 @@ impl Connection {
 
     /// The server refused `what`: say goodbye politely (QUIT, its reply, the close), then report it.
     async fn refused(&mut self, what: &str, reply: &Reply) -> Report {
-        let report = eyre!(en(
-            "server refused {what}: {code} {text}",
-            &[("what", &what), ("code", &reply.code), ("text", &reply.text())]
-        ));
+        let report = Report::new(Refused { what: what.to_string(), reply: reply.clone() });
         if reply.code != ReplyCode::SERVICE_NOT_AVAILABLE && self.command("QUIT").await.is_ok() {
             let _ = self.close(GOODBYE_TIMEOUT).await;
         } else {
@@ -161,7 +204,13 @@ pub struct Options {
 /// the session closed. Against our own server, it first tries a recipient elsewhere, which the
 /// server refuses (a relay attempt), and on submission a MAIL before STARTTLS (530).
 pub async fn run(io: Stream, options: Options) -> Result<()> {
-    let mut conn = Connection { lines: ClientLines::new(io, REPLY_TIMEOUT, MAX_REPLY) };
+    send(io, options, Envelope::lab(SystemTime::now())).await
+}
+
+/// Sends `envelope` on `io` as [`run`] does the lab's letter; a refusal is a [`Refused`].
+pub async fn send(io: Stream, options: Options, envelope: Envelope) -> Result<()> {
+    let mut conn = Connection { lines: ClientLines::new(io, REPLY_TIMEOUT, MAX_REPLY), helo: envelope.helo.clone() };
+    let sender = envelope.sender.as_str();
     let tls = &options.tls;
     if tls.mode == crate::tls::Mode::Implicit {
         conn.lines.start_tls(tls).await?;
@@ -172,9 +221,9 @@ pub async fn run(io: Stream, options: Options) -> Result<()> {
     }
     let mut extensions = conn.hello().await?;
     if tls.mode == crate::tls::Mode::StartTls {
-        if tls.ours {
+        if tls.ours && envelope.probes {
             // Submission asks for TLS before anything else: a MAIL in the clear is refused.
-            let reply = conn.command(&format!("MAIL FROM:<{SENDER}>")).await?;
+            let reply = conn.command(&format!("MAIL FROM:<{sender}>")).await?;
             if reply.code.is_positive_completion() {
                 let _ = conn.lines.io.shutdown().await;
                 return Err(eyre!(en("the server took MAIL in the clear: submission needs STARTTLS first", &[])));
@@ -204,13 +253,12 @@ pub async fn run(io: Stream, options: Options) -> Result<()> {
             return Err(conn.refused("AUTH", &reply).await);
         }
     }
-    let refused_recipient = tls.ours;
+    let refused_recipient = tls.ours && envelope.probes;
 
-    let letter = Letter::new(SystemTime::now());
-    let text = letter.text();
+    let text = &envelope.text;
     // RFC 1870: where the server takes SIZE, say the size ahead so a too-big message is refused early.
     let size = offers(&extensions, "SIZE");
-    let mail = if size { format!("MAIL FROM:<{SENDER}> SIZE={}", text.len()) } else { format!("MAIL FROM:<{SENDER}>") };
+    let mail = if size { format!("MAIL FROM:<{sender}> SIZE={}", text.len()) } else { format!("MAIL FROM:<{sender}>") };
     let reply = conn.command(&mail).await?;
     if !reply.code.is_positive_completion() {
         return Err(conn.refused("MAIL FROM", &reply).await);
@@ -226,7 +274,7 @@ pub async fn run(io: Stream, options: Options) -> Result<()> {
             )));
         }
     }
-    let reply = conn.command(&format!("RCPT TO:<{RECIPIENT}>")).await?;
+    let reply = conn.command(&format!("RCPT TO:<{}>", envelope.recipient)).await?;
     if !reply.code.is_positive_completion() {
         return Err(conn.refused("RCPT TO", &reply).await);
     }
@@ -234,7 +282,7 @@ pub async fn run(io: Stream, options: Options) -> Result<()> {
     if reply.code != ReplyCode::START_MAIL_INPUT {
         return Err(conn.refused("DATA", &reply).await);
     }
-    conn.send(&dot_stuff(&text), term("the message text")).await?;
+    conn.send(&dot_stuff(text), term("the message text")).await?;
     let reply = conn.reply(term("the message text")).await?;
     if !reply.code.is_positive_completion() {
         return Err(conn.refused(term("the message"), &reply).await);

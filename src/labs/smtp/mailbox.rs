@@ -136,6 +136,9 @@ struct Store {
 pub struct Mailbox {
     store: Arc<Mutex<Store>>,
     version: Arc<tokio::sync::watch::Sender<u64>>,
+    /// The domain whose mail it keeps, if not the lab server's (`b.lab` on the mail lab's
+    /// mail.b.lab): an account's mail is then the mail for its name at this domain.
+    domain: Option<Arc<str>>,
 }
 
 impl Default for Mailbox {
@@ -150,6 +153,7 @@ impl Default for Mailbox {
                 capacity: Self::CAPACITY,
             })),
             version: Arc::new(tokio::sync::watch::Sender::new(0)),
+            domain: None,
         }
     }
 }
@@ -163,6 +167,19 @@ impl Mailbox {
         let mailbox = Mailbox::default();
         mailbox.lock().capacity = capacity.max(1);
         mailbox
+    }
+
+    /// An empty mailbox for `domain`'s mail: bob's is the mail for bob@`domain`.
+    pub fn for_domain(domain: &str) -> Self {
+        Mailbox { domain: Some(domain.into()), ..Mailbox::default() }
+    }
+
+    /// The address whose mail an account with `address` reads here.
+    fn here(&self, address: &str) -> String {
+        match (&self.domain, address.split_once('@')) {
+            (Some(domain), Some((user, _))) => format!("{user}@{domain}"),
+            _ => address.to_string(),
+        }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Store> {
@@ -211,6 +228,7 @@ impl Mailbox {
 
     /// The messages in INBOX for one recipient (case-insensitive), oldest first.
     pub fn for_recipient(&self, address: &str) -> Vec<Mail> {
+        let address = &self.here(address);
         let store = self.lock();
         store
             .kept
@@ -288,6 +306,7 @@ impl Mailbox {
     /// The folder named `name` (INBOX in any case), as it is now; in INBOX only mail for
     /// `address`.
     pub fn view(&self, name: &str, address: &str) -> Option<FolderView> {
+        let address = &self.here(address);
         let name = canonical(name);
         let store = self.lock();
         let numbering = store.folders.get(&name)?;

@@ -51,6 +51,13 @@ pub struct Config {
     /// Submission (RFC 6409, port 587): MAIL needs a client that logged in with AUTH, and AUTH
     /// needs TLS first.
     pub submission: bool,
+    /// A client that logged in may send to any domain (submission on an MSA, RFC 6409 §3.1):
+    /// the message waits in the mailbox for the server's MTA to relay it. Only the mail lab's
+    /// `mail.a.lab` does this, on the lab network.
+    pub relay: bool,
+    /// Each message, once its text is complete, waits for checks before the reply (an MTA that
+    /// checks SPF, DKIM and DMARC): see [`Session::take_finished`] and [`Session::judged`].
+    pub checks: bool,
 }
 
 impl Default for Config {
@@ -64,6 +71,8 @@ impl Default for Config {
             starttls: true,
             implicit_tls: false,
             submission: false,
+            relay: false,
+            checks: false,
         }
     }
 }
@@ -144,6 +153,27 @@ pub struct Session {
     user: Option<String>,
     /// An AUTH exchange in progress: the client's next line is a SASL response.
     sasl: Option<Sasl>,
+    /// A message whose text is complete, waiting for the checks (with [`Config::checks`]).
+    finished: Option<Finished>,
+}
+
+/// A message whose text is complete, as the checks see it: its envelope, who sent it, its text.
+#[derive(Debug, Clone)]
+pub struct Finished {
+    pub reverse_path: String,
+    pub forward_paths: Vec<String>,
+    /// The name the client gave in EHLO/HELO.
+    pub client_domain: String,
+    pub peer: SocketAddr,
+    pub text: Vec<u8>,
+}
+
+/// What the checks say of a finished message: take it, with header fields to put on top of it
+/// (`Authentication-Results:`), or refuse it with this reply.
+#[derive(Debug, Clone)]
+pub enum Judgement {
+    Accept { header: String },
+    Refuse(Reply),
 }
 
 /// Where an AUTH exchange is (RFC 4954 §4): the server sent 334 and waits for a response.
@@ -175,6 +205,7 @@ impl Session {
             transitions: VecDeque::new(),
             user: None,
             sasl: None,
+            finished: None,
         }
     }
 
@@ -316,7 +347,8 @@ impl Session {
                         );
                     }
                     let local = to.is_postmaster()
-                        || to.domain().is_some_and(|d| d.eq_ignore_ascii_case(&self.config.local_domain));
+                        || to.domain().is_some_and(|d| d.eq_ignore_ascii_case(&self.config.local_domain))
+                        || (self.config.relay && self.user.is_some());
                     if !local {
                         return Reply::new(
                             C::MAILBOX_UNAVAILABLE,
@@ -487,7 +519,7 @@ impl Session {
         let starts_line = std::mem::replace(&mut t.at_line_start, end == LineEnd::Crlf);
         t.bare_line_end |= end == LineEnd::BareLf || body.contains(&b'\r');
         let kept = match end {
-            LineEnd::Crlf if body == b"." && starts_line => return Some(self.end_of_text(now)),
+            LineEnd::Crlf if body == b"." && starts_line => return self.end_of_text(now),
             // §4.5.2: the client doubled a leading dot; take one away.
             LineEnd::Crlf => body.strip_prefix(b".").unwrap_or(body).len() + 2,
             // A bare LF does not end a line in SMTP: keep the bytes as they came.
@@ -514,28 +546,65 @@ impl Session {
     }
 
     /// The `.` line: the text is complete. Deliver it, or say why not; either way the
-    /// transaction ends (§4.1.1.4).
-    fn end_of_text(&mut self, now: SystemTime) -> Reply {
+    /// transaction ends (§4.1.1.4). With [`Config::checks`], no reply yet: the message waits
+    /// in [`Session::take_finished`] for its judgement.
+    fn end_of_text(&mut self, now: SystemTime) -> Option<Reply> {
         let t = std::mem::take(&mut self.transaction);
         self.enter(State::Ready);
+        if let Some(refusal) = Self::refusal(&t, self.config.max_message_size) {
+            return Some(refusal);
+        }
+        let finished = Finished {
+            reverse_path: t.reverse_path,
+            forward_paths: t.forward_paths,
+            client_domain: self.client_domain.clone(),
+            peer: self.peer,
+            text: t.text,
+        };
+        if self.config.checks {
+            self.finished = Some(finished);
+            return None;
+        }
+        Some(self.deliver(finished, "", now))
+    }
+
+    /// A message whose text is complete and waits for the checks (once).
+    pub fn take_finished(&mut self) -> Option<Finished> {
+        self.finished.take()
+    }
+
+    /// The checks' judgement on `finished`: delivered (their header fields on top), or refused.
+    pub fn judged(&mut self, finished: Finished, judgement: Judgement, now: SystemTime) -> Reply {
+        match judgement {
+            Judgement::Accept { header } => self.deliver(finished, &header, now),
+            Judgement::Refuse(reply) => reply,
+        }
+    }
+
+    /// Why a complete text is refused before anything else, if it is.
+    fn refusal(t: &Transaction, max: usize) -> Option<Reply> {
         if t.line_too_long {
-            return Reply::new(
+            return Some(Reply::new(
                 ReplyCode::SYNTAX_ERROR,
                 format!("line too long (text lines are at most {MAX_TEXT_LINE} octets)"),
-            );
+            ));
         }
         if t.too_big {
-            let max = self.config.max_message_size;
-            return Reply::new(ReplyCode::EXCEEDED_STORAGE, format!("message exceeds the limit of {max} octets"));
+            return Some(Reply::new(ReplyCode::EXCEEDED_STORAGE, format!("message exceeds the limit of {max} octets")));
         }
         if t.bare_line_end {
             // A line may end only in CR LF (§2.3.8); a server that took a bare LF as a line end
             // could be made to end the text early and run the rest as commands.
-            return Reply::new(
+            return Some(Reply::new(
                 ReplyCode::TRANSACTION_FAILED,
                 "message refused: a bare LF or CR in the text (only CR LF ends a line)",
-            );
+            ));
         }
+        None
+    }
+
+    /// Keeps `t` in the mailbox under a `Received:` line (and `extra` header fields), and says so.
+    fn deliver(&mut self, t: Finished, extra: &str, now: SystemTime) -> Reply {
         let id = self.mailbox.next_id();
         let unix = now.duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
         // §4.4: the server adds a trace line on top of every message it accepts.
@@ -545,20 +614,21 @@ impl Session {
         };
         let received = format!(
             "Received: from {} ([{}])\r\n\tby {} with {} id {id}{for_rcpt};\r\n\t{}\r\n",
-            self.client_domain,
-            self.peer.ip(),
+            t.client_domain,
+            t.peer.ip(),
             self.config.hostname,
             if self.extended { "ESMTP" } else { "SMTP" },
             rfc5322_date(unix)
         );
         let mut content = received.into_bytes();
+        content.extend_from_slice(extra.as_bytes());
         content.extend_from_slice(&t.text);
         self.mailbox.deliver(Mail {
             id: id.clone(),
             reverse_path: t.reverse_path,
             forward_paths: t.forward_paths,
-            client_domain: self.client_domain.clone(),
-            peer: self.peer,
+            client_domain: t.client_domain,
+            peer: t.peer,
             received: now,
             content,
         });
@@ -596,6 +666,23 @@ fn help(topic: Option<&str>) -> Vec<String> {
 /// Serves one client on `io` until QUIT (then `Ok`), or until it vanishes or idles (an error
 /// saying which).
 pub async fn serve(io: Stream, peer: SocketAddr, config: Arc<Config>, mailbox: Mailbox) -> Result<()> {
+    serve_checked(io, peer, config, mailbox, None).await
+}
+
+/// What judges each finished message of a server with [`Config::checks`] (the mail lab's
+/// SPF, DKIM and DMARC).
+pub type Checks =
+    Arc<dyn Fn(Finished) -> std::pin::Pin<Box<dyn std::future::Future<Output = Judgement> + Send>> + Send + Sync>;
+
+/// [`serve`], with `checks` judging each finished message before the server replies to its
+/// text (a server with [`Config::checks`] and no checks takes every message).
+pub async fn serve_checked(
+    io: Stream,
+    peer: SocketAddr,
+    config: Arc<Config>,
+    mailbox: Mailbox,
+    checks: Option<Checks>,
+) -> Result<()> {
     let mut session = Session::new(config.clone(), mailbox, peer);
     let mut conn = ServerLines::new(io, config.idle_timeout);
     if config.implicit_tls {
@@ -634,10 +721,17 @@ pub async fn serve(io: Stream, peer: SocketAddr, config: Arc<Config>, mailbox: M
                 )));
             }
         };
-        let reply = match input {
+        let mut reply = match input {
             Input::Line(line) => session.input(&line, SystemTime::now()),
             Input::TooLong(octets) => session.too_long(octets),
         };
+        if let Some(finished) = session.take_finished() {
+            let judgement = match &checks {
+                Some(checks) => checks(finished.clone()).await,
+                None => Judgement::Accept { header: String::new() },
+            };
+            reply = Some(session.judged(finished, judgement, SystemTime::now()));
+        }
         if let Some(reply) = reply {
             conn.send(&reply.emit()).await?;
         }

@@ -333,6 +333,7 @@ impl ReplyCode {
     pub const AUTH_CONTINUE: ReplyCode = ReplyCode(334);
     pub const START_MAIL_INPUT: ReplyCode = ReplyCode(354);
     pub const SERVICE_NOT_AVAILABLE: ReplyCode = ReplyCode(421);
+    pub const LOCAL_ERROR: ReplyCode = ReplyCode(451);
     pub const INSUFFICIENT_STORAGE: ReplyCode = ReplyCode(452);
     pub const SYNTAX_ERROR: ReplyCode = ReplyCode(500);
     pub const SYNTAX_ERROR_IN_ARGUMENTS: ReplyCode = ReplyCode(501);

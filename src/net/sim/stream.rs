@@ -240,3 +240,32 @@ impl SimNet {
         Ok(stream)
     }
 }
+
+impl SimNet {
+    /// A connection from `host` to `listener`, named `conn`, whose messages are steps: both ends
+    /// tapped into one recorder that names them `names` (client, server) and decodes with
+    /// `decoders`; each message's carriers are its own segments. Returns the client's end,
+    /// the server's end, and the client's address as the server saw it.
+    pub async fn tapped(
+        &self,
+        host: usize,
+        listener: &SimListener,
+        conn: &str,
+        names: [&str; 2],
+        decoders: (Box<dyn crate::wire::Decoder>, Box<dyn crate::wire::Decoder>),
+    ) -> color_eyre::Result<(crate::net::Stream, crate::net::Stream, SocketAddr)> {
+        use crate::net::{Carriers, Dir, Gate, Recorder, TapStream};
+        use color_eyre::eyre::WrapErr;
+        let to = listener.local_addr();
+        let (client, server) = tokio::join!(self.connect_named(host, to, Some(conn)), listener.accept());
+        let client = client.wrap_err_with(|| crate::locale::en("cannot connect to {target}", &[("target", &to)]))?;
+        let (server, peer) = server?;
+        let rec = Recorder::new(self.sink().for_conn(conn), names, decoders);
+        rec.set_close_steps(false);
+        let tap = |io: SimStream, out: Dir| -> crate::net::Stream {
+            let carriers: Box<dyn Carriers> = Box::new(io.carriers());
+            Box::new(TapStream::new(io, rec.clone(), out, false, Gate::free()).reading(Some(carriers)))
+        };
+        Ok((tap(client, Dir::ClientToServer), tap(server, Dir::ServerToClient), peer))
+    }
+}

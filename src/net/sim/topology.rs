@@ -6,11 +6,14 @@
 use super::router::{Filter, Nat, Route};
 use std::net::Ipv4Addr;
 
-/// A host: a name as the steps say it, an address (none for a host that asks DHCP for one), and
+/// A host: a name as the steps say it, its part in the story, an address (none for a host that asks DHCP for one), and
 /// where it sends what is not on its link.
 #[derive(Debug, Clone)]
 pub struct HostSpec {
     pub name: &'static str,
+    /// What the host is in the lab's story, in the course's words (`MUA`, `MSA, MTA`), shown
+    /// beside its name where there is room.
+    pub role: Option<&'static str>,
     pub ip: Option<Ipv4Addr>,
     pub prefix: u8,
     pub gateway: Option<Ipv4Addr>,
@@ -73,7 +76,13 @@ impl Topology {
     /// Two hosts on one cable: the client at 192.0.2.1 and the server at 192.0.2.2, named
     /// `client` and `server` (most labs).
     pub fn pair() -> Topology {
-        let host = |name, last| HostSpec { name, ip: Some(Ipv4Addr::new(192, 0, 2, last)), prefix: 24, gateway: None };
+        let host = |name, last| HostSpec {
+            role: None,
+            name,
+            ip: Some(Ipv4Addr::new(192, 0, 2, last)),
+            prefix: 24,
+            gateway: None,
+        };
         Topology {
             hosts: vec![host("client", 1), host("server", 2)],
             routers: Vec::new(),
@@ -94,12 +103,14 @@ impl Topology {
         assert!((1..=60).contains(&routers), "a chain has 1 to 60 routers");
         let link = |i: usize, host: u8| Ipv4Addr::new(198, 51, 100, (i * 4) as u8 + host);
         let client = HostSpec {
+            role: None,
             name: "client",
             ip: Some(Ipv4Addr::new(192, 0, 2, 1)),
             prefix: 24,
             gateway: Some(Ipv4Addr::new(192, 0, 2, 254)),
         };
         let server = HostSpec {
+            role: None,
             name: "server",
             ip: Some(Ipv4Addr::new(203, 0, 113, 5)),
             prefix: 24,
@@ -164,7 +175,13 @@ impl Topology {
     pub fn lan(hosts: &[(&'static str, u8)]) -> Topology {
         let hosts: Vec<HostSpec> = hosts
             .iter()
-            .map(|&(name, last)| HostSpec { name, ip: Some(Ipv4Addr::new(192, 0, 2, last)), prefix: 24, gateway: None })
+            .map(|&(name, last)| HostSpec {
+                role: None,
+                name,
+                ip: Some(Ipv4Addr::new(192, 0, 2, last)),
+                prefix: 24,
+                gateway: None,
+            })
             .collect();
         let ends = (0..hosts.len()).map(End::Host).collect();
         Topology { hosts, routers: Vec::new(), cables: vec![ends] }
@@ -249,7 +266,7 @@ mod tests {
         );
         // A LAN behind a cable: the LAN opens with r1, the router on it.
         let mut nat = lan.clone();
-        nat.hosts.insert(0, HostSpec { name: "remote", ip: None, prefix: 24, gateway: None });
+        nat.hosts.insert(0, HostSpec { role: None, name: "remote", ip: None, prefix: 24, gateway: None });
         nat.cables = vec![
             vec![End::Host(0), End::Router(0, 1)],
             vec![End::Router(0, 0), End::Host(1), End::Host(2), End::Host(3)],

@@ -37,7 +37,7 @@ enum Address {
 
 impl Map<'_> {
     /// One node: its name, and its address (a router's, one per link: `r1 .254/.1`).
-    fn node(&self, name: &str, (for_hosts, for_routers): (Address, Address)) -> String {
+    fn node(&self, name: &str, (for_hosts, for_routers): (Address, Address), roles: bool) -> String {
         let host = self.topology.hosts.iter().find(|h| h.name == name).and_then(|h| h.ip);
         let router = self.topology.routers.iter().find(|r| r.name == name);
         let ips: Vec<Ipv4Addr> = match (host, router) {
@@ -45,7 +45,12 @@ impl Map<'_> {
             (None, Some(r)) => r.ports.iter().map(|(ip, _)| *ip).collect(),
             _ => Vec::new(),
         };
-        let shown = endpoint(self.lang, name);
+        let mut shown = endpoint(self.lang, name);
+        // The host's part in the story (`MUA`), where there is room.
+        let role = self.topology.hosts.iter().find(|h| h.name == name).and_then(|h| h.role);
+        if let Some(role) = role.filter(|_| roles) {
+            shown = format!("{shown} ({role})");
+        }
         let said: Vec<String> = match if host.is_some() { for_hosts } else { for_routers } {
             Address::Whole => ips.iter().map(Ipv4Addr::to_string).collect(),
             Address::LastOctet => ips.iter().map(|ip| format!(".{}", ip.octets()[3])).collect(),
@@ -58,14 +63,14 @@ impl Map<'_> {
         self.crossed.is_some_and(|(a, b)| a == name || b == name)
     }
 
-    /// The map as spans, in one of its lengths.
-    fn spans(&self, address: (Address, Address)) -> Vec<Span<'static>> {
+    /// The map as spans, in one of its lengths: with the hosts' roles or without.
+    fn spans(&self, address: (Address, Address), roles: bool) -> Vec<Span<'static>> {
         let lit = Style::new().add_modifier(Modifier::BOLD | Modifier::REVERSED);
         let end = Style::new().add_modifier(Modifier::BOLD);
         let nodes = self.topology.lifelines();
         let node = |name: &str| {
             let style = if self.is_end(name) { end } else { Style::new() };
-            Span::styled(self.node(name, address), style)
+            Span::styled(self.node(name, address, roles), style)
         };
         let lan = self.topology.routers.is_empty() && self.topology.cables.iter().any(|c| c.len() > 2);
         let mut spans = Vec::new();
@@ -117,23 +122,26 @@ impl Map<'_> {
 impl Widget for Map<'_> {
     fn render(self, area: Rect, buf: &mut Buffer) {
         let room = area.width as usize;
-        // Hosts' addresses and routers' (one per link), shortened routers first.
+        // Hosts' addresses and routers' (one per link), shortened routers first; the hosts'
+        // roles go last, after every address.
         use Address::{LastOctet, None as Nothing, Whole};
-        let spans = [
+        let addresses = [
             (Whole, Whole),
             (Whole, LastOctet),
             (Whole, Nothing),
             (LastOctet, LastOctet),
             (LastOctet, Nothing),
             (Nothing, Nothing),
-        ]
-        .into_iter()
-        .map(|a| self.spans(a))
-        .find(|s| s.iter().map(|span| width(&span.content)).sum::<usize>() <= room);
+        ];
+        let spans = [true, false]
+            .into_iter()
+            .flat_map(|roles| addresses.into_iter().map(move |a| (a, roles)))
+            .map(|(a, roles)| self.spans(a, roles))
+            .find(|s| s.iter().map(|span| width(&span.content)).sum::<usize>() <= room);
         let spans = spans.unwrap_or_else(|| {
             // Still too wide: cut at the edge, as one plain line.
             let text: String =
-                self.spans((Address::None, Address::None)).iter().map(|s| s.content.to_string()).collect();
+                self.spans((Address::None, Address::None), false).iter().map(|s| s.content.to_string()).collect();
             vec![Span::raw(fit(&text, room))]
         });
         Paragraph::new(Line::from(spans)).render(area, buf);
