@@ -244,7 +244,9 @@ pub fn server_config() -> Result<Arc<rustls::ServerConfig>> {
     Ok(CONFIG.get_or_init(|| Arc::new(config)).clone())
 }
 
-/// The settings of our TLS clients: trust the lab CA, or the CA certificates in `cafile`.
+/// The settings of our TLS clients: trust the lab CA, or the CA certificates in `cafile`. They
+/// offer TLS 1.3 and 1.2, as real clients do, so a real server that speaks only 1.2 is reached
+/// too (our servers speak 1.3 only, and the lab opens only 1.3's records).
 pub fn client_config(cafile: Option<&Path>) -> Result<Arc<rustls::ClientConfig>> {
     let mut roots = rustls::RootCertStore::empty();
     match cafile {
@@ -262,7 +264,7 @@ pub fn client_config(cafile: Option<&Path>) -> Result<Arc<rustls::ClientConfig>>
         None => roots.add(lab_ca()?.cert_der.clone())?,
     }
     let mut config = rustls::ClientConfig::builder_with_provider(provider())
-        .with_protocol_versions(&[&rustls::version::TLS13])?
+        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])?
         .with_root_certificates(roots)
         .with_no_client_auth();
     config.key_log = key_log();

@@ -547,3 +547,49 @@ async fn our_pop3_and_imap_clients_against_dovecot_over_tls() {
     dovecot.stop().await;
     assert!(failures.is_empty(), "{failures:#?}\ndovecot's log:\n{log}");
 }
+
+/// A real server that speaks TLS 1.2 at most (Python's ssl, capped): our client reaches it, the
+/// dialogue completes, and the steps say honestly what the lab cannot open.
+#[tokio::test]
+async fn our_client_reaches_a_server_that_speaks_tls_1_2_only() {
+    let data = tempfile::tempdir().unwrap();
+    // A certificate from this process's lab CA, which the client is told to trust.
+    let dir = ca_dir();
+    let (chain, key) = protolab::tls::lab_ca().unwrap().issue_pem(&["127.0.0.1", "localhost"]).unwrap();
+    let (cert_path, key_path) = (dir.join("old-cert.pem"), dir.join("old-key.pem"));
+    std::fs::write(&cert_path, chain).unwrap();
+    std::fs::write(&key_path, key).unwrap();
+    let peer = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/peers/smtps_tls12.py");
+    let Ok(mut server) = Command::new("python3")
+        .arg(peer)
+        .arg(&cert_path)
+        .arg(&key_path)
+        .stdout(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+    else {
+        eprintln!("skipped: no python3");
+        return;
+    };
+    let mut port = String::new();
+    BufReader::new(server.stdout.take().unwrap()).read_line(&mut port).await.unwrap();
+    let addr = format!("127.0.0.1:{}", port.trim());
+    // The lab CA of this process, written where the run can read it.
+    let own_ca = dir.join("own-ca.pem");
+    std::fs::write(&own_ca, &protolab::tls::lab_ca().unwrap().cert_pem).unwrap();
+    let out = protolab(data.path())
+        .args(["run", "smtp", "--tls", "--format", "jsonl", "--user", "alice:lab", "--connect", &addr, "--cafile"])
+        .arg(&own_ca)
+        .output();
+    let out = tokio::time::timeout(LIMIT, out).await.expect("run in time").unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let steps: Vec<serde_json::Value> =
+        String::from_utf8(out.stdout).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let server_hello = steps.iter().find(|s| s["summary"].as_str().unwrap().starts_with("ServerHello")).unwrap();
+    assert!(server_hello["summary"].as_str().unwrap().contains("TLS 1.2"), "{server_hello}");
+    // Its records are shown sealed, with the reason; nothing is made up.
+    let sealed =
+        steps.iter().filter(|s| s["proto"] == "TLS" && s["summary"].as_str().unwrap().contains("sealed")).count();
+    assert!(sealed > 0, "{steps:#?}");
+    assert!(server.wait().await.unwrap().success(), "the server saw TLS 1.2 and a QUIT");
+}

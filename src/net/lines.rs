@@ -222,6 +222,9 @@ impl ClientLines {
                 match self.io.read(&mut chunk).await {
                     Ok(0) => return Ok(()),
                     Ok(_) => {}
+                    // A TLS server that closes after its goodbye without close_notify (many
+                    // mail servers do): the dialogue is over, nothing was cut short.
+                    Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(()),
                     Err(e) => return Err(e),
                 }
             }
