@@ -143,8 +143,13 @@ pub const KO_NOTES: &str = include_str!("../assets/ui/ko-notes.txt");
 /// screen can find it again in a finished text ([`localize`]): write it in the call, and give
 /// its values already formatted.
 pub fn en(template: &'static str, args: &[(&str, &dyn std::fmt::Display)]) -> String {
-    let values: Vec<(&str, String)> = args.iter().map(|(name, value)| (*name, value.to_string())).collect();
-    fill(template, |name| values.iter().find(|(n, _)| *n == name).map(|(_, v)| v.as_str()))
+    // Each value is written where it goes, with no string of its own on the way (a note is
+    // made for many a frame).
+    fill(template, |name, out| {
+        use std::fmt::Write;
+        let value = args.iter().find(|(n, _)| *n == name).map(|(_, v)| v);
+        value.map(|v| write!(out, "{v}")).is_some()
+    })
 }
 
 /// A phrase that fills a placeholder of a note or a reason by itself (an SMTP reply code's
@@ -276,23 +281,26 @@ impl Notes {
                     None => Cow::Borrowed(v),
                 })
                 .collect();
-            Some(fill(&t.korean, |name| t.names.iter().position(|n| *n == name).map(|i| &*values[i])))
+            Some(fill(&t.korean, |name, out| {
+                t.names.iter().position(|n| *n == name).map(|i| out.push_str(&values[i])).is_some()
+            }))
         })
     }
 }
 
 /// `template` with each `{name}` replaced by `value(name)` in one pass (a value is never read
 /// again for placeholders); a name without a value stays as it is.
-fn fill<'v>(template: &str, value: impl Fn(&str) -> Option<&'v str>) -> String {
-    let mut out = String::with_capacity(template.len());
+/// `template` with each `{name}` filled by `put`, which writes the value and says whether it
+/// knew the name (an unknown one stays as it is).
+fn fill(template: &str, mut put: impl FnMut(&str, &mut String) -> bool) -> String {
+    let mut out = String::with_capacity(template.len() + 16);
     let mut rest = template;
     while let Some(open) = rest.find('{') {
         let Some(close) = rest[open..].find('}') else { break };
         out.push_str(&rest[..open]);
         let name = &rest[open + 1..open + close];
-        match value(name) {
-            Some(v) => out.push_str(v),
-            None => out.push_str(&rest[open..open + close + 1]),
+        if !put(name, &mut out) {
+            out.push_str(&rest[open..open + close + 1]);
         }
         rest = &rest[open + close + 1..];
     }

@@ -350,14 +350,19 @@ impl Inner {
             _ => peers.into_iter().filter(|&p| Some(end_mac(p)) == dst).collect(),
         };
         let from = self.topology.node(end);
-        for &peer in &to {
+        let sent = !to.is_empty();
+        let mut frame = Some(frame);
+        for (i, &peer) in to.iter().enumerate() {
             let port = match peer {
                 End::Router(_, port) => port,
                 End::Host(_) => 0,
             };
-            self.cable.enqueue(from, (self.topology.node(peer), port), frame.clone(), smol(now), state.clone());
+            // Each end but the last gets a copy; the last, the frame itself.
+            let bytes =
+                if i + 1 == to.len() { frame.take().unwrap_or_default() } else { frame.clone().unwrap_or_default() };
+            self.cable.enqueue(from, (self.topology.node(peer), port), bytes, smol(now), state.clone());
         }
-        !to.is_empty()
+        sent
     }
 
     /// Polls every stack and puts what they sent on the cable.
@@ -791,8 +796,8 @@ impl Shared {
                         ("router", &inner.names[frame.from]),
                         ("was", &came.ttl),
                         ("ttl", &now),
-                        ("old", &format!("{:04x}", came.checksum)),
-                        ("new", &format!("{sum:04x}")),
+                        ("old", &format_args!("{:04x}", came.checksum)),
+                        ("new", &format_args!("{sum:04x}")),
                     ],
                 ),
             );
