@@ -138,6 +138,47 @@ pub fn decode(frame: &[u8]) -> Message {
     decode_frame(frame, false)
 }
 
+/// The decode of a frame a router passed on (`new`), made from `came`, the decode of the frame
+/// it came in as (`old`): forwarding changes only the MAC addresses, the TTL and the header
+/// checksum, so only their fields and the note on checksums are made again, not the rest (a
+/// frame across three routers is decoded once, not four times). `None` where anything else
+/// differs, or either header's checksum is wrong: then [`decode`] it.
+pub fn forwarded(mut came: Message, old: &[u8], new: &[u8]) -> Option<Message> {
+    use field::{ethernet, ipv4};
+    let (ttl, sum) = (ethernet::LEN + ipv4::TTL.start, ethernet::LEN + ipv4::CHECKSUM.start);
+    let same = |range: Range<usize>| old.get(range.clone()) == new.get(range);
+    let ihl = usize::from(new.get(ethernet::LEN)? & 0x0f) * 4;
+    let header = |frame: &'_ [u8]| frame.get(ethernet::LEN..ethernet::LEN + ihl).map(<[u8]>::to_vec);
+    let (old_header, new_header) = (header(old)?, header(new)?);
+    let sealed = |h: &[u8]| be16(h, ipv4::CHECKSUM) == internet_checksum(h, ipv4::CHECKSUM);
+    if old.len() != new.len()
+        || new[ethernet::TYPE] != [0x08, 0x00]
+        || !same(ethernet::TYPE.start..ttl)
+        || !same(ttl + 1..sum)
+        || !same(sum + 2..new.len())
+        || came.malformed.is_some()
+        || !sealed(&old_header)
+        || !sealed(&new_header)
+    {
+        return None;
+    }
+    let (was, now) = (be16(&old_header, ipv4::CHECKSUM), be16(&new_header, ipv4::CHECKSUM));
+    for f in &mut came.fields {
+        match f.path.as_str() {
+            "Ethernet.dst" => f.value = mac(&new[ethernet::DST]).into(),
+            "Ethernet.src" => f.value = mac(&new[ethernet::SRC]).into(),
+            "IPv4.ttl" => f.value = new[ttl].into(),
+            "IPv4.checksum" => f.value = format!("0x{now:04x}").into(),
+            _ => {}
+        }
+    }
+    let (said, says) = (format!("IPv4 header 0x{was:04x}"), format!("IPv4 header 0x{now:04x}"));
+    for note in came.notes.iter_mut().filter(|n| n.starts_with("checksums ok: IPv4 header 0x")) {
+        *note = note.replacen(&said, &says, 1);
+    }
+    Some(came)
+}
+
 /// Like [`decode`], for a frame captured on a real interface: a TCP or UDP checksum there may be
 /// a placeholder, because the sender's card fills it in on the way out (checksum offload); a
 /// mismatch is a note, not a fault.

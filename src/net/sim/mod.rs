@@ -256,6 +256,29 @@ struct Inner {
     /// the lab says of the host), and how many frames had entered the cable when a step last
     /// changed it: a frame sent before that shows the later state, not the one it was sent in.
     shown: HashMap<(usize, StateKey), (u64, String)>,
+    /// Frames a router passed on, still on the cable: their number, and the bytes and decode of
+    /// the frame each came in as, from which its own decode is made ([`crate::wire::frame::forwarded`]).
+    relayed: VecDeque<(u64, Vec<u8>, crate::wire::Message)>,
+}
+
+/// Forwarded frames whose incoming decode is kept (a window of a transfer's frames in flight).
+const RELAYED: usize = 64;
+
+/// The decode of a frame a router passed on, made from the decode of the frame it came in as
+/// (see [`Inner::relayed`]), if it is one and arrives as it was sent.
+fn relayed_decode(inner: &mut Inner, frame: &cable::Frame) -> Option<crate::wire::Message> {
+    let at = inner.relayed.iter().position(|(n, _, _)| *n == frame.number)?;
+    let (_, came_as, came) = inner.relayed.remove(at)?;
+    if frame.fate == Fate::Corrupted {
+        return None;
+    }
+    let msg = crate::wire::frame::forwarded(came, &came_as, &frame.bytes)?;
+    debug_assert_eq!(
+        msg,
+        crate::wire::frame::decode(&frame.bytes),
+        "a forwarded frame's decode, made from its last hop's"
+    );
+    Some(msg)
 }
 
 /// Which of a host's states a frame speaks of: its end of a TCP connection (local, remote), or
@@ -510,6 +533,7 @@ impl SimNet {
             lab_states: vec![false; n],
             conns: HashMap::new(),
             shown: HashMap::new(),
+            relayed: VecDeque::new(),
         };
         let shared = Arc::new(Shared {
             inner: Mutex::new(inner),
@@ -676,7 +700,7 @@ impl Shared {
         let segment = Segment::parse(&frame.bytes);
         let receiver_before = inner.state_of(to, segment.as_ref(), false);
         let answers_from = inner.cable.entered();
-        let mut msg = crate::wire::frame::decode(&frame.bytes);
+        let mut msg = relayed_decode(inner, &frame).unwrap_or_else(|| crate::wire::frame::decode(&frame.bytes));
         // A damaged frame that no checksum of its own covers (ARP) is caught by the receiving
         // card's frame check (the Ethernet FCS, which the lab's frames leave out).
         let fcs = frame.fate == Fate::Corrupted && msg.malformed.is_none();
@@ -688,8 +712,16 @@ impl Shared {
             let now = self.now();
             let router = to - inner.hosts.len();
             for out in inner.routers[router].on_frame(frame.port, &frame.bytes, now) {
+                let before = inner.cable.entered();
                 let sent = inner.send(End::Router(router, out.port), out.frame, now, None);
                 if sent && let Some(forwarded) = out.forwarded {
+                    // Passed on as it came, to one next end: its decode will be made from this one's.
+                    if forwarded.nat.is_none() && inner.cable.entered() == before + 1 {
+                        if inner.relayed.len() == RELAYED {
+                            inner.relayed.pop_front();
+                        }
+                        inner.relayed.push_back((before + 1, frame.bytes.clone(), msg.clone()));
+                    }
                     inner.cable.forwarded(forwarded);
                 }
             }

@@ -687,6 +687,13 @@ mod tests {
         assert_eq!(sent[34..], probe[34..], "the datagram itself is untouched");
         let came = Forwarded { ttl: 64, checksum: u16::from_be_bytes([probe[24], probe[25]]), nat: None };
         assert_eq!(out[0].forwarded, Some(came));
+        // Its decode, made from the incoming one's, is the decode of its own bytes.
+        let remade = crate::wire::frame::forwarded(decoded(&probe), &probe, sent);
+        assert_eq!(remade.as_ref(), Some(&msg));
+        // Anything else changed on the way, and the frame is decoded afresh.
+        let mut other = sent.clone();
+        other[40] ^= 1;
+        assert_eq!(crate::wire::frame::forwarded(decoded(&probe), &probe, &other), None);
         // Known now: the next packet goes at once.
         let out = r.on_frame(0, &udp_probe(5, SERVER_IP), T0);
         assert_eq!(out.len(), 1);
