@@ -97,6 +97,9 @@ struct Said {
     /// Other sessions that ended in an error, and the first few of them.
     failed: u64,
     samples: Vec<String>,
+    /// At the end, stdout did not take the last steps (said how many it left): right for the
+    /// pipe nobody reads, wrong for any other.
+    unwritten: Option<String>,
 }
 
 impl Said {
@@ -108,6 +111,8 @@ impl Said {
             self.dropped = self.dropped.max(n);
         } else if line.contains(" ended: turned away") {
             self.turned_away += 1;
+        } else if line.starts_with("protolab: stdout did not take the last steps") {
+            self.unwritten = Some(line.to_string());
         } else if line.starts_with("listening on ") || line == "interrupted" {
         } else {
             self.failed += 1;
@@ -649,6 +654,11 @@ fn variant(rt: &tokio::runtime::Runtime, load: Load, out: Out, broken: &mut Vec<
     }
     if said.failed > 0 {
         fail(format!("{} sessions failed on the server: {:?}", said.failed, said.samples));
+    }
+    match (&said.unwritten, out == Out::Unread) {
+        (Some(line), false) => fail(format!("stdout was read, yet: {line}")),
+        (None, true) => fail("nobody read stdout, yet serve did not say what it could not write".to_string()),
+        _ => {}
     }
     // Every step missing from stdout was said dropped (the last dropped leave no gap).
     if printed.gaps > said.dropped {

@@ -18,7 +18,7 @@ static INFO: LabInfo = LabInfo {
     name: "mail",
     title: "Mail",
     port: 25,
-    rfcs: "RFC 5321, RFC 6409, RFC 3207, RFC 4954, RFC 7208, RFC 6376, RFC 8463, RFC 7489, RFC 8601, RFC 9051",
+    rfcs: "RFC 5321, RFC 6409, RFC 3207, RFC 4954, RFC 7208, RFC 6376, RFC 8463, RFC 7489, RFC 8601, RFC 9051, RFC 1939",
     about: "alice@a.lab → mail.a.lab (MSA: STARTTLS, AUTH; MTA: DKIM, DNS MX) → mail.b.lab (MTA: SPF, DKIM, DMARC; MDA) → bob's IMAP (or POP3); mallory's forgery gets 550 5.7.1",
     wires: &[Wire::Sim],
     conn: None,
