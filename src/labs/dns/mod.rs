@@ -90,9 +90,31 @@ impl Lab for Dns {
     }
 }
 
+/// Serves `zones` on port 53 of `host`: over UDP (until the returned guard is dropped) and over
+/// TCP (a task in `tasks`).
+pub(crate) fn serve_on(
+    net: &SimNet,
+    host: usize,
+    zones: Vec<Zone>,
+    tasks: &mut tokio::task::JoinSet<()>,
+) -> Result<crate::net::sim::ServedUdp> {
+    let answering = zones.clone();
+    let served = net.serve_udp(
+        host,
+        53,
+        Box::new(move |query, from, ctx| {
+            if let Some(reply) = zone::answer(&answering, query, Transport::Udp) {
+                ctx.replies.push((reply, from));
+            }
+        }),
+    )?;
+    tasks.spawn(serve_tcp(net.listen_on(host, 53)?, zones));
+    Ok(served)
+}
+
 /// Serves DNS over TCP on a server host: a two-byte length, the message, the answer, as many
 /// times as the client asks, until it closes.
-pub(crate) async fn serve_tcp(listener: crate::net::sim::SimListener, zones: Vec<Zone>) {
+async fn serve_tcp(listener: crate::net::sim::SimListener, zones: Vec<Zone>) {
     while let Ok((mut stream, _)) = listener.accept().await {
         let mut len = [0u8; 2];
         while stream.read_exact(&mut len).await.is_ok() {
@@ -116,17 +138,7 @@ async fn resolve_all(net: SimNet) -> Result<()> {
     let mut served = Vec::new();
     for (host, zone) in servers() {
         net.set_state(host, en("authoritative for {zone}", &[("zone", &zone.origin)]));
-        let zones = vec![zone.clone()];
-        served.push(net.serve_udp(
-            host,
-            53,
-            Box::new(move |query, from, ctx| {
-                if let Some(reply) = zone::answer(&zones, query, Transport::Udp) {
-                    ctx.replies.push((reply, from));
-                }
-            }),
-        )?);
-        tasks.spawn(serve_tcp(net.listen_on(host, 53)?, vec![zone]));
+        served.push(serve_on(&net, host, vec![zone], &mut tasks)?);
     }
     let mut resolver = SimResolver::new(&net, CLIENT)?;
     let mut known: Vec<(String, String, Ipv4Addr)> = vec![(".".into(), "root.lab.".into(), zone::ROOT_IP)];

@@ -17,7 +17,7 @@
 
 use super::auth::{self, DkimKey, Lookup, Verdict};
 use crate::labs::dns::resolver::SimResolver;
-use crate::labs::dns::zone::{self, MAIL_A_IP, MAIL_B_IP, Transport};
+use crate::labs::dns::zone::{self, MAIL_A_IP, MAIL_B_IP};
 use crate::labs::smtp::client::{self as smtp_client, Envelope, Letter, Options, Refused};
 use crate::labs::smtp::mailbox::ACCOUNTS;
 use crate::labs::smtp::server::{Checks, Config, Judgement};
@@ -226,18 +226,8 @@ pub async fn run(net: SimNet, reader: Reader) -> Result<()> {
 
     // dns: answers for every lab zone, over UDP and (for long answers) TCP.
     net.set_state(DNS, en("answers for the lab zones: a.lab, b.lab", &[]));
-    let answering = zones.clone();
-    let _dns = net.serve_udp(
-        DNS,
-        53,
-        Box::new(move |query, from, ctx| {
-            if let Some(reply) = zone::answer(&answering, query, Transport::Udp) {
-                ctx.replies.push((reply, from));
-            }
-        }),
-    )?;
     let mut tasks = tokio::task::JoinSet::new();
-    tasks.spawn(crate::labs::dns::serve_tcp(net.listen_on(DNS, 53)?, zones));
+    let _dns = crate::labs::dns::serve_on(&net, DNS, zones, &mut tasks)?;
 
     // mail.a.lab: submission (587) for a.lab's users; its MTA relays what they send.
     let outbox = Mailbox::default();
@@ -258,7 +248,6 @@ pub async fn run(net: SimNet, reader: Reader) -> Result<()> {
         local_domain: "b.lab".into(),
         idle_timeout: IDLE,
         starttls: false,
-        checks: true,
         ..Config::default()
     });
     let (verdicts_tx, mut verdicts) = tokio::sync::mpsc::channel(4);

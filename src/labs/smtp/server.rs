@@ -55,9 +55,6 @@ pub struct Config {
     /// the message waits in the mailbox for the server's MTA to relay it. Only the mail lab's
     /// `mail.a.lab` does this, on the lab network.
     pub relay: bool,
-    /// Each message, once its text is complete, waits for checks before the reply (an MTA that
-    /// checks SPF, DKIM and DMARC): see [`Session::take_finished`] and [`Session::judged`].
-    pub checks: bool,
 }
 
 impl Default for Config {
@@ -72,7 +69,6 @@ impl Default for Config {
             implicit_tls: false,
             submission: false,
             relay: false,
-            checks: false,
         }
     }
 }
@@ -153,7 +149,10 @@ pub struct Session {
     user: Option<String>,
     /// An AUTH exchange in progress: the client's next line is a SASL response.
     sasl: Option<Sasl>,
-    /// A message whose text is complete, waiting for the checks (with [`Config::checks`]).
+    /// Each message, once its text is complete, waits for checks before the reply (an MTA that
+    /// checks SPF, DKIM and DMARC): see [`Session::checked`].
+    checked: bool,
+    /// A message whose text is complete, waiting for the checks.
     finished: Option<Finished>,
 }
 
@@ -205,8 +204,16 @@ impl Session {
             transitions: VecDeque::new(),
             user: None,
             sasl: None,
+            checked: false,
             finished: None,
         }
+    }
+
+    /// Each finished message waits for checks before the reply: [`Session::take_finished`], then
+    /// [`Session::judged`].
+    pub fn checked(mut self) -> Self {
+        self.checked = true;
+        self
     }
 
     /// Whether STARTTLS was just agreed (once): the socket loop starts the handshake.
@@ -546,7 +553,7 @@ impl Session {
     }
 
     /// The `.` line: the text is complete. Deliver it, or say why not; either way the
-    /// transaction ends (§4.1.1.4). With [`Config::checks`], no reply yet: the message waits
+    /// transaction ends (§4.1.1.4). With checks ([`Session::checked`]), no reply yet: the message waits
     /// in [`Session::take_finished`] for its judgement.
     fn end_of_text(&mut self, now: SystemTime) -> Option<Reply> {
         let t = std::mem::take(&mut self.transaction);
@@ -561,7 +568,7 @@ impl Session {
             peer: self.peer,
             text: t.text,
         };
-        if self.config.checks {
+        if self.checked {
             self.finished = Some(finished);
             return None;
         }
@@ -669,13 +676,13 @@ pub async fn serve(io: Stream, peer: SocketAddr, config: Arc<Config>, mailbox: M
     serve_checked(io, peer, config, mailbox, None).await
 }
 
-/// What judges each finished message of a server with [`Config::checks`] (the mail lab's
+/// What judges each finished message before the server replies to its text (the mail lab's
 /// SPF, DKIM and DMARC).
 pub type Checks =
     Arc<dyn Fn(Finished) -> std::pin::Pin<Box<dyn std::future::Future<Output = Judgement> + Send>> + Send + Sync>;
 
-/// [`serve`], with `checks` judging each finished message before the server replies to its
-/// text (a server with [`Config::checks`] and no checks takes every message).
+/// [`serve`], with `checks` (if any) judging each finished message before the server replies to
+/// its text.
 pub async fn serve_checked(
     io: Stream,
     peer: SocketAddr,
@@ -684,6 +691,9 @@ pub async fn serve_checked(
     checks: Option<Checks>,
 ) -> Result<()> {
     let mut session = Session::new(config.clone(), mailbox, peer);
+    if checks.is_some() {
+        session = session.checked();
+    }
     let mut conn = ServerLines::new(io, config.idle_timeout);
     if config.implicit_tls {
         conn.start_tls().await?;
@@ -725,11 +735,8 @@ pub async fn serve_checked(
             Input::Line(line) => session.input(&line, SystemTime::now()),
             Input::TooLong(octets) => session.too_long(octets),
         };
-        if let Some(finished) = session.take_finished() {
-            let judgement = match &checks {
-                Some(checks) => checks(finished.clone()).await,
-                None => Judgement::Accept { header: String::new() },
-            };
+        if let (Some(finished), Some(checks)) = (session.take_finished(), &checks) {
+            let judgement = checks(finished.clone()).await;
             reply = Some(session.judged(finished, judgement, SystemTime::now()));
         }
         if let Some(reply) = reply {
